@@ -1,0 +1,185 @@
+"""The artifact-repository contract.
+
+A repository is rooted at an artifact URI (``s3://bucket/prefix``, ``/srv/artifacts``,
+…) and stores files under it by relative path. A plugin subclasses
+:class:`ArtifactRepository` and implements five small abstract methods that receive
+**already validated** relative paths (``""`` is the root, otherwise ``a/b/c`` with no
+``..``, no leading ``/``): path safety is enforced once, here, for every backend.
+
+The public methods (``log_artifact``, ``list_artifacts``, ``open_artifact``, …) are what
+the server and the SDK call. Reads and writes stream in chunks; no method needs a whole
+file in memory.
+
+Optional capabilities are separate ABCs: :class:`MultipartUploadRepository` (multipart
+upload with presigned part URLs) and :class:`PresignedDownloadRepository`.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from tracklog import errors
+from tracklog.artifacts.paths import join, safe_relpath
+from tracklog.entities import FileInfo
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class ArtifactRepository(abc.ABC):
+    """Files under one root URI."""
+
+    def __init__(self, artifact_uri: str) -> None:
+        self.artifact_uri = artifact_uri
+
+    # -- what a backend implements (paths are safe and relative) ------------------------
+
+    @abc.abstractmethod
+    def _stat(self, path: str) -> FileInfo | None:
+        """What ``path`` is: a file (with size), a directory, or None if nothing is there.
+        ``FileInfo.path`` is ``path`` itself. The root is always a directory."""
+
+    @abc.abstractmethod
+    def _list(self, path: str) -> list[FileInfo]:
+        """Entries directly under directory ``path`` with ``FileInfo.path`` relative to
+        the repository root; files carry their size. A missing directory lists empty."""
+
+    @abc.abstractmethod
+    def _open(self, path: str) -> BinaryIO:
+        """A readable binary stream of file ``path``; missing is RESOURCE_DOES_NOT_EXIST."""
+
+    @abc.abstractmethod
+    def _write(self, path: str, stream: BinaryIO) -> None:
+        """Store everything read from ``stream`` as file ``path`` (creating parents,
+        overwriting). Readers never observe a half-written file where the backend allows."""
+
+    @abc.abstractmethod
+    def _delete(self, path: str) -> None:
+        """Delete file ``path`` or directory ``path`` with everything below it; missing
+        is not an error."""
+
+    # -- the public interface -----------------------------------------------------------
+
+    def file_info(self, path: str | None = None) -> FileInfo | None:
+        return self._stat(safe_relpath(path))
+
+    def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
+        """One level under ``path``, sorted by path. A file path or a missing directory
+        lists empty."""
+        rel = safe_relpath(path)
+        info = self._stat(rel)
+        if info is None or not info.is_dir:
+            return []
+        return sorted(self._list(rel), key=lambda f: f.path)
+
+    def open_artifact(self, path: str) -> BinaryIO:
+        """Stream a file. A directory is INVALID_PARAMETER_VALUE, nothing there
+        RESOURCE_DOES_NOT_EXIST."""
+        rel = safe_relpath(path)
+        if rel == "":
+            raise errors.invalid("Invalid artifact path: '' is the root directory")
+        info = self._stat(rel)
+        if info is None:
+            raise errors.not_found(f"No such artifact: '{rel}'")
+        if info.is_dir:
+            raise errors.invalid(f"Artifact path '{rel}' is a directory")
+        return self._open(rel)
+
+    def iter_artifact(self, path: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        with self.open_artifact(path) as stream:
+            while chunk := stream.read(chunk_size):
+                yield chunk
+
+    def write_artifact(self, path: str, stream: BinaryIO) -> None:
+        """Store a stream as file ``path``. The root or a path ending in ``/`` is refused."""
+        if path is None or path.endswith("/"):
+            raise errors.invalid(f"Invalid artifact path: {path!r} names a directory")
+        rel = safe_relpath(path)
+        if rel == "":
+            raise errors.invalid("Invalid artifact path: '' is the root directory")
+        self._write(rel, stream)
+
+    def log_artifact(self, local_file: str | os.PathLike, artifact_path: str | None = None) -> None:
+        """Upload one local file into directory ``artifact_path`` under its own name."""
+        name = os.path.basename(os.fspath(local_file))
+        with open(local_file, "rb") as f:
+            self.write_artifact(join(safe_relpath(artifact_path), name), f)
+
+    def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
+        """Upload a local directory tree into ``artifact_path`` (empty dirs are skipped,
+        as object stores cannot hold them)."""
+        base = safe_relpath(artifact_path)
+        local_dir = os.fspath(local_dir)
+        for root, _dirs, files in os.walk(local_dir):
+            rel_root = os.path.relpath(root, local_dir).replace(os.sep, "/")
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    self.write_artifact(join(base, "" if rel_root == "." else rel_root, name), f)
+
+    def download_artifacts(self, path: str | None, dst_path: str | os.PathLike) -> str:
+        """Copy a file or directory tree to local ``dst_path`` (a directory that exists);
+        returns the local path of what was downloaded."""
+        rel = safe_relpath(path)
+        info = self._stat(rel)
+        if info is None:
+            raise errors.not_found(f"No such artifact: '{rel}'")
+        dst_root = os.fspath(dst_path)
+        target = os.path.join(dst_root, *rel.split("/")) if rel else dst_root
+        if not info.is_dir:
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            with self._open(rel) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK_SIZE)
+            return target
+        os.makedirs(target, exist_ok=True)
+        for child in self._list(rel):
+            self.download_artifacts(child.path, dst_root)
+        return target
+
+    def delete_artifacts(self, path: str | None = None) -> None:
+        """Delete a file or a directory tree; the root means everything."""
+        self._delete(safe_relpath(path))
+
+
+@dataclass(frozen=True)
+class PartCredential:
+    part_number: int
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    part_number: int
+    etag: str
+    url: str | None = None
+
+
+class MultipartUploadRepository(abc.ABC):
+    """Optional capability: the client uploads parts straight to presigned URLs."""
+
+    @abc.abstractmethod
+    def create_multipart_upload(
+        self, path: str, num_parts: int
+    ) -> tuple[str, list[PartCredential]]:
+        """Start an upload of file ``path``; returns the upload id and one credential per
+        part."""
+
+    @abc.abstractmethod
+    def complete_multipart_upload(
+        self, path: str, upload_id: str, parts: Sequence[CompletedPart]
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def abort_multipart_upload(self, path: str, upload_id: str) -> None: ...
+
+
+class PresignedDownloadRepository(abc.ABC):
+    """Optional capability: a time-limited URL the client downloads from directly."""
+
+    @abc.abstractmethod
+    def presigned_download_url(self, path: str) -> tuple[str, dict[str, str], int]:
+        """``(url, headers, file_size)`` for file ``path``."""

@@ -1,0 +1,1 @@
+"""Plugins that ship with tracklog-core, registered through the same hooks as any other."""

@@ -1,0 +1,14 @@
+"""Built-in plugin: artifacts in a local or network-mounted directory (``file:`` and plain paths)."""
+
+from tracklog.plugins import hookimpl
+
+
+def _factory(artifact_uri: str):
+    from tracklog.artifacts.local import LocalArtifactRepository
+
+    return LocalArtifactRepository(artifact_uri)
+
+
+@hookimpl
+def register_artifact_repositories(register):
+    register("file", _factory)

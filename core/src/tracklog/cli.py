@@ -1,0 +1,47 @@
+"""The ``tracklog`` command line. Plugins add subcommands through ``register_commands``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from tracklog import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="tracklog")
+def cli() -> None:
+    """tracklog: experiment tracking that speaks the MLflow protocol."""
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins, the hooks they implement and the URI schemes they serve."""
+    from tracklog.plugins import plugin_infos
+
+    infos = plugin_infos()
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    rows = [("plugin", "distribution", "version", "schemes", "hooks")]
+    for i in infos:
+        schemes = [f"{s}:// (store)" for s in i.tracking_schemes]
+        schemes += [f"{s}:// (artifacts)" for s in i.artifact_schemes]
+        rows.append(
+            (i.name, i.distribution or "-", i.version or "-", ", ".join(schemes) or "-",
+             ", ".join(i.hooks))
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
+
+
+def main() -> None:
+    from tracklog.plugins import load_plugins, pm
+
+    load_plugins()
+    pm.hook.register_commands(cli=cli)
+    cli()

@@ -1,0 +1,319 @@
+"""The vocabulary of experiment tracking: plain dataclasses shared by stores, server and SDK.
+
+Field names follow the MLflow wire protocol (snake_case) so encoding is mechanical.
+Times are integer epoch milliseconds. Stores return these objects; routes encode them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class LifecycleStage(str, Enum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class ViewType(str, Enum):
+    """Which lifecycle stages a search returns."""
+
+    ACTIVE_ONLY = "ACTIVE_ONLY"
+    DELETED_ONLY = "DELETED_ONLY"
+    ALL = "ALL"
+
+    def stages(self) -> tuple[LifecycleStage, ...]:
+        if self is ViewType.ACTIVE_ONLY:
+            return (LifecycleStage.ACTIVE,)
+        if self is ViewType.DELETED_ONLY:
+            return (LifecycleStage.DELETED,)
+        return (LifecycleStage.ACTIVE, LifecycleStage.DELETED)
+
+
+class RunStatus(str, Enum):
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+
+
+class LoggedModelStatus(str, Enum):
+    LOGGED_MODEL_STATUS_UNSPECIFIED = "LOGGED_MODEL_STATUS_UNSPECIFIED"
+    LOGGED_MODEL_PENDING = "LOGGED_MODEL_PENDING"
+    LOGGED_MODEL_READY = "LOGGED_MODEL_READY"
+    LOGGED_MODEL_UPLOAD_FAILED = "LOGGED_MODEL_UPLOAD_FAILED"
+
+
+class ModelVersionStatus(str, Enum):
+    PENDING_REGISTRATION = "PENDING_REGISTRATION"
+    FAILED_REGISTRATION = "FAILED_REGISTRATION"
+    READY = "READY"
+
+
+class ModelVersionStage(str, Enum):
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+
+class PagedList(list, Generic[T]):
+    """A page of results plus the opaque token of the next page (None on the last page)."""
+
+    def __init__(self, items=(), token: str | None = None) -> None:
+        super().__init__(items)
+        self.token = token or None
+
+
+# --- key/value pairs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class RunTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ExperimentTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class InputTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LoggedModelTag:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LoggedModelParameter:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One point of a metric's history.
+
+    ``value`` may be NaN or ±inf. ``model_id``, ``dataset_name`` and ``dataset_digest``
+    link the point to a logged model and the dataset it was computed on; ``run_id`` is
+    set where a metric is shown outside its run (a logged model's metrics).
+    """
+
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+    run_id: str | None = None
+
+
+# --- experiments ----------------------------------------------------------------------
+
+
+@dataclass
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: LifecycleStage = LifecycleStage.ACTIVE
+    tags: dict[str, str] = field(default_factory=dict)
+    creation_time: int | None = None
+    last_update_time: int | None = None
+
+
+# --- runs -----------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: RunStatus
+    start_time: int | None
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: LifecycleStage = LifecycleStage.ACTIVE
+
+
+@dataclass
+class RunData:
+    """Latest value per metric key, params and tags, each keyed by name."""
+
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    dataset: Dataset
+    tags: tuple[InputTag, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggedModelInput:
+    model_id: str
+
+
+@dataclass(frozen=True)
+class LoggedModelOutput:
+    model_id: str
+    step: int
+
+
+@dataclass
+class RunInputs:
+    dataset_inputs: list[DatasetInput] = field(default_factory=list)
+    model_inputs: list[LoggedModelInput] = field(default_factory=list)
+
+
+@dataclass
+class RunOutputs:
+    model_outputs: list[LoggedModelOutput] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    info: RunInfo
+    data: RunData = field(default_factory=RunData)
+    inputs: RunInputs = field(default_factory=RunInputs)
+    outputs: RunOutputs = field(default_factory=RunOutputs)
+
+
+# --- logged models (MLflow 3) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRegistration:
+    name: str
+    version: str
+
+
+@dataclass
+class LoggedModel:
+    model_id: str
+    experiment_id: str
+    name: str
+    artifact_location: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    status: LoggedModelStatus = LoggedModelStatus.LOGGED_MODEL_PENDING
+    model_type: str | None = None
+    source_run_id: str | None = None
+    status_message: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+    lifecycle_stage: LifecycleStage = LifecycleStage.ACTIVE
+
+
+# --- model registry -------------------------------------------------------------------
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    source: str
+    current_stage: str = ModelVersionStage.NONE.value
+    description: str = ""
+    user_id: str | None = None
+    run_id: str | None = None
+    run_link: str = ""
+    status: ModelVersionStatus = ModelVersionStatus.READY
+    status_message: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredModelAlias:
+    alias: str
+    version: str
+
+
+@dataclass
+class RegisteredModel:
+    name: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    description: str = ""
+    user_id: str | None = None
+    latest_versions: list[ModelVersion] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[RegisteredModelAlias] = field(default_factory=list)
+
+
+# --- traces ---------------------------------------------------------------------------
+
+
+class TraceState(str, Enum):
+    STATE_UNSPECIFIED = "STATE_UNSPECIFIED"
+    OK = "OK"
+    ERROR = "ERROR"
+    IN_PROGRESS = "IN_PROGRESS"
+
+
+@dataclass
+class TraceInfo:
+    trace_id: str
+    experiment_id: str
+    request_time: int
+    execution_duration: int | None = None
+    state: TraceState = TraceState.OK
+    request_preview: str | None = None
+    response_preview: str | None = None
+    client_request_id: str | None = None
+    trace_metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+# --- artifacts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of an artifact listing: ``path`` is relative to the listed root."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None = None

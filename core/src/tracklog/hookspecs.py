@@ -1,0 +1,157 @@
+"""Every hook a tracklog plugin may implement. These docstrings are the plugin reference.
+
+A plugin is a module (or object) with functions decorated by ``tracklog.hookimpl`` and
+named like the specs below, announced by one entry point in the group ``tracklog``::
+
+    [project.entry-points.tracklog]
+    my-store = "my_package.plugin"
+
+An implementation may accept any subset of a hook's arguments, in any order, so new
+arguments never break existing plugins. A misspelled hook name is an error at load time.
+
+Unless a hook says "first result wins", every implementation is called and their results
+are collected. An exception raised by an implementation propagates to the caller with
+the plugin's name added, except where the hook says otherwise.
+
+Heavy libraries (SQLAlchemy, boto3, …) must be imported inside the factories a plugin
+registers, never at module import: ``tracklog --help`` loads every plugin module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from tracklog.artifacts.base import ArtifactRepository
+    from tracklog.config import ServerConfig
+    from tracklog.stores import TrackingStore
+
+hookspec = pluggy.HookspecMarker("tracklog")
+
+# --- storage ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_tracking_stores(
+    register: Callable[[str, Callable[[str, str | None], TrackingStore]], None],
+) -> None:
+    """Register tracking-store factories by URI scheme.
+
+    :param register: call ``register(scheme, factory)`` once per scheme. ``scheme`` is a
+        URI scheme without ``://`` (``"sqlite"``, ``"postgresql"``, ``"file"``); a URI
+        ``dialect+driver://`` is looked up as ``dialect+driver`` first, then ``dialect``.
+        ``factory(store_uri, default_artifact_root)`` returns a
+        :class:`tracklog.stores.TrackingStore`; ``default_artifact_root`` may be None
+        (the store then picks its own default).
+
+    All implementations are called. Two plugins registering one scheme is a
+    :class:`tracklog.errors.PluginError` naming both. The factory is called only when a
+    store for that scheme is needed: import the storage library inside it.
+    """
+
+
+@hookspec
+def register_artifact_repositories(
+    register: Callable[[str, Callable[[str], ArtifactRepository]], None],
+) -> None:
+    """Register artifact-repository factories by URI scheme.
+
+    :param register: call ``register(scheme, factory)`` once per scheme (``"s3"``,
+        ``"gs"``, ``"file"``). ``factory(artifact_uri)`` returns a
+        :class:`tracklog.artifacts.ArtifactRepository` rooted at that URI. Plain local
+        paths resolve as scheme ``"file"``.
+
+    All implementations are called. Two plugins registering one scheme is a
+    :class:`tracklog.errors.PluginError` naming both.
+    """
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``tracklog`` command line.
+
+    :param cli: the root :class:`click.Group`; use ``@cli.command()`` or
+        ``cli.add_command(...)``.
+
+    All implementations are called when the command line is built, before arguments are
+    parsed. Keep imports inside the command functions.
+    """
+
+
+# --- server ----------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def authenticate(request: Any, config: ServerConfig) -> Any | None:
+    """Identify who sent a request.
+
+    :param request: the incoming ``starlette.requests.Request``.
+    :param config: the server configuration.
+    :returns: an identity object of the plugin's choosing (passed to :func:`authorize`),
+        or None to let the next plugin decide.
+
+    First non-None result wins. Raise :class:`tracklog.errors.TracklogError` with
+    ``UNAUTHENTICATED`` to refuse the request (answered with 401). With no plugin
+    implementing this hook every request is anonymous and allowed, as in MLflow.
+    """
+
+
+@hookspec(firstresult=True)
+def authorize(identity: Any, action: str, resource: dict[str, str], config: ServerConfig) -> bool | None:
+    """Decide whether ``identity`` may perform ``action`` on ``resource``.
+
+    :param identity: what :func:`authenticate` returned (None when anonymous).
+    :param action: ``"read"``, ``"update"``, ``"delete"`` or ``"manage"``.
+    :param resource: what the request touches, e.g. ``{"experiment_id": "3"}``,
+        ``{"run_id": "…"}``, ``{"registered_model": "name"}``; empty for server-wide
+        actions such as creating an experiment.
+    :param config: the server configuration.
+    :returns: True to allow, False to refuse (answered with 403 PERMISSION_DENIED), None to
+        let the next plugin decide.
+
+    First non-None result wins; no decision at all means allowed.
+    """
+
+
+@hookspec
+def asgi_middleware(config: ServerConfig) -> Callable[[Any], Any] | None:
+    """Wrap the server's ASGI application.
+
+    :param config: the server configuration.
+    :returns: a function taking an ASGI app and returning the wrapping ASGI app, or None.
+
+    All implementations are called; wrappers are applied in plugin registration order, the
+    first one ending up outermost.
+    """
+
+
+@hookspec
+def register_routes(app: Any, config: ServerConfig) -> None:
+    """Add HTTP routes to the server.
+
+    :param app: the ``fastapi.FastAPI`` application (routes added here get the same
+        authentication, host checks and error handling as built-in ones).
+    :param config: the server configuration.
+
+    All implementations are called while the application is built.
+    """
+
+
+@hookspec
+def startup(app: Any, config: ServerConfig) -> None:
+    """Work to do when a server process starts (check schemas, warm caches).
+
+    :param app: the ``fastapi.FastAPI`` application.
+    :param config: the server configuration.
+
+    All implementations are called once per worker process before it accepts requests;
+    an exception stops the server with the plugin's name in the message.
+    """

@@ -1,0 +1,472 @@
+"""The tracking-store contract, and how a store URI becomes a store.
+
+A backend plugin subclasses :class:`TrackingStore` (every abstract method is required,
+Python refuses to instantiate a subclass that misses one) and registers a factory for its
+URI schemes through the ``register_tracking_stores`` hook. Optional capabilities are
+separate ABCs a store also inherits from: :class:`ModelRegistryStore` (the model
+registry) and :class:`TraceStore` (GenAI traces). :func:`registry_of` and
+:func:`traces_of` turn an absent capability into a clear NOT_IMPLEMENTED error.
+
+Division of labour: callers (the server's routes, the SDK) validate and normalise input
+with :mod:`tracklog.validation` before calling a store (key characters, length limits,
+truncation of long values, batch limits). Stores own the semantics that need state:
+existence (RESOURCE_DOES_NOT_EXIST), uniqueness (RESOURCE_ALREADY_EXISTS), lifecycle
+(writes to deleted runs/experiments are INVALID_PARAMETER_VALUE), param immutability,
+latest-metric bookkeeping, search and paging. Every failure a caller can cause is a
+:class:`tracklog.errors.TracklogError`, never a bare exception.
+
+Search methods receive filters already parsed by :mod:`tracklog.search` (see
+:mod:`tracklog.search.ast`), ``max_results`` already range-checked, and the opaque
+``page_token`` the store itself produced (stores decode it, and reject a garbage token
+with INVALID_PARAMETER_VALUE). They return a :class:`tracklog.entities.PagedList` whose
+``token`` is set only when more results exist.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import ClassVar
+
+from tracklog import errors
+from tracklog.entities import (
+    DatasetInput,
+    Experiment,
+    ExperimentTag,
+    LoggedModel,
+    LoggedModelInput,
+    LoggedModelOutput,
+    LoggedModelParameter,
+    LoggedModelStatus,
+    LoggedModelTag,
+    Metric,
+    ModelVersion,
+    PagedList,
+    Param,
+    RegisteredModel,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    TraceInfo,
+    ViewType,
+)
+from tracklog.search.ast import Filter, OrderBy
+
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+
+
+class TrackingStore(abc.ABC):
+    """Experiments, runs, metrics, params, tags, inputs/outputs and logged models.
+
+    A store is created once per server process and shared by all request threads:
+    implementations must be thread-safe. Experiment ``"0"`` named ``Default`` exists
+    in every store from the moment it is opened.
+    """
+
+    #: Short human name shown by ``tracklog plugins`` and ``server-info``
+    #: (``"SqlStore"``, ``"FileStore"`` are what MLflow's client recognises).
+    store_type: ClassVar[str] = "TrackingStore"
+
+    # -- experiments -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_experiment(
+        self,
+        name: str,
+        artifact_location: str | None = None,
+        tags: Sequence[ExperimentTag] = (),
+    ) -> str:
+        """Create an experiment and return its id (a decimal string).
+
+        ``artifact_location`` None or empty means ``<default artifact root>/<id>``.
+        A name held by any experiment, deleted ones included, is RESOURCE_ALREADY_EXISTS.
+        """
+
+    @abc.abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment, deleted or not; RESOURCE_DOES_NOT_EXIST if unknown,
+        INVALID_PARAMETER_VALUE if the id is malformed for this store."""
+
+    @abc.abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment with this exact name (deleted ones too), or None."""
+
+    @abc.abstractmethod
+    def search_experiments(
+        self,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter: Filter = (),
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        """Experiments matching ``filter``; default order ``creation_time DESC`` and
+        ``experiment_id ASC`` as the final tie-break."""
+
+    @abc.abstractmethod
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Rename an active experiment; a deleted one is INVALID_PARAMETER_VALUE, a taken
+        name RESOURCE_ALREADY_EXISTS."""
+
+    @abc.abstractmethod
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Soft-delete the experiment and all its runs; unknown or already deleted is
+        RESOURCE_DOES_NOT_EXIST."""
+
+    @abc.abstractmethod
+    def restore_experiment(self, experiment_id: str) -> None:
+        """Undo :meth:`delete_experiment` (runs come back too); the experiment must be
+        deleted, else RESOURCE_DOES_NOT_EXIST."""
+
+    @abc.abstractmethod
+    def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
+        """Set (overwrite) a tag on an active experiment."""
+
+    @abc.abstractmethod
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        """Remove a tag; a missing key is RESOURCE_DOES_NOT_EXIST."""
+
+    # -- runs --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int | None,
+        tags: Sequence[RunTag] = (),
+        run_name: str | None = None,
+    ) -> Run:
+        """Create a RUNNING run with a fresh 32-hex id in an active experiment.
+
+        Without ``run_name`` (and without an ``mlflow.runName`` tag) a name of the form
+        ``adjective-animal-NNN`` is generated. The run's name and its ``mlflow.runName``
+        tag always agree; both given and different is INVALID_PARAMETER_VALUE. The
+        artifact URI is ``<experiment artifact_location>/<run_id>/artifacts``.
+        """
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """The run with its latest metrics, params, tags, inputs and outputs (deleted runs
+        too); RESOURCE_DOES_NOT_EXIST if unknown."""
+
+    @abc.abstractmethod
+    def update_run_info(
+        self,
+        run_id: str,
+        run_status: RunStatus | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        """Change only the fields given; a new name also rewrites ``mlflow.runName``."""
+
+    @abc.abstractmethod
+    def delete_run(self, run_id: str) -> None:
+        """Soft-delete the run."""
+
+    @abc.abstractmethod
+    def restore_run(self, run_id: str) -> None:
+        """Undo :meth:`delete_run`."""
+
+    @abc.abstractmethod
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """The write primitive: params, then metrics, then tags, atomically.
+
+        A param already logged with another value is INVALID_PARAMETER_VALUE and nothing
+        of the batch is written; the same value again is a no-op. Metric points
+        identical in key, value, timestamp and step are stored once. The latest value
+        per key is the point with the greatest ``(step, timestamp, value)``. Setting
+        ``mlflow.runName`` renames the run.
+        """
+
+    def log_metric(self, run_id: str, metric: Metric) -> None:
+        self.log_batch(run_id, metrics=[metric])
+
+    def log_param(self, run_id: str, param: Param) -> None:
+        self.log_batch(run_id, params=[param])
+
+    def set_tag(self, run_id: str, tag: RunTag) -> None:
+        self.log_batch(run_id, tags=[tag])
+
+    @abc.abstractmethod
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a run tag; a missing key is RESOURCE_DOES_NOT_EXIST."""
+
+    @abc.abstractmethod
+    def get_metric_history(
+        self,
+        run_id: str,
+        metric_key: str,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Metric]:
+        """All points of one metric ordered by timestamp, step, value. With
+        ``max_results`` None: everything, no token. Unknown run or key: empty."""
+
+    @abc.abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter: Filter = (),
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """Runs of the given experiments matching ``filter``.
+
+        Ordering applies ``order_by`` in turn, then ``start_time DESC`` (unless already
+        present), then ``run_id ASC``. Unknown experiment ids simply match nothing.
+        """
+
+    @abc.abstractmethod
+    def log_inputs(
+        self,
+        run_id: str,
+        datasets: Sequence[DatasetInput] = (),
+        models: Sequence[LoggedModelInput] = (),
+    ) -> None:
+        """Record datasets (de-duplicated by name and digest) and models a run consumed."""
+
+    @abc.abstractmethod
+    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        """Record logged models a run produced."""
+
+    # -- logged models -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        tags: Sequence[LoggedModelTag] = (),
+        params: Sequence[LoggedModelParameter] = (),
+        model_type: str | None = None,
+    ) -> LoggedModel:
+        """A PENDING model with id ``m-<32 hex>`` and artifact location
+        ``<experiment artifact_location>/models/<model_id>/artifacts``."""
+
+    @abc.abstractmethod
+    def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
+        """The model with its tags, params and metrics; RESOURCE_DOES_NOT_EXIST if
+        unknown (or deleted and not ``allow_deleted``)."""
+
+    @abc.abstractmethod
+    def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
+        """Set the model's status (READY or UPLOAD_FAILED)."""
+
+    @abc.abstractmethod
+    def set_logged_model_tags(self, model_id: str, tags: Sequence[LoggedModelTag]) -> None:
+        """Set (overwrite) tags."""
+
+    @abc.abstractmethod
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        """Remove a tag; a missing key is RESOURCE_DOES_NOT_EXIST."""
+
+    @abc.abstractmethod
+    def log_logged_model_params(
+        self, model_id: str, params: Sequence[LoggedModelParameter]
+    ) -> None:
+        """Add params to a model."""
+
+    @abc.abstractmethod
+    def delete_logged_model(self, model_id: str) -> None:
+        """Soft-delete a model."""
+
+    @abc.abstractmethod
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        filter: Filter = (),
+        datasets: Sequence[dict[str, str]] = (),
+        max_results: int = 50,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[LoggedModel]:
+        """Active models of the experiments matching ``filter``; ``datasets`` (dicts with
+        ``dataset_name`` and optional ``dataset_digest``) scope metric comparisons.
+        Default order ``creation_timestamp DESC`` then ``model_id ASC``."""
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release connections and files. Idempotent."""
+
+
+class ModelRegistryStore(abc.ABC):
+    """The model registry capability: registered models, versions, stages, aliases, tags.
+
+    A tracking store that inherits from this class serves the registry routes.
+    """
+
+    @abc.abstractmethod
+    def create_registered_model(
+        self, name: str, tags: Sequence[tuple[str, str]] = (), description: str | None = None
+    ) -> RegisteredModel: ...
+
+    @abc.abstractmethod
+    def get_registered_model(self, name: str) -> RegisteredModel: ...
+
+    @abc.abstractmethod
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel: ...
+
+    @abc.abstractmethod
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel: ...
+
+    @abc.abstractmethod
+    def delete_registered_model(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def search_registered_models(
+        self,
+        filter: Filter = (),
+        max_results: int = 100,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[RegisteredModel]: ...
+
+    @abc.abstractmethod
+    def get_latest_versions(
+        self, name: str, stages: Sequence[str] = ()
+    ) -> list[ModelVersion]: ...
+
+    @abc.abstractmethod
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_registered_model_tag(self, name: str, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        run_link: str | None = None,
+        description: str | None = None,
+        model_id: str | None = None,
+    ) -> ModelVersion:
+        """A new version ``max + 1`` (starting at "1"), status READY, stage "None"."""
+
+    @abc.abstractmethod
+    def get_model_version(self, name: str, version: str) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def update_model_version(
+        self, name: str, version: str, description: str | None
+    ) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def transition_model_version_stage(
+        self, name: str, version: str, stage: str, archive_existing_versions: bool
+    ) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def delete_model_version(self, name: str, version: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_model_version_download_uri(self, name: str, version: str) -> str: ...
+
+    @abc.abstractmethod
+    def search_model_versions(
+        self,
+        filter: Filter = (),
+        max_results: int = 10000,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[ModelVersion]: ...
+
+    @abc.abstractmethod
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_registered_model_alias(self, name: str, alias: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+
+
+class TraceStore(abc.ABC):
+    """The GenAI trace capability: trace infos; spans live in artifacts."""
+
+    @abc.abstractmethod
+    def start_trace(self, trace_info: TraceInfo) -> TraceInfo: ...
+
+    @abc.abstractmethod
+    def get_trace_info(self, trace_id: str) -> TraceInfo: ...
+
+    @abc.abstractmethod
+    def search_traces(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Sequence[str] = (),
+        page_token: str | None = None,
+    ) -> PagedList[TraceInfo]: ...
+
+    @abc.abstractmethod
+    def delete_traces(
+        self,
+        experiment_id: str,
+        max_timestamp_millis: int | None = None,
+        max_traces: int | None = None,
+        trace_ids: Sequence[str] = (),
+    ) -> int: ...
+
+    @abc.abstractmethod
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_trace_tag(self, trace_id: str, key: str) -> None: ...
+
+
+def _describe(store: TrackingStore) -> str:
+    return f"{type(store).__module__}.{type(store).__qualname__}"
+
+
+def registry_of(store: TrackingStore) -> ModelRegistryStore:
+    """``store`` as a registry, or NOT_IMPLEMENTED naming the store that lacks it."""
+    if isinstance(store, ModelRegistryStore):
+        return store
+    raise errors.not_implemented(
+        f"The model registry is not supported by the backend store {_describe(store)}; "
+        "use a database store (tracklog-store-sql, e.g. sqlite:///tracklog.db) for it."
+    )
+
+
+def traces_of(store: TrackingStore) -> TraceStore:
+    """``store`` as a trace store, or NOT_IMPLEMENTED naming the store that lacks it."""
+    if isinstance(store, TraceStore):
+        return store
+    raise errors.not_implemented(
+        f"Tracing is not supported by the backend store {_describe(store)}."
+    )
+
+
+def resolve_store(store_uri: str, default_artifact_root: str | None = None) -> TrackingStore:
+    """Create the tracking store for ``store_uri`` through the installed plugins.
+
+    An unknown scheme raises :class:`tracklog.errors.TracklogError` listing the installed
+    schemes and, for schemes tracklog knows, the distribution that provides them.
+    """
+    from tracklog import plugins
+
+    factory = plugins.tracking_store_factory(store_uri)
+    return factory(store_uri, default_artifact_root)

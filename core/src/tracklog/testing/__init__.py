@@ -1,0 +1,1 @@
+"""The tracklog conformance kit."""
