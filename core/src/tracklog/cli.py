@@ -8,9 +8,20 @@ from dataclasses import asdict
 import click
 
 from tracklog import __version__
+from tracklog.errors import PluginError, TracklogError
 
 
-@click.group()
+class _Group(click.Group):
+    """Shows tracklog and plugin errors as one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (PluginError, TracklogError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group)
 @click.version_option(__version__, prog_name="tracklog")
 def cli() -> None:
     """tracklog: experiment tracking that speaks the MLflow protocol."""
@@ -42,6 +53,10 @@ def plugins(as_json: bool) -> None:
 def main() -> None:
     from tracklog.plugins import load_plugins, pm
 
-    load_plugins()
-    pm.hook.register_commands(cli=cli)
+    try:
+        load_plugins()
+        pm.hook.register_commands(cli=cli)
+    except (PluginError, TracklogError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
     cli()

@@ -29,7 +29,7 @@ from tracklog import errors, hookspecs
 from tracklog.errors import PluginError
 
 ENTRY_POINT_GROUP = "tracklog"
-BUILTIN_PLUGINS = ("tracklog.builtin.local_artifacts",)
+BUILTIN_PLUGINS = ("tracklog.builtin.local_artifacts", "tracklog.builtin.server")
 
 # Schemes tracklog knows, and the distribution that provides each.
 KNOWN_TRACKING_SCHEMES = {
@@ -134,13 +134,15 @@ def _core_version() -> str:
     return __version__
 
 
-def _call_each(hook_name: str, **kwargs: Any) -> None:
-    """Call every implementation of a hook, telling the callee's name to ``kwargs``
-    producers; lets registration callbacks know which plugin registered what."""
-    caller = getattr(pm.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):
-        args = {name: kwargs[name](impl.plugin_name) for name in impl.argnames}
-        impl.function(**args)
+def _call_each(hook_name: str, make_register: Callable[[str], Any]) -> None:
+    """Call every implementation of a registration hook through pluggy (so tracing and
+    argument subsets work), one plugin at a time, handing each its own ``register``."""
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    names = [impl.plugin_name for impl in impls]
+    for impl in reversed(impls):
+        others = [pm.get_plugin(n) for n in names if n != impl.plugin_name]
+        caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
+        caller(register=make_register(impl.plugin_name))
 
 
 def _registry(kind: str) -> dict[str, tuple[Callable[..., Any], str]]:
@@ -178,7 +180,7 @@ def _registry(kind: str) -> dict[str, tuple[Callable[..., Any], str]]:
             "tracking store": "register_tracking_stores",
             "artifact repository": "register_artifact_repositories",
         }[kind]
-        _call_each(hook, register=make_register)
+        _call_each(hook, make_register)
         _registries[kind] = table
         return table
 

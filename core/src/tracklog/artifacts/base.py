@@ -62,6 +62,10 @@ class ArtifactRepository(abc.ABC):
         """Delete file ``path`` or directory ``path`` with everything below it; missing
         is not an error."""
 
+    def _mkdir(self, path: str) -> None:
+        """Create directory ``path`` (with parents). Only repositories that can hold an
+        empty directory (file systems, SFTP, FTP) implement it; the default does nothing."""
+
     # -- the public interface -----------------------------------------------------------
 
     def file_info(self, path: str | None = None) -> FileInfo | None:
@@ -110,12 +114,14 @@ class ArtifactRepository(abc.ABC):
             self.write_artifact(join(safe_relpath(artifact_path), name), f)
 
     def log_artifacts(self, local_dir: str | os.PathLike, artifact_path: str | None = None) -> None:
-        """Upload a local directory tree into ``artifact_path`` (empty dirs are skipped,
-        as object stores cannot hold them)."""
+        """Upload a local directory tree into ``artifact_path``. Empty directories are
+        kept where the backend can hold them (see :meth:`_mkdir`)."""
         base = safe_relpath(artifact_path)
         local_dir = os.fspath(local_dir)
         for root, _dirs, files in os.walk(local_dir):
             rel_root = os.path.relpath(root, local_dir).replace(os.sep, "/")
+            if not files and not _dirs:
+                self._mkdir(safe_relpath(join(base, "" if rel_root == "." else rel_root)))
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:
                     self.write_artifact(join(base, "" if rel_root == "." else rel_root, name), f)

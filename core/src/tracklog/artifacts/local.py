@@ -100,6 +100,9 @@ class LocalArtifactRepository(ArtifactRepository):
                 pass
             raise
 
+    def _mkdir(self, path: str) -> None:
+        os.makedirs(self._abs(path), exist_ok=True)
+
     def _delete(self, path: str) -> None:
         full = self._abs(path)
         if os.path.isdir(full) and not os.path.islink(full):

@@ -1,0 +1,3 @@
+from tracklog.cli import main
+
+main()
