@@ -128,6 +128,37 @@ def load_plugins() -> None:
         _loaded = True
 
 
+def register_plugin(plugin: object, name: str) -> None:
+    """Register a plugin object (a module or any object with hook implementations) without
+    an entry point: for applications that embed tracklog, and for tests."""
+    load_plugins()
+    with _lock:
+        try:
+            pm.register(plugin, name=name)
+        except ValueError as exc:
+            raise PluginError(f"tracklog plugin {name!r}: {exc}") from exc
+        pm.check_pending()
+        _infos[name] = PluginInfo(
+            name, None, None, False, sorted(c.name for c in pm.get_hookcallers(plugin) or [])
+        )
+        _reset_registries()
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin registered by :func:`register_plugin` (or any loaded plugin)."""
+    with _lock:
+        pm.unregister(name=name)
+        _infos.pop(name, None)
+        _reset_registries()
+
+
+def _reset_registries() -> None:
+    _registries.clear()
+    for info in _infos.values():
+        info.tracking_schemes.clear()
+        info.artifact_schemes.clear()
+
+
 def _core_version() -> str:
     from tracklog import __version__
 
