@@ -37,12 +37,15 @@ def test_guide_documents_no_unknown_hook():
 @pytest.mark.parametrize("name", sorted(HOOKS))
 def test_hook_has_docstring_with_call_semantics(name):
     doc = inspect.getdoc(HOOKS[name]) or ""
-    assert "first non-none result wins" in doc.lower() or "all implementations are called" in doc.lower()
+    semantics = ("first non-none result wins", "all implementations are called")
+    assert any(phrase in doc.lower() for phrase in semantics)
 
 
 @pytest.mark.parametrize("name", sorted(HOOKS))
 def test_every_hook_has_a_test(name):
-    sources = [p.read_text() for d in ("core/tests", "tests") for p in (ROOT / d).rglob("test_*.py")]
+    sources = [
+        p.read_text() for d in ("core/tests", "tests") for p in (ROOT / d).rglob("test_*.py")
+    ]
     assert any(f"def test_hook_{name}(" in s for s in sources), f"no test_hook_{name}"
 
 

@@ -7,18 +7,18 @@ Times are integer epoch milliseconds. Stores return these objects; routes encode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class LifecycleStage(str, Enum):
+class LifecycleStage(StrEnum):
     ACTIVE = "active"
     DELETED = "deleted"
 
 
-class ViewType(str, Enum):
+class ViewType(StrEnum):
     """Which lifecycle stages a search returns."""
 
     ACTIVE_ONLY = "ACTIVE_ONLY"
@@ -33,7 +33,7 @@ class ViewType(str, Enum):
         return (LifecycleStage.ACTIVE, LifecycleStage.DELETED)
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     SCHEDULED = "SCHEDULED"
     FINISHED = "FINISHED"
@@ -45,20 +45,20 @@ class RunStatus(str, Enum):
         return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
 
 
-class LoggedModelStatus(str, Enum):
+class LoggedModelStatus(StrEnum):
     LOGGED_MODEL_STATUS_UNSPECIFIED = "LOGGED_MODEL_STATUS_UNSPECIFIED"
     LOGGED_MODEL_PENDING = "LOGGED_MODEL_PENDING"
     LOGGED_MODEL_READY = "LOGGED_MODEL_READY"
     LOGGED_MODEL_UPLOAD_FAILED = "LOGGED_MODEL_UPLOAD_FAILED"
 
 
-class ModelVersionStatus(str, Enum):
+class ModelVersionStatus(StrEnum):
     PENDING_REGISTRATION = "PENDING_REGISTRATION"
     FAILED_REGISTRATION = "FAILED_REGISTRATION"
     READY = "READY"
 
 
-class ModelVersionStage(str, Enum):
+class ModelVersionStage(StrEnum):
     NONE = "None"
     STAGING = "Staging"
     PRODUCTION = "Production"
@@ -286,7 +286,7 @@ class RegisteredModel:
 # --- traces ---------------------------------------------------------------------------
 
 
-class TraceState(str, Enum):
+class TraceState(StrEnum):
     STATE_UNSPECIFIED = "STATE_UNSPECIFIED"
     OK = "OK"
     ERROR = "ERROR"

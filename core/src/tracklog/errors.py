@@ -6,10 +6,10 @@ Every error carries an MLflow error code; the server turns it into the JSON body
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
     IO_ERROR = "IO_ERROR"

@@ -105,7 +105,9 @@ def authenticate(request: Any, config: ServerConfig) -> Any | None:
 
 
 @hookspec(firstresult=True)
-def authorize(identity: Any, action: str, resource: dict[str, str], config: ServerConfig) -> bool | None:
+def authorize(
+    identity: Any, action: str, resource: dict[str, str], config: ServerConfig
+) -> bool | None:
     """Decide whether ``identity`` may perform ``action`` on ``resource``.
 
     :param identity: what :func:`authenticate` returned (None when anonymous).

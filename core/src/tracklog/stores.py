@@ -298,7 +298,7 @@ class TrackingStore(abc.ABC):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional, a no-op by default
         """Release connections and files. Idempotent."""
 
 

@@ -62,7 +62,7 @@ class ArtifactRepository(abc.ABC):
         """Delete file ``path`` or directory ``path`` with everything below it; missing
         is not an error."""
 
-    def _mkdir(self, path: str) -> None:
+    def _mkdir(self, path: str) -> None:  # noqa: B027 - optional, a no-op by default
         """Create directory ``path`` (with parents). Only repositories that can hold an
         empty directory (file systems, SFTP, FTP) implement it; the default does nothing."""
 

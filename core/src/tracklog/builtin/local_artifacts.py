@@ -1,4 +1,4 @@
-"""Built-in plugin: artifacts in a local or network-mounted directory (``file:`` and plain paths)."""
+"""Built-in plugin: artifacts in local or network-mounted directories (`file:`, plain paths)."""
 
 from tracklog.plugins import hookimpl
 

@@ -35,20 +35,22 @@ Semantics every store must honour (the conformance kit checks them):
   comparison on it, ``!=`` included; only ``IS NULL`` selects it.
 - ``=``, ``!=`` and ``LIKE`` on strings are case-sensitive; ``ILIKE`` is not.
   ``LIKE`` patterns use ``%`` (any run of characters) and ``_`` (one character).
-- Metric comparisons use the run's latest value; a NaN latest value satisfies none.
+- Run metric comparisons use the run's latest value; a NaN latest value satisfies none.
+  Logged-model metric comparisons match if any stored value of the key (within the
+  requested datasets) satisfies them, as MLflow's SQL store does.
 - In ordering, entities lacking the key (and NaN metrics) come last in both directions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
-from typing import Union
+from enum import StrEnum
+from typing import TypeAlias
 
-Value = Union[int, float, str, tuple[str, ...], None]
+Value: TypeAlias = int | float | str | tuple[str, ...] | None
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     METRIC = "metric"
     PARAM = "param"
     TAG = "tag"
@@ -56,7 +58,7 @@ class Kind(str, Enum):
     DATASET = "dataset"
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     EQ = "="
     NE = "!="
     LT = "<"
