@@ -13,6 +13,15 @@ import pytest
 
 SERVICE_UNAVAILABLE = "service unavailable:"
 
+__all__ = [
+    "SERVICE_UNAVAILABLE",
+    "ArtifactRepositoryConformance",
+    "ArtifactRequirements",
+    "StoreRequirements",
+    "TrackingStoreConformance",
+    "service_unavailable",
+]
+
 
 def service_unavailable(service: str, reason: str) -> None:
     """Skip the current test because ``service`` cannot be reached or started.
@@ -25,3 +34,10 @@ def service_unavailable(service: str, reason: str) -> None:
     if os.environ.get("TRACKLOG_REQUIRE_SERVICES"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+from tracklog.testing.artifacts import (  # noqa: E402 - after the helper they may use
+    ArtifactRepositoryConformance,
+    ArtifactRequirements,
+)
+from tracklog.testing.tracking import StoreRequirements, TrackingStoreConformance  # noqa: E402

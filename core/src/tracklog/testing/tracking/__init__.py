@@ -1,0 +1,166 @@
+"""The conformance kit for tracking stores: ``TrackingStoreConformance``.
+
+See :class:`TrackingStoreConformance` for the plugin-author guide.
+"""
+
+from __future__ import annotations
+
+from ._base import StoreRequirements, requires
+from .concurrency import ConcurrencyTests
+from .experiments import ExperimentTests
+from .inputs import InputTests
+from .lifecycle import LifecycleTests
+from .log_batch import LogBatchTests
+from .logged_models import LoggedModelTests
+from .metrics import MetricTests
+from .pagination import PaginationTests
+from .params import ParamTests
+from .registry import RegistryTests
+from .runs import RunTests
+from .search_runs import FILTER_TRUTH_TABLE, ORDER_TRUTH_TABLE, SearchRunsTests
+from .tags import TagTests
+
+TOPIC_CLASSES = (
+    ExperimentTests,
+    RunTests,
+    LogBatchTests,
+    ParamTests,
+    MetricTests,
+    TagTests,
+    SearchRunsTests,
+    PaginationTests,
+    LifecycleTests,
+    InputTests,
+    LoggedModelTests,
+    RegistryTests,
+    ConcurrencyTests,
+)
+
+
+class TrackingStoreConformance(
+    ExperimentTests,
+    RunTests,
+    LogBatchTests,
+    ParamTests,
+    MetricTests,
+    TagTests,
+    SearchRunsTests,
+    PaginationTests,
+    LifecycleTests,
+    InputTests,
+    LoggedModelTests,
+    RegistryTests,
+    ConcurrencyTests,
+):
+    """Every behaviour of the :class:`tracklog.stores.TrackingStore` contract, as tests.
+
+    **Using the kit.** In your plugin's test suite, subclass this class in a module whose
+    name pytest collects, with a class name starting with ``Test``, and give it ONE
+    fixture, ``store``, that yields a fresh, empty store (holding only the ``Default``
+    experiment ``"0"``) and cleans up afterwards::
+
+        # tests/test_conformance.py
+        import pytest
+
+        from tracklog.stores import resolve_store
+        from tracklog.testing.tracking import StoreRequirements, TrackingStoreConformance
+
+
+        class TestSqliteConformance(TrackingStoreConformance):
+            requirements = StoreRequirements(integer_experiment_ids=True)
+
+            @pytest.fixture
+            def store(self, tmp_path):
+                uri = f"sqlite:///{tmp_path}/kit.db"
+                store = resolve_store(uri, str(tmp_path / "artifacts"))
+                yield store
+                store.close()
+
+    Use your own scheme's URI (the one your plugin registers through
+    ``register_tracking_stores``), or build your store class directly.
+    Then run ``pytest tests/test_conformance.py``. The fixture is function-scoped: every
+    test builds its own scenario through the public store API and asserts the values it
+    reads back through the same API, so tests never depend on each other. For a real
+    database, create a uniquely named database or schema in the fixture and drop it
+    after the test; if the service cannot be reached, call
+    ``tracklog.testing.service_unavailable(service, reason)`` (a skip that names the
+    service, and a failure in CI).
+    ``LifecycleTests.test_close_is_idempotent`` calls ``store.close()`` twice, so the
+    fixture's teardown must accept a closed store.
+
+    **Requirements.** Optional behaviours are flags of :class:`StoreRequirements`
+    (``model_registry``, auto-detected from ``isinstance(store, ModelRegistryStore)``;
+    ``integer_experiment_ids``; ``concurrent_writers``). A test that needs one is
+    decorated with :func:`requires` and is skipped with the reason
+    ``store does not declare <capability>`` when your ``requirements`` lack it.
+
+    **Bypassing one test.** Override the method in your subclass, with a reason::
+
+        def test_concurrent_writes(self, store):
+            pytest.skip("MyStore serialises writers in another process")
+
+    **What each topic covers** (one class each, in ``tracklog.testing.tracking``):
+
+    ``ExperimentTests``
+        the Default experiment "0"; create/get/get-by-name; unique names across deleted
+        experiments; default artifact location ``<root>/<id>``; rename; delete/restore
+        and their error codes; experiment tags; ``search_experiments`` view types,
+        filter truth table, order_by and paging.
+    ``RunTests``
+        32-hex run ids; generated ``adjective-animal-NNN`` names kept in sync with the
+        ``mlflow.runName`` tag both ways (mismatch is INVALID_PARAMETER_VALUE);
+        ``update_run_info`` partial updates; delete/restore; every write to a deleted
+        run is INVALID_PARAMETER_VALUE; unknown runs are RESOURCE_DOES_NOT_EXIST.
+    ``LogBatchTests``
+        atomic batches (a param conflict writes nothing), empty batches, the protocol's
+        batch limits (1000 metrics, 100 params, 100 tags).
+    ``ParamTests``
+        params are immutable: same value is a no-op, another value is
+        INVALID_PARAMETER_VALUE; 6000-character values.
+    ``MetricTests``
+        history order (timestamp, step, value); exact duplicates stored once; the
+        latest value is the max ``(step, timestamp, value)``; NaN and ±inf round trip
+        (inf may come back clamped to ±1.7976931348623157e308); history paging; unknown
+        key or run gives an empty history.
+    ``TagTests``
+        set/overwrite/delete; deleting a missing tag is RESOURCE_DOES_NOT_EXIST.
+    ``SearchRunsTests``
+        the truth tables :data:`FILTER_TRUTH_TABLE` and :data:`ORDER_TRUTH_TABLE` over
+        the scenario drawn in :mod:`tracklog.testing.tracking.search_runs`: every
+        operator and identifier type, missing keys, LIKE vs ILIKE, IN / NOT IN on
+        run_id, datasets, NaN; missing keys last in both directions; default order
+        ``start_time DESC, run_id ASC``.
+    ``PaginationTests``
+        250 runs in pages of 7, each exactly once and in order; tokens only when more
+        rows exist; garbage tokens are INVALID_PARAMETER_VALUE.
+    ``LifecycleTests``
+        run view types; experiment deletion cascading to runs and back; ``close``.
+    ``InputTests``
+        dataset inputs de-duplicated by name and digest, input tags, model inputs,
+        ``log_outputs``.
+    ``LoggedModelTests``
+        ``m-<32hex>`` ids, PENDING → READY/UPLOAD_FAILED, artifact location
+        ``<experiment location>/models/<id>/artifacts``, tags, params, soft delete
+        (``allow_deleted``), search filter/order/paging, metrics linked through
+        ``model_id``.
+    ``RegistryTests`` (``model_registry``)
+        registered models CRUD, versions ``max + 1`` from "1", READY in stage "None",
+        stage transitions with ``archive_existing_versions``, latest versions, aliases,
+        tags, registry searches and paging, download URIs.
+    ``ConcurrencyTests`` (``concurrent_writers``)
+        threads writing through one store lose nothing.
+
+    Filters and order-bys are written as strings and parsed with :mod:`tracklog.search`,
+    exactly as the server does, so a store only ever sees the AST of
+    :mod:`tracklog.search.ast`.
+    """
+
+
+__all__ = [
+    "FILTER_TRUTH_TABLE",
+    "ORDER_TRUTH_TABLE",
+    "TOPIC_CLASSES",
+    "StoreRequirements",
+    "TrackingStoreConformance",
+    "requires",
+]

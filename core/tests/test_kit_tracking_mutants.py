@@ -1,0 +1,291 @@
+"""The tracking kit can fail: each mutant breaks one rule of a real store, and the kit test
+for that rule must pass on the real store and fail on the mutant.
+
+The real store is whatever the installed plugins provide for ``sqlite://`` (tracklog-store-sql
+in this repository), found through ``resolve_store`` like any caller does; without such a
+plugin these tests skip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from tracklog.entities import LifecycleStage, PagedList, RunData, ViewType
+from tracklog.errors import ErrorCode, TracklogError
+from tracklog.search import parse_run_order_by
+from tracklog.search.ast import Comparison, Kind, Op
+from tracklog.stores import TrackingStore, resolve_store
+from tracklog.testing.tracking import TrackingStoreConformance
+
+MAX_DOUBLE = 1.7976931348623157e308
+Mutant = Callable[[type], type]
+MUTANTS: dict[str, tuple[str, Mutant]] = {}
+
+
+def mutant(name: str, kit_test: str) -> Callable[[Mutant], Mutant]:
+    def register(fn: Mutant) -> Mutant:
+        MUTANTS[name] = (kit_test, fn)
+        return fn
+
+    return register
+
+
+@mutant("log_batch writes metrics before checking params", "test_param_conflict_writes_nothing")
+def _non_atomic(base: type) -> type:
+    class M(base):
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            super().log_batch(run_id, metrics=metrics)
+            super().log_batch(run_id, params=params, tags=tags)
+
+    return M
+
+
+@mutant("history in reverse order", "test_history_order")
+def _reversed_history(base: type) -> type:
+    class M(base):
+        def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
+            page = super().get_metric_history(run_id, metric_key, max_results, page_token)
+            return PagedList(reversed(page), page.token)
+
+    return M
+
+
+@mutant("latest metric chosen by timestamp", "test_latest_value_is_max_step_timestamp_value")
+def _latest_by_time(base: type) -> type:
+    class M(base):
+        def get_run(self, run_id):
+            run = super().get_run(run_id)
+            metrics = {}
+            for key in run.data.metrics:
+                history = super().get_metric_history(run_id, key)
+                metrics[key] = max(history, key=lambda m: (m.timestamp, m.value))
+            run.data = RunData(metrics, run.data.params, run.data.tags)
+            return run
+
+    return M
+
+
+@mutant("non-finite values clamped to 1e308", "test_non_finite_values_round_trip")
+def _finite_only(base: type) -> type:
+    class M(base):
+        def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
+            page = super().get_metric_history(run_id, metric_key, max_results, page_token)
+            for m in page:
+                if math.isinf(m.value) or abs(m.value) == MAX_DOUBLE:
+                    object.__setattr__(m, "value", math.copysign(1e308, m.value))
+            return page
+
+    return M
+
+
+@mutant("unknown run history raises", "test_unknown_key_or_run_is_empty")
+def _history_of_unknown_run(base: type) -> type:
+    class M(base):
+        def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
+            self.get_run(run_id)
+            return super().get_metric_history(run_id, metric_key, max_results, page_token)
+
+    return M
+
+
+def _rewrite_ops(flt, mapping):
+    return tuple(Comparison(c.ident, mapping.get(c.op, c.op), c.value) for c in flt)
+
+
+@mutant("LIKE is case-insensitive", "test_filter_params")
+def _like_is_ilike(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), *args, **kwargs):
+            flt = _rewrite_ops(filter, {Op.LIKE: Op.ILIKE})
+            return super().search_runs(experiment_ids, flt, *args, **kwargs)
+
+    return M
+
+
+@mutant("dataset comparisons ignored", "test_filter_datasets")
+def _no_datasets(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), *args, **kwargs):
+            flt = tuple(c for c in filter if c.ident.kind is not Kind.DATASET)
+            return super().search_runs(experiment_ids, flt, *args, **kwargs)
+
+    return M
+
+
+@mutant("default order is oldest first", "test_order_by_truth_table")
+def _oldest_first(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), run_view_type=ViewType.ACTIVE_ONLY,
+                        max_results=1000, order_by=(), page_token=None):
+            order = order_by or parse_run_order_by(["start_time ASC"])
+            return super().search_runs(experiment_ids, filter, run_view_type, max_results,
+                                       order, page_token)
+
+    return M
+
+
+@mutant("runs lacking the sort key come first", "test_order_by_truth_table")
+def _missing_first(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), run_view_type=ViewType.ACTIVE_ONLY,
+                        max_results=1000, order_by=(), page_token=None):
+            page = super().search_runs(experiment_ids, filter, run_view_type, max_results,
+                                       order_by, page_token)
+            if order_by and order_by[0].ident.kind is Kind.PARAM:
+                key = order_by[0].ident.key
+                page = PagedList(sorted(page, key=lambda r: key in r.data.params), page.token)
+            return page
+
+    return M
+
+
+@mutant("a page after the first drops a run", "test_search_runs_pages_cover_every_run_once")
+def _lossy_pages(base: type) -> type:
+    class M(base):
+        def search_runs(self, *args, **kwargs):
+            page = super().search_runs(*args, **kwargs)
+            if kwargs.get("page_token"):
+                return PagedList(page[1:], page.token)
+            return page
+
+    return M
+
+
+@mutant("a full last page still carries a token", "test_token_only_when_more_results")
+def _token_on_last_page(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, *args, page_token=None, max_results=1000,
+                        **kwargs):
+            if page_token == "end":
+                return PagedList([], None)
+            page = super().search_runs(experiment_ids, *args, page_token=page_token,
+                                       max_results=max_results, **kwargs)
+            if page.token is None and len(page) == max_results:
+                page.token = "end"
+            return page
+
+    return M
+
+
+@mutant("deleting a missing tag succeeds", "test_delete_tag")
+def _lenient_delete_tag(base: type) -> type:
+    class M(base):
+        def delete_tag(self, run_id, key):
+            try:
+                super().delete_tag(run_id, key)
+            except TracklogError as exc:
+                if exc.error_code != ErrorCode.RESOURCE_DOES_NOT_EXIST:
+                    raise
+
+    return M
+
+
+@mutant("generated names lack the mlflow.runName tag", "test_generated_run_name")
+def _no_name_tag(base: type) -> type:
+    class M(base):
+        def create_run(self, experiment_id, user_id, start_time, tags=(), run_name=None):
+            run = super().create_run(experiment_id, user_id, start_time, tags, run_name)
+            self.delete_tag(run.info.run_id, "mlflow.runName")
+            return self.get_run(run.info.run_id)
+
+    return M
+
+
+@mutant("deleted runs accept metrics", "test_writes_to_deleted_run_rejected")
+def _writable_deleted_runs(base: type) -> type:
+    class M(base):
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            deleted = self.get_run(run_id).info.lifecycle_stage == LifecycleStage.DELETED
+            if deleted and metrics and not params and not tags:
+                self.restore_run(run_id)
+                super().log_batch(run_id, metrics=metrics)
+                self.delete_run(run_id)
+                return
+            super().log_batch(run_id, metrics, params, tags)
+
+    return M
+
+
+@mutant("experiment names match case-insensitively", "test_get_experiment_by_name_is_exact")
+def _case_insensitive_names(base: type) -> type:
+    class M(base):
+        def get_experiment_by_name(self, name):
+            found = super().get_experiment_by_name(name)
+            if found is None:
+                for exp in self.search_experiments(view_type=ViewType.ALL):
+                    if exp.name.lower() == name.lower():
+                        return exp
+            return found
+
+    return M
+
+
+@mutant("experiment search ignores the view type", "test_search_experiments_view_type")
+def _all_experiments(base: type) -> type:
+    class M(base):
+        def search_experiments(self, view_type=ViewType.ACTIVE_ONLY, *args, **kwargs):
+            return super().search_experiments(ViewType.ALL, *args, **kwargs)
+
+    return M
+
+
+@mutant("dataset inputs listed twice", "test_datasets_deduplicated_by_name_and_digest")
+def _duplicated_inputs(base: type) -> type:
+    class M(base):
+        def get_run(self, run_id):
+            run = super().get_run(run_id)
+            run.inputs.dataset_inputs = run.inputs.dataset_inputs * 2
+            return run
+
+    return M
+
+
+@mutant("deleted logged models stay visible", "test_delete_logged_model")
+def _visible_deleted_models(base: type) -> type:
+    class M(base):
+        def get_logged_model(self, model_id, allow_deleted=False):
+            return super().get_logged_model(model_id, allow_deleted=True)
+
+    return M
+
+
+@mutant("archive_existing_versions ignored", "test_stage_transitions")
+def _no_archiving(base: type) -> type:
+    class M(base):
+        def transition_model_version_stage(self, name, version, stage, archive_existing_versions):
+            return super().transition_model_version_stage(name, version, stage, False)
+
+    return M
+
+
+def _sqlite_store(tmp_path) -> TrackingStore:
+    try:
+        return resolve_store(f"sqlite:///{tmp_path}/kit.db", str(tmp_path / "artifacts"))
+    except TracklogError as exc:
+        pytest.skip(f"no installed plugin provides sqlite:// stores: {exc.message}")
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_kit_catches_mutant(name: str, tmp_path) -> None:
+    """The kit test aimed at a rule passes on the real store and fails on its mutant
+    (an assertion, a pytest.raises that did not raise, or an unexpected error)."""
+    kit_test, make = MUTANTS[name]
+    kit = TrackingStoreConformance()
+    real = _sqlite_store(tmp_path / "real")
+    try:
+        getattr(kit, kit_test)(real)
+    finally:
+        real.close()
+    broken = _sqlite_store(tmp_path / "mutant")
+    broken.__class__ = make(type(broken))
+    try:
+        getattr(kit, kit_test)(broken)
+    except (Exception, pytest.fail.Exception) as exc:
+        assert not isinstance(exc, pytest.skip.Exception)
+    else:
+        pytest.fail(f"{kit_test} passed against a store whose {name}")
+    finally:
+        broken.close()
