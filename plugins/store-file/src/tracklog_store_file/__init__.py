@@ -1,0 +1,1 @@
+"""tracklog-store-file: File backend store in MLflow's mlruns directory layout."""
