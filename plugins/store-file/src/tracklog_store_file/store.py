@@ -463,25 +463,31 @@ class FileStore(TrackingStore):
             if e.name not in RESERVED and not e.name.startswith(".") and e.is_dir()
         ]
 
-    def _locate_run(self, run_id: str) -> tuple[str, str]:
-        """``(experiment_id, run folder)``; RESOURCE_DOES_NOT_EXIST if there is none."""
-        if not isinstance(run_id, str) or not _ID.match(run_id):
-            raise errors.not_found(f"Run with id={run_id!r} not found")
+    def _locate(
+        self, what: str, entity_id: str, cache: dict[str, str], *sub: str
+    ) -> tuple[str, str]:
+        """``(experiment_id, folder)`` of a run or model (``sub`` is the folder between the
+        experiment and the id); RESOURCE_DOES_NOT_EXIST if there is none."""
+        if not isinstance(entity_id, str) or not _ID.match(entity_id):
+            raise errors.not_found(f"{what} with id={entity_id!r} not found")
         with self._cache_lock:
-            exp_id = self._run_exp.get(run_id)
+            exp_id = cache.get(entity_id)
         if exp_id is not None:
             for parent in (self.root, self.trash):
-                folder = os.path.join(parent, exp_id, run_id)
+                folder = os.path.join(parent, exp_id, *sub, entity_id)
                 if os.path.isfile(os.path.join(folder, META)):
                     return exp_id, folder
         for exp_folder in self._experiment_dirs(ViewType.ALL):
-            folder = os.path.join(exp_folder, run_id)
+            folder = os.path.join(exp_folder, *sub, entity_id)
             if os.path.isfile(os.path.join(folder, META)):
                 exp_id = os.path.basename(exp_folder)
                 with self._cache_lock:
-                    self._run_exp[run_id] = exp_id
+                    cache[entity_id] = exp_id
                 return exp_id, folder
-        raise errors.not_found(f"Run with id={run_id} not found")
+        raise errors.not_found(f"{what} with id={entity_id} not found")
+
+    def _locate_run(self, run_id: str) -> tuple[str, str]:
+        return self._locate("Run", run_id, self._run_exp)
 
     def _read_run_info(self, folder: str, exp_id: str) -> RunInfo:
         meta = self._load_meta(folder)
@@ -962,23 +968,7 @@ class FileStore(TrackingStore):
     # -- logged models -----------------------------------------------------------------
 
     def _locate_model(self, model_id: str) -> tuple[str, str]:
-        if not isinstance(model_id, str) or not _ID.match(model_id):
-            raise errors.not_found(f"Logged model with id={model_id!r} not found")
-        with self._cache_lock:
-            exp_id = self._model_exp.get(model_id)
-        if exp_id is not None:
-            for parent in (self.root, self.trash):
-                folder = os.path.join(parent, exp_id, MODELS, model_id)
-                if os.path.isfile(os.path.join(folder, META)):
-                    return exp_id, folder
-        for exp_folder in self._experiment_dirs(ViewType.ALL):
-            folder = os.path.join(exp_folder, MODELS, model_id)
-            if os.path.isfile(os.path.join(folder, META)):
-                exp_id = os.path.basename(exp_folder)
-                with self._cache_lock:
-                    self._model_exp[model_id] = exp_id
-                return exp_id, folder
-        raise errors.not_found(f"Logged model with id={model_id} not found")
+        return self._locate("Logged model", model_id, self._model_exp, MODELS)
 
     def _read_model(self, folder: str, exp_id: str) -> LoggedModel:
         meta = self._load_meta(folder)

@@ -37,21 +37,7 @@ TOPIC_CLASSES = (
 )
 
 
-class TrackingStoreConformance(
-    ExperimentTests,
-    RunTests,
-    LogBatchTests,
-    ParamTests,
-    MetricTests,
-    TagTests,
-    SearchRunsTests,
-    PaginationTests,
-    LifecycleTests,
-    InputTests,
-    LoggedModelTests,
-    RegistryTests,
-    ConcurrencyTests,
-):
+class TrackingStoreConformance(*TOPIC_CLASSES):
     """Every behaviour of the :class:`tracklog.stores.TrackingStore` contract, as tests.
 
     **Using the kit.** In your plugin's test suite, subclass this class in a module whose
