@@ -1,0 +1,299 @@
+"""Engines, connection settings and schema migrations.
+
+Everything backend-specific about connecting lives here: SQLite pragmas and
+``BEGIN IMMEDIATE`` write transactions, pool settings from the environment, MySQL TLS
+and character set, and redaction of passwords from every URI we print.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from tracklog import errors
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 60.0
+_POOL_ENV = {
+    "pool_size": "POOL_SIZE",
+    "pool_recycle": "POOL_RECYCLE",
+    "max_overflow": "MAX_OVERFLOW",
+}
+
+
+def redact(uri: str) -> str:
+    """``uri`` with its password replaced by ``***`` (safe for logs and messages)."""
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", uri)
+
+
+def scrub(text: str, uri: str) -> str:
+    """``text`` with the password of ``uri`` (if any) replaced by ``***``."""
+    try:
+        password = make_url(uri).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
+def pool_options(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Pool settings from ``TRACKLOG_SQLALCHEMYSTORE_*`` or ``MLFLOW_SQLALCHEMYSTORE_*``."""
+    env = os.environ if environ is None else environ
+    out: dict[str, int] = {}
+    for option, suffix in _POOL_ENV.items():
+        for prefix in ("TRACKLOG_SQLALCHEMYSTORE_", "MLFLOW_SQLALCHEMYSTORE_"):
+            raw = env.get(prefix + suffix)
+            if raw:
+                try:
+                    out[option] = int(raw)
+                except ValueError:
+                    raise errors.invalid(
+                        f"Environment variable {prefix + suffix} must be an integer, got {raw!r}"
+                    ) from None
+                break
+    return out
+
+
+def mysql_ssl_args(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """PyMySQL ``ssl`` connect argument from ``MLFLOW_MYSQL_SSL_CA/_CERT/_KEY``."""
+    env = os.environ if environ is None else environ
+    ssl = {}
+    for part in ("ca", "cert", "key"):
+        value = env.get(f"MLFLOW_MYSQL_SSL_{part.upper()}") or env.get(
+            f"TRACKLOG_MYSQL_SSL_{part.upper()}"
+        )
+        if value:
+            ssl[part] = value
+    return ssl
+
+
+def _is_memory_sqlite(url: sa.URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_engine(store_uri: str) -> Engine:
+    """An engine for ``store_uri`` with tracklog's connection settings applied."""
+    try:
+        url = make_url(store_uri)
+    except Exception:
+        raise errors.invalid(f"Invalid database URI {redact(store_uri)!r}") from None
+    backend = url.get_backend_name()
+    kwargs: dict = {"future": True}
+    connect_args: dict = {}
+    if backend == "sqlite":
+        connect_args["check_same_thread"] = False
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
+        if _is_memory_sqlite(url):
+            kwargs["poolclass"] = StaticPool
+        else:
+            if url.database:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.update(pool_options())
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs.update(pool_options())
+    if backend in ("mysql", "mariadb"):
+        if url.drivername in ("mysql", "mariadb"):
+            url = url.set(drivername=f"{backend}+pymysql")
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        ssl = mysql_ssl_args()
+        if ssl:
+            connect_args["ssl"] = ssl
+    kwargs["connect_args"] = connect_args
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        extra = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(
+            backend, backend
+        )
+        raise errors.invalid(
+            f"The database driver for {redact(store_uri)!r} is not installed ({exc.name}); "
+            f"install tracklog-store-sql[{extra}]"
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine, memory=_is_memory_sqlite(url))
+    return engine
+
+
+def _configure_sqlite(engine: Engine, memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # Take transaction control from pysqlite so write transactions can BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction takes the write lock up front: a deferred one that upgrades
+        # later fails with "database is locked" instead of waiting on busy_timeout.
+        if conn.get_execution_options().get("tracklog_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """An engine plus transaction helpers that are safe to share between threads."""
+
+    def __init__(self, store_uri: str) -> None:
+        self.uri = store_uri
+        self.engine = create_engine(store_uri)
+        self.dialect = self.engine.dialect.name
+        # One shared in-memory connection (StaticPool) must not be used concurrently.
+        self._lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
+        with self._locked(), self.engine.connect() as conn:
+            conn.execution_options(tracklog_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (rolled back at the end)."""
+        with self._locked(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock is None:
+            yield
+        else:
+            with self._lock:
+                yield
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+#: Driver error codes of transient conflicts worth retrying: PostgreSQL deadlock and
+#: serialization failure, MySQL deadlock and lock wait timeout.
+_RETRYABLE = {"40P01", "40001", 1213, 1205}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the whole transaction may simply be rerun."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None and getattr(orig, "args", None):
+        code = orig.args[0]
+    return code in _RETRYABLE
+
+
+# --- migrations ------------------------------------------------------------------------
+
+
+def _alembic_config(conn: Connection | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+@functools.cache
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config()
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate the schema to ``revision``; returns (revision before, revision after)."""
+    from alembic import command
+
+    with db.write() as conn:
+        before = current_revision(conn)
+        command.upgrade(_alembic_config(conn), revision)
+        after = current_revision(conn)
+    return before, after
+
+
+def ensure_schema(db: Database) -> None:
+    """Create an empty database at head; refuse an out-of-date one with the fix to run."""
+    head = head_revision()
+    with db.read() as conn:
+        current = current_revision(conn)
+    if current == head:
+        return
+    if current is None:
+        with db.write() as conn:
+            # Re-check under the write lock: another process may have just created it.
+            if current_revision(conn) is None:
+                if sa.inspect(conn).has_table("experiments"):
+                    raise errors.TracklogError(
+                        f"The database {redact(db.uri)!r} has tracking tables but no "
+                        "tracklog schema version; it was not created by tracklog."
+                    )
+                from alembic import command
+
+                command.upgrade(_alembic_config(conn), "head")
+        return
+    if current not in known_revisions():
+        raise errors.TracklogError(
+            f"The database schema of {redact(db.uri)!r} is at revision {current}, which "
+            f"this tracklog-store-sql does not know (its latest is {head}): the database "
+            "was upgraded by a newer tracklog; upgrade tracklog-store-sql to use it."
+        )
+    raise errors.TracklogError(
+        f"The database schema of {redact(db.uri)!r} is out of date (revision {current}, "
+        f"this tracklog-store-sql needs {head}). Back up the database, then run: "
+        f"tracklog db upgrade {redact(db.uri)}"
+    )
+
+
+def upgrade_sql(dialect_name: str, revision: str = "head") -> str:
+    """The migration script as SQL text for ``dialect_name`` (offline mode, no server)."""
+    import io
+
+    from alembic import command
+    from alembic.config import Config
+
+    buf = io.StringIO()
+    cfg = Config(output_buffer=buf)
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.attributes["dialect_name"] = dialect_name
+    cfg.attributes["output_buffer"] = buf
+    command.upgrade(cfg, revision, sql=True)
+    return buf.getvalue()

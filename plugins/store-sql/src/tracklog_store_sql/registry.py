@@ -1,0 +1,529 @@
+"""The model registry half of the SQL store (mixed into SqlTrackingStore)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tracklog import errors
+from tracklog.entities import (
+    ModelVersion,
+    ModelVersionStage,
+    ModelVersionStatus,
+    PagedList,
+    RegisteredModel,
+    RegisteredModelAlias,
+)
+from tracklog.search.ast import Filter, OrderBy
+from tracklog_store_sql import search as sqlsearch
+from tracklog_store_sql.schema import (
+    logged_models,
+    model_version_tags,
+    model_versions,
+    registered_model_aliases,
+    registered_model_tags,
+    registered_models,
+)
+from tracklog_store_sql.sqlutil import chunks, decode_token, page, upsert
+
+if TYPE_CHECKING:
+    from tracklog_store_sql.db import Database
+
+_STAGES = {s.value.lower(): s.value for s in ModelVersionStage}
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def canonical_stage(stage: str) -> str:
+    try:
+        return _STAGES[str(stage).lower()]
+    except KeyError:
+        raise errors.invalid(
+            f"Invalid Model Version stage: {stage}. Value must be one of "
+            f"{', '.join(_STAGES.values())}."
+        ) from None
+
+
+def _check_model_name(name: str) -> None:
+    if not name:
+        raise errors.invalid("Registered model name cannot be empty.")
+    if len(name) > 256:
+        raise errors.invalid(
+            f"Registered model name {name[:50]!r}... exceeds the limit of 256 characters"
+        )
+
+
+def _version_number(version: Any) -> int:
+    try:
+        value = int(str(version), 10)
+    except (TypeError, ValueError):
+        raise errors.invalid(f"Parameter 'version' must be an integer, got '{version}'.") from None
+    if not 0 < value <= 2**31 - 1:
+        raise errors.invalid(f"Parameter 'version' must be a positive integer, got '{version}'.")
+    return value
+
+
+class RegistryMixin:
+    db: Database
+    dialect: str
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _rm_row(self, conn: Connection, name: str):
+        if not name:
+            raise errors.invalid("Registered model name cannot be empty.")
+        row = conn.execute(
+            sa.select(registered_models).where(registered_models.c.name == name)
+        ).first()
+        if row is None:
+            raise errors.not_found(f"Registered Model with name={name} not found")
+        return row
+
+    def _mv_row(self, conn: Connection, name: str, version: Any):
+        number = _version_number(version)
+        row = conn.execute(
+            sa.select(model_versions).where(
+                model_versions.c.name == name, model_versions.c.version == number
+            )
+        ).first()
+        if row is None:
+            raise errors.not_found(f"Model Version (name={name}, version={version}) not found")
+        return row
+
+    def _load_versions(self, conn: Connection, rows: Sequence[Any]) -> list[ModelVersion]:
+        out: dict[tuple[str, int], ModelVersion] = {}
+        for r in rows:
+            out[(r.name, r.version)] = ModelVersion(
+                name=r.name,
+                version=str(r.version),
+                creation_timestamp=r.creation_time,
+                last_updated_timestamp=r.last_updated_time,
+                source=r.source,
+                current_stage=r.current_stage or ModelVersionStage.NONE.value,
+                description=r.description or "",
+                user_id=r.user_id,
+                run_id=r.run_id,
+                run_link=r.run_link or "",
+                status=ModelVersionStatus(r.status or "READY"),
+                status_message=r.status_message,
+                model_id=r.model_id,
+            )
+        names = sorted({r.name for r in rows})
+        for chunk in chunks(names):
+            for t in conn.execute(
+                sa.select(model_version_tags).where(model_version_tags.c.name.in_(chunk))
+            ):
+                mv = out.get((t.name, t.version))
+                if mv is not None:
+                    mv.tags[t.key] = t.value
+            for a in conn.execute(
+                sa.select(registered_model_aliases)
+                .where(registered_model_aliases.c.name.in_(chunk))
+                .order_by(registered_model_aliases.c.alias)
+            ):
+                mv = out.get((a.name, a.version))
+                if mv is not None:
+                    mv.aliases.append(a.alias)
+        return list(out.values())
+
+    def _load_models_rm(self, conn: Connection, rows: Sequence[Any]) -> list[RegisteredModel]:
+        out: dict[str, RegisteredModel] = {}
+        for r in rows:
+            out[r.name] = RegisteredModel(
+                name=r.name,
+                creation_timestamp=r.creation_time,
+                last_updated_timestamp=r.last_updated_time,
+                description=r.description or "",
+                user_id=r.user_id,
+            )
+        names = list(out)
+        for chunk in chunks(names):
+            for t in conn.execute(
+                sa.select(registered_model_tags).where(registered_model_tags.c.name.in_(chunk))
+            ):
+                out[t.name].tags[t.key] = t.value
+            for a in conn.execute(
+                sa.select(registered_model_aliases)
+                .where(registered_model_aliases.c.name.in_(chunk))
+                .order_by(registered_model_aliases.c.alias)
+            ):
+                out[a.name].aliases.append(RegisteredModelAlias(a.alias, str(a.version)))
+            # The newest version per (model, stage), in one statement.
+            mv = model_versions.c
+            newest = (
+                sa.select(mv.name, mv.current_stage, sa.func.max(mv.version).label("version"))
+                .where(mv.name.in_(chunk))
+                .group_by(mv.name, mv.current_stage)
+                .subquery()
+            )
+            latest_rows = conn.execute(
+                sa.select(model_versions)
+                .join(
+                    newest,
+                    sa.and_(mv.name == newest.c.name, mv.version == newest.c.version),
+                )
+                .order_by(mv.name, mv.version)
+            ).all()
+            for v in self._load_versions(conn, latest_rows):
+                out[v.name].latest_versions.append(v)
+        return list(out.values())
+
+    # -- registered models --------------------------------------------------------------
+
+    def create_registered_model(
+        self, name: str, tags: Sequence[tuple[str, str]] = (), description: str | None = None
+    ) -> RegisteredModel:
+        _check_model_name(name)
+        now = _now()
+        try:
+            with self.db.write() as conn:
+                if conn.execute(
+                    sa.select(registered_models.c.name).where(registered_models.c.name == name)
+                ).first():
+                    raise errors.already_exists(f"Registered Model (name={name}) already exists.")
+                conn.execute(
+                    registered_models.insert().values(
+                        name=name,
+                        creation_time=now,
+                        last_updated_time=now,
+                        description=description or "",
+                    )
+                )
+                tag_rows = dict(_pairs(tags))
+                if tag_rows:
+                    conn.execute(
+                        registered_model_tags.insert(),
+                        [{"name": name, "key": k, "value": v} for k, v in tag_rows.items()],
+                    )
+                return self._load_models_rm(conn, [self._rm_row(conn, name)])[0]
+        except sa.exc.IntegrityError:
+            raise errors.already_exists(f"Registered Model (name={name}) already exists.") from None
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        with self.db.read() as conn:
+            return self._load_models_rm(conn, [self._rm_row(conn, name)])[0]
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        _check_model_name(new_name)
+        try:
+            with self.db.write() as conn:
+                self._rm_row(conn, name)
+                if (
+                    new_name != name
+                    and conn.execute(
+                        sa.select(registered_models.c.name).where(
+                            registered_models.c.name == new_name
+                        )
+                    ).first()
+                ):
+                    raise errors.already_exists(
+                        f"Registered Model (name={new_name}) already exists."
+                    )
+                # Child rows follow through ON UPDATE CASCADE foreign keys.
+                conn.execute(
+                    registered_models.update()
+                    .where(registered_models.c.name == name)
+                    .values(name=new_name, last_updated_time=_now())
+                )
+                return self._load_models_rm(conn, [self._rm_row(conn, new_name)])[0]
+        except sa.exc.IntegrityError:
+            raise errors.already_exists(
+                f"Registered Model (name={new_name}) already exists."
+            ) from None
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        with self.db.write() as conn:
+            self._rm_row(conn, name)
+            conn.execute(
+                registered_models.update()
+                .where(registered_models.c.name == name)
+                .values(description=description or "", last_updated_time=_now())
+            )
+            return self._load_models_rm(conn, [self._rm_row(conn, name)])[0]
+
+    def delete_registered_model(self, name: str) -> None:
+        with self.db.write() as conn:
+            self._rm_row(conn, name)
+            for table in (
+                model_version_tags,
+                registered_model_aliases,
+                model_versions,
+                registered_model_tags,
+                registered_models,
+            ):
+                conn.execute(table.delete().where(table.c.name == name))
+
+    def search_registered_models(
+        self,
+        filter: Filter = (),
+        max_results: int = 100,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[RegisteredModel]:
+        offset = decode_token(page_token)
+        stmt = sqlsearch.registered_models_query(self.dialect, filter, order_by)
+        stmt = stmt.limit(max_results + 1).offset(offset)
+        with self.db.read() as conn:
+            rows, token = page(conn.execute(stmt).all(), max_results, offset)
+            return PagedList(self._load_models_rm(conn, rows), token)
+
+    def get_latest_versions(self, name: str, stages: Sequence[str] = ()) -> list[ModelVersion]:
+        wanted = {canonical_stage(s) for s in stages}
+        with self.db.read() as conn:
+            model = self._load_models_rm(conn, [self._rm_row(conn, name)])[0]
+        return [v for v in model.latest_versions if not wanted or v.current_stage in wanted]
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            self._rm_row(conn, name)
+            upsert(
+                conn,
+                registered_model_tags,
+                [{"name": name, "key": key, "value": value}],
+                ["name", "key"],
+                ["value"],
+            )
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        with self.db.write() as conn:
+            self._rm_row(conn, name)
+            deleted = conn.execute(
+                registered_model_tags.delete().where(
+                    registered_model_tags.c.name == name, registered_model_tags.c.key == key
+                )
+            ).rowcount
+            if not deleted:
+                raise errors.not_found(f"No tag with key {key!r} on registered model {name}")
+
+    # -- model versions -----------------------------------------------------------------
+
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        run_link: str | None = None,
+        description: str | None = None,
+        model_id: str | None = None,
+    ) -> ModelVersion:
+        if not source:
+            raise errors.invalid("Model version source cannot be empty.")
+        tag_rows = dict(_pairs(tags))
+        for attempt in range(5):
+            try:
+                with self.db.write() as conn:
+                    self._rm_row(conn, name)
+                    now = _now()
+                    current = conn.execute(
+                        sa.select(sa.func.max(model_versions.c.version)).where(
+                            model_versions.c.name == name
+                        )
+                    ).scalar()
+                    version = (current or 0) + 1
+                    conn.execute(
+                        model_versions.insert().values(
+                            name=name,
+                            version=version,
+                            creation_time=now,
+                            last_updated_time=now,
+                            description=description or "",
+                            current_stage=ModelVersionStage.NONE.value,
+                            source=source,
+                            run_id=run_id or None,
+                            run_link=run_link or "",
+                            status=ModelVersionStatus.READY.value,
+                            model_id=model_id or None,
+                        )
+                    )
+                    if tag_rows:
+                        conn.execute(
+                            model_version_tags.insert(),
+                            [
+                                {"name": name, "version": version, "key": k, "value": v}
+                                for k, v in tag_rows.items()
+                            ],
+                        )
+                    conn.execute(
+                        registered_models.update()
+                        .where(registered_models.c.name == name)
+                        .values(last_updated_time=now)
+                    )
+                    return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
+            except sa.exc.IntegrityError:
+                # A concurrent registration took the same number: try the next one.
+                if attempt == 4:
+                    raise errors.TracklogError(
+                        f"Could not allocate a version number for model {name!r}",
+                        errors.ErrorCode.RESOURCE_CONFLICT,
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def get_model_version(self, name: str, version: str) -> ModelVersion:
+        with self.db.read() as conn:
+            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
+
+    def update_model_version(
+        self, name: str, version: str, description: str | None
+    ) -> ModelVersion:
+        with self.db.write() as conn:
+            row = self._mv_row(conn, name, version)
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.name == name, model_versions.c.version == row.version)
+                .values(description=description or "", last_updated_time=_now())
+            )
+            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
+
+    def transition_model_version_stage(
+        self, name: str, version: str, stage: str, archive_existing_versions: bool
+    ) -> ModelVersion:
+        stage = canonical_stage(stage)
+        now = _now()
+        with self.db.write() as conn:
+            row = self._mv_row(conn, name, version)
+            if archive_existing_versions and stage in (
+                ModelVersionStage.STAGING.value,
+                ModelVersionStage.PRODUCTION.value,
+            ):
+                conn.execute(
+                    model_versions.update()
+                    .where(
+                        model_versions.c.name == name,
+                        model_versions.c.version != row.version,
+                        model_versions.c.current_stage == stage,
+                    )
+                    .values(current_stage=ModelVersionStage.ARCHIVED.value, last_updated_time=now)
+                )
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.name == name, model_versions.c.version == row.version)
+                .values(current_stage=stage, last_updated_time=now)
+            )
+            conn.execute(
+                registered_models.update()
+                .where(registered_models.c.name == name)
+                .values(last_updated_time=now)
+            )
+            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
+
+    def delete_model_version(self, name: str, version: str) -> None:
+        with self.db.write() as conn:
+            row = self._mv_row(conn, name, version)
+            for table in (model_version_tags, registered_model_aliases, model_versions):
+                conn.execute(
+                    table.delete().where(table.c.name == name, table.c.version == row.version)
+                )
+            conn.execute(
+                registered_models.update()
+                .where(registered_models.c.name == name)
+                .values(last_updated_time=_now())
+            )
+
+    def get_model_version_download_uri(self, name: str, version: str) -> str:
+        with self.db.read() as conn:
+            row = self._mv_row(conn, name, version)
+            source = row.source or ""
+            if source.startswith("models:/m-"):
+                model_id = source[len("models:/") :].split("/", 1)[0]
+                location = conn.execute(
+                    sa.select(logged_models.c.artifact_location).where(
+                        logged_models.c.model_id == model_id
+                    )
+                ).scalar()
+                if location:
+                    return location
+            return source
+
+    def search_model_versions(
+        self,
+        filter: Filter = (),
+        max_results: int = 10000,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[ModelVersion]:
+        offset = decode_token(page_token)
+        stmt = sqlsearch.model_versions_query(self.dialect, filter, order_by)
+        stmt = stmt.limit(max_results + 1).offset(offset)
+        with self.db.read() as conn:
+            rows, token = page(conn.execute(stmt).all(), max_results, offset)
+            return PagedList(self._load_versions(conn, rows), token)
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            row = self._mv_row(conn, name, version)
+            upsert(
+                conn,
+                model_version_tags,
+                [{"name": name, "version": row.version, "key": key, "value": value}],
+                ["name", "version", "key"],
+                ["value"],
+            )
+
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        with self.db.write() as conn:
+            row = self._mv_row(conn, name, version)
+            deleted = conn.execute(
+                model_version_tags.delete().where(
+                    model_version_tags.c.name == name,
+                    model_version_tags.c.version == row.version,
+                    model_version_tags.c.key == key,
+                )
+            ).rowcount
+            if not deleted:
+                raise errors.not_found(
+                    f"No tag with key {key!r} on model version (name={name}, version={version})"
+                )
+
+    # -- aliases ------------------------------------------------------------------------
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        with self.db.write() as conn:
+            row = self._mv_row(conn, name, version)
+            upsert(
+                conn,
+                registered_model_aliases,
+                [{"name": name, "alias": alias, "version": row.version}],
+                ["name", "alias"],
+                ["version"],
+            )
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        with self.db.write() as conn:
+            self._rm_row(conn, name)
+            conn.execute(
+                registered_model_aliases.delete().where(
+                    registered_model_aliases.c.name == name,
+                    registered_model_aliases.c.alias == alias,
+                )
+            )
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        with self.db.read() as conn:
+            self._rm_row(conn, name)
+            version = conn.execute(
+                sa.select(registered_model_aliases.c.version).where(
+                    registered_model_aliases.c.name == name,
+                    registered_model_aliases.c.alias == alias,
+                )
+            ).scalar()
+            if version is None:
+                raise errors.not_found(
+                    f"Registered model alias {alias} not found for model {name}."
+                )
+            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
+
+
+def _pairs(tags: Sequence[Any]):
+    """Accept ``(key, value)`` tuples or objects with ``key``/``value`` attributes."""
+    for t in tags:
+        if isinstance(t, tuple):
+            yield t
+        else:
+            yield t.key, t.value

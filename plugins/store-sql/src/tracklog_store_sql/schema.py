@@ -1,0 +1,316 @@
+"""The schema at head, as SQLAlchemy Core tables (the migrations build exactly this).
+
+Column sizes follow MLflow's limits (PROTOCOL.md §4.1). On MySQL/MariaDB every table is
+``utf8mb4`` with the binary collation so that keys, ``=`` and ``LIKE`` are case-sensitive
+as MLflow's semantics require. Tables with composite primary keys that are scanned by key
+prefix are ``WITHOUT ROWID`` on SQLite (one B-tree instead of two: faster writes and
+ordered history reads).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mssql, mysql
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+#: Table options every table gets (the MySQL ones are ignored by other dialects).
+MYSQL_OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
+NO_ROWID = {"sqlite_with_rowid": False}
+
+#: Long text: TEXT; MEDIUMTEXT on MySQL (its TEXT holds 64 KB); VARCHAR(max) on MSSQL.
+LongText = (
+    sa.Text()
+    .with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+    .with_variant(mssql.VARCHAR(), "mssql")
+)
+
+PARAM_VALUE_MAX = 6000
+TAG_VALUE_MAX = 8000
+KEY_MAX = 250
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(500), nullable=False, unique=True),
+    sa.Column("artifact_location", sa.String(2048)),
+    sa.Column("lifecycle_stage", sa.String(32), nullable=False),
+    sa.Column("creation_time", sa.BigInteger),
+    sa.Column("last_update_time", sa.BigInteger),
+    **MYSQL_OPTS,
+)
+
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column(
+        "experiment_id",
+        sa.Integer,
+        sa.ForeignKey("experiments.experiment_id"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", LongText),
+    **MYSQL_OPTS,
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_uuid", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(250)),
+    sa.Column("user_id", sa.String(256)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("start_time", sa.BigInteger),
+    sa.Column("end_time", sa.BigInteger),
+    sa.Column("deleted_time", sa.BigInteger),
+    sa.Column("lifecycle_stage", sa.String(20), nullable=False),
+    sa.Column("artifact_uri", sa.String(2048)),
+    sa.Column(
+        "experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False
+    ),
+    sa.Index("ix_runs_experiment_stage_start", "experiment_id", "lifecycle_stage", "start_time"),
+    **MYSQL_OPTS,
+)
+
+
+def _run_fk() -> sa.Column:
+    return sa.Column("run_uuid", sa.String(32), sa.ForeignKey("runs.run_uuid"), primary_key=True)
+
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    _run_fk(),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", sa.String(TAG_VALUE_MAX)),
+    **MYSQL_OPTS,
+    **NO_ROWID,
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    _run_fk(),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", sa.String(PARAM_VALUE_MAX), nullable=False),
+    **MYSQL_OPTS,
+    **NO_ROWID,
+)
+
+# The primary key doubles as the history index: (run, key) then the history order.
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    _run_fk(),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("timestamp", sa.BigInteger, primary_key=True),
+    sa.Column("step", sa.BigInteger, primary_key=True),
+    sa.Column("value", sa.Double, primary_key=True),
+    sa.Column("is_nan", sa.Boolean, primary_key=True),
+    **MYSQL_OPTS,
+    **NO_ROWID,
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    _run_fk(),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("is_nan", sa.Boolean, nullable=False),
+    sa.Index("ix_latest_metrics_key_value", "key", "value"),
+    **MYSQL_OPTS,
+    **NO_ROWID,
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_uuid", sa.String(36), primary_key=True),
+    sa.Column(
+        "experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False
+    ),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("digest", sa.String(36), nullable=False),
+    sa.Column("dataset_source_type", sa.String(36), nullable=False),
+    sa.Column("dataset_source", LongText, nullable=False),
+    sa.Column("dataset_schema", LongText),
+    sa.Column("dataset_profile", LongText),
+    sa.UniqueConstraint("experiment_id", "name", "digest"),
+    **MYSQL_OPTS,
+)
+
+# A link "source -> destination": a dataset (or logged model) consumed by a run.
+inputs = sa.Table(
+    "inputs",
+    metadata,
+    sa.Column("input_uuid", sa.String(36), primary_key=True),
+    sa.Column("source_type", sa.String(36), nullable=False),
+    sa.Column("source_id", sa.String(36), nullable=False),
+    sa.Column("destination_type", sa.String(36), nullable=False),
+    sa.Column("destination_id", sa.String(36), nullable=False),
+    sa.UniqueConstraint("source_type", "source_id", "destination_type", "destination_id"),
+    sa.Index("ix_inputs_destination", "destination_type", "destination_id"),
+    **MYSQL_OPTS,
+)
+
+input_tags = sa.Table(
+    "input_tags",
+    metadata,
+    sa.Column("input_uuid", sa.String(36), sa.ForeignKey("inputs.input_uuid"), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.String(500), nullable=False),
+    **MYSQL_OPTS,
+)
+
+# --- revision 2: logged models, run outputs, model registry ---------------------------
+
+logged_models = sa.Table(
+    "logged_models",
+    metadata,
+    sa.Column("model_id", sa.String(40), primary_key=True),
+    sa.Column(
+        "experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False
+    ),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("artifact_location", sa.String(2048), nullable=False),
+    sa.Column("creation_timestamp", sa.BigInteger, nullable=False),
+    sa.Column("last_updated_timestamp", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("lifecycle_stage", sa.String(20), nullable=False),
+    sa.Column("model_type", sa.String(500)),
+    sa.Column("source_run_id", sa.String(32)),
+    sa.Column("status_message", sa.String(1000)),
+    sa.Index("ix_logged_models_experiment_created", "experiment_id", "creation_timestamp"),
+    **MYSQL_OPTS,
+)
+
+logged_model_tags = sa.Table(
+    "logged_model_tags",
+    metadata,
+    sa.Column("model_id", sa.String(40), sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", LongText, nullable=False),
+    **MYSQL_OPTS,
+)
+
+logged_model_params = sa.Table(
+    "logged_model_params",
+    metadata,
+    sa.Column("model_id", sa.String(40), sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", LongText, nullable=False),
+    **MYSQL_OPTS,
+)
+
+logged_model_metrics = sa.Table(
+    "logged_model_metrics",
+    metadata,
+    sa.Column("model_id", sa.String(40), sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("timestamp", sa.BigInteger, primary_key=True),
+    sa.Column("step", sa.BigInteger, primary_key=True),
+    sa.Column("run_uuid", sa.String(32), primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("is_nan", sa.Boolean, nullable=False),
+    sa.Column("dataset_name", sa.String(500)),
+    sa.Column("dataset_digest", sa.String(36)),
+    **MYSQL_OPTS,
+)
+
+run_outputs = sa.Table(
+    "run_outputs",
+    metadata,
+    _run_fk(),
+    sa.Column("model_id", sa.String(40), sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    **MYSQL_OPTS,
+)
+
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("creation_time", sa.BigInteger),
+    sa.Column("last_updated_time", sa.BigInteger),
+    sa.Column("description", sa.String(5000)),
+    sa.Column("user_id", sa.String(256)),
+    **MYSQL_OPTS,
+)
+
+
+def _rm_fk() -> sa.Column:
+    return sa.Column(
+        "name",
+        sa.String(256),
+        sa.ForeignKey("registered_models.name", onupdate="CASCADE", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+registered_model_tags = sa.Table(
+    "registered_model_tags",
+    metadata,
+    _rm_fk(),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", LongText),
+    **MYSQL_OPTS,
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    _rm_fk(),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("creation_time", sa.BigInteger),
+    sa.Column("last_updated_time", sa.BigInteger),
+    sa.Column("description", sa.String(5000)),
+    sa.Column("user_id", sa.String(256)),
+    sa.Column("current_stage", sa.String(20)),
+    sa.Column("source", sa.String(2048)),
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("run_link", sa.String(500)),
+    sa.Column("status", sa.String(20)),
+    sa.Column("status_message", sa.String(500)),
+    sa.Column("model_id", sa.String(40)),
+    **MYSQL_OPTS,
+)
+
+model_version_tags = sa.Table(
+    "model_version_tags",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", LongText),
+    sa.ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        onupdate="CASCADE",
+        ondelete="CASCADE",
+    ),
+    **MYSQL_OPTS,
+)
+
+registered_model_aliases = sa.Table(
+    "registered_model_aliases",
+    metadata,
+    _rm_fk(),
+    sa.Column("alias", sa.String(256), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    **MYSQL_OPTS,
+)
+
+#: Tables in dependency order (parents first); used to empty a database in tests.
+ALL_TABLES = list(metadata.sorted_tables)

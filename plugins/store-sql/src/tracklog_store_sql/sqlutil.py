@@ -1,0 +1,336 @@
+"""Dialect-aware SQL building blocks: bulk insert-or-ignore, upserts, case-sensitive
+string comparisons, NULLs-last ordering and page tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tracklog import errors
+from tracklog.search.ast import Op
+
+MAX_DOUBLE = 1.7976931348623157e308
+#: Default IN-list chunk size (see chunk_size).
+CHUNK = 1000
+_CACHE: dict[tuple, Any] = {}
+
+
+def encode_float(value: float) -> tuple[float, bool]:
+    """(stored value, is_nan) the way MLflow stores doubles: NaN as a flag, ±inf clamped."""
+    if value != value:
+        return 0.0, True
+    if value == math.inf:
+        return MAX_DOUBLE, False
+    if value == -math.inf:
+        return -MAX_DOUBLE, False
+    return float(value), False
+
+
+def chunk_size(dialect: str) -> int:
+    """How many ids one :func:`in_ids` condition may hold: SQLite and PostgreSQL take the
+    whole list as ONE parameter; MSSQL takes at most 2100 bound parameters."""
+    if dialect in ("sqlite", "postgresql"):
+        return 1_000_000
+    return CHUNK if dialect == "mssql" else 10_000
+
+
+def in_ids(col, ids: Sequence[str], dialect: str):
+    """``col IN ids`` with the list bound as a single parameter where the backend allows
+    it (a JSON array on SQLite, an array on PostgreSQL): no per-element placeholders to
+    render, bind and parse when a page holds thousands of runs."""
+    if dialect == "sqlite":
+        each = sa.func.json_each(json.dumps(list(ids))).table_valued("value")
+        return col.in_(sa.select(each.c.value))
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return col == sa.any_(sa.bindparam(None, list(ids), type_=ARRAY(sa.String)))
+    return col.in_(list(ids))
+
+
+def chunks(seq: Sequence[Any], size: int = CHUNK):
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+# --- writes ------------------------------------------------------------------------------
+
+
+def insert_ignore_stmt(dialect: str, table: sa.Table, conflict_cols: Sequence[str]):
+    """An INSERT that silently skips rows whose key already exists (use with executemany).
+
+    Statements are immutable; they are built once per (dialect, table, key) and reused,
+    since building dialect inserts costs more than executing a small one.
+    """
+    cache_key = ("ignore", dialect, table.name, tuple(conflict_cols))
+    stmt = _CACHE.get(cache_key)
+    if stmt is None:
+        stmt = _CACHE[cache_key] = _insert_ignore_stmt(dialect, table, conflict_cols)
+    return stmt
+
+
+def _insert_ignore_stmt(dialect: str, table: sa.Table, conflict_cols: Sequence[str]):
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert(table).on_conflict_do_nothing(index_elements=list(conflict_cols))
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table).on_conflict_do_nothing(index_elements=list(conflict_cols))
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert
+
+        stmt = insert(table)
+        first = conflict_cols[0]
+        # A no-op assignment: keeps MySQL from raising on the duplicate (unlike INSERT
+        # IGNORE it does not also swallow truncation or foreign-key errors).
+        return stmt.on_duplicate_key_update({first: stmt.inserted[first]})
+    # Portable form (MSSQL): INSERT … SELECT :params WHERE NOT EXISTS (same key).
+    cols = [c.name for c in table.columns]
+    source = sa.select(*[sa.bindparam(f"p_{c}", type_=table.c[c].type).label(c) for c in cols])
+    cond = sa.and_(*[table.c[c] == sa.bindparam(f"p_{c}") for c in conflict_cols])
+    source = source.where(~sa.exists().where(cond))
+    return _Prefixed(table.insert().from_select(cols, source))
+
+
+class _Prefixed:
+    """A statement whose executemany parameters need a ``p_`` prefix."""
+
+    def __init__(self, stmt) -> None:
+        self.stmt = stmt
+
+
+def execute_many(conn: Connection, stmt, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if isinstance(stmt, _Prefixed):
+        conn.execute(stmt.stmt, [{f"p_{k}": v for k, v in r.items()} for r in rows])
+    else:
+        conn.execute(stmt, rows)
+
+
+def insert_ignore(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], conflict_cols: Sequence[str]
+) -> None:
+    execute_many(conn, insert_ignore_stmt(conn.dialect.name, table, conflict_cols), rows)
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    key_cols: Sequence[str],
+    update_cols: Sequence[str],
+) -> None:
+    """Insert rows, overwriting ``update_cols`` of rows whose key exists."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    cache_key = ("upsert", dialect, table.name, tuple(key_cols), tuple(update_cols))
+    stmt = _CACHE.get(cache_key)
+    if stmt is None:
+        stmt = _CACHE[cache_key] = _upsert_stmt(dialect, table, key_cols, update_cols)
+    if isinstance(stmt, tuple):  # portable form: delete the keys, then insert
+        delete, insert = stmt
+        conn.execute(delete, [{f"k_{c}": r[c] for c in key_cols} for r in rows])
+        conn.execute(insert, rows)
+    else:
+        conn.execute(stmt, rows)
+
+
+def _upsert_stmt(dialect: str, table: sa.Table, key_cols, update_cols):
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        stmt = insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(key_cols), set_={c: stmt.excluded[c] for c in update_cols}
+        )
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert
+
+        stmt = insert(table)
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update_cols})
+    delete = table.delete().where(
+        sa.and_(*[table.c[c] == sa.bindparam(f"k_{c}") for c in key_cols])
+    )
+    return delete, table.insert()
+
+
+_METRIC_COLS = ("run_uuid", "key", "timestamp", "step", "value", "is_nan")
+
+# PostgreSQL: the whole batch as six arrays in ONE statement (psycopg executemany would
+# run one INSERT per row on the server).
+_PG_METRICS = sa.text(
+    "INSERT INTO metrics (run_uuid, key, timestamp, step, value, is_nan) "
+    "SELECT :run_uuid, u.k, u.t, u.s, u.v, u.n FROM unnest("
+    "CAST(:keys AS VARCHAR[]), CAST(:ts AS BIGINT[]), CAST(:steps AS BIGINT[]), "
+    "CAST(:vals AS DOUBLE PRECISION[]), CAST(:nans AS BOOLEAN[])) AS u(k, t, s, v, n) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def write_metric_points(conn: Connection, run_id: str, points: list[tuple]) -> None:
+    """Insert metric history rows ``(run_id, key, timestamp, step, value, is_nan)``,
+    skipping exact duplicates, in one statement (or one executemany).
+
+    The hot path of ``log_batch``: on SQLite and MySQL the insert-or-ignore statement is
+    compiled once and the rows go straight to the driver's executemany (PyMySQL turns it
+    into multi-row INSERTs), skipping SQLAlchemy's per-row parameter processing.
+    """
+    if not points:
+        return
+    dialect = conn.dialect
+    if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
+        _, keys, ts, steps, vals, nans = (list(c) for c in zip(*points, strict=True))
+        conn.execute(
+            _PG_METRICS,
+            {
+                "run_uuid": run_id,
+                "keys": keys,
+                "ts": ts,
+                "steps": steps,
+                "vals": vals,
+                "nans": nans,
+            },
+        )
+        return
+    from tracklog_store_sql.schema import metrics
+
+    stmt = insert_ignore_stmt(dialect.name, metrics, _METRIC_COLS)
+    if isinstance(stmt, _Prefixed) or dialect.name not in ("sqlite", "mysql", "mariadb"):
+        execute_many(conn, stmt, [dict(zip(_METRIC_COLS, p, strict=True)) for p in points])
+        return
+    cache_key = ("raw", dialect.name, dialect.driver)
+    compiled = _CACHE.get(cache_key)
+    if compiled is None:
+        c = stmt.compile(dialect=dialect)
+        order = [_METRIC_COLS.index(name) for name in c.positiontup] if c.positional else None
+        compiled = _CACHE[cache_key] = (str(c), order)
+    sql, order = compiled
+    if order is None:
+        conn.exec_driver_sql(sql, [dict(zip(_METRIC_COLS, p, strict=True)) for p in points])
+    elif order == [0, 1, 2, 3, 4, 5]:
+        conn.exec_driver_sql(sql, points)
+    else:
+        conn.exec_driver_sql(sql, [tuple(p[i] for i in order) for p in points])
+
+
+# --- comparisons -------------------------------------------------------------------------
+
+
+def cs(col, dialect: str):
+    """``col`` compared case-sensitively (MySQL tables already use a binary collation)."""
+    if dialect == "mssql":
+        return col.collate("Latin1_General_CS_AS")
+    return col
+
+
+def _like(col, pattern: str, dialect: str, insensitive: bool):
+    if insensitive:
+        pattern_expr = sa.func.lower(sa.literal(_escape_like(pattern, dialect)))
+        return sa.func.lower(col).like(pattern_expr)
+    if dialect == "sqlite":
+        return col.op("GLOB")(_like_to_glob(pattern))
+    return cs(col, dialect).like(_escape_like(pattern, dialect))
+
+
+def _escape_like(pattern: str, dialect: str) -> str:
+    # Only % and _ are wildcards; make the backend's own escape/bracket characters literal.
+    if dialect in ("postgresql", "mysql", "mariadb"):
+        return pattern.replace("\\", "\\\\")
+    if dialect == "mssql":
+        return pattern.replace("[", "[[]")
+    return pattern
+
+
+def _like_to_glob(pattern: str) -> str:
+    out = []
+    for ch in pattern:
+        if ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        elif ch in "*?[":
+            out.append(f"[{ch}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def string_condition(col, op: Op, value: Any, dialect: str):
+    """A string comparison with MLflow semantics (``=``/``LIKE`` case-sensitive)."""
+    if op is Op.EQ:
+        return cs(col, dialect) == value
+    if op is Op.NE:
+        return cs(col, dialect) != value
+    if op is Op.LIKE:
+        return _like(col, value, dialect, insensitive=False)
+    if op is Op.ILIKE:
+        return _like(col, value, dialect, insensitive=True)
+    if op is Op.IN:
+        return cs(col, dialect).in_(list(value))
+    if op is Op.NOT_IN:
+        return cs(col, dialect).not_in(list(value))
+    raise errors.invalid(f"Operator {op.value} is not supported for string comparisons")
+
+
+def numeric_condition(col, op: Op, value: Any):
+    if isinstance(value, float):
+        value, _ = encode_float(value)
+    ops = {
+        Op.EQ: col.__eq__,
+        Op.NE: col.__ne__,
+        Op.LT: col.__lt__,
+        Op.LE: col.__le__,
+        Op.GT: col.__gt__,
+        Op.GE: col.__ge__,
+    }
+    if op in (Op.IN, Op.NOT_IN):
+        vals = list(value)
+        return col.in_(vals) if op is Op.IN else col.not_in(vals)
+    if op not in ops:
+        raise errors.invalid(f"Operator {op.value} is not supported for numeric comparisons")
+    return ops[op](value)
+
+
+def nulls_last(col, ascending: bool, missing=None) -> list:
+    """ORDER BY terms putting NULLs (or rows where ``missing`` holds) last either way."""
+    flag = missing if missing is not None else col.is_(None)
+    return [sa.case((flag, 1), else_=0), col.asc() if ascending else col.desc()]
+
+
+# --- page tokens -------------------------------------------------------------------------
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+        offset = data["offset"]
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError(offset)
+    except Exception:
+        raise errors.invalid(f"Invalid page token {token!r}") from None
+    return offset
+
+
+def page(rows: list, max_results: int, offset: int) -> tuple[list, str | None]:
+    """Split a fetch of ``max_results + 1`` rows into the page and the next token."""
+    if len(rows) > max_results:
+        return rows[:max_results], encode_token(offset + max_results)
+    return rows, None

@@ -1,0 +1,49 @@
+"""Many writer threads through one store object: no "database is locked", no lost rows,
+and the latest value per key stays the greatest (step, timestamp, value)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tracklog.entities import Metric, RunTag
+
+THREADS = 8
+CALLS = 500
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_concurrent_log_batch(store):
+    runs = [store.create_run("0", "u", 0).info.run_id for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def writer(t: int) -> None:
+        run = runs[t % 2]
+        try:
+            for i in range(CALLS):
+                store.log_batch(
+                    run,
+                    metrics=[
+                        Metric(f"own{t}", float(i), 1000 + i, i),
+                        Metric("shared", float(t * CALLS + i), 1000 + i, t * CALLS + i),
+                    ],
+                    tags=[RunTag("last_writer", str(t))],
+                )
+        except BaseException as exc:  # reported below with the thread's number
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    for t in range(THREADS):
+        history = store.get_metric_history(runs[t % 2], f"own{t}")
+        assert [m.value for m in history] == [float(i) for i in range(CALLS)]
+    for r, run in enumerate(runs):
+        shared = store.get_metric_history(run, "shared")
+        assert len(shared) == CALLS * THREADS // 2
+        top = max(t * CALLS + CALLS - 1 for t in range(THREADS) if t % 2 == r)
+        assert store.get_run(run).data.metrics["shared"].value == float(top)

@@ -1,0 +1,184 @@
+"""Schema migrations: an old database is refused with the command to run, upgraded by
+``tracklog db upgrade`` without losing data, and head equals the schema module."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from tracklog.entities import Metric
+from tracklog.errors import TracklogError
+from tracklog_store_sql import db as dbmod
+from tracklog_store_sql.schema import metadata
+from tracklog_store_sql.store import SqlTrackingStore
+
+
+def _cli():
+    import click
+
+    from tracklog.cli import plugins
+    from tracklog.plugins import load_plugins, pm
+
+    # A fresh root group, populated the way `tracklog` populates its own.
+    root = click.Group("tracklog")
+    root.add_command(plugins)
+    load_plugins()
+    pm.hook.register_commands(cli=root)
+    return root
+
+
+def _fill_first_revision(url: str) -> str:
+    """Data written with plain SQL against revision 0001 (tables reflected from the
+    database itself, not taken from the current schema module), as an old server left it."""
+    run_id = uuid.uuid4().hex
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            conn.exec_driver_sql("SET SESSION sql_mode='NO_AUTO_VALUE_ON_ZERO'")
+        old = sa.MetaData()
+        old.reflect(conn)
+        t = old.tables
+        conn.execute(
+            t["experiments"].insert(),
+            [
+                {
+                    "experiment_id": 0,
+                    "name": "Default",
+                    "artifact_location": "/a/0",
+                    "lifecycle_stage": "active",
+                    "creation_time": 1,
+                    "last_update_time": 1,
+                },
+                {
+                    "experiment_id": 1,
+                    "name": "old",
+                    "artifact_location": "/a/1",
+                    "lifecycle_stage": "active",
+                    "creation_time": 1,
+                    "last_update_time": 1,
+                },
+            ],
+        )
+        conn.execute(
+            t["runs"].insert(),
+            {
+                "run_uuid": run_id,
+                "name": "legacy",
+                "user_id": "u",
+                "status": "FINISHED",
+                "start_time": 5,
+                "lifecycle_stage": "active",
+                "artifact_uri": "/a/1/r",
+                "experiment_id": 1,
+            },
+        )
+        conn.execute(t["params"].insert(), {"run_uuid": run_id, "key": "lr", "value": "0.1"})
+        conn.execute(
+            t["tags"].insert(), {"run_uuid": run_id, "key": "mlflow.runName", "value": "legacy"}
+        )
+        conn.execute(
+            t["metrics"].insert(),
+            [
+                {
+                    "run_uuid": run_id,
+                    "key": "loss",
+                    "timestamp": 10 + step,
+                    "step": step,
+                    "value": value,
+                    "is_nan": False,
+                }
+                for step, value in ((0, 1.0), (1, 0.5))
+            ],
+        )
+        conn.execute(
+            t["latest_metrics"].insert(),
+            {
+                "run_uuid": run_id,
+                "key": "loss",
+                "value": 0.5,
+                "timestamp": 11,
+                "step": 1,
+                "is_nan": False,
+            },
+        )
+        assert "logged_models" not in t
+    engine.dispose()
+    return run_id
+
+
+def test_old_schema_refused_then_upgraded_with_data(fresh_url):
+    database = dbmod.Database(fresh_url)
+    assert dbmod.upgrade(database, "0001_initial") == (None, "0001_initial")
+    database.dispose()
+    run_id = _fill_first_revision(fresh_url)
+
+    with pytest.raises(TracklogError) as err:
+        SqlTrackingStore(fresh_url, "/a")
+    assert "out of date" in err.value.message
+    assert f"tracklog db upgrade {dbmod.redact(fresh_url)}" in err.value.message
+
+    result = CliRunner().invoke(_cli(), ["db", "upgrade", fresh_url])
+    assert result.exit_code == 0, result.output
+    assert "from 0001_initial to 0002_models_registry" in result.output
+    again = CliRunner().invoke(_cli(), ["db", "upgrade", fresh_url])
+    assert "already at revision 0002_models_registry" in again.output
+
+    store = SqlTrackingStore(fresh_url, "/a")
+    try:
+        run = store.get_run(run_id)
+        assert run.info.run_name == "legacy"
+        assert run.data.params == {"lr": "0.1"}
+        assert run.data.metrics["loss"].value == 0.5
+        assert [m.value for m in store.get_metric_history(run_id, "loss")] == [1.0, 0.5]
+        assert store.get_experiment("1").name == "old"
+        # The tables the second revision added work.
+        store.log_batch(run_id, metrics=[Metric("loss", 0.25, 12, 2)])
+        model = store.create_logged_model("1", "m", run_id)
+        store.create_registered_model("reg")
+        store.create_model_version("reg", f"models:/{model.model_id}", model_id=model.model_id)
+        assert store.get_registered_model("reg").latest_versions[0].version == "1"
+        assert store.get_run(run_id).data.metrics["loss"].value == 0.25
+    finally:
+        store.close()
+
+
+def test_head_matches_schema_module(fresh_url):
+    """What the migrations build is exactly what the code expects (no drift)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    store = SqlTrackingStore(fresh_url, "/a")  # an empty database is created at head
+    try:
+        with store.db.read() as conn:
+            assert dbmod.current_revision(conn) == dbmod.head_revision()
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(ctx, metadata)
+        assert diff == []
+        assert store.get_experiment("0").name == "Default"
+    finally:
+        store.close()
+
+
+def test_upgrade_command_hides_password():
+    result = CliRunner().invoke(
+        _cli(), ["db", "upgrade", "postgresql://user:s3cret@127.0.0.1:1/nodb"]
+    )
+    assert result.exit_code != 0
+    assert "s3cret" not in result.output
+    assert "***" in result.output
+
+
+def test_schema_from_a_newer_release_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path}/newer.db"
+    SqlTrackingStore(url, "/a").close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099_future'")
+    engine.dispose()
+    with pytest.raises(TracklogError) as err:
+        SqlTrackingStore(url, "/a")
+    assert "0099_future" in err.value.message
+    assert "upgrade tracklog-store-sql" in err.value.message

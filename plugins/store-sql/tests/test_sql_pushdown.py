@@ -1,0 +1,83 @@
+"""No search or read loads whole tables, and nothing is N+1: statements are counted with
+SQLAlchemy's ``before_cursor_execute`` event (an executemany counts once)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from tracklog.entities import Metric, Param, RunTag
+from tracklog.search import parse_run_filter, parse_run_order_by
+
+
+@contextmanager
+def statements(store):
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", record)
+
+
+def _fill(store, eid, n_runs, n_keys):
+    for i in range(n_runs):
+        run = store.create_run(eid, "u", i)
+        store.log_batch(
+            run.info.run_id,
+            metrics=[Metric(f"m{k}", float(i + k), 1, 0) for k in range(n_keys)],
+            params=[Param(f"p{k}", str(i)) for k in range(n_keys)],
+            tags=[RunTag(f"t{k}", "x") for k in range(n_keys)],
+        )
+
+
+def _search_count(store, eid):
+    flt = parse_run_filter("metrics.m0 >= 0 AND params.p1 != 'zz' AND tags.t0 = 'x'")
+    order = parse_run_order_by(["metrics.m1 DESC", "params.p0"])
+    with statements(store) as seen:
+        found = store.search_runs([eid], flt, order_by=order)
+    return found, seen
+
+
+def test_search_runs_is_one_query_plus_constant_loads(store):
+    small = store.create_experiment("small")
+    big = store.create_experiment("big")
+    _fill(store, small, 2, 2)
+    _fill(store, big, 40, 6)
+    few, seen_small = _search_count(store, small)
+    many, seen_big = _search_count(store, big)
+    assert len(few) == 2 and len(many) == 40
+    assert len(seen_small) == len(seen_big) <= 8
+    searches = [s for s in seen_big if "ORDER BY" in s and "EXISTS" in s]
+    assert len(searches) == 1  # the filter and the order are one statement
+    # The history table is never read by a search: latest values live in latest_metrics.
+    assert not any("FROM metrics" in s for s in seen_big)
+    assert [r.data.metrics["m1"].value for r in many] == sorted(
+        (float(i + 1) for i in range(40)), reverse=True
+    )
+
+
+def test_get_run_and_log_batch_statement_counts(store):
+    run = store.create_run("0", "u", 0).info.run_id
+    with statements(store) as seen:
+        store.log_batch(
+            run,
+            metrics=[Metric(f"k{i % 10}", float(i), i, i) for i in range(1000)],
+            params=[Param(f"p{i}", "v") for i in range(100)],
+            tags=[RunTag(f"t{i}", "v") for i in range(100)],
+        )
+    writes = [s for s in seen if not s.startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
+    assert len(writes) <= 8  # one check, params select+insert, metrics, latest x2, tags
+    empty = store.create_run("0", "u", 0).info.run_id
+    with statements(store) as seen_one:
+        small = store.get_run(empty)
+    with statements(store) as seen_big:
+        big = store.get_run(run)
+    assert len(small.data.params) == 0 and len(big.data.params) == 100
+    assert len(big.data.metrics) == 10 and big.data.metrics["k9"].value == 999.0
+    assert len(seen_big) == len(seen_one)
