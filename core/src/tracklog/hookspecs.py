@@ -143,7 +143,9 @@ def register_routes(app: Any, config: ServerConfig) -> None:
         authentication, host checks and error handling as built-in ones).
     :param config: the server configuration.
 
-    All implementations are called while the application is built.
+    Declare each endpoint's authorization rule with ``tracklog.server.rule(action,
+    resource)``; an endpoint without one requires the ``manage`` action. All
+    implementations are called while the application is built.
     """
 
 

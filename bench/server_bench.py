@@ -1,0 +1,303 @@
+"""Benchmark `tracklog server` through the real MLflow client, optionally beside MLflow.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/server_bench.py                  # starts a tracklog server
+    .venv/bin/python bench/server_bench.py --url http://127.0.0.1:5000   # a running one
+    .venv/bin/python bench/server_bench.py --mlflow         # also `mlflow server` 3.17.2
+    .venv/bin/python bench/server_bench.py --quick          # smaller sizes, for a smoke run
+
+``--mlflow`` creates (once) a separate virtualenv with the full ``mlflow`` package under
+``--mlflow-venv`` (default /tmp/mlflow-ref) with ``uv``; the project venv never gets it.
+Both servers use SQLite and local artifacts in a temporary directory. Each scenario is
+timed through ``MlflowClient`` (median of the repetitions) and printed with the ratio
+MLflow / tracklog. The figures depend on the machine; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "600")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
+
+MLFLOW_VERSION = "3.17.2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> float:
+    import urllib.request
+
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server at {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"server at {url} not healthy after {timeout} s")
+
+
+def start_tracklog(tmp: Path) -> tuple[str, subprocess.Popen, float]:
+    port = free_port()
+    exe = Path(sys.executable).with_name("tracklog")
+    cmd = [str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp}/tracklog.db",
+           "--artifacts-destination", str(tmp / "artifacts"), "--port", str(port)]
+    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=open(tmp / "tracklog.log", "wb"), cwd=tmp)
+    url = f"http://127.0.0.1:{port}"
+    return url, process, wait_healthy(url, process)
+
+
+def ensure_mlflow_venv(venv: Path) -> Path:
+    exe = venv / "bin" / "mlflow"
+    if exe.exists():
+        return exe
+    subprocess.run(["uv", "venv", str(venv)], check=True)
+    subprocess.run(["uv", "pip", "install", "--python", str(venv / "bin" / "python"),
+                    f"mlflow=={MLFLOW_VERSION}"], check=True)
+    return exe
+
+
+def start_mlflow(tmp: Path, venv: Path) -> tuple[str, subprocess.Popen, float]:
+    exe = ensure_mlflow_venv(venv)
+    port = free_port()
+    cmd = [str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
+           "--artifacts-destination", str(tmp / "mlartifacts"), "--host", "127.0.0.1",
+           "--port", str(port)]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=open(tmp / "mlflow.log", "wb"), cwd=tmp, env=env)
+    url = f"http://127.0.0.1:{port}"
+    return url, process, wait_healthy(url, process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def median_time(fn: Callable[[], None], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Scenarios:
+    """Each scenario returns seconds per operation (median over repetitions)."""
+
+    def __init__(self, url: str, sizes: dict[str, int], tmp: Path) -> None:
+        self.url = url
+        self.sizes = sizes
+        self.tmp = tmp
+        mlflow.set_tracking_uri(url)
+        self.client = mlflow.MlflowClient(url)
+        self.exp = self.client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")
+        self.run_id = self.client.create_run(self.exp).info.run_id
+
+    def log_metric(self) -> float:
+        n = self.sizes["single"]
+        counter = iter(range(10**9))
+
+        def once() -> None:
+            for _ in range(n):
+                self.client.log_metric(self.run_id, "single", 1.0, step=next(counter))
+
+        return median_time(once, 3) / n
+
+    def log_batch(self) -> float:
+        now = int(time.time() * 1000)
+        counter = iter(range(10**9))
+
+        def once() -> None:
+            base = next(counter) * 1000
+            metrics = [Metric(f"b{i % 10}", float(i), now + i, base + i) for i in range(1000)]
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+        return median_time(once, 5)
+
+    def create_run(self) -> float:
+        def once() -> None:
+            run = self.client.create_run(self.exp)
+            self.client.log_batch(run.info.run_id,
+                                  params=[Param(f"p{i}", str(i)) for i in range(10)])
+            self.client.set_terminated(run.info.run_id)
+
+        return median_time(once, 10)
+
+    def threaded_log_metric(self) -> float:
+        per_thread = self.sizes["threaded"]
+        counter = iter(range(10**9))
+        lock = threading.Lock()
+
+        def worker() -> None:
+            for _ in range(per_thread):
+                with lock:
+                    step = next(counter)
+                self.client.log_metric(self.run_id, "threaded", 1.0, step=step)
+
+        def once() -> None:
+            with ThreadPoolExecutor(8) as pool:
+                for f in [pool.submit(worker) for _ in range(8)]:
+                    f.result()
+
+        return median_time(once, 3) / (8 * per_thread)
+
+    def search(self) -> float:
+        exp = self.client.create_experiment(f"search-{uuid.uuid4().hex[:8]}")
+        n_runs = self.sizes["runs"]
+
+        def seed(i: int) -> None:
+            run = self.client.create_run(exp, start_time=1_000_000 + i)
+            self.client.log_metric(run.info.run_id, "score", float(i % 997), step=0)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(seed, range(n_runs)))
+        expected = sum(1 for i in range(n_runs) if i % 997 > 10)
+
+        def once() -> None:
+            runs = self.client.search_runs([exp], "metrics.score > 10", max_results=1000,
+                                           order_by=["metrics.score DESC"])
+            assert len(runs) == min(1000, expected)
+
+        return median_time(once, 5)
+
+    def history(self) -> float:
+        run = self.client.create_run(self.exp).info.run_id
+        n = self.sizes["history"]
+        now = int(time.time() * 1000)
+        for start in range(0, n, 1000):
+            metrics = [Metric("h", float(i), now + i, i) for i in range(start, start + 1000)]
+            self.client.log_batch(run, metrics=metrics)
+
+        def once() -> None:
+            points = self.client.get_metric_history(run, "h")
+            assert len(points) == n
+
+        return median_time(once, 3)
+
+    def artifact(self) -> tuple[float, float]:
+        size_mb = self.sizes["artifact_mb"]
+        path = self.tmp / "payload.bin"
+        block = os.urandom(1024 * 1024)
+        with open(path, "wb") as f:
+            for _ in range(size_mb):
+                f.write(block)
+        run = self.client.create_run(self.exp).info.run_id
+        up = median_time(lambda: self.client.log_artifact(run, str(path), "blob"), 1)
+        dst = self.tmp / f"down-{uuid.uuid4().hex[:6]}"
+        dst.mkdir()
+        local: list[str] = []
+        down = median_time(
+            lambda: local.append(
+                self.client.download_artifacts(run, "blob/payload.bin", str(dst))), 1
+        )
+        assert os.path.getsize(local[0]) == size_mb * 1024 * 1024
+        path.unlink()
+        shutil.rmtree(dst)
+        return up, down
+
+    def all(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+
+        def record(name: str, seconds: float) -> None:
+            out[name] = seconds
+            print(f"  {self.url}  {name:40} {fmt(seconds)}", file=sys.stderr, flush=True)
+
+        record("log_metric (per call)", self.log_metric())
+        record("log_batch 1000 metrics", self.log_batch())
+        record("create_run + 10 params + end", self.create_run())
+        record("8 threads log_metric (per call)", self.threaded_log_metric())
+        record(f"search_runs 1000 of {self.sizes['runs']}", self.search())
+        record(f"get_metric_history {self.sizes['history']}", self.history())
+        up, down = self.artifact()
+        record(f"artifact {self.sizes['artifact_mb']} MB upload", up)
+        record(f"artifact {self.sizes['artifact_mb']} MB download", down)
+        return out
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1000:10.2f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="benchmark this running tracklog server")
+    parser.add_argument("--mlflow", action="store_true",
+                        help=f"also benchmark mlflow server {MLFLOW_VERSION}")
+    parser.add_argument("--mlflow-venv", default="/tmp/mlflow-ref", type=Path)
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    args = parser.parse_args()
+    sizes = ({"single": 50, "threaded": 10, "runs": 1000, "history": 10000, "artifact_mb": 20}
+             if args.quick else
+             {"single": 300, "threaded": 50, "runs": 10000, "history": 100000,
+              "artifact_mb": 200})
+    tmp = Path(tempfile.mkdtemp(prefix="tracklog-bench-"))
+    processes = []
+    results: dict[str, dict[str, float]] = {}
+    try:
+        if args.url:
+            url = args.url
+        else:
+            url, proc, startup = start_tracklog(tmp)
+            processes.append(proc)
+            print(f"tracklog server healthy after {startup:.2f} s")
+        results["tracklog"] = Scenarios(url, sizes, tmp).all()
+        if args.mlflow:
+            ref_url, ref_proc, startup = start_mlflow(tmp, args.mlflow_venv)
+            processes.append(ref_proc)
+            print(f"mlflow server healthy after {startup:.2f} s")
+            results["mlflow"] = Scenarios(ref_url, sizes, tmp).all()
+    finally:
+        for proc in processes:
+            stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
+    header = f"{'scenario':40} {'tracklog':>13}"
+    if "mlflow" in results:
+        header += f" {'mlflow':>13} {'ratio':>8}"
+    print(header)
+    for name, value in results["tracklog"].items():
+        line = f"{name:40} {fmt(value)}"
+        if "mlflow" in results:
+            ref = results["mlflow"][name]
+            line += f" {fmt(ref)} {ref / value:7.1f}x"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

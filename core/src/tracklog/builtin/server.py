@@ -1,0 +1,124 @@
+"""Built-in plugin: the ``tracklog server`` command (the options of ``mlflow server``).
+
+Every option can also come from a ``TRACKLOG_*`` environment variable (shown in
+``--help``) or from a dotenv file given with ``--env-file``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from tracklog import config as cfg
+from tracklog.plugins import hookimpl
+
+
+def _read_env_file(path: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("export "):
+                line = line[len("export "):]
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise click.BadParameter(f"{path}:{number}: expected KEY=VALUE",
+                                         param_hint="--env-file")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            values[key.strip()] = value
+    return values
+
+
+def _split(values: tuple[str, ...] | str | None) -> list[str]:
+    if not values:
+        return []
+    if isinstance(values, str):
+        values = (values,)
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _option(*names: str, env: str, **kwargs: Any) -> Any:
+    return click.option(*names, envvar=f"TRACKLOG_{env}", show_envvar=True, **kwargs)
+
+
+@click.command("server")
+@_option("--backend-store-uri", env="BACKEND_STORE_URI", default=cfg.DEFAULT_BACKEND_STORE_URI,
+         show_default=True, help="Tracking store URI (sqlite:///…, postgresql://…, file:…).")
+@_option("--default-artifact-root", env="DEFAULT_ARTIFACT_ROOT", default=None,
+         help="Artifact root of new experiments. Default: mlflow-artifacts:/ when artifacts "
+              "are served.")
+@_option("--serve-artifacts/--no-serve-artifacts", env="SERVE_ARTIFACTS", default=True,
+         show_default=True, help="Proxy artifact uploads and downloads through the server.")
+@_option("--artifacts-destination", env="ARTIFACTS_DESTINATION",
+         default=cfg.DEFAULT_ARTIFACTS_DESTINATION, show_default=True,
+         help="Where proxied artifacts are stored (local path or any artifact URI).")
+@_option("--artifacts-only", env="ARTIFACTS_ONLY", is_flag=True, default=False,
+         help="Serve only the artifact proxy, no tracking routes.")
+@_option("--host", "-h", env="HOST", default=cfg.DEFAULT_HOST, show_default=True)
+@_option("--port", "-p", env="PORT", default=cfg.DEFAULT_PORT, type=int, show_default=True)
+@_option("--workers", "-w", env="WORKERS", default=1, type=click.IntRange(min=1),
+         show_default=True)
+@_option("--allowed-hosts", env="ALLOWED_HOSTS", default=None,
+         help="Comma-separated extra Host header values or patterns (*.example.com, *).")
+@_option("--cors-allowed-origins", env="CORS_ALLOWED_ORIGINS", default=None,
+         help="Comma-separated origins allowed cross-origin access (* for any).")
+@_option("--static-prefix", env="STATIC_PREFIX", default="",
+         help="Prefix for every route, e.g. /tracklog.")
+@_option("--dev", env="DEV", is_flag=True, default=False,
+         help="Reload on code changes and log at debug level.")
+@_option("--expose-prometheus", env="EXPOSE_PROMETHEUS", default=None, metavar="DIR",
+         help="Serve Prometheus metrics on /metrics; DIR holds multiprocess files.")
+@_option("--uvicorn-opts", env="UVICORN_OPTS", default=None,
+         help='Extra uvicorn options, e.g. "--timeout-keep-alive 60".')
+@_option("--env-file", env="ENV_FILE", default=None,
+         type=click.Path(exists=True, dir_okay=False),
+         help="dotenv file loaded into the environment; its TRACKLOG_* values fill options "
+              "not given on the command line.")
+@click.pass_context
+def server_command(ctx: click.Context, **opts: Any) -> None:
+    """Run the MLflow-compatible tracking server."""
+    from tracklog.server.runner import parse_uvicorn_opts, serve
+
+    if opts["env_file"]:
+        loaded = _read_env_file(opts["env_file"])
+        for key, value in loaded.items():
+            os.environ.setdefault(key, value)
+        for param in ctx.command.params:
+            source = ctx.get_parameter_source(param.name)
+            env_name = getattr(param, "envvar", None)
+            if (source == click.core.ParameterSource.DEFAULT and isinstance(env_name, str)
+                    and env_name in loaded):
+                opts[param.name] = param.type_cast_value(ctx, loaded[env_name]) \
+                    if not getattr(param, "is_flag", False) else \
+                    loaded[env_name].lower() in ("1", "true", "yes", "on")
+    try:
+        uvicorn_opts = parse_uvicorn_opts(opts["uvicorn_opts"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--uvicorn-opts") from None
+    config = cfg.ServerConfig(
+        backend_store_uri=opts["backend_store_uri"],
+        default_artifact_root=opts["default_artifact_root"] or None,
+        serve_artifacts=opts["serve_artifacts"],
+        artifacts_destination=opts["artifacts_destination"],
+        artifacts_only=opts["artifacts_only"],
+        host=opts["host"],
+        port=opts["port"],
+        workers=opts["workers"],
+        allowed_hosts=_split(opts["allowed_hosts"]),
+        cors_allowed_origins=_split(opts["cors_allowed_origins"]),
+        static_prefix=opts["static_prefix"] or "",
+        dev=opts["dev"],
+        expose_prometheus=opts["expose_prometheus"] or None,
+    )
+    serve(config, uvicorn_opts)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(server_command)

@@ -1,0 +1,272 @@
+"""``create_app(config)``: the FastAPI application, assembled from the installed plugins."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tracklog import __version__, errors
+from tracklog.config import ServerConfig
+from tracklog.server import middleware
+from tracklog.server.codec import JSONResponse, Req, error_response, request_from_json
+from tracklog.server.routes import artifacts, experiments, logged_models, misc, registry, runs
+from tracklog.server.routing import (
+    RULE_ATTR,
+    RouteTable,
+    RpcSpec,
+    Rule,
+    ServerState,
+    identity_and_authorize,
+)
+from tracklog.stores import TrackingStore
+
+log = logging.getLogger("tracklog.server")
+
+#: Largest JSON request body accepted (a dataset profile may reach 16 MiB).
+MAX_JSON_BODY = 32 * 1024 * 1024
+
+TRACKING_TABLES = (experiments.table, runs.table, logged_models.table, registry.table,
+                   artifacts.table)
+
+
+def default_artifact_root(config: ServerConfig) -> str | None:
+    """The root new experiments get: the configured one, else the proxy's
+    ``mlflow-artifacts:/`` when artifacts are served, else the store's own default."""
+    if config.default_artifact_root:
+        return config.default_artifact_root
+    return "mlflow-artifacts:/" if config.serve_artifacts else None
+
+
+def normalize_prefix(prefix: str | None) -> str:
+    prefix = (prefix or "").strip()
+    if not prefix or prefix == "/":
+        return ""
+    return "/" + prefix.strip("/")
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise errors.invalid(f"Request body of {declared} bytes exceeds {MAX_JSON_BODY} bytes")
+    parts = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise errors.invalid(f"Request body exceeds {MAX_JSON_BODY} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _internal(exc: BaseException) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(errors.TracklogError(
+        f"Internal server error: {type(exc).__name__}: {exc}", errors.ErrorCode.INTERNAL_ERROR
+    ))
+
+
+def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
+    handler, rule, is_get = spec.handler, spec.rule, spec.method == "GET"
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            if is_get and request.query_params:
+                req = Req(None, request.query_params, request.path_params)
+            else:
+                body = await _read_body(request)
+                if is_get and not body:
+                    req = Req(None, request.query_params, request.path_params)
+                else:
+                    req = request_from_json(body, request.path_params)
+            if state.auth_enabled:
+                await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
+            result = await anyio.to_thread.run_sync(handler, state, req)
+        except errors.TracklogError as err:
+            return error_response(err)
+        except Exception as exc:
+            return _internal(exc)
+        return result if isinstance(result, Response) else JSONResponse(result)
+
+    return endpoint
+
+
+def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
+    handler, rule = spec.handler, spec.rule
+
+    async def endpoint(request: Request) -> Any:
+        try:
+            req = Req(None, request.query_params, request.path_params)
+            if state.auth_enabled:
+                await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
+            return await handler(state, request, req)
+        except errors.TracklogError as err:
+            return error_response(err)
+        except Exception as exc:
+            return _internal(exc)
+
+    return endpoint
+
+
+def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> None:
+    rules: dict[tuple[str, str], Rule] = app.state.tracklog_rules
+    for spec in table.rpcs:
+        if spec.versions:
+            paths = [f"{prefix}/{api}/{v}{spec.path}" for v in spec.versions
+                     for api in ("api", "ajax-api")]
+        else:
+            paths = [prefix + spec.path]
+        endpoint = _raw_endpoint(spec, state) if spec.raw else _rpc_endpoint(spec, state)
+        setattr(endpoint, RULE_ATTR, spec.rule)
+        for path in paths:
+            route = Route(path, endpoint, methods=[spec.method])
+            app.router.routes.append(route)
+            for method in route.methods or ():
+                rules[(method, path)] = spec.rule
+
+
+def _guard_plugin_routes(app: FastAPI, state: ServerState, known: int) -> None:
+    """Give routes added by ``register_routes`` the same authorization as built-in ones:
+    the rule the plugin declared with :func:`tracklog.server.rule` (``manage`` if none)."""
+    rules: dict[tuple[str, str], Rule] = app.state.tracklog_rules
+    for route in app.router.routes[known:]:
+        endpoint = getattr(route, "endpoint", None)
+        declared = getattr(endpoint, RULE_ATTR, None)
+        for method in getattr(route, "methods", None) or ():
+            if declared is not None:
+                rules[(method, route.path)] = declared
+        if state.auth_enabled and hasattr(route, "app"):
+            route.app = _authorizing(route.app, declared or Rule("manage"), state)
+
+
+def _authorizing(inner: Any, rule: Rule, state: ServerState) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        try:
+            req = Req(None, request.query_params, scope.get("path_params"))
+            await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
+        except errors.TracklogError as err:
+            await error_response(err)(scope, receive, send)
+            return
+        await inner(scope, receive, send)
+
+    return app
+
+
+def _call_startup(app: FastAPI, config: ServerConfig) -> None:
+    from tracklog.plugins import pm
+
+    for impl in reversed(pm.hook.startup.get_hookimpls()):
+        kwargs = {"app": app, "config": config}
+        try:
+            impl.function(**{name: kwargs[name] for name in impl.argnames})
+        except Exception as exc:
+            raise RuntimeError(
+                f"tracklog plugin {impl.plugin_name!r} failed at startup: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def create_app(config: ServerConfig | None = None, store: TrackingStore | None = None) -> FastAPI:
+    """Build the server application.
+
+    The tracking store comes from ``config.backend_store_uri`` through the store plugins
+    (unless ``store`` is given), the proxied artifact root from
+    ``config.artifacts_destination`` through the artifact plugins. Plugins' routes,
+    middleware and startup work are added through their hooks.
+    """
+    from tracklog.artifacts import resolve_repository
+    from tracklog.plugins import load_plugins, pm
+    from tracklog.stores import resolve_store
+
+    load_plugins()
+    config = config or ServerConfig()
+    if store is None and not config.artifacts_only:
+        store = resolve_store(config.backend_store_uri, default_artifact_root(config))
+    artifact_root = None
+    if config.serve_artifacts or config.artifacts_only:
+        artifact_root = resolve_repository(config.artifacts_destination)
+    auth_enabled = bool(pm.hook.authenticate.get_hookimpls()
+                        or pm.hook.authorize.get_hookimpls())
+    state = ServerState(config, store, artifact_root, auth_enabled)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_call_startup, app, config)
+        try:
+            yield
+        finally:
+            if store is not None:
+                store.close()
+
+    app = FastAPI(title="tracklog", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None, lifespan=lifespan)
+    app.state.tracklog = state
+    app.state.tracklog_rules = {}
+    prefix = normalize_prefix(config.static_prefix)
+
+    _mount(app, misc.table, state, prefix)
+    if not config.artifacts_only:
+        for table in TRACKING_TABLES:
+            _mount(app, table, state, prefix)
+    if artifact_root is not None:
+        _mount(app, artifacts.proxy, state, prefix)
+    if config.expose_prometheus:
+        from tracklog.server import metrics
+
+        metrics.install(app, config, prefix)
+
+    known = len(app.router.routes)
+    pm.hook.register_routes(app=app, config=config)
+    _guard_plugin_routes(app, state, known)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response(errors.TracklogError(
+                f"No endpoint {request.method} {request.url.path}",
+                errors.ErrorCode.ENDPOINT_NOT_FOUND,
+            ))
+        if exc.status_code == 405:
+            return JSONResponse(
+                {"error_code": "ENDPOINT_NOT_FOUND",
+                 "message": f"Method {request.method} is not allowed for {request.url.path}"},
+                status_code=405,
+            )
+        code = errors.ErrorCode.BAD_REQUEST if exc.status_code < 500 else \
+            errors.ErrorCode.INTERNAL_ERROR
+        return JSONResponse({"error_code": code.value, "message": str(exc.detail)},
+                            status_code=exc.status_code)
+
+    @app.exception_handler(errors.TracklogError)
+    async def tracklog_error(request: Request, exc: errors.TracklogError) -> Response:
+        return error_response(exc)
+
+    wrappers = [w for w in pm.hook.asgi_middleware(config=config) if w is not None]
+    # pluggy returns results last-registered first; the first plugin ends up outermost.
+    for wrapper in wrappers:
+        app.add_middleware(middleware.WrapMiddleware, wrapper=wrapper)
+    if config.expose_prometheus:
+        from tracklog.server import metrics
+
+        app.add_middleware(metrics.MetricsMiddleware, prefix=prefix)
+    if config.cors_allowed_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        origins = list(config.cors_allowed_origins)
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
+                           allow_headers=["*"], allow_credentials="*" not in origins)
+    # Outside CORS, so a refused origin gets a JSON 403 rather than CORS's plain 400.
+    app.add_middleware(middleware.CrossOriginGuard, allowed_origins=config.cors_allowed_origins)
+    allowed = middleware.default_allowed_hosts(config.host) + list(config.allowed_hosts)
+    app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed,
+                       allow_private=config.host in ("0.0.0.0", "::"))
+    return app

@@ -1,0 +1,403 @@
+"""The MLflow wire encoding: requests in (query strings, JSON bodies), entities out.
+
+Requests: snake_case field names (lowerCamel accepted too), int64 as numbers or decimal
+strings, enums by name or number, doubles as numbers or ``"NaN"``/``"Infinity"``, GET
+lists as repeated keys and booleans as ``True``/``False`` in any case.
+Responses: snake_case, int64 as JSON numbers, enums by name, non-finite doubles as the
+protobuf-JSON strings, fields never set omitted. Encoded with orjson.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from typing import Any
+
+import orjson
+from starlette.datastructures import QueryParams
+from starlette.responses import Response
+
+from tracklog import errors
+from tracklog.entities import (
+    DatasetInput,
+    Experiment,
+    FileInfo,
+    LoggedModel,
+    LoggedModelStatus,
+    Metric,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunInfo,
+    RunStatus,
+    ViewType,
+)
+from tracklog.validation import invalid_value, missing, to_double, to_int
+
+# Proto enum numbers, for clients that send enums as integers.
+_ENUM_NUMBERS: dict[type[Enum], dict[int, Enum]] = {
+    RunStatus: {1: RunStatus.RUNNING, 2: RunStatus.SCHEDULED, 3: RunStatus.FINISHED,
+                4: RunStatus.FAILED, 5: RunStatus.KILLED},
+    ViewType: {1: ViewType.ACTIVE_ONLY, 2: ViewType.DELETED_ONLY, 3: ViewType.ALL},
+    LoggedModelStatus: {0: LoggedModelStatus.LOGGED_MODEL_STATUS_UNSPECIFIED,
+                        1: LoggedModelStatus.LOGGED_MODEL_PENDING,
+                        2: LoggedModelStatus.LOGGED_MODEL_READY,
+                        3: LoggedModelStatus.LOGGED_MODEL_UPLOAD_FAILED},
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+class Req:
+    """One decoded request: typed accessors over a JSON body or a query string.
+
+    Every accessor raises INVALID_PARAMETER_VALUE naming the field on a badly typed value.
+    """
+
+    __slots__ = ("data", "query", "path_params", "identity")
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        query: QueryParams | None = None,
+        path_params: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data = data if data is not None else {}
+        self.query = query
+        self.path_params = path_params or {}
+        self.identity: Any = None
+
+    def _raw(self, name: str) -> Any:
+        if self.query is not None:
+            if name in self.query:
+                return self.query[name]
+            camel = _camel(name)
+            return self.query.get(camel) if camel != name else None
+        value = self.data.get(name)
+        if value is None and "_" in name:
+            value = self.data.get(_camel(name))
+        return value
+
+    def has(self, name: str) -> bool:
+        return self._raw(name) is not None
+
+    def str(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            if required:
+                raise missing(name)
+            return default
+        if not isinstance(value, str):
+            raise invalid_value(name, value, f"Hint: Value was of type '{type(value).__name__}'")
+        if required and value == "":
+            raise missing(name)
+        return value
+
+    def int(self, name: str, required: bool = False, default: int | None = None) -> int | None:
+        value = self._raw(name)
+        if value is None or value == "":
+            if required:
+                raise missing(name)
+            return default
+        return to_int(value, name)
+
+    def double(self, name: str, required: bool = False) -> float | None:
+        value = self._raw(name)
+        if value is None:
+            if required:
+                raise missing(name)
+            return None
+        return to_double(value, name)
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise invalid_value(name, value, "Expected a boolean (true or false).")
+
+    def enum(self, name: str, enum: type[Enum], default: Enum | None = None) -> Any:
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        numbers = _ENUM_NUMBERS.get(enum, {})
+        if isinstance(value, str):
+            if value.isdigit() and int(value) in numbers:
+                return numbers[int(value)]
+            try:
+                return enum[value] if value in enum.__members__ else enum(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int) and not isinstance(value, bool) and value in numbers:
+            return numbers[value]
+        allowed = ", ".join(enum.__members__)
+        raise invalid_value(name, value, f"Expected one of: {allowed}.")
+
+    def list(self, name: str) -> list[Any]:
+        if self.query is not None:
+            values = self.query.getlist(name)
+            return values if values else self.query.getlist(_camel(name))
+        value = self._raw(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise invalid_value(name, value, "Expected a list.")
+        return value
+
+    def str_list(self, name: str) -> list[str]:
+        values = self.list(name)
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                raise invalid_value(f"{name}[{i}]", v, "Expected a string.")
+        return values
+
+    def objects(self, name: str) -> list[dict[str, Any]]:
+        values = self.list(name)
+        for i, v in enumerate(values):
+            if not isinstance(v, dict):
+                raise invalid_value(f"{name}[{i}]", v, "Expected an object.")
+        return values
+
+    def obj(self, name: str) -> dict[str, Any] | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise invalid_value(name, value, "Expected an object.")
+        return value
+
+    def run_id(self) -> str:
+        """``run_id``, or the legacy ``run_uuid`` (the client sends both)."""
+        value = self.str("run_id") or self.str("run_uuid")
+        if not value:
+            raise missing("run_id")
+        return value
+
+
+def request_from_json(body: bytes, path_params: Mapping[str, str] | None = None) -> Req:
+    if not body:
+        return Req({}, None, path_params)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # MLflow treats an unparsable body as empty: the missing field is what gets reported.
+        data = {}
+    if not isinstance(data, dict):
+        raise errors.invalid("The request body must be a JSON object.")
+    return Req(data, None, path_params)
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(err: errors.TracklogError) -> JSONResponse:
+    return JSONResponse(err.to_dict(), status_code=err.http_status)
+
+
+# --- entities ------------------------------------------------------------------------
+
+
+def _val(v: Any) -> Any:
+    return v.value if isinstance(v, Enum) else v
+
+
+def double(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def key_values(items: Mapping[str, str] | Iterable[Any]) -> list[dict[str, str]]:
+    if isinstance(items, Mapping):
+        return [{"key": k, "value": v} for k, v in items.items()]
+    return [{"key": t.key, "value": t.value} for t in items]
+
+
+def experiment(e: Experiment) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "experiment_id": e.experiment_id,
+        "name": e.name,
+        "artifact_location": e.artifact_location,
+        "lifecycle_stage": _val(e.lifecycle_stage),
+    }
+    if e.creation_time is not None:
+        out["creation_time"] = e.creation_time
+    if e.last_update_time is not None:
+        out["last_update_time"] = e.last_update_time
+    if e.tags:
+        out["tags"] = key_values(e.tags)
+    return out
+
+
+def metric(m: Metric, full: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": m.key,
+        "value": double(m.value),
+        "timestamp": m.timestamp,
+        "step": m.step,
+    }
+    if full:
+        for name in ("dataset_name", "dataset_digest", "model_id", "run_id"):
+            value = getattr(m, name)
+            if value is not None:
+                out[name] = value
+    return out
+
+
+def run_info(i: RunInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "run_id": i.run_id,
+        "run_uuid": i.run_id,
+        "run_name": i.run_name,
+        "experiment_id": i.experiment_id,
+        "user_id": i.user_id or "",
+        "status": _val(i.status),
+        "artifact_uri": i.artifact_uri,
+        "lifecycle_stage": _val(i.lifecycle_stage),
+    }
+    if i.start_time is not None:
+        out["start_time"] = i.start_time
+    if i.end_time is not None:
+        out["end_time"] = i.end_time
+    return out
+
+
+def dataset_input(d: DatasetInput) -> dict[str, Any]:
+    ds = d.dataset
+    dataset: dict[str, Any] = {
+        "name": ds.name,
+        "digest": ds.digest,
+        "source_type": ds.source_type,
+        "source": ds.source,
+    }
+    if ds.schema is not None:
+        dataset["schema"] = ds.schema
+    if ds.profile is not None:
+        dataset["profile"] = ds.profile
+    out: dict[str, Any] = {"dataset": dataset}
+    if d.tags:
+        out["tags"] = key_values(d.tags)
+    return out
+
+
+def run(r: Run) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if r.data.metrics:
+        data["metrics"] = [metric(m) for m in r.data.metrics.values()]
+    if r.data.params:
+        data["params"] = key_values(r.data.params)
+    if r.data.tags:
+        data["tags"] = key_values(r.data.tags)
+    inputs: dict[str, Any] = {}
+    if r.inputs.dataset_inputs:
+        inputs["dataset_inputs"] = [dataset_input(d) for d in r.inputs.dataset_inputs]
+    if r.inputs.model_inputs:
+        inputs["model_inputs"] = [{"model_id": m.model_id} for m in r.inputs.model_inputs]
+    outputs: dict[str, Any] = {}
+    if r.outputs.model_outputs:
+        outputs["model_outputs"] = [
+            {"model_id": m.model_id, "step": m.step} for m in r.outputs.model_outputs
+        ]
+    return {"info": run_info(r.info), "data": data, "inputs": inputs, "outputs": outputs}
+
+
+def logged_model(m: LoggedModel) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "model_id": m.model_id,
+        "experiment_id": m.experiment_id,
+        "name": m.name,
+        "creation_timestamp_ms": m.creation_timestamp,
+        "last_updated_timestamp_ms": m.last_updated_timestamp,
+        "artifact_uri": m.artifact_location,
+        "status": _val(m.status),
+        "model_type": m.model_type or "",
+    }
+    if m.source_run_id:
+        info["source_run_id"] = m.source_run_id
+    if m.status_message:
+        info["status_message"] = m.status_message
+    if m.tags:
+        info["tags"] = key_values(m.tags)
+    data: dict[str, Any] = {}
+    if m.params:
+        data["params"] = key_values(m.params)
+    if m.metrics:
+        data["metrics"] = [metric(x, full=True) for x in m.metrics]
+    return {"info": info, "data": data}
+
+
+def model_version(v: ModelVersion) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": v.name,
+        "version": str(v.version),
+        "creation_timestamp": v.creation_timestamp,
+        "last_updated_timestamp": v.last_updated_timestamp,
+        "current_stage": _val(v.current_stage),
+        "description": v.description or "",
+        "source": v.source,
+        "run_id": v.run_id or "",
+        "status": _val(v.status),
+        "run_link": v.run_link or "",
+    }
+    if v.user_id:
+        out["user_id"] = v.user_id
+    if v.status_message:
+        out["status_message"] = v.status_message
+    if v.tags:
+        out["tags"] = key_values(v.tags)
+    if v.aliases:
+        out["aliases"] = list(v.aliases)
+    if v.model_id:
+        out["model_id"] = v.model_id
+    return out
+
+
+def registered_model(m: RegisteredModel) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": m.name,
+        "creation_timestamp": m.creation_timestamp,
+        "last_updated_timestamp": m.last_updated_timestamp,
+    }
+    if m.description:
+        out["description"] = m.description
+    if m.user_id:
+        out["user_id"] = m.user_id
+    if m.latest_versions:
+        out["latest_versions"] = [model_version(v) for v in m.latest_versions]
+    if m.tags:
+        out["tags"] = key_values(m.tags)
+    if m.aliases:
+        out["aliases"] = [{"alias": a.alias, "version": str(a.version)} for a in m.aliases]
+    return out
+
+
+def file_info(f: FileInfo, path: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": f.path if path is None else path, "is_dir": f.is_dir}
+    if not f.is_dir and f.file_size is not None:
+        out["file_size"] = f.file_size
+    return out
+
+
+def paged(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if items:
+        out[key] = items
+    if token:
+        out["next_page_token"] = token
+    return out

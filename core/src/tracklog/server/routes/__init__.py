@@ -1,0 +1,1 @@
+"""Route tables by resource: experiments, runs, logged models, registry, artifacts, misc."""

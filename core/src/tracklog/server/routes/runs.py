@@ -1,0 +1,221 @@
+"""Run routes: create, get, update, delete/restore, logging, search, history, inputs/outputs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tracklog import errors, search, validation
+from tracklog.entities import LoggedModelInput, LoggedModelOutput, RunStatus, ViewType
+from tracklog.server import codec
+from tracklog.server.codec import Req
+from tracklog.server.routing import RouteTable, ServerState, by_experiment, by_experiments, by_run
+
+table = RouteTable()
+
+
+@table.rpc("POST", "/mlflow/runs/create", "update", by_experiment)
+def create_run(state: ServerState, req: Req) -> dict[str, Any]:
+    tags = [
+        validation.validate_tag(t.get("key"), t.get("value"), f"tags[{i}]")
+        for i, t in enumerate(req.objects("tags"))
+    ]
+    run = state.store.create_run(
+        experiment_id=req.str("experiment_id", required=True),
+        user_id=req.str("user_id") or "",
+        start_time=req.int("start_time"),
+        tags=tags,
+        run_name=req.str("run_name") or None,
+    )
+    return {"run": codec.run(run)}
+
+
+@table.rpc("GET", "/mlflow/runs/get", "read", by_run)
+def get_run(state: ServerState, req: Req) -> dict[str, Any]:
+    return {"run": codec.run(state.store.get_run(req.run_id()))}
+
+
+@table.rpc("POST", "/mlflow/runs/update", "update", by_run)
+def update_run(state: ServerState, req: Req) -> dict[str, Any]:
+    try:
+        status = req.enum("status", RunStatus)
+    except errors.TracklogError:
+        status = None  # MLflow ignores a status it cannot parse
+    info = state.store.update_run_info(
+        req.run_id(),
+        run_status=status,
+        end_time=req.int("end_time"),
+        run_name=req.str("run_name") or None,
+    )
+    return {"run_info": codec.run_info(info)}
+
+
+@table.rpc("POST", "/mlflow/runs/delete", "delete", by_run)
+def delete_run(state: ServerState, req: Req) -> dict[str, Any]:
+    state.store.delete_run(req.run_id())
+    return {}
+
+
+@table.rpc("POST", "/mlflow/runs/restore", "delete", by_run)
+def restore_run(state: ServerState, req: Req) -> dict[str, Any]:
+    state.store.restore_run(req.run_id())
+    return {}
+
+
+def _metric(raw: dict[str, Any], path: str = "") -> Any:
+    return validation.validate_metric(
+        raw.get("key"),
+        raw.get("value"),
+        raw.get("timestamp"),
+        raw.get("step"),
+        path=path,
+        model_id=raw.get("model_id"),
+        dataset_name=raw.get("dataset_name"),
+        dataset_digest=raw.get("dataset_digest"),
+    )
+
+
+@table.rpc("POST", "/mlflow/runs/log-metric", "update", by_run)
+def log_metric(state: ServerState, req: Req) -> dict[str, Any]:
+    run_id = req.run_id()
+    metric = _metric(req.data if req.query is None else dict(req.query))
+    state.store.log_batch(run_id, metrics=[metric])
+    return {}
+
+
+@table.rpc("POST", "/mlflow/runs/log-parameter", "update", by_run)
+def log_param(state: ServerState, req: Req) -> dict[str, Any]:
+    run_id = req.run_id()
+    param = validation.validate_param(req.str("key"), req._raw("value"))
+    state.store.log_batch(run_id, params=[param])
+    return {}
+
+
+@table.rpc("POST", "/mlflow/runs/set-tag", "update", by_run)
+def set_tag(state: ServerState, req: Req) -> dict[str, Any]:
+    run_id = req.run_id()
+    tag = validation.validate_tag(req.str("key"), req._raw("value"))
+    state.store.log_batch(run_id, tags=[tag])
+    return {}
+
+
+@table.rpc("POST", "/mlflow/runs/delete-tag", "update", by_run)
+def delete_tag(state: ServerState, req: Req) -> dict[str, Any]:
+    state.store.delete_tag(req.run_id(), req.str("key", required=True))
+    return {}
+
+
+@table.rpc("POST", "/mlflow/runs/log-batch", "update", by_run)
+def log_batch(state: ServerState, req: Req) -> dict[str, Any]:
+    run_id = validation.validate_run_id(req.run_id())
+    raw_metrics = req.objects("metrics")
+    raw_params = req.objects("params")
+    raw_tags = req.objects("tags")
+    validation.validate_batch_limits(len(raw_metrics), len(raw_params), len(raw_tags))
+    metrics = [_metric(m, f"metrics[{i}]") for i, m in enumerate(raw_metrics)]
+    params = [
+        validation.validate_param(p.get("key"), p.get("value"), f"params[{i}]")
+        for i, p in enumerate(raw_params)
+    ]
+    validation.validate_unique_param_keys(params)
+    tags = [
+        validation.validate_tag(t.get("key"), t.get("value"), f"tags[{i}]")
+        for i, t in enumerate(raw_tags)
+    ]
+    if metrics or params or tags:
+        state.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    return {}
+
+
+@table.rpc("POST", "/mlflow/runs/search", "read", by_experiments)
+def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
+    max_results = validation.validate_max_results(
+        req.int("max_results"), default=1000, limit=validation.MAX_RESULTS_RUNS
+    )
+    experiment_ids = req.str_list("experiment_ids")
+    run_filter = search.parse_run_filter(req.str("filter"))
+    order_by = search.parse_run_order_by(req.str_list("order_by"))
+    view_type = req.enum("run_view_type", ViewType, ViewType.ACTIVE_ONLY)
+    if not experiment_ids:
+        return {}
+    page = state.store.search_runs(
+        experiment_ids,
+        filter=run_filter,
+        run_view_type=view_type,
+        max_results=max_results,
+        order_by=order_by,
+        page_token=req.str("page_token") or None,
+    )
+    return codec.paged("runs", [codec.run(r) for r in page], page.token)
+
+
+@table.rpc("GET", "/mlflow/metrics/get-history", "read", by_run)
+def get_metric_history(state: ServerState, req: Req) -> dict[str, Any]:
+    run_id = req.run_id()
+    key = req.str("metric_key", required=True)
+    max_results = req.int("max_results")
+    if max_results is not None and max_results <= 0:
+        raise validation.invalid_value("max_results", max_results, "It must be at least 1.")
+    page = state.store.get_metric_history(
+        run_id, key, max_results=max_results, page_token=req.str("page_token") or None
+    )
+    finite, double = math.isfinite, codec.double
+    # Inline encoding: this route returns up to 25,000 points per page.
+    points = [
+        {"key": m.key, "value": m.value if finite(m.value) else double(m.value),
+         "timestamp": m.timestamp, "step": m.step}
+        for m in page
+    ]
+    return codec.paged("metrics", points, page.token)
+
+
+@table.rpc("POST", "/mlflow/runs/log-inputs", "update", by_run)
+def log_inputs(state: ServerState, req: Req) -> dict[str, Any]:
+    run_id = req.run_id()
+    datasets = []
+    raw_datasets = req.objects("datasets")
+    if len(raw_datasets) > validation.MAX_DATASETS_PER_BATCH:
+        raise validation.invalid_value(
+            "datasets", len(raw_datasets),
+            f"At most {validation.MAX_DATASETS_PER_BATCH} datasets per request.",
+        )
+    for i, raw in enumerate(raw_datasets):
+        ds = raw.get("dataset")
+        if not isinstance(ds, dict):
+            raise validation.missing(f"datasets[{i}].dataset")
+        tags = raw.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, dict) for t in tags):
+            raise validation.invalid_value(f"datasets[{i}].tags", tags, "Expected a list.")
+        datasets.append(
+            validation.validate_dataset_input(
+                ds.get("name"), ds.get("digest"), ds.get("source_type"), ds.get("source"),
+                ds.get("schema"), ds.get("profile"),
+                [(t.get("key"), t.get("value")) for t in tags],
+                path=f"datasets[{i}]",
+            )
+        )
+    models = []
+    for i, raw in enumerate(req.objects("models")):
+        model_id = raw.get("model_id")
+        if not isinstance(model_id, str) or not model_id:
+            raise validation.missing(f"models[{i}].model_id")
+        models.append(LoggedModelInput(model_id))
+    state.store.log_inputs(run_id, datasets=datasets, models=models)
+    return {}
+
+
+@table.rpc("POST", "/mlflow/runs/outputs", "update", by_run)
+def log_outputs(state: ServerState, req: Req) -> dict[str, Any]:
+    run_id = req.run_id()
+    models = []
+    for i, raw in enumerate(req.objects("models")):
+        model_id = raw.get("model_id")
+        if not isinstance(model_id, str) or not model_id:
+            raise validation.missing(f"models[{i}].model_id")
+        step = raw.get("step")
+        models.append(
+            LoggedModelOutput(model_id, 0 if step is None
+                              else validation.to_int(step, f"models[{i}].step"))
+        )
+    state.store.log_outputs(run_id, models)
+    return {}

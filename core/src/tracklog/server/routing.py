@@ -1,0 +1,222 @@
+"""Route tables, authorization rules and the shared server state routes receive.
+
+Each resource module owns a :class:`RouteTable` of RPC handlers. A handler is a plain
+synchronous function ``handler(state, req) -> dict | Response``: it validates ``req``
+with :mod:`tracklog.validation`, calls the store or repository, and returns the
+response object, which the app encodes. Every route carries a :class:`Rule` (the action
+and the resource it touches) that the authorization hook is asked about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tracklog import errors
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from tracklog.artifacts.base import ArtifactRepository
+    from tracklog.config import ServerConfig
+    from tracklog.server.codec import Req
+    from tracklog.stores import TrackingStore
+
+ACTIONS = ("read", "update", "delete", "manage")
+
+Resource = Callable[["Req"], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a route does (``read``/``update``/``delete``/``manage``) and, from the
+    request, what it does it to (``{"run_id": …}``, ``{}`` for server-wide actions)."""
+
+    action: str
+    resource: Resource | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; use one of {ACTIONS}")
+
+    def resource_of(self, req: Req) -> dict[str, str]:
+        return self.resource(req) if self.resource is not None else {}
+
+
+RULE_ATTR = "__tracklog_rule__"
+
+
+def rule(action: str, resource: Resource | None = None) -> Callable[[Any], Any]:
+    """Declare the authorization rule of a plugin route's endpoint::
+
+        @app.get("/my-plugin/things")
+        @rule("read")
+        async def things(request): ...
+
+    ``resource`` receives a :class:`tracklog.server.codec.Req` over the query string.
+    """
+    declared = Rule(action, resource)
+
+    def mark(endpoint: Any) -> Any:
+        setattr(endpoint, RULE_ATTR, declared)
+        return endpoint
+
+    return mark
+
+
+# Resource extractors used by the built-in routes.
+
+
+def by_run(req: Req) -> dict[str, str]:
+    return {"run_id": req.run_id()}
+
+
+def by_experiment(req: Req) -> dict[str, str]:
+    return {"experiment_id": req.str("experiment_id", required=True) or ""}
+
+
+def by_registered_model(req: Req) -> dict[str, str]:
+    return {"registered_model": req.str("name", required=True) or ""}
+
+
+def by_logged_model(req: Req) -> dict[str, str]:
+    model_id = req.path_params.get("model_id") or req.str("model_id", required=True)
+    return {"logged_model": model_id or ""}
+
+
+def by_experiments(req: Req) -> dict[str, str]:
+    return {"experiment_ids": ",".join(req.str_list("experiment_ids"))}
+
+
+def by_artifact_path(req: Req) -> dict[str, str]:
+    path = req.path_params.get("artifact_path") or req.str("path") or ""
+    parts = path.split("/")
+    out = {"artifact_path": path}
+    if parts and parts[0]:
+        out["experiment_id"] = parts[0]
+    if len(parts) > 2 and parts[2] == "artifacts":
+        out["run_id"] = parts[1]
+    return out
+
+
+@dataclass(frozen=True)
+class RpcSpec:
+    """One route. ``raw`` handlers are coroutines ``handler(state, request, req)`` that
+    build their own response (streams, plain text); the others are JSON RPCs run in a
+    worker thread. ``versions`` lists the API versions it is served under
+    (``/api/<v>/…`` and ``/ajax-api/<v>/…``); empty means a root-level path."""
+
+    method: str
+    path: str
+    handler: Callable[..., Any]
+    rule: Rule
+    versions: tuple[str, ...] = ("2.0",)
+    raw: bool = False
+
+
+@dataclass
+class RouteTable:
+    rpcs: list[RpcSpec] = field(default_factory=list)
+
+    def rpc(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        resource: Resource | None = None,
+        versions: tuple[str, ...] = ("2.0",),
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            self.rpcs.append(RpcSpec(method, path, handler, Rule(action, resource), versions))
+            return handler
+
+        return register
+
+    def raw(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        resource: Resource | None = None,
+        versions: tuple[str, ...] = (),
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            self.rpcs.append(
+                RpcSpec(method, path, handler, Rule(action, resource), versions, raw=True)
+            )
+            return handler
+
+        return register
+
+
+class ServerState:
+    """What every route needs: the configuration, the store, the proxied artifact root."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: TrackingStore | None,
+        artifact_root: ArtifactRepository | None,
+        auth_enabled: bool,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self.artifact_root = artifact_root
+        self.auth_enabled = auth_enabled
+
+    @property
+    def store(self) -> TrackingStore:
+        if self._store is None:
+            raise errors.TracklogError(
+                "This server runs with --artifacts-only: tracking requests are not served.",
+                errors.ErrorCode.ENDPOINT_NOT_FOUND,
+            )
+        return self._store
+
+    @property
+    def store_or_none(self) -> TrackingStore | None:
+        return self._store
+
+    @property
+    def artifacts(self) -> ArtifactRepository:
+        if self.artifact_root is None:
+            raise errors.TracklogError(
+                "This server does not serve artifacts (started with --no-serve-artifacts).",
+                errors.ErrorCode.ENDPOINT_NOT_FOUND,
+            )
+        return self.artifact_root
+
+    def repository_for(self, artifact_uri: str) -> tuple[ArtifactRepository, str]:
+        """The repository holding ``artifact_uri`` and the path prefix inside it.
+
+        ``mlflow-artifacts:/p`` is served from the proxied destination at path ``p``;
+        any other URI is opened through the artifact plugins.
+        """
+        from urllib.parse import urlparse
+
+        from tracklog.artifacts import resolve_repository
+
+        if artifact_uri.startswith("mlflow-artifacts:"):
+            path = urlparse(artifact_uri).path.strip("/")
+            return self.artifacts, path
+        return resolve_repository(artifact_uri), ""
+
+
+def identity_and_authorize(
+    state: ServerState, request: Request, rule: Rule, req: Req
+) -> None:
+    """Ask the authentication and authorization hooks about one request (sync; call it
+    from a worker thread since plugins may hit a database)."""
+    from tracklog.plugins import pm
+
+    identity = pm.hook.authenticate(request=request, config=state.config)
+    req.identity = identity
+    allowed = pm.hook.authorize(
+        identity=identity, action=rule.action, resource=rule.resource_of(req), config=state.config
+    )
+    if allowed is False:
+        raise errors.TracklogError(
+            f"Permission denied: {rule.action} is not allowed here.",
+            errors.ErrorCode.PERMISSION_DENIED,
+        )

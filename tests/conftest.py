@@ -1,0 +1,205 @@
+"""End-to-end fixtures: a real `tracklog server` subprocess driven by the real MLflow client.
+
+The client is configured through the environment before anything imports mlflow: no
+retries (a 5xx fails at once instead of after minutes of backoff), no telemetry.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+PG_ADMIN_URL = os.environ.get("TRACKLOG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    base: str
+    process: subprocess.Popen
+    artifacts: Path
+    backend: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_server(tmp: Path, backend_uri: str, *extra: str, prefix: str = "",
+                 env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    artifacts = tmp / "artifacts"
+    log = tmp / f"server-{port}.log"
+    args = [TRACKLOG, "server", "--backend-store-uri", backend_uri,
+            "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
+            "--port", str(port), *extra]
+    if prefix:
+        args += ["--static-prefix", prefix]
+    child_env = {**os.environ, **(env or {})}
+    if child_env.pop("PYTHONDONTWRITEBYTECODE", None):
+        # Without cached bytecode every server start recompiles its imports (~2 s); cache
+        # it outside the source tree instead.
+        child_env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(),
+                                                        "tracklog-e2e-pycache")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, cwd=tmp, env=child_env)
+    base = f"http://127.0.0.1:{port}"
+    server = Server(base + prefix, base, process, artifacts, backend_uri, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"tracklog server not healthy in 30 s: {log.read_text()[-3000:]}")
+
+
+def sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def store_available(uri: str) -> str | None:
+    """None if a store opens for ``uri``, else the reason it does not."""
+    from tracklog.stores import resolve_store
+
+    try:
+        resolve_store(uri, "mlflow-artifacts:/").close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, dropped afterwards."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        pytest.skip(f"psycopg not installed: {exc}")
+    name = f"tracklog_e2e_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Server]:
+    """A running server on a fresh store: SQLite, then PostgreSQL."""
+    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
+    if request.param == "sqlite":
+        # TRACKLOG_E2E_BACKEND runs the suite against another store URI (e.g. file:...).
+        uri = os.environ.get("TRACKLOG_E2E_BACKEND") or sqlite_uri(tmp / "tracklog.db")
+    else:
+        uri = request.getfixturevalue("postgres_uri")
+    reason = store_available(uri)
+    if reason is not None:
+        pytest.skip(f"no tracking store for {uri.split(':')[0]}: {reason}")
+    srv = start_server(tmp, uri)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One SQLite-backed server for the raw-HTTP tests."""
+    tmp = tmp_path_factory.mktemp("server-raw")
+    uri = os.environ.get("TRACKLOG_E2E_BACKEND") or sqlite_uri(tmp / "tracklog.db")
+    reason = store_available(uri)
+    if reason is not None:
+        pytest.skip(f"no SQLite tracking store: {reason}")
+    srv = start_server(tmp, uri)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: Server):
+    """An ``MlflowClient`` on ``server``; the fluent API points there too."""
+    import mlflow
+
+    mlflow.set_tracking_uri(server.url)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    yield mlflow.MlflowClient(server.url)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture
+def experiment_id(client, request: pytest.FixtureRequest) -> str:
+    import mlflow
+
+    name = f"{request.node.name}-{uuid.uuid4().hex[:8]}"
+    return mlflow.set_experiment(name).experiment_id
+
+
+@pytest.fixture
+def api(sqlite_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sqlite_server.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def launch():
+    """``launch(tmp_dir, *options, prefix=, env=)`` starts another SQLite-backed server
+    (the caller stops it)."""
+
+    def start(tmp: Path, *extra: str, prefix: str = "", env: dict[str, str] | None = None
+              ) -> Server:
+        uri = sqlite_uri(tmp / "tracklog.db")
+        reason = store_available(uri)
+        if reason is not None:
+            pytest.skip(f"no SQLite tracking store: {reason}")
+        return start_server(tmp, uri, *extra, prefix=prefix, env=env)
+
+    return start
