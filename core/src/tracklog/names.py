@@ -34,6 +34,7 @@ _ANIMALS = (
 
 
 def generate_run_name() -> str:
+    """``adjective-animal-N`` with N from 0 to 1000, unpadded, as MLflow draws it."""
     return (
-        f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_ANIMALS)}-{secrets.randbelow(1000)}"
+        f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_ANIMALS)}-{secrets.randbelow(1001)}"
     )

@@ -109,7 +109,7 @@ def test_run_name_and_tag_stay_in_sync(store):
     run = store.create_run("0", "u", 5)
     name = run.info.run_name
     adjective, animal, number = name.rsplit("-", 2)[0], name.split("-")[-2], name.split("-")[-1]
-    assert adjective and animal and len(number) == 3 and number.isdigit()
+    assert adjective and animal and number.isdigit() and 0 <= int(number) <= 1000
     assert len(run.info.run_id) == 32 and int(run.info.run_id, 16) >= 0
     assert run.data.tags["mlflow.runName"] == name
     rid = run.info.run_id
@@ -286,7 +286,7 @@ def test_search_pages_and_view_types(store):
             break
     assert got == [f"r{i}" for i in range(6, 0, -1)]
     assert _names(store.search_runs([eid], (), ViewType.DELETED_ONLY)) == ["r0"]
-    assert len(store.search_runs([eid, "nope", "123456"], (), ViewType.ALL)) == 7
+    assert len(store.search_runs([eid, "123456"], (), ViewType.ALL)) == 7
 
 
 def test_search_datasets(store):
@@ -418,3 +418,14 @@ def test_names_longer_than_columns_are_refused_cleanly(store):
     run = store.get_run(rid)
     assert run.info.run_name == "short" and run.data.metrics == {} and run.data.params == {}
     assert len(store.search_runs(["0"])) == 1
+
+
+def test_search_runs_experiment_ids_malformed_vs_unknown(store):
+    eid = store.create_experiment("ids")
+    _run(store, eid, name="only")
+    for bad in (["abc"], [eid, "1x"], ["-1"]):
+        with pytest.raises(TracklogError) as excinfo:
+            store.search_runs(bad)
+        assert excinfo.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
+        assert "Invalid experiment ID" in excinfo.value.message
+    assert _names(store.search_runs([eid, "987654", "99999999999"])) == ["only"]

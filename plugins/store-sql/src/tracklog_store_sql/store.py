@@ -654,13 +654,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         page_token: str | None = None,
     ) -> PagedList[Run]:
         offset = decode_token(page_token)
-        ids = []
-        for e in experiment_ids:
-            try:
-                ids.append(int(str(e), 10))
-            except ValueError:
-                continue
-        ids = [i for i in ids if 0 <= i <= _INT32_MAX]
+        # A malformed id is the caller's error (as MLflow); an unknown one matches nothing.
+        ids = [i for i in map(parse_experiment_id, experiment_ids) if i <= _INT32_MAX]
         if not ids:
             return PagedList([], None)
         # The search sorts narrow rows (ids only); full rows are fetched for the page.
