@@ -36,7 +36,7 @@ def test_guide_documents_no_unknown_hook():
 
 @pytest.mark.parametrize("name", sorted(HOOKS))
 def test_hook_has_docstring_with_call_semantics(name):
-    doc = inspect.getdoc(HOOKS[name]) or ""
+    doc = " ".join((inspect.getdoc(HOOKS[name]) or "").split())
     semantics = ("first non-none result wins", "all implementations are called")
     assert any(phrase in doc.lower() for phrase in semantics)
 

@@ -603,48 +603,45 @@ class FileStore(TrackingStore):
                 log.warning("Skipping unreadable file %s: %s", os.path.join(base, key), exc)
         return out
 
-    def _read_inputs(self, folder: str, exp_folder: str) -> RunInputs:
-        inputs = RunInputs()
-        base = os.path.join(folder, INPUTS)
+    def _edges(self, base: str, what: str, read):
+        """``read(entry, meta)`` for each edge file under ``base`` in creation order,
+        skipping edges that vanish and warning about unreadable ones."""
         try:
             entries = sorted(os.scandir(base), key=lambda e: (e.stat().st_mtime_ns, e.name))
         except FileNotFoundError:
-            return inputs
+            return
         for entry in entries:
             try:
-                edge = self._load_meta(entry.path)
-                if edge["source_type"] == "DATASET":
-                    ds = self._load_meta(os.path.join(exp_folder, DATASETS, edge["source_id"]))
-                    tags = tuple(
-                        InputTag(str(k), str(v)) for k, v in (edge.get("tags") or {}).items()
-                    )
-                    inputs.dataset_inputs.append(DatasetInput(_dataset_from(ds), tags))
-                elif edge["source_type"] == "MODEL":
-                    inputs.model_inputs.append(LoggedModelInput(str(edge["source_id"])))
+                read(self._load_meta(entry.path))
             except FileNotFoundError:
                 continue
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("Skipping unreadable run input %s: %s", entry.path, exc)
+                log.warning("Skipping unreadable %s %s: %s", what, entry.path, exc)
+
+    def _read_inputs(self, folder: str, exp_folder: str) -> RunInputs:
+        inputs = RunInputs()
+
+        def read(edge: dict) -> None:
+            if edge["source_type"] == "DATASET":
+                ds = self._load_meta(os.path.join(exp_folder, DATASETS, edge["source_id"]))
+                tags = tuple(InputTag(str(k), str(v)) for k, v in (edge.get("tags") or {}).items())
+                inputs.dataset_inputs.append(DatasetInput(_dataset_from(ds), tags))
+            elif edge["source_type"] == "MODEL":
+                inputs.model_inputs.append(LoggedModelInput(str(edge["source_id"])))
+
+        self._edges(os.path.join(folder, INPUTS), "run input", read)
         return inputs
 
     def _read_outputs(self, folder: str) -> RunOutputs:
         outputs = RunOutputs()
-        base = os.path.join(folder, OUTPUTS)
-        try:
-            entries = sorted(os.scandir(base), key=lambda e: (e.stat().st_mtime_ns, e.name))
-        except FileNotFoundError:
-            return outputs
-        for entry in entries:
-            try:
-                edge = self._load_meta(entry.path)
-                if edge.get("destination_type") == "MODEL_OUTPUT":
-                    outputs.model_outputs.append(
-                        LoggedModelOutput(str(edge["destination_id"]), int(edge.get("step") or 0))
-                    )
-            except FileNotFoundError:
-                continue
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("Skipping unreadable run output %s: %s", entry.path, exc)
+
+        def read(edge: dict) -> None:
+            if edge.get("destination_type") == "MODEL_OUTPUT":
+                outputs.model_outputs.append(
+                    LoggedModelOutput(str(edge["destination_id"]), int(edge.get("step") or 0))
+                )
+
+        self._edges(os.path.join(folder, OUTPUTS), "run output", read)
         return outputs
 
     def _full_run(self, info: RunInfo, folder: str) -> Run:
