@@ -55,3 +55,12 @@ def test_to_dict_is_the_wire_shape():
         "message": "Run with id=abc not found",
     }
     assert str(err) == "Run with id=abc not found"
+
+
+def test_not_active_is_mlflows_message():
+    from tracklog.entities import LifecycleStage
+    from tracklog.errors import not_active
+
+    err = not_active("run", "abc", LifecycleStage.DELETED)
+    assert err.error_code == ErrorCode.INVALID_PARAMETER_VALUE
+    assert err.message == "The run abc must be in the 'active' state. Current state is deleted."

@@ -104,6 +104,11 @@ def not_found(message: str) -> TracklogError:
     return TracklogError(message, ErrorCode.RESOURCE_DOES_NOT_EXIST)
 
 
+def not_active(what: str, ident: str, stage: str) -> TracklogError:
+    """A write to a deleted run or experiment: INVALID_PARAMETER_VALUE in MLflow's words."""
+    return invalid(f"The {what} {ident} must be in the 'active' state. Current state is {stage}.")
+
+
 def already_exists(message: str) -> TracklogError:
     """RESOURCE_ALREADY_EXISTS (HTTP 400, as MLflow)."""
     return TracklogError(message, ErrorCode.RESOURCE_ALREADY_EXISTS)

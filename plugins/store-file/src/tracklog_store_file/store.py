@@ -220,9 +220,7 @@ class FileStore(TrackingStore):
     def _active_experiment(self, experiment_id: str) -> tuple[Experiment, str]:
         exp, folder = self._experiment_or_raise(experiment_id)
         if exp.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise errors.invalid(
-                f"The experiment {experiment_id} must be in the 'active' state; it is deleted"
-            )
+            raise errors.not_active("experiment", experiment_id, exp.lifecycle_stage)
         return exp, folder
 
     def _experiment_dirs(self, view_type: ViewType = ViewType.ALL) -> list[str]:
@@ -526,7 +524,7 @@ class FileStore(TrackingStore):
     def _active_run(self, run_id: str) -> tuple[RunInfo, str]:
         info, folder = self._run_info_or_raise(run_id)
         if info.lifecycle_stage != LifecycleStage.ACTIVE:
-            raise errors.invalid(f"The run {run_id} must be in the 'active' state; it is deleted")
+            raise errors.not_active("run", run_id, info.lifecycle_stage)
         return info, folder
 
     def create_run(

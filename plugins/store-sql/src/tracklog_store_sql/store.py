@@ -178,10 +178,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         if row is None:
             raise errors.not_found(f"No Experiment with id={experiment_id} exists")
         if for_write and row.lifecycle_stage != _ACTIVE:
-            raise errors.invalid(
-                f"The experiment {experiment_id} must be in the 'active' state. "
-                f"Current state is {row.lifecycle_stage}."
-            )
+            raise errors.not_active("experiment", experiment_id, row.lifecycle_stage)
         return row
 
     def _run_row(self, conn: Connection, run_id: str, for_write: bool = False):
@@ -189,10 +186,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         if row is None:
             raise errors.not_found(f"Run with id={run_id} not found")
         if for_write and row.lifecycle_stage != _ACTIVE:
-            raise errors.invalid(
-                f"The run {run_id} must be in the 'active' state. "
-                f"Current state is {row.lifecycle_stage}."
-            )
+            raise errors.not_active("run", run_id, row.lifecycle_stage)
         return row
 
     def _check_active_run(self, conn: Connection, run_id: str) -> None:
@@ -200,9 +194,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         if stage is None:
             raise errors.not_found(f"Run with id={run_id} not found")
         if stage != _ACTIVE:
-            raise errors.invalid(
-                f"The run {run_id} must be in the 'active' state. Current state is {stage}."
-            )
+            raise errors.not_active("run", run_id, stage)
 
     def _experiments(self, conn: Connection, rows: Sequence[Any]) -> list[Experiment]:
         ids = [r.experiment_id for r in rows]
