@@ -16,7 +16,7 @@ import pytest
 from tracklog.entities import LifecycleStage, PagedList, RunData, ViewType
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.search import parse_run_order_by
-from tracklog.search.ast import Comparison, Kind, Op
+from tracklog.search.ast import Comparison, Identifier, Kind, Op
 from tracklog.stores import TrackingStore, resolve_store
 from tracklog.testing.tracking import TrackingStoreConformance
 
@@ -257,6 +257,48 @@ def _no_archiving(base: type) -> type:
     class M(base):
         def transition_model_version_stage(self, name, version, stage, archive_existing_versions):
             return super().transition_model_version_stage(name, version, stage, False)
+
+    return M
+
+
+@mutant("restoring an experiment skips runs deleted before it",
+        "test_experiment_delete_cascades_to_runs")
+def _partial_restore(base: type) -> type:
+    class M(base):
+        def delete_experiment(self, experiment_id):
+            self.earlier = [r.info.run_id for r in self.search_runs(
+                [experiment_id], run_view_type=ViewType.DELETED_ONLY)]
+            super().delete_experiment(experiment_id)
+
+        def restore_experiment(self, experiment_id):
+            super().restore_experiment(experiment_id)
+            for run_id in getattr(self, "earlier", ()):
+                self.delete_run(run_id)
+
+    return M
+
+
+@mutant("deleting the default experiment quietly does nothing",
+        "test_default_experiment_cannot_be_deleted")
+def _quiet_default_delete(base: type) -> type:
+    class M(base):
+        def delete_experiment(self, experiment_id):
+            if experiment_id != "0":
+                super().delete_experiment(experiment_id)
+
+    return M
+
+
+@mutant("registered model search lists prompts", "test_registry_search_hides_prompts")
+def _prompts_listed(base: type) -> type:
+    prompts = Comparison(Identifier(Kind.TAG, "mlflow.prompt.is_prompt"), Op.EQ, "true")
+
+    class M(base):
+        def search_registered_models(self, filter=(), *args, **kwargs):
+            found = list(super().search_registered_models(filter, *args, **kwargs))
+            if not any(c.ident == prompts.ident for c in filter):
+                found += super().search_registered_models(filter + (prompts,), *args, **kwargs)
+            return PagedList(sorted(found, key=lambda m: m.name), None)
 
     return M
 

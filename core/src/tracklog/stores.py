@@ -113,12 +113,13 @@ class TrackingStore(abc.ABC):
     @abc.abstractmethod
     def delete_experiment(self, experiment_id: str) -> None:
         """Soft-delete the experiment and all its runs; unknown or already deleted is
-        RESOURCE_DOES_NOT_EXIST."""
+        RESOURCE_DOES_NOT_EXIST; the default experiment "0" is INVALID_PARAMETER_VALUE."""
 
     @abc.abstractmethod
     def restore_experiment(self, experiment_id: str) -> None:
-        """Undo :meth:`delete_experiment` (runs come back too); the experiment must be
-        deleted, else RESOURCE_DOES_NOT_EXIST."""
+        """Undo :meth:`delete_experiment`: every run of the experiment comes back, also
+        runs deleted on their own before it (as MLflow); the experiment must be deleted,
+        else RESOURCE_DOES_NOT_EXIST."""
 
     @abc.abstractmethod
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:

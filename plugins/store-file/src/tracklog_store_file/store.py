@@ -383,6 +383,12 @@ class FileStore(TrackingStore):
 
     def delete_experiment(self, experiment_id: str) -> None:
         experiment_id = self._check_experiment_id(experiment_id)
+        if experiment_id == DEFAULT_EXPERIMENT_ID:
+            # MLflow's words; 400, not its 500, which the client would retry.
+            raise errors.invalid(
+                f"Cannot delete the default experiment '{DEFAULT_EXPERIMENT_ID}'. "
+                "This is an internally reserved experiment."
+            )
         with self._locks.hold(self.root):
             folder = os.path.join(self.root, experiment_id)
             if not os.path.isfile(os.path.join(folder, META)):

@@ -18,7 +18,7 @@ from tracklog.entities import (
     RegisteredModel,
     RegisteredModelAlias,
 )
-from tracklog.search.ast import Filter, OrderBy
+from tracklog.search.ast import Filter, Kind, Op, OrderBy
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.schema import (
     logged_models,
@@ -28,12 +28,13 @@ from tracklog_store_sql.schema import (
     registered_model_tags,
     registered_models,
 )
-from tracklog_store_sql.sqlutil import chunks, decode_token, page, upsert
+from tracklog_store_sql.sqlutil import chunks, decode_token, page, string_condition, upsert
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
 
 _STAGES = {s.value.lower(): s.value for s in ModelVersionStage}
+_PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 
 def _now() -> int:
@@ -57,6 +58,30 @@ def _check_model_name(name: str) -> None:
         raise errors.invalid(
             f"Registered model name {name[:50]!r}... exceeds the limit of 256 characters"
         )
+
+
+def _prompt_filter(filter: Filter) -> tuple[Filter, bool]:
+    """``(filter, prompts wanted)``: registry searches hide prompts, as MLflow's do, unless
+    the first comparison on the prompt tag is ``= 'true'`` or ``!= 'false'`` (value in any case).
+    Otherwise comparisons on that tag are dropped, so they never hide plain models."""
+    for cmp in filter:
+        if cmp.ident.kind is Kind.TAG and cmp.ident.key == _PROMPT_TAG:
+            value = cmp.value.lower() if isinstance(cmp.value, str) else None
+            if (cmp.op is Op.EQ and value == "true") or (cmp.op is Op.NE and value == "false"):
+                return filter, True
+            break
+    kept = tuple(c for c in filter if not (c.ident.kind is Kind.TAG and c.ident.key == _PROMPT_TAG))
+    return kept, False
+
+
+def _no_prompt(tags: sa.Table, name_col, dialect: str):
+    """No row of ``tags`` for this name marks a prompt. For versions MLflow matches any
+    version of the name, not the version itself."""
+    return ~sa.exists().where(
+        tags.c.name == name_col,
+        tags.c.key == _PROMPT_TAG,
+        string_condition(tags.c.value, Op.EQ, "true", dialect),
+    )
 
 
 def _version_number(version: Any) -> int:
@@ -267,7 +292,12 @@ class RegistryMixin:
         page_token: str | None = None,
     ) -> PagedList[RegisteredModel]:
         offset = decode_token(page_token)
+        filter, prompts = _prompt_filter(filter)
         stmt = sqlsearch.registered_models_query(self.dialect, filter, order_by)
+        if not prompts:
+            stmt = stmt.where(
+                _no_prompt(registered_model_tags, registered_models.c.name, self.dialect)
+            )
         stmt = stmt.limit(max_results + 1).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
@@ -449,7 +479,10 @@ class RegistryMixin:
         page_token: str | None = None,
     ) -> PagedList[ModelVersion]:
         offset = decode_token(page_token)
+        filter, prompts = _prompt_filter(filter)
         stmt = sqlsearch.model_versions_query(self.dialect, filter, order_by)
+        if not prompts:
+            stmt = stmt.where(_no_prompt(model_version_tags, model_versions.c.name, self.dialect))
         stmt = stmt.limit(max_results + 1).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)

@@ -320,6 +320,12 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def delete_experiment(self, experiment_id: str) -> None:
         with self.db.write() as conn:
             row = self._experiment_row(conn, experiment_id)
+            if row.experiment_id == int(DEFAULT_EXPERIMENT_ID):
+                # MLflow's words; 400, not its 500, which the client would retry.
+                raise errors.invalid(
+                    f"Cannot delete the default experiment '{DEFAULT_EXPERIMENT_ID}'. "
+                    "This is an internally reserved experiment."
+                )
             if row.lifecycle_stage != _ACTIVE:
                 raise errors.not_found(
                     f"Experiment with id={experiment_id} does not exist or is already deleted"
@@ -346,13 +352,12 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 raise errors.not_found(
                     f"Experiment with id={experiment_id} is not deleted; nothing to restore"
                 )
-            # Runs deleted together with the experiment (not before it) come back.
+            # Every deleted run comes back, also those deleted before the experiment (MLflow).
             conn.execute(
                 runs.update()
                 .where(
                     runs.c.experiment_id == row.experiment_id,
                     runs.c.lifecycle_stage == _DELETED,
-                    runs.c.deleted_time >= row.last_update_time,
                 )
                 .values(lifecycle_stage=_ACTIVE, deleted_time=None)
             )

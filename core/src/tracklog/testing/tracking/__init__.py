@@ -90,8 +90,8 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
     ``ExperimentTests``
         the Default experiment "0"; create/get/get-by-name; unique names across deleted
         experiments; default artifact location ``<root>/<id>``; rename; delete/restore
-        and their error codes; experiment tags; ``search_experiments`` view types,
-        filter truth table, order_by and paging.
+        and their error codes ("0" cannot be deleted: INVALID_PARAMETER_VALUE); experiment
+        tags; ``search_experiments`` view types, filter truth table, order_by and paging.
     ``RunTests``
         32-hex run ids; generated ``adjective-animal-NNN`` names kept in sync with the
         ``mlflow.runName`` tag both ways (mismatch is INVALID_PARAMETER_VALUE);
@@ -120,7 +120,8 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         250 runs in pages of 7, each exactly once and in order; tokens only when more
         rows exist; garbage tokens are INVALID_PARAMETER_VALUE.
     ``LifecycleTests``
-        run view types; experiment deletion cascading to runs and back; ``close``.
+        run view types; experiment deletion cascading to runs, and restoring bringing
+        back all of them (also runs deleted before the experiment); ``close``.
     ``InputTests``
         dataset inputs de-duplicated by name and digest, input tags, model inputs,
         ``log_outputs``.
@@ -132,7 +133,8 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
     ``RegistryTests`` (``model_registry``)
         registered models CRUD, versions ``max + 1`` from "1", READY in stage "None",
         stage transitions with ``archive_existing_versions``, latest versions, aliases,
-        tags, registry searches and paging, download URIs.
+        tags, registry searches and paging (prompts, tagged ``mlflow.prompt.is_prompt`` =
+        ``'true'``, hidden unless the filter asks for them), download URIs.
     ``ConcurrencyTests`` (``concurrent_writers``)
         threads writing through one store lose nothing.
 

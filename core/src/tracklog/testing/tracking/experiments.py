@@ -14,6 +14,7 @@ from ._base import (
     experiment_filter,
     experiment_order,
     new_experiment,
+    new_run,
     requires,
     unique,
 )
@@ -194,6 +195,23 @@ class ExperimentTests(KitBase):
             store.restore_experiment("987654321")
         assert excinfo.value.error_code == ErrorCode.RESOURCE_DOES_NOT_EXIST
         assert store.get_experiment(exp_id).lifecycle_stage == LifecycleStage.DELETED
+
+    def test_default_experiment_cannot_be_deleted(self, store: TrackingStore) -> None:
+        """Deleting experiment "0" is INVALID_PARAMETER_VALUE in MLflow's FileStore words
+        (a 400, not its 500); "0" and its runs stay active."""
+        run_id = new_run(store, DEFAULT_EXPERIMENT_ID).info.run_id
+        with pytest.raises(TracklogError) as excinfo:
+            store.delete_experiment(DEFAULT_EXPERIMENT_ID)
+        assert excinfo.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
+        assert excinfo.value.message == (
+            "Cannot delete the default experiment '0'. This is an internally reserved "
+            "experiment."
+        )
+        assert store.get_experiment("0").lifecycle_stage == LifecycleStage.ACTIVE
+        assert store.get_run(run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
+        assert new_run(store, DEFAULT_EXPERIMENT_ID).info.experiment_id == "0"
+        assert [e.experiment_id for e in store.search_experiments(
+            view_type=ViewType.DELETED_ONLY)] == []
 
     def test_experiment_tags(self, store: TrackingStore) -> None:
         """Tags are set, overwritten and deleted; deleting a missing tag is 404."""

@@ -32,21 +32,27 @@ class LifecycleTests(KitBase):
         assert found(ViewType.DELETED_ONLY) == set()
 
     def test_experiment_delete_cascades_to_runs(self, store: TrackingStore) -> None:
-        """Deleting an experiment deletes its runs; restoring it restores them."""
+        """Deleting an experiment deletes its runs; restoring it restores every one of
+        them, also runs deleted on their own before the experiment (as MLflow's stores)."""
         exp_id = new_experiment(store)
         run_ids = {new_run(store, exp_id).info.run_id for _ in range(3)}
+        early = new_run(store, exp_id).info.run_id
+        store.delete_run(early)
         other = new_run(store).info.run_id
         store.delete_experiment(exp_id)
-        for run_id in run_ids:
+        for run_id in run_ids | {early}:
             assert store.get_run(run_id).info.lifecycle_stage == LifecycleStage.DELETED
         assert store.get_run(other).info.lifecycle_stage == LifecycleStage.ACTIVE
         assert list(store.search_runs([exp_id])) == []
         deleted = store.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)
-        assert {r.info.run_id for r in deleted} == run_ids
+        assert {r.info.run_id for r in deleted} == run_ids | {early}
         store.restore_experiment(exp_id)
-        for run_id in run_ids:
+        for run_id in run_ids | {early}:
             assert store.get_run(run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
-        assert {r.info.run_id for r in store.search_runs([exp_id])} == run_ids
+        assert {r.info.run_id for r in store.search_runs([exp_id])} == run_ids | {early}
+        assert list(store.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)) == []
+        store.log_metric(early, metric("m", 1.0))
+        assert store.get_run(early).data.metrics["m"].value == 1.0
 
     def test_runs_of_deleted_experiment_reject_writes(self, store: TrackingStore) -> None:
         """After the experiment is deleted its runs refuse writes but stay readable."""

@@ -312,3 +312,56 @@ class RegistryTests(KitBase):
             filter=model_version_filter("name = 'mv-a'"), max_results=3,
             order_by=model_version_order(["version_number ASC"]), page_token=token))
         assert [[v.version for v in page] for page in pages] == [["1", "2", "3"], ["4"]]
+
+    def test_registry_search_hides_prompts(self, store: ModelRegistryStore) -> None:
+        """Prompts (tag ``mlflow.prompt.is_prompt`` = 'true') are left out of both registry
+        searches unless the first comparison on that tag is ``= 'true'`` or ``!= 'false'``;
+        other comparisons on it are ignored, as in MLflow's SQL registry."""
+        prompt_tag = ("mlflow.prompt.is_prompt", "true")
+        store.create_registered_model("plain")
+        store.create_registered_model("plain-false", tags=[("mlflow.prompt.is_prompt", "false")])
+        store.create_registered_model("prompt", tags=[prompt_tag, ("team", "a")])
+        store.create_model_version("plain", SOURCE, tags=[("team", "a")])
+        store.create_model_version("prompt", SOURCE, tags=[prompt_tag, ("team", "a")])
+        store.create_model_version("prompt", SOURCE, tags=[prompt_tag])
+        tag = "tags.`mlflow.prompt.is_prompt`"
+        models = [
+            ("", {"plain", "plain-false"}),
+            ("name = 'prompt'", set()),
+            ("name LIKE 'p%'", {"plain", "plain-false"}),
+            (f"{tag} = 'true'", {"prompt"}),
+            (f"{tag} = 'True'", set()),
+            (f"{tag} != 'false'", {"prompt"}),
+            (f"{tag} = 'true' AND tags.team = 'a'", {"prompt"}),
+            (f"name = 'prompt' AND {tag} = 'true'", {"prompt"}),
+            (f"{tag} = 'false'", {"plain", "plain-false"}),
+            (f"{tag} != 'true'", {"plain", "plain-false"}),
+            (f"{tag} LIKE 'tr%'", {"plain", "plain-false"}),
+            ("tags.team = 'a'", set()),
+        ]
+        versions = [
+            ("", {("plain", "1")}),
+            ("name = 'prompt'", set()),
+            ("tags.team = 'a'", {("plain", "1")}),
+            (f"{tag} = 'true'", {("prompt", "1"), ("prompt", "2")}),
+            (f"{tag} = 'true' AND tags.team = 'a'", {("prompt", "1")}),
+            (f"{tag} != 'false'", {("prompt", "1"), ("prompt", "2")}),
+            (f"{tag} = 'false'", {("plain", "1")}),
+        ]
+        failures = []
+        for what, text, expected in [("models", t, e) for t, e in models] + [
+                ("versions", t, e) for t, e in versions]:
+            if what == "models":
+                got = {m.name for m in store.search_registered_models(
+                    filter=registered_model_filter(text), max_results=100)}
+            else:
+                got = {(v.name, v.version) for v in store.search_model_versions(
+                    filter=model_version_filter(text), max_results=100)}
+            if got != expected:
+                failures.append(f"{what} {text!r}: expected {sorted(expected)}, got {sorted(got)}")
+        assert not failures, "\n".join(failures)
+        pages = collect_pages(lambda token: store.search_registered_models(
+            max_results=1, page_token=token))
+        assert [[m.name for m in page] for page in pages] == [["plain"], ["plain-false"]]
+        # Hidden from searches only: a prompt is still read by name.
+        assert store.get_registered_model("prompt").tags["mlflow.prompt.is_prompt"] == "true"
