@@ -56,24 +56,31 @@ class SqliteFloor:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        ddl = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'metrics'")
+        ddl = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'metric_points'")
         self.conn.execute(
-            ddl.fetchone()[0].replace("CREATE TABLE metrics", "CREATE TABLE floor_metrics", 1)
+            ddl.fetchone()[0].replace("CREATE TABLE metric_points", "CREATE TABLE floor_points", 1)
         )
+        # The store's series ids of this run's keys (the store has created them by the time
+        # the floor inserts the same batch).
         self.run_id = run_id
 
     def insert(self, metrics: list[Metric]) -> float:
-        rows = [(self.run_id, m.key, m.timestamp, m.step, m.value, False) for m in metrics]
+        ids = dict(
+            self.conn.execute(
+                "SELECT key, series_id FROM metric_series WHERE run_uuid = ?", (self.run_id,)
+            ).fetchall()
+        )
+        rows = [(ids[m.key], m.timestamp, m.step, m.value, 0) for m in metrics]
         start = time.perf_counter()
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.executemany(
-            "INSERT INTO floor_metrics VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
+            "INSERT INTO floor_points VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
         )
         self.conn.execute("COMMIT")
         return time.perf_counter() - start
 
     def close(self) -> None:
-        self.conn.execute("DROP TABLE floor_metrics")
+        self.conn.execute("DROP TABLE floor_points")
         self.conn.close()
 
 
@@ -198,7 +205,8 @@ def run_backend(name: str, url: str, repeat: int) -> None:
             )
         conn = sqlite3.connect(sa.make_url(url).database) if name == "sqlite" else None
         query = (
-            'SELECT timestamp, step, value, is_nan FROM metrics WHERE run_uuid = ? AND "key" = ? '
+            "SELECT timestamp, step, value, is_nan FROM metric_points WHERE series_id = "
+            '(SELECT series_id FROM metric_series WHERE run_uuid = ? AND "key" = ?) '
             "ORDER BY timestamp, step, value"
         )
         times, floor_times = [], []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import pytest
@@ -91,6 +92,16 @@ def _fill_first_revision(url: str) -> str:
                     "is_nan": False,
                 }
                 for step, value in ((0, 1.0), (1, 0.5))
+            ]
+            + [
+                {
+                    "run_uuid": run_id,
+                    "key": "acc",
+                    "timestamp": 10,
+                    "step": 0,
+                    "value": 0.0,
+                    "is_nan": True,
+                }
             ],
         )
         conn.execute(
@@ -122,9 +133,10 @@ def test_old_schema_refused_then_upgraded_with_data(fresh_url):
 
     result = CliRunner().invoke(_cli(), ["db", "upgrade", fresh_url])
     assert result.exit_code == 0, result.output
-    assert "from 0001_initial to 0002_models_registry" in result.output
+    head = dbmod.head_revision()
+    assert f"from 0001_initial to {head}" in result.output
     again = CliRunner().invoke(_cli(), ["db", "upgrade", fresh_url])
-    assert "already at revision 0002_models_registry" in again.output
+    assert f"already at revision {head}" in again.output
 
     store = SqlTrackingStore(fresh_url, "/a")
     try:
@@ -133,6 +145,7 @@ def test_old_schema_refused_then_upgraded_with_data(fresh_url):
         assert run.data.params == {"lr": "0.1"}
         assert run.data.metrics["loss"].value == 0.5
         assert [m.value for m in store.get_metric_history(run_id, "loss")] == [1.0, 0.5]
+        assert math.isnan(store.get_metric_history(run_id, "acc")[0].value)
         assert store.get_experiment("1").name == "old"
         # The tables the second revision added work.
         store.log_batch(run_id, metrics=[Metric("loss", 0.25, 12, 2)])
@@ -141,6 +154,35 @@ def test_old_schema_refused_then_upgraded_with_data(fresh_url):
         store.create_model_version("reg", f"models:/{model.model_id}", model_id=model.model_id)
         assert store.get_registered_model("reg").latest_versions[0].version == "1"
         assert store.get_run(run_id).data.metrics["loss"].value == 0.25
+        # Series created after the migration get fresh ids next to the migrated ones.
+        store.log_batch(run_id, metrics=[Metric("new", 3.0, 13, 0)])
+        assert [m.value for m in store.get_metric_history(run_id, "new")] == [3.0]
+        assert [m.value for m in store.get_metric_history(run_id, "loss")] == [1.0, 0.5, 0.25]
+    finally:
+        store.close()
+
+
+def test_metric_series_downgrade_keeps_history(fresh_url):
+    store = SqlTrackingStore(fresh_url, "/a")
+    run_id = store.create_run("0", "u", 0).info.run_id
+    store.log_batch(run_id, metrics=[Metric("m", float(i), i, i) for i in range(5)])
+    store.close()
+    database = dbmod.Database(fresh_url)
+    try:
+        from alembic import command
+
+        with database.write() as conn:
+            command.downgrade(dbmod._alembic_config(conn), "0002_models_registry")
+            assert dbmod.current_revision(conn) == "0002_models_registry"
+        with database.read() as conn:
+            rows = conn.exec_driver_sql("SELECT step, value FROM metrics ORDER BY step").all()
+        assert [tuple(r) for r in rows] == [(i, float(i)) for i in range(5)]
+        assert dbmod.upgrade(database, "head")[1] == dbmod.head_revision()
+    finally:
+        database.dispose()
+    store = SqlTrackingStore(fresh_url, "/a")
+    try:
+        assert [m.step for m in store.get_metric_history(run_id, "m")] == list(range(5))
     finally:
         store.close()
 

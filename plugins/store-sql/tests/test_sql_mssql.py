@@ -23,7 +23,14 @@ from tracklog.search import (
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql import sqlutil
-from tracklog_store_sql.schema import latest_metrics, metadata, metrics, params, tags
+from tracklog_store_sql.schema import (
+    latest_metrics,
+    metadata,
+    metric_points,
+    metric_series,
+    params,
+    tags,
+)
 from tracklog_store_sql.store import _LATEST_UPDATE
 
 DIALECT = mssql.dialect()
@@ -121,13 +128,12 @@ class RecordingConnection:
 
 def test_write_paths_compile():
     conn = RecordingConnection()
-    row = {"run_uuid": "r", "key": "k", "timestamp": 1, "step": 0, "value": 1.0, "is_nan": False}
-    sqlutil.insert_ignore(
-        conn, metrics, [row], ["run_uuid", "key", "timestamp", "step", "value", "is_nan"]
-    )
+    sqlutil.insert_ignore(conn, metric_series, [{"run_uuid": "r", "key": "k"}], ["run_uuid", "key"])
+    # The identity column is left to the server, never bound.
+    assert conn.statements[-1].startswith("INSERT INTO metric_series (run_uuid, [key])")
     assert "WHERE NOT (EXISTS (SELECT" in conn.statements[-1]
-    sqlutil.write_metric_points(conn, "r", [("r", "k", 1, 0, 1.0, False)])
-    assert conn.statements[-1].startswith("INSERT INTO metrics")
+    sqlutil.write_metric_points(conn, [1], [1], [0], [1.0], [0])
+    assert conn.statements[-1].startswith("INSERT INTO metric_points")
     assert "WHERE NOT (EXISTS (SELECT" in conn.statements[-1]
     sqlutil.upsert(
         conn, tags, [{"run_uuid": "r", "key": "k", "value": "v"}], ["run_uuid", "key"], ["value"]
@@ -139,9 +145,9 @@ def test_write_paths_compile():
     )
     assert "UPDATE latest_metrics SET" in _sql(_LATEST_UPDATE)
     history = (
-        sa.select(metrics.c.timestamp)
-        .where(metrics.c.run_uuid == "r")
-        .order_by(metrics.c.timestamp)
+        sa.select(metric_points.c.timestamp)
+        .where(metric_points.c.series_id == 1)
+        .order_by(metric_points.c.timestamp)
         .limit(10)
         .offset(5)
     )

@@ -202,6 +202,74 @@ def test_metrics_latest_duplicates_nan_inf(store):
     assert math.isnan(store.get_metric_history(rid, "n")[0].value)
 
 
+def _stored(v):
+    """(value as stored, is_nan): NaN as a flag over 0.0, ±inf clamped, as MLflow."""
+    if v != v:
+        return 0.0, True
+    return max(-MAX, min(MAX, float(v))), False
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_metric_writes_match_a_reference_model(store, seed):
+    """Random batches (ties, exact duplicates, NaN, ±inf, int values, in and out of history
+    order) against a model of the rules: history is the distinct points in
+    (timestamp, step, value) order; latest is the greatest (step, timestamp, value), the
+    first of equals kept. Runs get a few batches each, so a batch's own newest point is
+    often what decides the latest value."""
+    import random
+
+    rng = random.Random(seed)
+    finite = [0.0, 1.0, -1.0, 2.5, 3]
+    for i in range(45):
+        if i % 3 == 0:
+            rid = _run(store, "0")
+            history: dict[str, set] = {}
+            latest: dict[str, tuple] = {}
+        # A third of the batches are finite and in history order (the store's column-wise
+        # path), a third finite in any order, a third anything.
+        values = finite if i % 3 < 2 else [*finite, float("nan"), math.inf, -math.inf]
+        # Few steps and timestamps: ties and exact duplicates are frequent.
+        batch = [
+            Metric(rng.choice("abc"), rng.choice(values), rng.randint(0, 3), rng.randint(0, 3))
+            for _ in range(rng.randint(1, 30))
+        ]
+        if i % 3 == 0:
+            batch.sort(key=lambda m: (m.step, m.timestamp))
+        store.log_batch(rid, metrics=batch)
+        for m in batch:
+            v, nan = _stored(m.value)
+            history.setdefault(m.key, set()).add((m.timestamp, m.step, v, nan))
+            cur = latest.get(m.key)
+            if cur is None or (m.step, m.timestamp, v) > cur[:3]:
+                latest[m.key] = (m.step, m.timestamp, v, nan)
+        run = store.get_run(rid)
+        for key, points in history.items():
+            got = [
+                (m.timestamp, m.step, 0.0 if math.isnan(m.value) else m.value, math.isnan(m.value))
+                for m in store.get_metric_history(rid, key)
+            ]
+            # Points equal but for the NaN flag may come in either order.
+            assert got == sorted(got, key=lambda p: p[:3]), key
+            assert sorted(got) == sorted(points), key
+            m = run.data.metrics[key]
+            value = 0.0 if math.isnan(m.value) else m.value
+            assert (m.step, m.timestamp, value, math.isnan(m.value)) == latest[key], (i, key)
+
+
+def test_failed_batch_leaves_no_series_behind(store):
+    """A batch that creates a key and then fails is rolled back whole; the key can be
+    logged afterwards (no stale series id survives the rollback)."""
+    rid = _run(store, "0", params=[Param("p", "1")])
+    with pytest.raises(TracklogError):
+        store.log_batch(rid, metrics=[Metric("fresh", 1.0, 1, 0, model_id="m-missing")])
+    assert store.get_metric_history(rid, "fresh") == []
+    with pytest.raises(TracklogError):
+        store.log_batch(rid, metrics=[Metric("fresh2", 1.0, 1, 0)], params=[Param("p", "2")])
+    store.log_batch(rid, metrics=[Metric("fresh", 2.0, 2, 1), Metric("fresh2", 3.0, 2, 1)])
+    assert [m.value for m in store.get_metric_history(rid, "fresh")] == [2.0]
+    assert store.get_run(rid).data.metrics["fresh2"].value == 3.0
+
+
 def test_metric_history_paging(store):
     rid = _run(store, "0")
     store.log_batch(rid, metrics=[Metric("m", float(i), 1000 + i, i) for i in range(25)])

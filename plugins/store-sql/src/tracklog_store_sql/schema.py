@@ -106,12 +106,30 @@ params = sa.Table(
     **NO_ROWID,
 )
 
-# The primary key doubles as the history index: (run, key) then the history order.
-metrics = sa.Table(
-    "metrics",
+# One row per (run, key): history points reference it by integer, so a point is about
+# half the size it would be if it repeated the run id and the key (bulk inserts and long
+# history reads are bound by row size).
+metric_series = sa.Table(
+    "metric_series",
     metadata,
-    _run_fk(),
-    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("series_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_uuid", sa.String(32), sa.ForeignKey("runs.run_uuid"), nullable=False),
+    sa.Column("key", sa.String(KEY_MAX), nullable=False),
+    sa.UniqueConstraint("run_uuid", "key"),
+    **MYSQL_OPTS,
+)
+
+# The primary key doubles as the history index: the series, then the history order.
+metric_points = sa.Table(
+    "metric_points",
+    metadata,
+    sa.Column(
+        "series_id",
+        sa.Integer,
+        sa.ForeignKey("metric_series.series_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("timestamp", sa.BigInteger, primary_key=True),
     sa.Column("step", sa.BigInteger, primary_key=True),
     sa.Column("value", sa.Double, primary_key=True),

@@ -93,7 +93,7 @@ def _insert_ignore_stmt(dialect: str, table: sa.Table, conflict_cols: Sequence[s
         # IGNORE it does not also swallow truncation or foreign-key errors).
         return stmt.on_duplicate_key_update({first: stmt.inserted[first]})
     # Portable form (MSSQL): INSERT … SELECT :params WHERE NOT EXISTS (same key).
-    cols = [c.name for c in table.columns]
+    cols = [c.name for c in table.columns if c is not table.autoincrement_column]
     source = sa.select(*[sa.bindparam(f"p_{c}", type_=table.c[c].type).label(c) for c in cols])
     cond = sa.and_(*[table.c[c] == sa.bindparam(f"p_{c}") for c in conflict_cols])
     source = source.where(~sa.exists().where(cond))
@@ -166,63 +166,64 @@ def _upsert_stmt(dialect: str, table: sa.Table, key_cols, update_cols):
     return delete, table.insert()
 
 
-_METRIC_COLS = ("run_uuid", "key", "timestamp", "step", "value", "is_nan")
+_POINT_COLS = ("series_id", "timestamp", "step", "value", "is_nan")
 
-# PostgreSQL: the whole batch as six arrays in ONE statement (psycopg executemany would
+# PostgreSQL: the whole batch as five arrays in ONE statement (psycopg executemany would
 # run one INSERT per row on the server).
-_PG_METRICS = sa.text(
-    "INSERT INTO metrics (run_uuid, key, timestamp, step, value, is_nan) "
-    "SELECT :run_uuid, u.k, u.t, u.s, u.v, u.n FROM unnest("
-    "CAST(:keys AS VARCHAR[]), CAST(:ts AS BIGINT[]), CAST(:steps AS BIGINT[]), "
-    "CAST(:vals AS DOUBLE PRECISION[]), CAST(:nans AS BOOLEAN[])) AS u(k, t, s, v, n) "
+_PG_POINTS = sa.text(
+    "INSERT INTO metric_points (series_id, timestamp, step, value, is_nan) "
+    "SELECT * FROM unnest(CAST(:sids AS INTEGER[]), CAST(:ts AS BIGINT[]), "
+    "CAST(:steps AS BIGINT[]), CAST(:vals AS DOUBLE PRECISION[]), CAST(:nans AS BOOLEAN[])) "
     "ON CONFLICT DO NOTHING"
 )
 
 
-def write_metric_points(conn: Connection, run_id: str, points: list[tuple]) -> None:
-    """Insert metric history rows ``(run_id, key, timestamp, step, value, is_nan)``,
-    skipping exact duplicates, in one statement (or one executemany).
+def write_metric_points(
+    conn: Connection,
+    series_ids: Sequence[int],
+    timestamps: Sequence[int],
+    steps: Sequence[int],
+    values: Sequence[float],
+    nans: Sequence[bool],
+) -> None:
+    """Insert metric history points, given column by column, skipping exact duplicates,
+    in one statement (or one executemany). ``nans`` may be 0/1 (what SQLite binds fastest).
 
     The hot path of ``log_batch``: on SQLite and MySQL the insert-or-ignore statement is
     compiled once and the rows go straight to the driver's executemany (PyMySQL turns it
     into multi-row INSERTs), skipping SQLAlchemy's per-row parameter processing.
     """
-    if not points:
+    if not series_ids:
         return
     dialect = conn.dialect
+    if dialect.name != "sqlite":
+        nans = list(map(bool, nans))
+    columns = (series_ids, timestamps, steps, values, nans)
     if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
-        _, keys, ts, steps, vals, nans = (list(c) for c in zip(*points, strict=True))
         conn.execute(
-            _PG_METRICS,
-            {
-                "run_uuid": run_id,
-                "keys": keys,
-                "ts": ts,
-                "steps": steps,
-                "vals": vals,
-                "nans": nans,
-            },
+            _PG_POINTS,
+            dict(zip(("sids", "ts", "steps", "vals", "nans"), map(list, columns), strict=True)),
         )
         return
-    from tracklog_store_sql.schema import metrics
+    from tracklog_store_sql.schema import metric_points
 
-    stmt = insert_ignore_stmt(dialect.name, metrics, _METRIC_COLS)
+    stmt = insert_ignore_stmt(dialect.name, metric_points, _POINT_COLS)
     if isinstance(stmt, _Prefixed) or dialect.name not in ("sqlite", "mysql", "mariadb"):
-        execute_many(conn, stmt, [dict(zip(_METRIC_COLS, p, strict=True)) for p in points])
+        rows = [dict(zip(_POINT_COLS, p, strict=True)) for p in zip(*columns, strict=True)]
+        execute_many(conn, stmt, rows)
         return
     cache_key = ("raw", dialect.name, dialect.driver)
     compiled = _CACHE.get(cache_key)
     if compiled is None:
         c = stmt.compile(dialect=dialect)
-        order = [_METRIC_COLS.index(name) for name in c.positiontup] if c.positional else None
+        order = [_POINT_COLS.index(name) for name in c.positiontup] if c.positional else None
         compiled = _CACHE[cache_key] = (str(c), order)
     sql, order = compiled
     if order is None:
-        conn.exec_driver_sql(sql, [dict(zip(_METRIC_COLS, p, strict=True)) for p in points])
-    elif order == [0, 1, 2, 3, 4, 5]:
-        conn.exec_driver_sql(sql, points)
+        rows = [dict(zip(_POINT_COLS, p, strict=True)) for p in zip(*columns, strict=True)]
+        conn.exec_driver_sql(sql, rows)
     else:
-        conn.exec_driver_sql(sql, [tuple(p[i] for i in order) for p in points])
+        conn.exec_driver_sql(sql, list(zip(*(columns[i] for i in order), strict=True)))
 
 
 # --- comparisons -------------------------------------------------------------------------

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import gc
+import math
+import operator
 import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -63,7 +65,8 @@ from tracklog_store_sql.schema import (
     logged_model_params,
     logged_model_tags,
     logged_models,
-    metrics,
+    metric_points,
+    metric_series,
     params,
     run_outputs,
     runs,
@@ -85,6 +88,7 @@ RUN_NAME_TAG = "mlflow.runName"
 RUN_NAME_MAX = 250
 _INT32_MAX = 2**31 - 1
 _WRITE_ATTEMPTS = 3
+_SERIES_CACHE_MAX = 200_000
 _ACTIVE = LifecycleStage.ACTIVE.value
 _DELETED = LifecycleStage.DELETED.value
 
@@ -137,6 +141,9 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 f"{type(cause).__name__}: {dbmod.scrub(str(cause).strip(), store_uri)}"
             ) from None
         self.dialect = self.db.dialect
+        # (run_id, key) -> series id. Series rows are only ever inserted, never changed
+        # or deleted, so an id once committed stays right for every process.
+        self._series_cache: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
         return f"SqlTrackingStore({dbmod.redact(self.store_uri)!r})"
@@ -513,7 +520,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         tags: Sequence[RunTag] = (),
     ) -> None:
         param_rows = _param_rows(run_id, params)
-        metric_rows, latest_rows, model_rows = _metric_rows(run_id, metrics)
+        with gc_paused():  # thousands of small acyclic tuples; see gc_paused
+            metric_rows, latest_rows, model_rows = _metric_rows(run_id, metrics)
         tag_rows = {t.key: _clip(t.value, TAG_VALUE_MAX) for t in sorted(tags, key=_key)}
         for key in tag_rows:
             _check_key(key, "tag")
@@ -521,7 +529,10 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             _check_run_name(tag_rows[RUN_NAME_TAG])
         for attempt in range(_WRITE_ATTEMPTS):
             try:
-                self._log_batch(run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows)
+                with gc_paused():
+                    self._log_batch(
+                        run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows
+                    )
                 return
             except sa.exc.DBAPIError as exc:
                 # Rerunning is safe: every part of a batch is idempotent.
@@ -529,12 +540,13 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     raise
 
     def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
+        created: dict[str, int] = {}
         with self.db.write() as conn:
             self._check_active_run(conn, run_id)
             if param_rows:
                 self._write_params(conn, run_id, param_rows)
-            if metric_rows:
-                self._write_metrics(conn, run_id, metric_rows, latest_rows)
+            if metric_rows is not None:
+                created = self._write_metrics(conn, run_id, metric_rows, latest_rows)
             if model_rows:
                 self._write_model_metrics(conn, run_id, model_rows)
             if tag_rows:
@@ -551,6 +563,11 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                         .where(runs.c.run_uuid == run_id)
                         .values(name=tag_rows[RUN_NAME_TAG])
                     )
+        # Only once committed: a rolled-back transaction's new series do not exist.
+        if len(self._series_cache) > _SERIES_CACHE_MAX:
+            self._series_cache.clear()
+        for key, sid in created.items():
+            self._series_cache[run_id, key] = sid
 
     def _write_params(self, conn: Connection, run_id: str, rows: dict[str, str]) -> None:
         # Insert first, then compare what is stored: a concurrent writer of the same key
@@ -579,15 +596,67 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             )
 
     def _write_metrics(
-        self, conn: Connection, run_id: str, points: list[tuple], latest: list[dict[str, Any]]
-    ) -> None:
-        write_metric_points(conn, run_id, points)
+        self, conn: Connection, run_id: str, points: _Points, latest: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        """Write history points and latest values; returns the series it created."""
+        ids, created = self._series_ids(conn, run_id, [r["key"] for r in latest])
+        write_metric_points(
+            conn,
+            list(map(ids.__getitem__, points.keys)),
+            points.timestamps,
+            points.steps,
+            points.values,
+            points.nans,
+        )
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
             conn.execute(_latest_upsert(dialect), latest)
         else:
             insert_ignore(conn, latest_metrics, latest, ["run_uuid", "key"])
             conn.execute(_LATEST_UPDATE, [{f"b_{k}": v for k, v in r.items()} for r in latest])
+        return created
+
+    def _series_ids(
+        self, conn: Connection, run_id: str, keys: list[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """The series id of each (run, key), and those that had to be created. A run logs
+        the same keys batch after batch: usually every id comes from the cache."""
+        cache = self._series_cache
+        ids = {k: cache[run_id, k] for k in keys if (run_id, k) in cache}
+        if len(ids) == len(keys):
+            return ids, {}
+        known = self._find_series(conn, run_id, [k for k in keys if k not in ids])
+        ids.update(known)
+        missing = [k for k in keys if k not in ids]
+        if missing:
+            insert_ignore(
+                conn,
+                metric_series,
+                [{"run_uuid": run_id, "key": k} for k in missing],
+                ["run_uuid", "key"],
+            )
+            ids.update(self._find_series(conn, run_id, missing))
+            clash = [k for k in missing if k not in ids]
+            if clash:
+                # MySQL's PAD SPACE collations treat 'k ' as 'k': one series for both.
+                raise errors.invalid(
+                    f"Metric key {clash[0]!r} collides with an existing key of run "
+                    f"'{run_id}' that differs only in trailing spaces"
+                )
+        return ids, {k: ids[k] for k in keys}
+
+    def _find_series(self, conn: Connection, run_id: str, keys: list[str]) -> dict[str, int]:
+        s = metric_series.c
+        found: dict[str, int] = {}
+        for chunk in chunks(keys, chunk_size(self.dialect)):
+            found.update(
+                conn.execute(
+                    sa.select(s.key, s.series_id).where(
+                        s.run_uuid == run_id, in_ids(s.key, chunk, self.dialect)
+                    )
+                ).all()
+            )
+        return found
 
     def _write_model_metrics(
         self, conn: Connection, run_id: str, rows: list[dict[str, Any]]
@@ -622,10 +691,17 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         page_token: str | None = None,
     ) -> PagedList[Metric]:
         offset = decode_token(page_token)
-        m = metrics.c
+        m, series = metric_points.c, metric_series.c
+        # A scalar subquery, not a join: the planner then walks the primary key of the one
+        # series in history order, with no sort.
+        series_id = (
+            sa.select(series.series_id)
+            .where(series.run_uuid == run_id, series.key == metric_key)
+            .scalar_subquery()
+        )
         stmt = (
             sa.select(m.timestamp, m.step, m.value, m.is_nan)
-            .where(m.run_uuid == run_id, m.key == metric_key)
+            .where(m.series_id == series_id)
             .order_by(m.timestamp, m.step, m.value)
         )
         if max_results is not None:
@@ -1217,43 +1293,62 @@ def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
     return rows
 
 
+class _Points(NamedTuple):
+    """History points of one batch, column by column (keys not yet mapped to series)."""
+
+    keys: Sequence[str]
+    timestamps: Sequence[int]
+    steps: Sequence[int]
+    values: Sequence[float]
+    nans: Sequence[bool]
+
+
+_MODEL_ID = operator.attrgetter("model_id")
+_INT = {int}
+_NUMBER = {int, float}
+_FLOAT = {float}
+
+
 def _metric_rows(run_id: str, metrics_: Sequence[Metric]):
-    """History rows ``(run_id, key, timestamp, step, value, is_nan)``, the newest point per
-    key (as latest_metrics rows), and the rows that link points to logged models. This
-    runs per metric point: keep it tight."""
-    points: list[tuple] = []  # exact duplicates are left to ON CONFLICT DO NOTHING
-    append = points.append
-    best: dict[str, tuple] = {}
-    model_rows: list[dict[str, Any]] = []
-    for m in metrics_:
-        key, v, ts, step = m.key, m.value, int(m.timestamp), int(m.step)
-        if v != v:
-            v, nan = 0.0, True
-        elif v > MAX_DOUBLE:
-            v, nan = MAX_DOUBLE, False
-        elif v < -MAX_DOUBLE:
-            v, nan = -MAX_DOUBLE, False
+    """The batch's history points as columns, the newest point per key (as latest_metrics
+    rows), and the rows that link points to logged models.
+
+    The common batch (finite numbers, integer steps and timestamps, no model links) is
+    handled column-wise by built-ins, without a Python-level step per point.
+    """
+    if not metrics_:
+        return None, [], []
+    keys = [m.key for m in metrics_]
+    tss = [m.timestamp for m in metrics_]
+    steps = [m.step for m in metrics_]
+    vals = [m.value for m in metrics_]
+    value_types = set(map(type, vals))
+    if (
+        set(map(type, tss)) == _INT
+        and set(map(type, steps)) == _INT
+        and value_types <= _NUMBER
+        and math.isfinite(sum(vals))  # no NaN or ±inf among the values
+        and not any(map(_MODEL_ID, metrics_))
+    ):
+        if value_types != _FLOAT:  # drivers want one type per column (psycopg arrays)
+            vals = [float(v) for v in vals]
+        n = len(keys)
+        # is_nan as int: sqlite3 binds an exact int directly, a bool only through its
+        # adapter lookup (which costs more than inserting the row).
+        points = _Points(keys, tss, steps, vals, [0] * n)
+        order = list(zip(steps, tss, strict=True))
+        if all(map(operator.le, order, order[1:])) and n == len(
+            set(zip(keys, steps, tss, strict=True))
+        ):
+            # In history order, no key twice at one (step, timestamp): the last point
+            # of each key is its newest.
+            last = dict(zip(keys, range(n), strict=True))
+            best = {k: (steps[i], tss[i], vals[i], False) for k, i in last.items()}
         else:
-            v, nan = float(v), False
-        append((run_id, key, ts, step, v, nan))
-        cur = best.get(key)
-        # (step, ts, v) > (step, ts, v, nan) is False: an equal point keeps the first.
-        if cur is None or (step, ts, v) > cur:
-            best[key] = (step, ts, v, nan)
-        if m.model_id:
-            model_rows.append(
-                {
-                    "model_id": m.model_id,
-                    "key": key,
-                    "timestamp": ts,
-                    "step": step,
-                    "run_uuid": run_id,
-                    "value": v,
-                    "is_nan": nan,
-                    "dataset_name": m.dataset_name,
-                    "dataset_digest": m.dataset_digest,
-                }
-            )
+            best = _newest(keys, steps, tss, vals, points.nans)
+        model_rows: list[dict[str, Any]] = []
+    else:
+        points, best, model_rows = _metric_rows_general(run_id, metrics_)
     for key in best:
         _check_key(key, "metric")
     # Sorted so concurrent writers lock latest_metrics rows in one order (no deadlocks).
@@ -1269,6 +1364,54 @@ def _metric_rows(run_id: str, metrics_: Sequence[Metric]):
         for k, b in sorted(best.items())
     ]
     return points, latest, model_rows
+
+
+def _newest(keys, steps, tss, vals, nans) -> dict[str, tuple]:
+    best: dict[str, tuple] = {}
+    for key, step, ts, v, nan in zip(keys, steps, tss, vals, nans, strict=True):
+        cur = best.get(key)
+        # (step, ts, v) > (step, ts, v, nan) is False: an equal point keeps the first.
+        if cur is None or (step, ts, v) > cur:
+            best[key] = (step, ts, v, bool(nan))
+    return best
+
+
+def _metric_rows_general(run_id: str, metrics_: Sequence[Metric]):
+    """Any batch: converts steps and timestamps to int, stores NaN as a flag and clamps
+    ±inf to the largest double (as MLflow stores them), collects logged-model links."""
+    keys, tss, steps, vals, nans = [], [], [], [], []
+    model_rows: list[dict[str, Any]] = []
+    for m in metrics_:
+        key, v, ts, step = m.key, m.value, int(m.timestamp), int(m.step)
+        if v != v:
+            v, nan = 0.0, True
+        elif v > MAX_DOUBLE:
+            v, nan = MAX_DOUBLE, False
+        elif v < -MAX_DOUBLE:
+            v, nan = -MAX_DOUBLE, False
+        else:
+            v, nan = float(v), False
+        keys.append(key)
+        tss.append(ts)
+        steps.append(step)
+        vals.append(v)
+        nans.append(int(nan))
+        if m.model_id:
+            model_rows.append(
+                {
+                    "model_id": m.model_id,
+                    "key": key,
+                    "timestamp": ts,
+                    "step": step,
+                    "run_uuid": run_id,
+                    "value": v,
+                    "is_nan": nan,
+                    "dataset_name": m.dataset_name,
+                    "dataset_digest": m.dataset_digest,
+                }
+            )
+    points = _Points(keys, tss, steps, vals, nans)
+    return points, _newest(keys, steps, tss, vals, nans), model_rows
 
 
 _STATUS = {s.value: s for s in RunStatus}
