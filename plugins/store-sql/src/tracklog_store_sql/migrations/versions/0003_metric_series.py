@@ -63,11 +63,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "series_id", "timestamp", "step", "value", "is_nan", name="pk_metric_points"
         ),
-        sa.ForeignKeyConstraint(
-            ["series_id"],
-            ["metric_series.series_id"],
-            name="fk_metric_points_series_id_metric_series",
-        ),
         **OPTS,
         **NO_ROWID,
     )
