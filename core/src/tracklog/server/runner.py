@@ -136,6 +136,8 @@ def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> N
         "access_log": config.dev,
         "lifespan": "on",
         "timeout_keep_alive": 30,
+        # The API is plain HTTP; "auto" would import a WebSocket library at every start.
+        "ws": "none",
     }
     options.update(uvicorn_opts or {})
     if config.workers > 1 or config.dev:
