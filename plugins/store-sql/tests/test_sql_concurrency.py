@@ -47,3 +47,35 @@ def test_concurrent_log_batch(store):
         assert len(shared) == CALLS * THREADS // 2
         top = max(t * CALLS + CALLS - 1 for t in range(THREADS) if t % 2 == r)
         assert store.get_run(run).data.metrics["shared"].value == float(top)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"], indirect=True)
+def test_writers_racing_for_a_new_key_and_param(store):
+    """Threads released together log the same new metric key and param on a fresh run:
+    each sees the series or param another one just committed (on every isolation level)."""
+    from tracklog.entities import Param
+
+    for round_ in range(15):
+        run = store.create_run("0", "u", 0).info.run_id
+        barrier = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def writer(
+            t: int, run: str = run, barrier: threading.Barrier = barrier, errors: list = errors
+        ) -> None:
+            try:
+                barrier.wait()
+                store.log_batch(
+                    run, metrics=[Metric("new", float(t), 1, t)], params=[Param("p", "same")]
+                )
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == [], (round_, errors)
+        assert sorted(m.step for m in store.get_metric_history(run, "new")) == [0, 1, 2, 3]
+        assert store.get_run(run).data.params == {"p": "same"}

@@ -109,6 +109,10 @@ def create_engine(store_uri: str) -> Engine:
             url = url.set(drivername=f"{backend}+pymysql")
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
+        # As PostgreSQL's default: a read after an insert-or-ignore sees the row another
+        # transaction committed meanwhile (InnoDB's REPEATABLE READ shows its snapshot, so
+        # a concurrent param or metric series would look absent).
+        kwargs["isolation_level"] = "READ COMMITTED"
         ssl = mysql_ssl_args()
         if ssl:
             connect_args["ssl"] = ssl
