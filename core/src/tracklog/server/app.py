@@ -118,6 +118,7 @@ def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
 
 def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> None:
     rules: dict[tuple[str, str], Rule] = app.state.tracklog_rules
+    exact: dict[tuple[str, str], Any] = app.state.tracklog_exact_routes
     for spec in table.rpcs:
         if spec.versions:
             paths = [f"{prefix}/{api}/{v}{spec.path}" for v in spec.versions
@@ -131,6 +132,8 @@ def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> 
             app.router.routes.append(route)
             for method in route.methods or ():
                 rules[(method, path)] = spec.rule
+            if "{" not in path:
+                exact.setdefault((spec.method, path), endpoint)
 
 
 def _guard_plugin_routes(app: FastAPI, state: ServerState, known: int) -> None:
@@ -211,6 +214,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
                   openapi_url=None, lifespan=lifespan)
     app.state.tracklog = state
     app.state.tracklog_rules = {}
+    app.state.tracklog_exact_routes = {}
     prefix = normalize_prefix(config.static_prefix)
 
     _mount(app, misc.table, state, prefix)
@@ -250,6 +254,8 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     async def tracklog_error(request: Request, exc: errors.TracklogError) -> Response:
         return error_response(exc)
 
+    # Innermost: inside every other middleware, so they all still see these requests.
+    app.add_middleware(middleware.ExactRoutes, routes=app.state.tracklog_exact_routes)
     wrappers = [w for w in pm.hook.asgi_middleware(config=config) if w is not None]
     # pluggy returns results last-registered first; the first plugin ends up outermost.
     for wrapper in wrappers:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
+from starlette.requests import Request
 
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -131,6 +132,27 @@ class CrossOriginGuard:
             ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if method == "POST" and (ctype in _SIMPLE_TYPES or not ctype):
                 await _refuse(send, "Cross-origin POST requests must send application/json.")
+                return
+        await self.app(scope, receive, send)
+
+
+class ExactRoutes:
+    """Sends requests for a built-in route without path parameters straight to its
+    endpoint, by (method, path). Starlette's router tries each route's pattern in turn
+    and wraps the call in several more layers: a material share of a small request's
+    time. Everything else (other methods, HEAD, a root path, plugin routes) goes on to
+    the router, which holds the same routes."""
+
+    def __init__(self, app: Any, routes: dict[tuple[str, str], Any]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            endpoint = self.routes.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                response = await endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

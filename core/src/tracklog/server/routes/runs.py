@@ -7,6 +7,7 @@ from typing import Any
 
 from tracklog import errors, search, validation
 from tracklog.entities import LoggedModelInput, LoggedModelOutput, RunStatus, ViewType
+from tracklog.perf import gc_paused
 from tracklog.server import codec
 from tracklog.server.codec import Req
 from tracklog.server.routing import RouteTable, ServerState, by_experiment, by_experiments, by_run
@@ -112,7 +113,7 @@ def log_batch(state: ServerState, req: Req) -> dict[str, Any]:
     raw_params = req.objects("params")
     raw_tags = req.objects("tags")
     validation.validate_batch_limits(len(raw_metrics), len(raw_params), len(raw_tags))
-    metrics = [_metric(m, f"metrics[{i}]") for i, m in enumerate(raw_metrics)]
+    metrics = validation.validate_metrics(raw_metrics)
     params = [
         validation.validate_param(p.get("key"), p.get("value"), f"params[{i}]")
         for i, p in enumerate(raw_params)
@@ -161,11 +162,12 @@ def get_metric_history(state: ServerState, req: Req) -> dict[str, Any]:
     )
     finite, double = math.isfinite, codec.double
     # Inline encoding: this route returns up to 25,000 points per page.
-    points = [
-        {"key": m.key, "value": m.value if finite(m.value) else double(m.value),
-         "timestamp": m.timestamp, "step": m.step}
-        for m in page
-    ]
+    with gc_paused():
+        points = [
+            {"key": m.key, "value": m.value if finite(m.value) else double(m.value),
+             "timestamp": m.timestamp, "step": m.step}
+            for m in page
+        ]
     return codec.paged("metrics", points, page.token)
 
 
