@@ -27,6 +27,18 @@ def local_path_of(uri: str) -> str:
     return os.path.abspath(uri)
 
 
+def _copy(stream: BinaryIO, out: BinaryIO) -> None:
+    """Copy in whole chunks, one write each, through one reused buffer."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is None:
+        shutil.copyfileobj(stream, out, CHUNK_SIZE)
+        return
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    while n := readinto(buffer):
+        out.write(view[:n])
+
+
 class LocalArtifactRepository(ArtifactRepository):
     """Files under a local directory. Writes go to a temporary file beside the target and
     are renamed into place, so a reader sees the old file or the new one, never half."""
@@ -91,7 +103,7 @@ class LocalArtifactRepository(ArtifactRepository):
         fd, tmp = tempfile.mkstemp(prefix=".tracklog-tmp-", dir=parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(stream, out, CHUNK_SIZE)
+                _copy(stream, out)
             os.replace(tmp, full)
         except BaseException:
             try:

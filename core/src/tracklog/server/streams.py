@@ -8,7 +8,9 @@ sends each chunk as it comes. Neither ever holds a whole file in memory.
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, BinaryIO
 
@@ -21,19 +23,45 @@ from tracklog.artifacts.base import CHUNK_SIZE
 
 
 class BodyReader(io.RawIOBase):
-    """A readable binary stream over an ASGI request body, for use in a worker thread."""
+    """A readable binary stream over an ASGI request body, for use in a worker thread.
+
+    The pieces the server delivers are kept as they come: ``read`` hands a whole piece
+    over without copying when it fits, ``readinto`` copies once into the caller's buffer.
+    While the reader works on one chunk, the event loop receives the next (at most one
+    chunk ahead), so the network and the reader's writes overlap. Create it on the event
+    loop and call :meth:`stop` there once the reader is done.
+    """
 
     def __init__(self, chunks: AsyncIterator[bytes], limit: int | None = None) -> None:
         self._chunks = chunks
-        self._buffer = b""
+        self._parts: deque[bytes | memoryview] = deque()
         self._done = False
         self._limit = limit
+        self._ahead: asyncio.Task[list[bytes]] | None = None
         self.bytes_read = 0
 
     def readable(self) -> bool:
         return True
 
-    async def _next(self) -> bytes | None:
+    async def _next(self) -> list[bytes]:
+        ahead = self._ahead or asyncio.ensure_future(self._gather())
+        self._ahead = None
+        parts = await ahead
+        if parts:
+            self._ahead = asyncio.ensure_future(self._gather())
+        return parts
+
+    def stop(self) -> None:
+        """Stop receiving ahead (on the event loop, after the reader is done)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        if not ahead.done():
+            ahead.cancel()
+        elif not ahead.cancelled():
+            ahead.exception()  # a failure nobody needs any more: mark it seen
+
+    async def _gather(self) -> list[bytes]:
         # Gather up to a chunk's worth per thread hop: ASGI servers deliver ~64 KiB pieces.
         parts: list[bytes] = []
         size = 0
@@ -42,40 +70,65 @@ class BodyReader(io.RawIOBase):
                 part = await self._chunks.__anext__()
             except StopAsyncIteration:
                 break
-            parts.append(part)
-            size += len(part)
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            if part:
+                parts.append(part)
+                size += len(part)
+        return parts
 
-    def _fill(self) -> None:
-        while not self._buffer and not self._done:
-            chunk = anyio.from_thread.run(self._next)
-            if chunk is None:
+    def _fill(self) -> bool:
+        """Have a piece buffered; False at the end of the body."""
+        while not self._parts:
+            if self._done:
+                return False
+            parts = anyio.from_thread.run(self._next)
+            if not parts:
                 self._done = True
+                return False
+            self.bytes_read += sum(map(len, parts))
+            if self._limit is not None and self.bytes_read > self._limit:
+                raise errors.invalid(f"Request body exceeds {self._limit} bytes")
+            self._parts.extend(parts)
+        return True
+
+    def _take(self, size: int) -> list[bytes | memoryview]:
+        """Up to ``size`` bytes of the buffered pieces, without copying."""
+        out: list[bytes | memoryview] = []
+        parts = self._parts
+        while parts and size > 0:
+            part = parts[0]
+            if len(part) <= size:
+                out.append(parts.popleft())
+                size -= len(part)
             else:
-                self.bytes_read += len(chunk)
-                if self._limit is not None and self.bytes_read > self._limit:
-                    raise errors.invalid(f"Request body exceeds {self._limit} bytes")
-                self._buffer = chunk
+                view = memoryview(part)
+                out.append(view[:size])
+                parts[0] = view[size:]
+                size = 0
+        return out
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            parts = []
-            while True:
-                self._fill()
-                if not self._buffer:
-                    return b"".join(parts)
-                parts.append(self._buffer)
-                self._buffer = b""
-        self._fill()
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+            pieces = []
+            while self._fill():
+                pieces.extend(self._parts)
+                self._parts.clear()
+            return b"".join(pieces)
+        if not self._fill():
+            return b""
+        pieces = self._take(size)
+        if len(pieces) == 1 and type(pieces[0]) is bytes:
+            return pieces[0]
+        return b"".join(pieces)
 
     def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        """Fill ``b`` (fewer bytes only at the end of the body)."""
+        view = memoryview(b).cast("B")
+        n = 0
+        while n < len(view) and self._fill():
+            for piece in self._take(len(view) - n):
+                view[n : n + len(piece)] = piece
+                n += len(piece)
+        return n
 
 
 class StreamResponse:
