@@ -12,6 +12,28 @@ Usage (from the repository root)::
 Both servers use SQLite and local artifacts in a temporary directory. Each scenario is
 timed through ``MlflowClient`` (median of the repetitions) and printed with the ratio
 MLflow / tracklog. The figures depend on the machine; nothing here asserts a timing.
+
+The "client" column is the MLflow client's own share of a scenario: the time it spends
+outside waiting for HTTP, measured by wrapping ``requests.adapters.HTTPAdapter.send``
+(instrumentation: every request still goes to the real server). Counted as waiting:
+
+- the whole of ``send``: writing the request (an upload's body streams from the file
+  inside it, paced by the server's reads) until the response headers arrive;
+- for a non-streamed response, reading its body: the wrapper reads it before returning
+  (``Session.send`` would read it right after; a big JSON body arrives while the server
+  is still writing it);
+- for a streamed response (artifact downloads), each step of ``iter_content``.
+
+Everything else is client work: building entities and JSON, protobuf parsing of the
+response, writing a download to disk. Client CPU spent inside ``send`` (http.client,
+urllib3) counts as waiting, so the client figure is a lower bound of the client's cost
+and the "ceiling" ratio (MLflow total / tracklog client) an upper bound of what any
+server could reach with this client. For one thread the figure is wall time outside
+``send``. For the 8-thread scenario, wall time outside ``send`` would include waiting
+for the GIL while other threads parse responses; it is instead the CPU time of the
+worker threads outside ``send`` (``time.thread_time``) summed over the threads and
+divided by the calls: under the GIL that work runs one thread at a time, so it bounds
+the time per call from below whatever the server does.
 """
 
 from __future__ import annotations
@@ -30,6 +52,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "600")
@@ -66,10 +89,23 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> f
 def start_tracklog(tmp: Path) -> tuple[str, subprocess.Popen, float]:
     port = free_port()
     exe = Path(sys.executable).with_name("tracklog")
-    cmd = [str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp}/tracklog.db",
-           "--artifacts-destination", str(tmp / "artifacts"), "--port", str(port)]
-    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=open(tmp / "tracklog.log", "wb"), cwd=tmp)
+    cmd = [
+        str(exe),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp}/tracklog.db",
+        "--artifacts-destination",
+        str(tmp / "artifacts"),
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "tracklog.log", "wb"),
+        cwd=tmp,
+    )
     url = f"http://127.0.0.1:{port}"
     return url, process, wait_healthy(url, process)
 
@@ -79,20 +115,44 @@ def ensure_mlflow_venv(venv: Path) -> Path:
     if exe.exists():
         return exe
     subprocess.run(["uv", "venv", str(venv)], check=True)
-    subprocess.run(["uv", "pip", "install", "--python", str(venv / "bin" / "python"),
-                    f"mlflow=={MLFLOW_VERSION}"], check=True)
+    subprocess.run(
+        [
+            "uv",
+            "pip",
+            "install",
+            "--python",
+            str(venv / "bin" / "python"),
+            f"mlflow=={MLFLOW_VERSION}",
+        ],
+        check=True,
+    )
     return exe
 
 
 def start_mlflow(tmp: Path, venv: Path) -> tuple[str, subprocess.Popen, float]:
     exe = ensure_mlflow_venv(venv)
     port = free_port()
-    cmd = [str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
-           "--artifacts-destination", str(tmp / "mlartifacts"), "--host", "127.0.0.1",
-           "--port", str(port)]
+    cmd = [
+        str(exe),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp}/mlflow.db",
+        "--artifacts-destination",
+        str(tmp / "mlartifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=open(tmp / "mlflow.log", "wb"), cwd=tmp, env=env)
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "mlflow.log", "wb"),
+        cwd=tmp,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     return url, process, wait_healthy(url, process)
 
@@ -106,17 +166,75 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def median_time(fn: Callable[[], None], repeat: int) -> float:
-    times = []
+class HttpMeter:
+    """Time spent waiting for HTTP, from a wrapper around ``HTTPAdapter.send``: wall time
+    over all threads and, per thread, CPU time (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def add(self, wall: float, cpu: float) -> None:
+        with self._lock:
+            self.wall += wall
+            self.cpu += cpu
+
+    def install(self) -> None:
+        from requests.adapters import HTTPAdapter
+
+        original = HTTPAdapter.send
+        meter = self
+
+        def timed_iter(iterator: Any) -> Any:
+            while True:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    meter.add(time.perf_counter() - wall, time.thread_time() - cpu)
+                yield chunk
+
+        def send(adapter: Any, request: Any, stream: bool = False, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                response = original(adapter, request, stream=stream, **kwargs)
+                if stream:
+                    iter_content = response.iter_content
+                    response.iter_content = lambda *a, **k: timed_iter(iter_content(*a, **k))
+                else:
+                    response.content  # noqa: B018 - the body read belongs to the wait
+                return response
+            finally:
+                meter.add(time.perf_counter() - wall, time.thread_time() - cpu)
+
+        HTTPAdapter.send = send  # type: ignore[method-assign]
+
+
+METER = HttpMeter()
+
+
+def median_time(fn: Callable[[], None], repeat: int) -> tuple[float, float]:
+    """Median (total, client-side) seconds of ``fn`` over ``repeat`` runs in this thread."""
+    times, client = [], []
     for _ in range(repeat):
+        waited = METER.wall
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        client.append(elapsed - (METER.wall - waited))
+    return statistics.median(times), statistics.median(client)
+
+
+def per(value: tuple[float, float], n: int) -> tuple[float, float]:
+    return value[0] / n, value[1] / n
 
 
 class Scenarios:
-    """Each scenario returns seconds per operation (median over repetitions)."""
+    """Each scenario returns (total, client-side) seconds per operation, medians."""
 
     def __init__(self, url: str, sizes: dict[str, int], tmp: Path) -> None:
         self.url = url
@@ -127,7 +245,7 @@ class Scenarios:
         self.exp = self.client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")
         self.run_id = self.client.create_run(self.exp).info.run_id
 
-    def log_metric(self) -> float:
+    def log_metric(self) -> tuple[float, float]:
         n = self.sizes["single"]
         counter = iter(range(10**9))
 
@@ -135,9 +253,9 @@ class Scenarios:
             for _ in range(n):
                 self.client.log_metric(self.run_id, "single", 1.0, step=next(counter))
 
-        return median_time(once, 3) / n
+        return per(median_time(once, 3), n)
 
-    def log_batch(self) -> float:
+    def log_batch(self) -> tuple[float, float]:
         now = int(time.time() * 1000)
         counter = iter(range(10**9))
 
@@ -148,34 +266,41 @@ class Scenarios:
 
         return median_time(once, 5)
 
-    def create_run(self) -> float:
+    def create_run(self) -> tuple[float, float]:
         def once() -> None:
             run = self.client.create_run(self.exp)
-            self.client.log_batch(run.info.run_id,
-                                  params=[Param(f"p{i}", str(i)) for i in range(10)])
+            self.client.log_batch(
+                run.info.run_id, params=[Param(f"p{i}", str(i)) for i in range(10)]
+            )
             self.client.set_terminated(run.info.run_id)
 
         return median_time(once, 10)
 
-    def threaded_log_metric(self) -> float:
+    def threaded_log_metric(self) -> tuple[float, float]:
         per_thread = self.sizes["threaded"]
+        calls = 8 * per_thread
         counter = iter(range(10**9))
         lock = threading.Lock()
 
-        def worker() -> None:
+        def worker() -> float:
+            cpu = time.thread_time()
             for _ in range(per_thread):
                 with lock:
                     step = next(counter)
                 self.client.log_metric(self.run_id, "threaded", 1.0, step=step)
+            return time.thread_time() - cpu
 
-        def once() -> None:
+        totals, client = [], []
+        for _ in range(3):
+            waited = METER.cpu
+            start = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
-                for f in [pool.submit(worker) for _ in range(8)]:
-                    f.result()
+                cpu = sum(f.result() for f in [pool.submit(worker) for _ in range(8)])
+            totals.append((time.perf_counter() - start) / calls)
+            client.append((cpu - (METER.cpu - waited)) / calls)
+        return statistics.median(totals), statistics.median(client)
 
-        return median_time(once, 3) / (8 * per_thread)
-
-    def search(self) -> float:
+    def search(self) -> tuple[float, float]:
         exp = self.client.create_experiment(f"search-{uuid.uuid4().hex[:8]}")
         n_runs = self.sizes["runs"]
 
@@ -188,13 +313,14 @@ class Scenarios:
         expected = sum(1 for i in range(n_runs) if i % 997 > 10)
 
         def once() -> None:
-            runs = self.client.search_runs([exp], "metrics.score > 10", max_results=1000,
-                                           order_by=["metrics.score DESC"])
+            runs = self.client.search_runs(
+                [exp], "metrics.score > 10", max_results=1000, order_by=["metrics.score DESC"]
+            )
             assert len(runs) == min(1000, expected)
 
         return median_time(once, 5)
 
-    def history(self) -> float:
+    def history(self) -> tuple[float, float]:
         run = self.client.create_run(self.exp).info.run_id
         n = self.sizes["history"]
         now = int(time.time() * 1000)
@@ -208,7 +334,7 @@ class Scenarios:
 
         return median_time(once, 3)
 
-    def artifact(self) -> tuple[float, float]:
+    def artifact(self) -> tuple[tuple[float, float], tuple[float, float]]:
         size_mb = self.sizes["artifact_mb"]
         path = self.tmp / "payload.bin"
         block = os.urandom(1024 * 1024)
@@ -221,20 +347,24 @@ class Scenarios:
         dst.mkdir()
         local: list[str] = []
         down = median_time(
-            lambda: local.append(
-                self.client.download_artifacts(run, "blob/payload.bin", str(dst))), 1
+            lambda: local.append(self.client.download_artifacts(run, "blob/payload.bin", str(dst))),
+            1,
         )
         assert os.path.getsize(local[0]) == size_mb * 1024 * 1024
         path.unlink()
         shutil.rmtree(dst)
         return up, down
 
-    def all(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+    def all(self) -> dict[str, tuple[float, float]]:
+        out: dict[str, tuple[float, float]] = {}
 
-        def record(name: str, seconds: float) -> None:
+        def record(name: str, seconds: tuple[float, float]) -> None:
             out[name] = seconds
-            print(f"  {self.url}  {name:40} {fmt(seconds)}", file=sys.stderr, flush=True)
+            print(
+                f"  {self.url}  {name:40} {fmt(seconds[0])}  client {fmt(seconds[1])}",
+                file=sys.stderr,
+                flush=True,
+            )
 
         record("log_metric (per call)", self.log_metric())
         record("log_batch 1000 metrics", self.log_batch())
@@ -253,18 +383,22 @@ def fmt(seconds: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", help="benchmark this running tracklog server")
-    parser.add_argument("--mlflow", action="store_true",
-                        help=f"also benchmark mlflow server {MLFLOW_VERSION}")
+    parser.add_argument(
+        "--mlflow", action="store_true", help=f"also benchmark mlflow server {MLFLOW_VERSION}"
+    )
     parser.add_argument("--mlflow-venv", default="/tmp/mlflow-ref", type=Path)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     args = parser.parse_args()
-    sizes = ({"single": 50, "threaded": 10, "runs": 1000, "history": 10000, "artifact_mb": 20}
-             if args.quick else
-             {"single": 300, "threaded": 50, "runs": 10000, "history": 100000,
-              "artifact_mb": 200})
+    METER.install()
+    sizes = (
+        {"single": 50, "threaded": 10, "runs": 1000, "history": 10000, "artifact_mb": 20}
+        if args.quick
+        else {"single": 300, "threaded": 50, "runs": 10000, "history": 100000, "artifact_mb": 200}
+    )
     tmp = Path(tempfile.mkdtemp(prefix="tracklog-bench-"))
     processes = []
     results: dict[str, dict[str, float]] = {}
@@ -287,15 +421,15 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    header = f"{'scenario':40} {'tracklog':>13}"
+    header = f"{'scenario':36} {'tracklog':>13} {'client':>13}"
     if "mlflow" in results:
-        header += f" {'mlflow':>13} {'ratio':>8}"
+        header += f" {'mlflow':>13} {'ratio':>7} {'ceiling':>8} {'mlflow client':>14}"
     print(header)
-    for name, value in results["tracklog"].items():
-        line = f"{name:40} {fmt(value)}"
+    for name, (total, client) in results["tracklog"].items():
+        line = f"{name:36} {fmt(total)} {fmt(client)}"
         if "mlflow" in results:
-            ref = results["mlflow"][name]
-            line += f" {fmt(ref)} {ref / value:7.1f}x"
+            ref, ref_client = results["mlflow"][name]
+            line += f" {fmt(ref)} {ref / total:6.1f}x {ref / client:7.1f}x {fmt(ref_client)}"
         print(line)
 
 
