@@ -188,7 +188,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         return row
 
     def _run_row(self, conn: Connection, run_id: str, for_write: bool = False):
-        row = conn.execute(sa.select(runs).where(runs.c.run_uuid == run_id)).first()
+        row = conn.execute(_RUN_ROW, {"run_id": run_id}).first()
         if row is None:
             raise errors.not_found(f"Run with id={run_id} not found")
         if for_write and row.lifecycle_stage != _ACTIVE:
@@ -757,12 +757,16 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         for r in rows:
             out[r[0]] = Run(info=_run_info(r))
         ids = list(out)
-        lm = latest_metrics.c
+        lm, o = latest_metrics.c, run_outputs.c
         for chunk in chunks(ids, chunk_size(self.dialect)):
+            where = self._runs_where(chunk)
             latest = _tuples(
                 conn,
-                sa.select(lm.run_uuid, lm.key, lm.timestamp, lm.step, lm.value, lm.is_nan).where(
-                    in_ids(lm.run_uuid, chunk, self.dialect)
+                *where(
+                    "latest",
+                    lambda of: sa.select(
+                        lm.run_uuid, lm.key, lm.timestamp, lm.step, lm.value, lm.is_nan
+                    ).where(of(lm.run_uuid)),
                 ),
             )
             new, template = object.__new__, _METRIC_TEMPLATE
@@ -777,55 +781,88 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 out[run_uuid].data.metrics[key] = m
             for run_uuid, key, value in _tuples(
                 conn,
-                sa.select(params.c.run_uuid, params.c.key, params.c.value).where(
-                    in_ids(params.c.run_uuid, chunk, self.dialect)
+                *where(
+                    "params",
+                    lambda of: sa.select(params.c.run_uuid, params.c.key, params.c.value).where(
+                        of(params.c.run_uuid)
+                    ),
                 ),
             ):
                 out[run_uuid].data.params[key] = value
             for run_uuid, key, value in _tuples(
                 conn,
-                sa.select(tags.c.run_uuid, tags.c.key, tags.c.value).where(
-                    in_ids(tags.c.run_uuid, chunk, self.dialect)
+                *where(
+                    "tags",
+                    lambda of: sa.select(tags.c.run_uuid, tags.c.key, tags.c.value).where(
+                        of(tags.c.run_uuid)
+                    ),
                 ),
             ):
                 out[run_uuid].data.tags[key] = value
-            self._load_inputs(conn, chunk, out)
+            self._load_inputs(conn, where, out)
             for run_uuid, model_id, step in _tuples(
                 conn,
-                sa.select(run_outputs.c.run_uuid, run_outputs.c.model_id, run_outputs.c.step)
-                .where(in_ids(run_outputs.c.run_uuid, chunk, self.dialect))
-                .order_by(run_outputs.c.run_uuid, run_outputs.c.model_id),
+                *where(
+                    "outputs",
+                    lambda of: (
+                        sa.select(o.run_uuid, o.model_id, o.step)
+                        .where(of(o.run_uuid))
+                        .order_by(o.run_uuid, o.model_id)
+                    ),
+                ),
             ):
                 out[run_uuid].outputs.model_outputs.append(LoggedModelOutput(model_id, step))
         return list(out.values())
 
-    def _load_inputs(self, conn: Connection, chunk: Sequence[str], out: dict[str, Run]) -> None:
+    def _runs_where(self, chunk: Sequence[str]):
+        """``where(name, build)`` -> (statement, parameters) selecting rows of the runs in
+        ``chunk``; ``build(of)`` makes the statement, with ``of(column)`` as its condition.
+        One run (get_run, the commonest read) binds its id into a statement built once;
+        building and caching a fresh statement cost more than running it."""
+        if len(chunk) == 1:
+            run_id = chunk[0]
+
+            def one(name: str, build) -> tuple[Any, dict[str, str]]:
+                stmt = _ONE_RUN_STATEMENTS.get(name)
+                if stmt is None:
+                    stmt = _ONE_RUN_STATEMENTS[name] = build(
+                        lambda col: col == sa.bindparam("one_run_id")
+                    )
+                return stmt, {"one_run_id": run_id}
+
+            return one
+        return lambda name, build: (build(lambda col: in_ids(col, chunk, self.dialect)), None)
+
+    def _load_inputs(self, conn: Connection, where, out: dict[str, Run]) -> None:
         i, d, t = inputs.c, datasets.c, input_tags.c
-        stmt = (
-            sa.select(
-                i.input_uuid,
-                i.destination_id,
-                i.source_type,
-                i.source_id,
-                d.name,
-                d.digest,
-                d.dataset_source_type,
-                d.dataset_source,
-                d.dataset_schema,
-                d.dataset_profile,
-                t.name.label("tag_name"),
-                t.value.label("tag_value"),
-            )
-            .select_from(
-                inputs.outerjoin(
-                    datasets, sa.and_(i.source_type == "DATASET", d.dataset_uuid == i.source_id)
-                ).outerjoin(input_tags, t.input_uuid == i.input_uuid)
-            )
-            .where(i.destination_type == "RUN", in_ids(i.destination_id, chunk, self.dialect))
-            .order_by(i.destination_id, i.input_uuid, t.name)
+        stmt, args = where(
+            "inputs",
+            lambda of: (
+                sa.select(
+                    i.input_uuid,
+                    i.destination_id,
+                    i.source_type,
+                    i.source_id,
+                    d.name,
+                    d.digest,
+                    d.dataset_source_type,
+                    d.dataset_source,
+                    d.dataset_schema,
+                    d.dataset_profile,
+                    t.name.label("tag_name"),
+                    t.value.label("tag_value"),
+                )
+                .select_from(
+                    inputs.outerjoin(
+                        datasets, sa.and_(i.source_type == "DATASET", d.dataset_uuid == i.source_id)
+                    ).outerjoin(input_tags, t.input_uuid == i.input_uuid)
+                )
+                .where(i.destination_type == "RUN", of(i.destination_id))
+                .order_by(i.destination_id, i.input_uuid, t.name)
+            ),
         )
         grouped: dict[str, dict[str, Any]] = {}
-        for r in conn.execute(stmt):
+        for r in conn.execute(stmt, args):
             g = grouped.get(r.input_uuid)
             if g is None:
                 g = grouped[r.input_uuid] = {"row": r, "tags": []}
@@ -1161,6 +1198,7 @@ tags_table = tags
 datasets_table = datasets
 _NAN = float("nan")
 _NO_LIMIT = 2**62
+_RUN_ROW = sa.select(runs).where(runs.c.run_uuid == sa.bindparam("run_id"))
 _RUN_STAGE = sa.select(runs.c.lifecycle_stage).where(runs.c.run_uuid == sa.bindparam("run_id"))
 
 
@@ -1401,13 +1439,14 @@ def _metric_rows_general(run_id: str, metrics_: Sequence[Metric]):
 
 
 _STATUS = {s.value: s for s in RunStatus}
+_ONE_RUN_STATEMENTS: dict[str, Any] = {}
 _STAGE = {s.value: s for s in LifecycleStage}
 
 
-def _tuples(conn: Connection, stmt) -> list[tuple]:
+def _tuples(conn: Connection, stmt, args: dict[str, Any] | None = None) -> list[tuple]:
     """Rows of ``stmt`` as plain DBAPI tuples (no Row objects or result processors; for
     columns that need no conversion, on paths that read many rows)."""
-    result = conn.execute(stmt)
+    result = conn.execute(stmt, args)
     try:
         return result.cursor.fetchall()
     finally:
