@@ -54,6 +54,21 @@ def in_ids(col, ids: Sequence[str], dialect: str):
     return col.in_(list(ids))
 
 
+def in_bound_ids(col, name: str, dialect: str):
+    """``col IN :name`` where the whole id list is ONE bound parameter (SQLite, PostgreSQL
+    only), so the statement can be built once and reused; pass :func:`bound_ids`."""
+    if dialect == "sqlite":
+        each = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
+        return col.in_(sa.select(each.c.value))
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return col == sa.any_(sa.bindparam(name, type_=ARRAY(sa.String)))
+
+
+def bound_ids(ids: Sequence[str], dialect: str) -> Any:
+    return json.dumps(list(ids)) if dialect == "sqlite" else list(ids)
+
+
 def chunks(seq: Sequence[Any], size: int = CHUNK):
     for i in range(0, len(seq), size):
         yield seq[i : i + size]

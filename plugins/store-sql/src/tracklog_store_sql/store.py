@@ -73,9 +73,11 @@ from tracklog_store_sql.schema import (
 )
 from tracklog_store_sql.sqlutil import (
     MAX_DOUBLE,
+    bound_ids,
     chunk_size,
     chunks,
     decode_token,
+    in_bound_ids,
     in_ids,
     insert_ignore,
     page,
@@ -745,8 +747,10 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             run_ids, token = page(_tuples(conn, stmt), max_results, offset)
             rows: dict[str, Any] = {}
             for chunk in chunks([r[0] for r in run_ids], chunk_size(self.dialect)):
-                stmt = sa.select(runs).where(in_ids(runs.c.run_uuid, chunk, self.dialect))
-                for r in _tuples(conn, stmt):
+                stmt, args = self._runs_where(chunk)(
+                    "runs", lambda of: sa.select(runs).where(of(runs.c.run_uuid))
+                )
+                for r in _tuples(conn, stmt, args):
                     rows[r[0]] = r
             found = [rows[r[0]] for r in run_ids if r[0] in rows]
             return PagedList(self._load_runs(conn, found), token)
@@ -817,8 +821,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def _runs_where(self, chunk: Sequence[str]):
         """``where(name, build)`` -> (statement, parameters) selecting rows of the runs in
         ``chunk``; ``build(of)`` makes the statement, with ``of(column)`` as its condition.
-        One run (get_run, the commonest read) binds its id into a statement built once;
-        building and caching a fresh statement cost more than running it."""
+        The statements are built once and the ids bound: building and caching a fresh
+        statement cost more than running it (get_run, the commonest read, is one run)."""
         if len(chunk) == 1:
             run_id = chunk[0]
 
@@ -831,7 +835,20 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 return stmt, {"one_run_id": run_id}
 
             return one
-        return lambda name, build: (build(lambda col: in_ids(col, chunk, self.dialect)), None)
+        dialect = self.dialect
+        if dialect in ("sqlite", "postgresql"):  # the id list is one parameter
+            args = {"run_ids": bound_ids(chunk, dialect)}
+
+            def many(name: str, build) -> tuple[Any, dict[str, Any]]:
+                stmt = _MANY_RUN_STATEMENTS.get((name, dialect))
+                if stmt is None:
+                    stmt = _MANY_RUN_STATEMENTS[name, dialect] = build(
+                        lambda col: in_bound_ids(col, "run_ids", dialect)
+                    )
+                return stmt, args
+
+            return many
+        return lambda name, build: (build(lambda col: in_ids(col, chunk, dialect)), None)
 
     def _load_inputs(self, conn: Connection, where, out: dict[str, Run]) -> None:
         i, d, t = inputs.c, datasets.c, input_tags.c
@@ -1440,6 +1457,7 @@ def _metric_rows_general(run_id: str, metrics_: Sequence[Metric]):
 
 _STATUS = {s.value: s for s in RunStatus}
 _ONE_RUN_STATEMENTS: dict[str, Any] = {}
+_MANY_RUN_STATEMENTS: dict[tuple[str, str], Any] = {}
 _STAGE = {s.value: s for s in LifecycleStage}
 
 
