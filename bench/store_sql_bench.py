@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 
@@ -37,14 +38,14 @@ HISTORY_POINTS = 100_000
 BATCH = 1_000
 
 
-def _payloads(batches: int) -> list[list[Metric]]:
-    return [
-        [
+def _payloads(batches: int) -> Iterator[list[Metric]]:
+    """Each batch built just before it is logged, as the server's request decoding or a
+    training script hands it over (not 50 batches built ahead, cold in the CPU cache)."""
+    for b in range(batches):
+        yield [
             Metric(f"k{j % 10}", random.random(), 1_000 + b * 100 + j // 10, b * 100 + j // 10)
             for j in range(BATCH)
         ]
-        for b in range(batches)
-    ]
 
 
 class SqliteFloor:
