@@ -24,10 +24,7 @@ def _consume(pieces: list[bytes], work, limit: int | None = None):
                 yield piece
 
         reader = BodyReader(chunks(), limit)
-        try:
-            return await anyio.to_thread.run_sync(work, reader)
-        finally:
-            reader.stop()
+        return await anyio.to_thread.run_sync(work, reader)
 
     return anyio.run(main)
 

@@ -8,7 +8,6 @@ sends each chunk as it comes. Neither ever holds a whole file in memory.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -27,9 +26,6 @@ class BodyReader(io.RawIOBase):
 
     The pieces the server delivers are kept as they come: ``read`` hands a whole piece
     over without copying when it fits, ``readinto`` copies once into the caller's buffer.
-    While the reader works on one chunk, the event loop receives the next (at most one
-    chunk ahead), so the network and the reader's writes overlap. Create it on the event
-    loop and call :meth:`stop` there once the reader is done.
     """
 
     def __init__(self, chunks: AsyncIterator[bytes], limit: int | None = None) -> None:
@@ -37,29 +33,10 @@ class BodyReader(io.RawIOBase):
         self._parts: deque[bytes | memoryview] = deque()
         self._done = False
         self._limit = limit
-        self._ahead: asyncio.Task[list[bytes]] | None = None
         self.bytes_read = 0
 
     def readable(self) -> bool:
         return True
-
-    async def _next(self) -> list[bytes]:
-        ahead = self._ahead or asyncio.ensure_future(self._gather())
-        self._ahead = None
-        parts = await ahead
-        if parts:
-            self._ahead = asyncio.ensure_future(self._gather())
-        return parts
-
-    def stop(self) -> None:
-        """Stop receiving ahead (on the event loop, after the reader is done)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is None:
-            return
-        if not ahead.done():
-            ahead.cancel()
-        elif not ahead.cancelled():
-            ahead.exception()  # a failure nobody needs any more: mark it seen
 
     async def _gather(self) -> list[bytes]:
         # Gather up to a chunk's worth per thread hop: ASGI servers deliver ~64 KiB pieces.
@@ -80,7 +57,7 @@ class BodyReader(io.RawIOBase):
         while not self._parts:
             if self._done:
                 return False
-            parts = anyio.from_thread.run(self._next)
+            parts = anyio.from_thread.run(self._gather)
             if not parts:
                 self._done = True
                 return False

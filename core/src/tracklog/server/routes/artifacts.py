@@ -88,10 +88,7 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
         raise errors.invalid(f"Invalid path: {path!r} names a directory")
     safe_relpath(path)
     body = BodyReader(request.stream())
-    try:
-        await anyio.to_thread.run_sync(repo.write_artifact, path, body)
-    finally:
-        body.stop()
+    await anyio.to_thread.run_sync(repo.write_artifact, path, body)
     return JSONResponse({})
 
 
