@@ -218,18 +218,18 @@ def write_metric_points(
     if not series_ids:
         return
     dialect = conn.dialect
-    if dialect.name != "sqlite":
-        nans = list(map(bool, nans))
-    columns = (series_ids, timestamps, steps, values, nans)
     if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
         # Array literals built here: the drivers inspect and adapt every element of a
         # Python list, which cost more than the server's whole insert.
-        literals = [_pg_array(map(str, c)) for c in columns[:4]]
+        literals = [_pg_array(map(str, c)) for c in (series_ids, timestamps, steps, values)]
         literals.append(_pg_array(map(_PG_BOOL.__getitem__, nans)))
         conn.execute(
             _PG_POINTS, dict(zip(("sids", "ts", "steps", "vals", "nans"), literals, strict=True))
         )
         return
+    if dialect.name != "sqlite":
+        nans = list(map(bool, nans))
+    columns = (series_ids, timestamps, steps, values, nans)
     from tracklog_store_sql.schema import metric_points
 
     stmt = insert_ignore_stmt(dialect.name, metric_points, _POINT_COLS)

@@ -541,13 +541,13 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     raise
 
     def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
-        created: dict[str, int] = {}
+        series: dict[str, int] = {}
         with self.db.write() as conn:
             self._check_active_run(conn, run_id)
             if param_rows:
                 self._write_params(conn, run_id, param_rows)
             if metric_rows is not None:
-                created = self._write_metrics(conn, run_id, metric_rows, latest_rows)
+                series = self._write_metrics(conn, run_id, metric_rows, latest_rows)
             if model_rows:
                 self._write_model_metrics(conn, run_id, model_rows)
             if tag_rows:
@@ -567,7 +567,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         # Only once committed: a rolled-back transaction's new series do not exist.
         if len(self._series_cache) > _SERIES_CACHE_MAX:
             self._series_cache.clear()
-        for key, sid in created.items():
+        for key, sid in series.items():
             self._series_cache[run_id, key] = sid
 
     def _write_params(self, conn: Connection, run_id: str, rows: dict[str, str]) -> None:
@@ -599,8 +599,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def _write_metrics(
         self, conn: Connection, run_id: str, points: _Points, latest: list[dict[str, Any]]
     ) -> dict[str, int]:
-        """Write history points and latest values; returns the series it created."""
-        ids, created = self._series_ids(conn, run_id, [r["key"] for r in latest])
+        """Write history points and latest values; returns the batch's series ids."""
+        ids = self._series_ids(conn, run_id, [r["key"] for r in latest])
         write_metric_points(
             conn,
             list(map(ids.__getitem__, points.keys)),
@@ -615,17 +615,15 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         else:
             insert_ignore(conn, latest_metrics, latest, ["run_uuid", "key"])
             conn.execute(_LATEST_UPDATE, [{f"b_{k}": v for k, v in r.items()} for r in latest])
-        return created
+        return ids
 
-    def _series_ids(
-        self, conn: Connection, run_id: str, keys: list[str]
-    ) -> tuple[dict[str, int], dict[str, int]]:
-        """The series id of each (run, key), and those that had to be created. A run logs
-        the same keys batch after batch: usually every id comes from the cache."""
+    def _series_ids(self, conn: Connection, run_id: str, keys: list[str]) -> dict[str, int]:
+        """The series id of each (run, key), creating the missing ones. A run logs the
+        same keys batch after batch: usually every id comes from the cache."""
         cache = self._series_cache
         ids = {k: cache[run_id, k] for k in keys if (run_id, k) in cache}
         if len(ids) == len(keys):
-            return ids, {}
+            return ids
         known = self._find_series(conn, run_id, [k for k in keys if k not in ids])
         ids.update(known)
         missing = [k for k in keys if k not in ids]
@@ -644,7 +642,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     f"Metric key {clash[0]!r} collides with an existing key of run "
                     f"'{run_id}' that differs only in trailing spaces"
                 )
-        return ids, {k: ids[k] for k in keys}
+        return ids
 
     def _find_series(self, conn: Connection, run_id: str, keys: list[str]) -> dict[str, int]:
         s = metric_series.c
