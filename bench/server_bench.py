@@ -99,12 +99,20 @@ def start_tracklog(tmp: Path) -> tuple[str, subprocess.Popen, float]:
         "--port",
         str(port),
     ]
+    return launch(cmd, port, tmp, "tracklog.log")
+
+
+def launch(
+    cmd: list[str], port: int, tmp: Path, log: str, env: dict[str, str] | None = None
+) -> tuple[str, subprocess.Popen, float]:
+    """Start a server, its stderr to ``tmp/log``; (url, process, seconds to healthy)."""
     process = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "tracklog.log", "wb"),
+        stderr=open(tmp / log, "wb"),
         cwd=tmp,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     return url, process, wait_healthy(url, process)
@@ -144,17 +152,7 @@ def start_mlflow(tmp: Path, venv: Path) -> tuple[str, subprocess.Popen, float]:
         "--port",
         str(port),
     ]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    process = subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "mlflow.log", "wb"),
-        cwd=tmp,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    return url, process, wait_healthy(url, process)
+    return launch(cmd, port, tmp, "mlflow.log", {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
 
 
 def stop(process: subprocess.Popen) -> None:
