@@ -248,7 +248,7 @@ def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> l
     out: list[Metric] = []
     append = out.append
     good_key = _good_key
-    new = object.__new__
+    new = tuple.__new__
     for i, m in enumerate(raw):
         get = m.get
         key, value, ts, step = get("key"), get("value"), get("timestamp"), get("step")
@@ -263,14 +263,9 @@ def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> l
                  or not (get("model_id") or get("dataset_name") or get("dataset_digest")))
             and good_key(key)
         ):
-            # The object Metric(key, value, ts, step) is, without the frozen dataclass's
-            # per-field object.__setattr__ (most of the cost of a 1000-point batch).
-            metric = new(Metric)
-            metric.__dict__.update(
-                key=key, value=float(value), timestamp=ts, step=0 if step is None else step,
-                model_id=None, dataset_name=None, dataset_digest=None, run_id=None,
-            )
-            append(metric)
+            # Metric(key, value, ts, step), built without the Python-level __new__.
+            append(new(Metric, (key, float(value), ts, 0 if step is None else step,
+                                None, None, None, None)))
         else:
             append(
                 validate_metric(

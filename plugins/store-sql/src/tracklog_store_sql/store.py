@@ -771,16 +771,11 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     ).where(of(lm.run_uuid)),
                 ),
             )
-            new, template = object.__new__, _METRIC_TEMPLATE
+            new = tuple.__new__  # Metric(...) without its Python-level __new__
             for run_uuid, key, ts, step, value, is_nan in latest:
-                m = new(Metric)  # as in _history: no frozen-dataclass __init__
-                d = m.__dict__
-                d.update(template)
-                d["key"] = key
-                d["value"] = _NAN if is_nan else value
-                d["timestamp"] = ts
-                d["step"] = step
-                out[run_uuid].data.metrics[key] = m
+                out[run_uuid].data.metrics[key] = new(
+                    Metric, (key, _NAN if is_nan else value, ts, step, None, None, None, None)
+                )
             for run_uuid, key, value in _tuples(
                 conn,
                 *where(
@@ -1342,7 +1337,6 @@ class _Points(NamedTuple):
     nans: Sequence[bool]
 
 
-_MODEL_ID = operator.attrgetter("model_id")
 _INT = {int}
 _NUMBER = {int, float}
 _FLOAT = {float}
@@ -1357,17 +1351,15 @@ def _metric_rows(run_id: str, metrics_: Sequence[Metric]):
     """
     if not metrics_:
         return None, [], []
-    keys = [m.key for m in metrics_]
-    tss = [m.timestamp for m in metrics_]
-    steps = [m.step for m in metrics_]
-    vals = [m.value for m in metrics_]
+    # Metric is a named tuple: one C-level transposition gives every column.
+    keys, vals, tss, steps, model_ids, *_ = zip(*metrics_, strict=True)
     value_types = set(map(type, vals))
     if (
         set(map(type, tss)) == _INT
         and set(map(type, steps)) == _INT
         and value_types <= _NUMBER
         and math.isfinite(sum(vals))  # no NaN or ±inf among the values
-        and not any(map(_MODEL_ID, metrics_))
+        and not any(model_ids)
     ):
         if value_types != _FLOAT:  # drivers want one type per column (psycopg arrays)
             vals = [float(v) for v in vals]
@@ -1485,32 +1477,9 @@ def _run_info(r: Sequence[Any]) -> RunInfo:
     )
 
 
-_METRIC_TEMPLATE = {
-    "key": None,
-    "value": None,
-    "timestamp": None,
-    "step": None,
-    "model_id": None,
-    "dataset_name": None,
-    "dataset_digest": None,
-    "run_id": None,
-}
-
-
 def _history(key: str, rows: Iterable[Any]) -> list[Metric]:
-    # Hot path for long histories: skip the frozen dataclass __init__ (one
-    # object.__setattr__ per field) and fill each instance dict from a template.
-    new = object.__new__
-    cls = Metric
-    template = {**_METRIC_TEMPLATE, "key": key}
-    out = []
-    append = out.append
-    for ts, step, value, is_nan in rows:
-        m = new(cls)
-        d = m.__dict__
-        d.update(template)
-        d["value"] = _NAN if is_nan else value
-        d["timestamp"] = ts
-        d["step"] = step
-        append(m)
-    return out
+    new = tuple.__new__  # Metric(...) without its Python-level __new__
+    return [
+        new(Metric, (key, _NAN if is_nan else value, ts, step, None, None, None, None))
+        for ts, step, value, is_nan in rows
+    ]
