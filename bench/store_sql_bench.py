@@ -214,7 +214,8 @@ def run_backend(name: str, url: str, repeat: int) -> None:
             )
         conn = sqlite3.connect(sa.make_url(url).database) if name == "sqlite" else None
         query = (
-            "SELECT timestamp, step, value, is_nan FROM metric_points WHERE series_id = "
+            "SELECT timestamp, step, CASE WHEN is_nan = 1 THEN NULL ELSE value END "
+            "FROM metric_points WHERE series_id = "
             '(SELECT series_id FROM metric_series WHERE run_uuid = ? AND "key" = ?) '
             "ORDER BY timestamp, step, value"
         )

@@ -698,8 +698,10 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             .where(series.run_uuid == run_id, series.key == metric_key)
             .scalar_subquery()
         )
+        # NaN comes back as NULL: one column fewer to fetch than the value and its flag.
+        value = sa.case((m.is_nan == sa.true(), sa.null()), else_=m.value)
         stmt = (
-            sa.select(m.timestamp, m.step, m.value, m.is_nan)
+            sa.select(m.timestamp, m.step, value)
             .where(m.series_id == series_id)
             .order_by(m.timestamp, m.step, m.value)
         )
@@ -1480,6 +1482,6 @@ def _run_info(r: Sequence[Any]) -> RunInfo:
 def _history(key: str, rows: Iterable[Any]) -> list[Metric]:
     new = tuple.__new__  # Metric(...) without its Python-level __new__
     return [
-        new(Metric, (key, _NAN if is_nan else value, ts, step, None, None, None, None))
-        for ts, step, value, is_nan in rows
+        new(Metric, (key, _NAN if value is None else value, ts, step, None, None, None, None))
+        for ts, step, value in rows
     ]
