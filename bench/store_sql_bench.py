@@ -49,26 +49,26 @@ def _payloads(batches: int) -> Iterator[list[Metric]]:
 
 
 class SqliteFloor:
-    """What sqlite3 itself does on this machine at this moment: the same rows into a copy
-    of the same table, executemany inside BEGIN IMMEDIATE / COMMIT, no tracklog or
-    SQLAlchemy code. Timed interleaved with the store so both see the same load."""
+    """What sqlite3 itself does on this machine at this moment: the same rows into a table
+    of the same definition, executemany inside BEGIN IMMEDIATE / COMMIT, no tracklog or
+    SQLAlchemy code. Timed interleaved with the store so both see the same load, in a
+    database file of its own so its writes do not add to the store's WAL checkpoints."""
 
-    def __init__(self, path: str, run_id: str) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
+    def __init__(self, store_path: str, run_id: str) -> None:
+        self.store = sqlite3.connect(store_path, isolation_level=None)
+        self.path = store_path + ".floor"
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        ddl = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'metric_points'")
-        self.conn.execute(
-            ddl.fetchone()[0].replace("CREATE TABLE metric_points", "CREATE TABLE floor_points", 1)
-        )
-        # The store's series ids of this run's keys (the store has created them by the time
-        # the floor inserts the same batch).
+        ddl = self.store.execute("SELECT sql FROM sqlite_master WHERE name = 'metric_points'")
+        self.conn.execute(ddl.fetchone()[0])
         self.run_id = run_id
 
     def insert(self, metrics: list[Metric]) -> float:
+        # The store's series ids of this run's keys (the store has created them by the
+        # time the floor inserts the same batch).
         ids = dict(
-            self.conn.execute(
+            self.store.execute(
                 "SELECT key, series_id FROM metric_series WHERE run_uuid = ?", (self.run_id,)
             ).fetchall()
         )
@@ -76,14 +76,17 @@ class SqliteFloor:
         start = time.perf_counter()
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.executemany(
-            "INSERT INTO floor_points VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
+            "INSERT INTO metric_points VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
         )
         self.conn.execute("COMMIT")
         return time.perf_counter() - start
 
     def close(self) -> None:
-        self.conn.execute("DROP TABLE floor_points")
+        self.store.close()
         self.conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.remove(self.path + suffix)
 
 
 def bench_log_batch(
