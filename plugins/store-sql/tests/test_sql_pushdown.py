@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import sqlalchemy as sa
 from sqlalchemy import event
 
 from tracklog.entities import Metric, Param, RunTag
 from tracklog.search import parse_run_filter, parse_run_order_by
+from tracklog_store_sql.schema import metric_series
+from tracklog_store_sql.sqlutil import bound_ids, in_bound_ids, in_ids
 
 
 @contextmanager
@@ -88,3 +91,33 @@ def test_get_run_and_log_batch_statement_counts(store):
     assert len(small.data.params) == 0 and len(big.data.params) == 100
     assert len(big.data.metrics) == 10 and big.data.metrics["k9"].value == 999.0
     assert len(seen_big) == len(seen_one)
+
+
+ODD_STRINGS = ["a b", "NULL", "", "x,y", "{z}", 'q"uote', "back\\slash", "ü/é", "null"]
+
+
+def test_id_lists_bound_as_one_parameter_keep_every_string(store):
+    """The id list of a page is bound as one parameter (an array literal on PostgreSQL, a
+    JSON array on SQLite): strings that need quoting or escaping match themselves only."""
+    run_id = store.create_run("0", "u", 0).info.run_id
+    with store.db.write() as conn:
+        conn.execute(metric_series.insert(), [{"run_uuid": run_id, "key": k} for k in ODD_STRINGS])
+    # Without and with strings that need escaping (two ways of building the literal).
+    for wanted in (["a b", "NULL", "", "x,y", "{z}"], ['q"uote', "back\\slash", "ü/é"]):
+        _match(store, run_id, wanted)
+
+
+def _match(store, run_id, wanted):
+    s = metric_series.c
+    with store.db.read() as conn:
+        got = conn.execute(
+            sa.select(s.key).where(s.run_uuid == run_id, in_ids(s.key, wanted, store.dialect))
+        ).scalars()
+        assert sorted(got) == sorted(wanted)
+        if store.dialect in ("sqlite", "postgresql"):
+            stmt = sa.select(s.key).where(
+                s.run_uuid == run_id, in_bound_ids(s.key, "keys", store.dialect)
+            )
+            got = conn.execute(stmt, {"keys": bound_ids(wanted, store.dialect)}).scalars()
+            assert sorted(got) == sorted(wanted)
+            assert list(conn.execute(stmt, {"keys": bound_ids([], store.dialect)})) == []
