@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import google.auth
 import google.auth.transport.requests
 from google.auth.credentials import AnonymousCredentials, Signing
+from google.oauth2 import service_account
 
 from tracklog.errors import ErrorCode, TracklogError
 
@@ -34,10 +34,10 @@ def signing_kwargs(uri: str, credentials: Any) -> dict[str, Any]:
         if not path:
             raise cannot_sign(uri, "the client is anonymous and no key file is configured")
         try:
-            credentials, _ = google.auth.load_credentials_from_file(path)
-        except (OSError, ValueError, google.auth.exceptions.DefaultCredentialsError):
+            credentials = service_account.Credentials.from_service_account_file(path)
+        except (OSError, ValueError, KeyError):
             raise cannot_sign(
-                uri, "GOOGLE_APPLICATION_CREDENTIALS is not a readable key file"
+                uri, "GOOGLE_APPLICATION_CREDENTIALS is not a readable service-account key"
             ) from None
     if isinstance(credentials, Signing):
         return {"credentials": credentials}
