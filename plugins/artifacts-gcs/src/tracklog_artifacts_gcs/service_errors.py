@@ -70,6 +70,9 @@ def describe(exc: BaseException) -> tuple[ErrorCode, str] | None:
     if isinstance(exc, google.auth.exceptions.RefreshError):
         reason = _clean(exc.args[0]) if exc.args else "refresh failed"
         return ErrorCode.UNAUTHENTICATED, f"credentials could not be refreshed: {reason}"
+    if isinstance(exc, google.auth.exceptions.InvalidOperation):
+        # google-auth refreshes on a 401; anonymous credentials (emulator mode) cannot.
+        return ErrorCode.UNAUTHENTICATED, "credentials refused: anonymous access denied"
     if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
         return (
             ErrorCode.UNAUTHENTICATED,
