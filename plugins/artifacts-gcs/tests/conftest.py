@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -146,3 +147,46 @@ def bucket(emulator: Emulator) -> str:
 def repo_uri(bucket: str) -> str:
     """A fresh, empty root of this test's own."""
     return f"gs://{bucket}/{uuid.uuid4().hex}"
+
+
+@dataclass
+class Server:
+    url: str
+    destination: str
+    process: subprocess.Popen
+    log: Path
+
+
+def start_server(tmp: Path, destination: str) -> Server:
+    """``tracklog server`` on a SQLite store in ``tmp``, proxying artifacts to
+    ``destination``; the emulator and signing key reach it through the environment."""
+    tracklog = str(Path(sys.executable).with_name("tracklog"))
+    port = free_port()
+    log = tmp / f"server-{port}.log"
+    args = [tracklog, "server", "--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
+            "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, cwd=tmp)
+    server = Server(f"http://127.0.0.1:{port}", destination, process, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(server.url + "/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.05)
+    _stop(process)
+    raise RuntimeError(f"tracklog server did not start: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def gcs_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("gcs-server")
+    server = start_server(tmp, f"gs://{bucket}/server-{uuid.uuid4().hex[:8]}")
+    try:
+        yield server
+    finally:
+        _stop(server.process)
