@@ -190,3 +190,16 @@ def gcs_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPath
         yield server
     finally:
         _stop(server.process)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on."""
+    return free_port()
+
+
+@pytest.fixture
+def key_file(tmp_path: Path):
+    """``key_file(token_uri)``: a throwaway service-account key whose tokens come from
+    ``token_uri``."""
+    return lambda token_uri: service_account_json(tmp_path / "key.json", token_uri)

@@ -16,8 +16,6 @@ from tracklog.errors import ErrorCode, TracklogError
 from tracklog_artifacts_gcs.repository import GCSArtifactRepository
 from tracklog_artifacts_gcs.settings import Settings
 
-from .conftest import free_port, service_account_json
-
 
 def expect(code: ErrorCode, func, *args) -> str:
     with pytest.raises(TracklogError) as err:
@@ -82,10 +80,10 @@ def test_missing_bucket_is_one_clear_line(emulator):
     assert "bucket 'no-such-bucket' does not exist" in message
 
 
-def test_unreachable_service(emulator, monkeypatch):
+def test_unreachable_service(emulator, monkeypatch, unused_port):
     """Nothing listens on the endpoint: TEMPORARILY_UNAVAILABLE once retries run out
     (the timeout bounds them), without the request URL."""
-    port = free_port()
+    port = unused_port
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
     repo = GCSArtifactRepository("gs://b/p", settings=Settings(timeout=1))
     message = expect(ErrorCode.TEMPORARILY_UNAVAILABLE, repo.file_info, "")
@@ -156,11 +154,11 @@ def test_anonymous_access_refused(refusing):
                        "anonymous access denied")
 
 
-def test_expired_key_cannot_refresh(refusing, monkeypatch, tmp_path):
+def test_expired_key_cannot_refresh(refusing, monkeypatch, key_file):
     """A real google-auth refresh against a token endpoint that answers invalid_grant
     (a revoked or expired key): UNAUTHENTICATED, and the key never shows."""
     monkeypatch.delenv("STORAGE_EMULATOR_HOST")
-    key = service_account_json(tmp_path / "key.json", token_uri=refusing.url + "/token")
+    key = key_file(refusing.url + "/token")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     repo = GCSArtifactRepository("gs://b/p", settings=Settings(timeout=5))
     message = expect(ErrorCode.UNAUTHENTICATED, repo.file_info, "")
