@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -22,6 +24,14 @@ from tracklog_artifacts_gcs.service_errors import translated
 from tracklog_artifacts_gcs.settings import PARALLEL_REQUESTS, Settings, content_type, parse_uri
 from tracklog_artifacts_gcs.signing import signing_kwargs
 from tracklog_artifacts_gcs.streams import BlobStream, read_full
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_client(emulator: str | None, key_file: str | None) -> storage.Client:
+    """One client per configuration and process. A client holds its credentials' access
+    token and a connection pool, and the server opens a repository per request for runs
+    whose artifacts are not proxied: a client each time would fetch a token each time."""
+    return storage.Client()
 
 
 class GCSArtifactRepository(MultipartUploads, PresignedDownloadRepository, ArtifactRepository):
@@ -48,7 +58,10 @@ class GCSArtifactRepository(MultipartUploads, PresignedDownloadRepository, Artif
         retry = DEFAULT_RETRY if timeout is None else DEFAULT_RETRY.with_timeout(timeout)
         self._kw: dict[str, Any] = {"timeout": timeout, "retry": retry}
         with self._guard("connecting"):
-            self._client = storage.Client()
+            self._client = _shared_client(
+                os.environ.get("STORAGE_EMULATOR_HOST"),
+                os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"),
+            )
         self._bucket = self._client.bucket(self.bucket_name)
 
     # -- naming and service calls --------------------------------------------------------
