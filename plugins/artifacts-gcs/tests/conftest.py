@@ -157,14 +157,14 @@ class Server:
     log: Path
 
 
-def start_server(tmp: Path, destination: str) -> Server:
+def start_server(tmp: Path, destination: str, *extra: str) -> Server:
     """``tracklog server`` on a SQLite store in ``tmp``, proxying artifacts to
     ``destination``; the emulator and signing key reach it through the environment."""
     tracklog = str(Path(sys.executable).with_name("tracklog"))
     port = free_port()
     log = tmp / f"server-{port}.log"
     args = [tracklog, "server", "--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
-            "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port)]
+            "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port), *extra]
     with open(log, "wb") as out:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, cwd=tmp)
@@ -186,6 +186,20 @@ def gcs_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPath
                ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("gcs-server")
     server = start_server(tmp, f"gs://{bucket}/server-{uuid.uuid4().hex[:8]}")
+    try:
+        yield server
+    finally:
+        _stop(server.process)
+
+
+@pytest.fixture(scope="session")
+def direct_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[Server]:
+    """A server that does not proxy artifacts: runs get ``gs://`` roots the client
+    writes to itself."""
+    tmp = tmp_path_factory.mktemp("gcs-direct")
+    root = f"gs://{bucket}/direct-{uuid.uuid4().hex[:8]}"
+    server = start_server(tmp, root, "--no-serve-artifacts", "--default-artifact-root", root)
     try:
         yield server
     finally:

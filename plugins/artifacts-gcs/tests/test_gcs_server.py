@@ -140,3 +140,25 @@ def test_plugins_command_lists_the_plugin():
                              check=True, stdin=subprocess.DEVNULL).stdout
     line = next(line for line in listing.splitlines() if "tracklog-artifacts-gcs" in line)
     assert "gs://" in line and "register_artifact_repositories" in line
+
+
+def test_client_writes_gs_itself_and_the_server_lists(direct_server, tmp_path):
+    """--no-serve-artifacts --default-artifact-root gs://…: MLflow's own GCS repository
+    writes from the client, and the server lists those objects through this plugin."""
+    import mlflow
+
+    mlflow.set_tracking_uri(direct_server.url)
+    mlflow.set_experiment(f"direct-{random.getrandbits(32):x}")
+    local = tmp_path / "d"
+    (local / "sub").mkdir(parents=True)
+    (local / "sub" / "x.txt").write_bytes(b"x" * 10)
+    (local / "y.txt").write_bytes(b"y")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(local), "out")
+    assert run.info.artifact_uri.startswith(direct_server.destination + "/")
+    client = mlflow.MlflowClient(direct_server.url)
+    listed = {f.path: f.file_size for f in client.list_artifacts(run.info.run_id, "out")}
+    assert listed == {"out/sub": None, "out/y.txt": 1}
+    back = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                    dst_path=str(tmp_path / "back")))
+    assert tree(back) == {"out/sub/x.txt": b"x" * 10, "out/y.txt": b"y"}
