@@ -164,7 +164,8 @@ def start_server(tmp: Path, destination: str, *extra: str) -> Server:
     port = free_port()
     log = tmp / f"server-{port}.log"
     args = [tracklog, "server", "--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
-            "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port), *extra]
+            "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port),
+            *extra]
     with open(log, "wb") as out:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, cwd=tmp)
