@@ -27,6 +27,11 @@ from tracklog.testing import service_unavailable
 
 BUCKET = "tracklog-test"
 
+# The MLflow client fails at once instead of retrying for minutes; no telemetry.
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -187,6 +192,18 @@ def gcs_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPath
                ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("gcs-server")
     server = start_server(tmp, f"gs://{bucket}/server-{uuid.uuid4().hex[:8]}")
+    try:
+        yield server
+    finally:
+        _stop(server.process)
+
+
+@pytest.fixture
+def fresh_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Server]:
+    """A server of this test's own, for measurements of the server process."""
+    tmp = tmp_path_factory.mktemp("gcs-fresh")
+    server = start_server(tmp, f"gs://{bucket}/fresh-{uuid.uuid4().hex[:8]}")
     try:
         yield server
     finally:

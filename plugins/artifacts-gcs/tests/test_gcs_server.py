@@ -17,11 +17,6 @@ from google.cloud import storage
 
 from tracklog_artifacts_gcs.repository import GCSArtifactRepository
 
-# The client fails at once instead of retrying for minutes; no telemetry.
-os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-os.environ["DO_NOT_TRACK"] = "true"
-
 
 @pytest.fixture
 def mlflow_client(gcs_server, monkeypatch):
