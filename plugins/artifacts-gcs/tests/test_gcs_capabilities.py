@@ -219,3 +219,47 @@ def test_credentials_that_cannot_sign_say_so(repo, monkeypatch):
     assert err.value.message.startswith(f"{repo.artifact_uri}: cannot sign URLs")
     assert "GOOGLE_APPLICATION_CREDENTIALS" in err.value.message
     assert "\n" not in err.value.message
+
+
+class Failing(io.RawIOBase):
+    """A stream that breaks after ``good`` bytes, like a client that disconnects."""
+
+    def __init__(self, good: int) -> None:
+        self._left = good
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            raise ConnectionResetError("client went away")
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        self._left -= size
+        return b"n" * size
+
+
+def test_failed_upload_leaves_the_old_file(repo_uri, signing_key):
+    """An upload that breaks after two resumable chunks never replaces the file."""
+    settings = Settings(upload_chunk_size=256 * 1024, download_chunk_size=256 * 1024)
+    repo = GCSArtifactRepository(repo_uri, settings=settings)
+    write(repo, "model.bin", b"old")
+    with pytest.raises(ConnectionResetError):
+        repo.write_artifact("model.bin", Failing(600 * 1024))
+    assert read(repo, "model.bin") == b"old"
+    assert objects_under(repo) == [f"{repo.prefix}/model.bin"]
+
+
+def test_reader_never_mixes_versions(repo_uri, signing_key):
+    """A file replaced while it is being read fails the read instead of splicing the
+    new version's bytes after the old one's."""
+    settings = Settings(upload_chunk_size=256 * 1024, download_chunk_size=256 * 1024)
+    repo = GCSArtifactRepository(repo_uri, settings=settings)
+    write(repo, "f.bin", b"a" * (600 * 1024))
+    stream = repo.open_artifact("f.bin")
+    assert stream.read(1000) == b"a" * 1000
+    write(repo, "f.bin", b"b" * (600 * 1024))
+    with pytest.raises(TracklogError) as err:
+        while stream.read(256 * 1024):
+            pass
+    assert err.value.error_code == ErrorCode.RESOURCE_CONFLICT
+    assert "f.bin" in err.value.message and "replaced" in err.value.message

@@ -43,6 +43,7 @@ class BlobStream(io.RawIOBase):
         guard: Callable[[str], Any],
     ) -> None:
         self._blob = blob
+        self._generation = blob.generation
         self._size: int = blob.size or 0
         self._chunk_size = chunk_size
         self._kwargs = request_kwargs
@@ -59,13 +60,21 @@ class BlobStream(io.RawIOBase):
         if start >= self._size:
             return False
         end = min(start + self._chunk_size, self._size) - 1
-        with self._guard(f"reading '{self._blob.name}'"):
-            data = self._blob.download_as_bytes(
-                start=start, end=end, raw_download=True, checksum=None, **self._kwargs
-            )
-        if len(data) != end - start + 1:
+        try:
+            with self._guard(f"reading '{self._blob.name}'"):
+                data = self._blob.download_as_bytes(
+                    start=start, end=end, raw_download=True, checksum=None, **self._kwargs
+                )
+        except errors.TracklogError as exc:
+            # The service answers 404 for a generation that is gone.
+            if exc.error_code != errors.ErrorCode.RESOURCE_DOES_NOT_EXIST:
+                raise
+            data = b""
+        # Each answer names its generation (and the client adopts it): an emulator that
+        # ignores the pinned generation is caught here too.
+        if len(data) != end - start + 1 or self._blob.generation != self._generation:
             raise errors.TracklogError(
-                f"'{self._blob.name}' changed while it was being read",
+                f"'{self._blob.name}' was replaced or deleted while it was being read",
                 errors.ErrorCode.RESOURCE_CONFLICT,
             )
         self._pos, self._chunk, self._offset = start, memoryview(data), 0
