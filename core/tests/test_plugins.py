@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 DISTS = Path(__file__).parent / "plugin_dists"
-HEAVY = ("sqlalchemy", "alembic", "yaml", "fastapi", "starlette", "uvicorn", "boto3", "pydantic")
+HEAVY = ("sqlalchemy", "alembic", "yaml", "fastapi", "starlette", "uvicorn", "boto3", "pydantic",
+         "google")
 
 
 def _uv() -> str:

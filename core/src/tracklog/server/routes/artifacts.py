@@ -110,10 +110,22 @@ def _multipart(state: ServerState) -> MultipartUploadRepository:
     return repo
 
 
+def _multipart_target(req: Req) -> str:
+    """The file a multipart call is about. As in MLflow, the URL names the artifact
+    directory and the body's ``path`` is the client's local file: its base name (after
+    either kind of separator) is the file's name in that directory."""
+    directory = safe_relpath(req.path_params["artifact_path"])
+    local = req.str("path", required=True)
+    name = local.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if name in ("", ".", ".."):
+        raise validation.invalid_value("path", local, "It must name a file.")
+    return safe_relpath(join(directory, name))
+
+
 @proxy.rpc("POST", _PROXY + "/mpu/create/{artifact_path:path}", "update", by_artifact_path)
 def create_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
-    path = safe_relpath(req.path_params["artifact_path"])
+    path = _multipart_target(req)
     num_parts = req.int("num_parts", required=True)
     if num_parts < 1:
         raise validation.invalid_value("num_parts", num_parts, "It must be at least 1.")
@@ -130,13 +142,15 @@ def create_multipart(state: ServerState, req: Req) -> dict[str, Any]:
 @proxy.rpc("POST", _PROXY + "/mpu/complete/{artifact_path:path}", "update", by_artifact_path)
 def complete_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
-    path = safe_relpath(req.path_params["artifact_path"])
+    path = _multipart_target(req)
     parts = []
     for i, raw in enumerate(req.objects("parts")):
         number = validation.to_int(raw.get("part_number"), f"parts[{i}].part_number")
-        etag = raw.get("etag")
-        if not isinstance(etag, str) or not etag:
-            raise validation.missing(f"parts[{i}].etag")
+        # Optional, as in MLflow: a part PUT whose answer has no ETag header (GCS
+        # resumable sessions, emulators) reaches the client's complete call with "".
+        etag = raw.get("etag") or ""
+        if not isinstance(etag, str):
+            raise validation.invalid_value(f"parts[{i}].etag", etag, "It must be a string.")
         parts.append(CompletedPart(number, etag, raw.get("url")))
     repo.complete_multipart_upload(path, req.str("upload_id", required=True), parts)
     return {}
@@ -145,7 +159,7 @@ def complete_multipart(state: ServerState, req: Req) -> dict[str, Any]:
 @proxy.rpc("POST", _PROXY + "/mpu/abort/{artifact_path:path}", "update", by_artifact_path)
 def abort_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
-    path = safe_relpath(req.path_params["artifact_path"])
+    path = _multipart_target(req)
     repo.abort_multipart_upload(path, req.str("upload_id", required=True))
     return {}
 

@@ -1,0 +1,1 @@
+"""tracklog artifact repository on Google Cloud Storage."""

@@ -1,0 +1,15 @@
+"""Plugin registration: the ``gs`` scheme. google.cloud is imported only when a
+repository is created."""
+
+from tracklog.plugins import hookimpl
+
+
+def _factory(artifact_uri: str):
+    from tracklog_artifacts_gcs.repository import GCSArtifactRepository
+
+    return GCSArtifactRepository(artifact_uri)
+
+
+@hookimpl
+def register_artifact_repositories(register):
+    register("gs", _factory)
