@@ -1,0 +1,106 @@
+"""Artifact routes under hostile input: deletes that would remove an artifact root, paths
+over the storage limits, symlinks in a run's directory. Every refusal is a 4xx JSON error
+that names the path, and nothing is lost or left behind."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+API = "/api/2.0/mlflow"
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def raw(base: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    """One request with ``path`` sent verbatim (httpx would remove ``.`` segments)."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request(method, path, body=body)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    return response.status, json.loads(data) if data else {}
+
+
+def walk(api: httpx.Client, path: str = "") -> set[str]:
+    """Every file below ``path`` through the proxy's one-level listing."""
+    out: set[str] = set()
+    listing = api.get(PROXY, params={"path": path} if path else None)
+    assert listing.status_code == 200, listing.text
+    for entry in listing.json().get("files", []):
+        full = f"{path}/{entry['path']}" if path else entry["path"]
+        out |= walk(api, full) if entry["is_dir"] else {full}
+    return out
+
+
+def make_run(api: httpx.Client) -> tuple[str, str]:
+    """A new run; returns its id and its artifact root relative to the proxy."""
+    name = f"safety-{uuid.uuid4().hex}"
+    exp = api.post(f"{API}/experiments/create", json={"name": name}).json()["experiment_id"]
+    body = api.post(f"{API}/runs/create",
+                    json={"experiment_id": exp, "start_time": int(time.time() * 1000)}).json()
+    info = body["run"]["info"]
+    return info["run_id"], info["artifact_uri"].split(":", 1)[1].strip("/")
+
+
+# -- deleting roots ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["/", "/.", "/./", "/%2e", "/%2E/", "/.//", "//", "/%2e/."])
+def test_deleting_the_proxy_root_is_refused(api, sqlite_server, suffix):
+    """Every spelling of the destination's root is refused, and nothing is deleted."""
+    run_id, root = make_run(api)
+    api.put(f"{PROXY}/{root}/keep.txt", content=b"keep")
+    before = walk(api)
+    status, body = raw(sqlite_server.url, "DELETE", PROXY + suffix)
+    assert status == 400, body
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "Invalid artifact path" in body["message"]
+    assert walk(api) == before
+    assert f"{root}/keep.txt" in before
+
+
+def test_deleting_run_and_experiment_roots_is_refused(api, sqlite_server):
+    """A run's artifact directory, the run and the experiment above it are refused; files
+    and directories inside the run's artifacts are deleted as before."""
+    run_id, root = make_run(api)
+    for path in ("a.txt", "dir/b.txt", "dir/sub/c.txt"):
+        assert api.put(f"{PROXY}/{root}/{path}", content=b"x").status_code == 200
+    experiment, run, _ = root.split("/")
+    for target in (root, f"{experiment}/{run}", experiment, f"{root}/", f"{root}/dir/.."):
+        status, body = raw(sqlite_server.url, "DELETE", f"{PROXY}/{target}")
+        assert status == 400, (target, body)
+        assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert repr(target) in body["message"]
+    assert walk(api, root) == {f"{root}/a.txt", f"{root}/dir/b.txt", f"{root}/dir/sub/c.txt"}
+    assert api.delete(f"{PROXY}/{root}/dir/sub").json() == {}
+    assert api.delete(f"{PROXY}/{root}/a.txt").json() == {}
+    assert walk(api, root) == {f"{root}/dir/b.txt"}
+
+
+def test_mlflow_client_deletes_inside_a_run_but_not_the_run_root(client, experiment_id, tmp_path):
+    """The real client's repository: deleting a sub-directory works, deleting everything
+    (no path) is refused with the server's message."""
+    import requests
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    run = client.create_run(experiment_id)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.txt").write_text("f")
+    (tmp_path / "g.txt").write_text("g")
+    client.log_artifacts(run.info.run_id, str(tmp_path))
+    repo = get_artifact_repository(run.info.artifact_uri)
+    repo.delete_artifacts("d")
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["g.txt"]
+    with pytest.raises(requests.HTTPError, match="400 Client Error.*deleting .* is refused"):
+        repo.delete_artifacts()
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["g.txt"]
