@@ -104,3 +104,52 @@ def test_mlflow_client_deletes_inside_a_run_but_not_the_run_root(client, experim
     with pytest.raises(requests.HTTPError, match="400 Client Error.*deleting .* is refused"):
         repo.delete_artifacts()
     assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["g.txt"]
+
+
+# -- paths over the storage limits -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, path", [
+    ("long-name", "a" * 300),
+    ("long-path", "/".join(["p" * 200] * 6)),
+    ("huge-path", "/".join(["p" * 200] * 21)),
+    ("deep", "d/" * 2100 + "x"),
+])
+def test_oversized_upload_paths_are_refused_without_leftovers(api, name, path):
+    """A name over 255 bytes, a 4,000+ character path and 2,100 levels are 400 naming
+    the path field; no directory is created for them."""
+    run_id, root = make_run(api)
+    before = api.get(PROXY, params={"path": root}).json()
+    r = api.put(f"{PROXY}/{root}/{path}", content=b"x")
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "'artifact_path'" in body["message"] and "limit" in body["message"]
+    assert api.get(PROXY, params={"path": root}).json() == before == {}
+    listing = api.get(f"{API}/artifacts/list", params={"run_id": run_id, "path": path})
+    assert listing.status_code == 400 and "'path'" in listing.json()["message"]
+
+
+# -- symlinks in a run's artifact directory ----------------------------------------------
+
+
+def test_dangling_and_escaping_symlinks_are_not_listed(api, sqlite_server, tmp_path):
+    """Both listings answer 200 without a dangling symlink or symlinks leading out of the
+    destination (whose target size would leak); regular files are listed as before."""
+    run_id, root = make_run(api)
+    assert api.put(f"{PROXY}/{root}/real.txt", content=b"real").status_code == 200
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"s" * 4321)
+    directory = sqlite_server.artifacts.joinpath(*root.split("/"))
+    os.symlink(directory / "gone", directory / "dangling")
+    os.symlink(secret, directory / "escape.bin")
+    os.symlink(tmp_path, directory / "escape_dir")
+    tracking = api.get(f"{API}/artifacts/list", params={"run_id": run_id})
+    assert tracking.status_code == 200, tracking.text
+    assert tracking.json()["files"] == [{"path": "real.txt", "is_dir": False, "file_size": 4}]
+    proxied = api.get(PROXY, params={"path": root})
+    assert proxied.status_code == 200, proxied.text
+    assert proxied.json()["files"] == [{"path": "real.txt", "is_dir": False, "file_size": 4}]
+    escaped = api.get("/get-artifact", params={"run_id": run_id, "path": "escape.bin"})
+    assert escaped.status_code == 400
+    assert str(tmp_path) not in escaped.text
