@@ -131,6 +131,7 @@ def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> N
 
     from tracklog.server import startup
 
+    startup.check_default_artifact_root(config)
     repo = startup.check_artifact_destination(config)
     if repo is not None:
         startup.sweep_stale_temp_files(repo)

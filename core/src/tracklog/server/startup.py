@@ -20,6 +20,16 @@ log = logging.getLogger("tracklog.server")
 STALE_TEMP_AGE = 6 * 3600
 
 
+def check_default_artifact_root(config: ServerConfig) -> None:
+    """The configured root of new experiments follows the location rules (any host
+    allowed: it is the operator's choice)."""
+    if config.default_artifact_root:
+        from tracklog.artifacts.locations import check_artifact_location
+
+        check_artifact_location(config.default_artifact_root, "--default-artifact-root",
+                                hosts=False)
+
+
 def check_artifact_destination(config: ServerConfig) -> ArtifactRepository | None:
     """The proxied destination, verified (with a write probe if configured); None when
     the server does not serve artifacts. Raises a one-line ``TracklogError`` otherwise."""
