@@ -166,7 +166,8 @@ def test_remove_stale_temp_files(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     old = time.time() - 7200
-    stale = [root / ".tracklog-tmp-a", deep / ".tracklog-tmp-b", outside / ".tracklog-tmp-c"]
+    stale = [root / ".tracklog-tmp-a", deep / ".tracklog-tmp-b", outside / ".tracklog-tmp-c",
+             root / ".tracklog-probe-d"]
     for path in stale:
         path.write_bytes(b"x")
         os.utime(path, (old, old))
@@ -175,7 +176,7 @@ def test_remove_stale_temp_files(tmp_path):
     os.utime(deep / "MLmodel", (old, old))
     os.symlink(outside, root / "link")
     repo = LocalArtifactRepository(str(root))
-    assert repo.remove_stale_temp_files(3600) == 2
+    assert repo.remove_stale_temp_files(3600) == 3
     assert sorted(os.listdir(deep)) == [".tracklog-tmp-live", "MLmodel"]
     assert not (root / ".tracklog-tmp-a").exists()
     assert (outside / ".tracklog-tmp-c").exists()

@@ -13,11 +13,13 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from tracklog import errors
-from tracklog.artifacts.base import CHUNK_SIZE, ArtifactRepository
+from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX, ArtifactRepository
 from tracklog.entities import FileInfo
 
 #: Name prefix of the temporary files uploads are written to before the rename.
 TEMP_PREFIX = ".tracklog-tmp-"
+#: Files that are never artifacts: hidden from listings, swept when stale.
+_INTERNAL = (TEMP_PREFIX, PROBE_PREFIX)
 
 
 def local_path_of(uri: str) -> str:
@@ -85,7 +87,7 @@ class LocalArtifactRepository(ArtifactRepository):
             return []
         out = []
         for entry in entries:
-            if entry.name.startswith(TEMP_PREFIX):
+            if entry.name.startswith(_INTERNAL):
                 continue
             try:
                 if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
@@ -201,9 +203,9 @@ class LocalArtifactRepository(ArtifactRepository):
         super().verify(probe_write)
 
     def remove_stale_temp_files(self, older_than: float) -> int:
-        """Remove upload temporaries (``.tracklog-tmp-*``) not modified for
-        ``older_than`` seconds anywhere below the root, walking without recursion and
-        without following symlinks; returns how many were removed."""
+        """Remove upload temporaries (``.tracklog-tmp-*``, and write probes a crash
+        interrupted) not modified for ``older_than`` seconds anywhere below the root,
+        walking without recursion and without following symlinks; returns how many."""
         cutoff = time.time() - older_than
         removed = 0
         pending = [self.root]
@@ -217,7 +219,7 @@ class LocalArtifactRepository(ArtifactRepository):
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         pending.append(entry.path)
-                    elif (entry.name.startswith(TEMP_PREFIX)
+                    elif (entry.name.startswith(_INTERNAL)
                           and entry.is_file(follow_symlinks=False)
                           and entry.stat(follow_symlinks=False).st_mtime < cutoff):
                         os.unlink(entry.path)
