@@ -28,13 +28,14 @@ REFUSED = [
     ("http://2852039166/latest", "link-local"),
     ("wasbs://c@[::ffff:a9fe:a9fe]/p", "link-local"),
     ("http://[fe80::1]/x", "link-local"),
-    ("gs://metadata.google.internal/x", "metadata service"),
+    ("sftp://metadata.google.internal/x", "metadata service"),
     ("mlflow-artifacts:/1/4f2a/artifacts", "inside a run's artifact directory"),
 ]
 
 ACCEPTED = [
     "sftp://deploy@10.1.2.3/srv/mlflow",
     "s3://ml-artifacts/team",
+    "gs://000/bucket-names-are-not-hosts",
     "http://minio.internal:9000/bucket",
     "http://127.0.0.1:9000/bucket",
     "file:///srv/shared/mlruns",

@@ -14,7 +14,8 @@ INVALID_PARAMETER_VALUE naming the field:
   spelling of the address (decimal, hex, octal, IPv4-mapped or NAT64 IPv6): link-local
   addresses (169.254.0.0/16, fe80::/10, where cloud metadata services answer), the
   metadata services' own names and addresses (``metadata.google.internal``,
-  100.100.100.200, fd00:ec2::254), unspecified and multicast addresses.
+  100.100.100.200, fd00:ec2::254), unspecified and multicast addresses. The bucket of
+  ``s3://`` and ``gs://`` is a name, not a host, and is not checked.
 - For ``mlflow-artifacts:`` locations, a directory named ``artifacts`` below the top
   level: the proxy deletes only inside such directories (run artifact roots), so an
   experiment nested in one could be deleted whole.
@@ -43,6 +44,8 @@ METADATA_HOSTS = frozenset({
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "100.100.100.200", "192.0.0.192", "fd00:ec2::254",
 ))
+#: Schemes whose authority is a bucket name, never a host the server connects to.
+BUCKET_SCHEMES = frozenset({"s3", "s3a", "s3n", "gs"})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _IPV4_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
@@ -162,7 +165,7 @@ def check_artifact_location(location: str, field: str = "artifact_location", *,
     for candidate in (parts.path, unquote(parts.path), decoded):
         if ".." in candidate.split("/"):
             raise _refuse(field, location, "'..' segments are not allowed.")
-    if hosts and hostname:
+    if hosts and hostname and scheme not in BUCKET_SCHEMES:
         reason = forbidden_host(hostname)
         if reason is not None:
             raise _refuse(field, location, f"{reason}; the server never connects there.")
