@@ -145,7 +145,8 @@ def test_listing_skips_dangling_and_escaping_symlinks(tmp_path):
 
 
 def test_verify_refuses_a_file_as_root_or_parent(tmp_path):
-    """verify() names the destination and the file in the way, in one line."""
+    """verify() names the destination and what is in the way, in one line; a root that
+    does not exist yet passes if it can be created."""
     from tracklog.errors import TracklogError
 
     (tmp_path / "plain").write_text("x")
@@ -153,6 +154,9 @@ def test_verify_refuses_a_file_as_root_or_parent(tmp_path):
         LocalArtifactRepository(str(tmp_path / "plain")).verify()
     with pytest.raises(TracklogError, match=r"its parent .*plain is a file"):
         LocalArtifactRepository(str(tmp_path / "plain" / "below")).verify()
+    os.symlink(tmp_path / "gone", tmp_path / "broken")
+    with pytest.raises(TracklogError, match="is a broken symlink, not a directory"):
+        LocalArtifactRepository(str(tmp_path / "broken")).verify()
     LocalArtifactRepository(str(tmp_path / "not" / "yet")).verify(probe_write=True)
     assert not (tmp_path / "not" / "yet").exists() or _tree(tmp_path / "not" / "yet") == []
 

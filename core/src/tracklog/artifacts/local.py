@@ -190,14 +190,15 @@ class LocalArtifactRepository(ArtifactRepository):
         """Also, always and cheaply: the root (or, while it does not exist yet, its
         nearest existing ancestor) is a directory this process may write to."""
         existing = self.root
-        while not os.path.exists(existing):
+        while not os.path.lexists(existing):
             up = os.path.dirname(existing)
             if up == existing:
                 break
             existing = up
         where = "it" if existing == self.root else f"its parent {existing}"
         if not os.path.isdir(existing):
-            raise self._unusable(f"{where} is a file, not a directory")
+            what = "a broken symlink" if not os.path.exists(existing) else "a file"
+            raise self._unusable(f"{where} is {what}, not a directory")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise self._unusable(f"{where} is not writable by this process")
         super().verify(probe_write)
