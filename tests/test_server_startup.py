@@ -26,7 +26,8 @@ def shared_dir() -> Iterator[Path]:
 
 
 def start_refused(cwd: Path, destination: str, *extra: str, as_nobody: bool = False,
-                  env: dict[str, str] | None = None) -> str:
+                  env: dict[str, str] | None = None,
+                  starts: str = "Error: Artifact destination ") -> str:
     """Run `tracklog server` expecting it to refuse to start; returns its one line."""
     args = [TRACKLOG, "server", "--artifacts-only", "--artifacts-destination", destination,
             "--host", "127.0.0.1", "--port", str(free_port()), *extra]
@@ -38,7 +39,7 @@ def start_refused(cwd: Path, destination: str, *extra: str, as_nobody: bool = Fa
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("Error: Artifact destination "), lines
+    assert lines[0].startswith(starts), lines
     return lines[0]
 
 
@@ -72,6 +73,12 @@ def test_write_probe_on_request(shared_dir):
     assert "'/proc/tracklog-artifacts' is not usable" in line
     start_refused(shared_dir, "/proc/tracklog-artifacts",
                   env={"TRACKLOG_VERIFY_ARTIFACTS_WRITE": "true"})
+
+
+def test_default_artifact_root_follows_the_location_rules(shared_dir):
+    line = start_refused(shared_dir, str(shared_dir / "artifacts"), "--default-artifact-root",
+                         "mlflow-artifacts:/team/artifacts", starts="Error: Invalid value")
+    assert "'--default-artifact-root'" in line and "inside a run's artifact directory" in line
 
 
 def test_write_probe_passes_and_leaves_nothing(tmp_path, launch):
