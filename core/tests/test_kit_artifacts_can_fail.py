@@ -54,9 +54,9 @@ BROKEN = {
     ),
     "verify_leaves_its_probe": (
         """
-        def _delete(self, path):
-            if not path.startswith(".tracklog-probe-"):
-                super()._delete(path)
+        def verify(self, probe_write=False):
+            if probe_write:
+                self._write("probe.txt", io.BytesIO(b"probe"))
         """,
         ["test_verify_passes_on_fresh_repository"],
     ),
