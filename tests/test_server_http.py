@@ -193,7 +193,7 @@ def test_ajax_alias_health_version_server_info(api):
 
 
 def test_artifact_proxy(api):
-    base = f"{ARTIFACTS}/e2e/{uuid.uuid4().hex}"
+    base = f"{ARTIFACTS}/e2e/{uuid.uuid4().hex}/artifacts"
     assert api.put(f"{base}/dir/a.txt", content=b"alpha").status_code == 200
     assert api.put(f"{base}/dir/sub/b.bin", content=bytes(300)).status_code == 200
     r = api.get(f"{base}/dir/a.txt")

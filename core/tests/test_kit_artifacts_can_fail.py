@@ -45,6 +45,21 @@ BROKEN = {
         """,
         ["test_unsafe_paths_refused_everywhere"],
     ),
+    "ignores_path_limits": (
+        """
+        def write_artifact(self, path, stream):
+            self._write(os.path.normpath(path), stream)
+        """,
+        ["test_oversized_paths_refused_before_writing"],
+    ),
+    "verify_leaves_its_probe": (
+        """
+        def verify(self, probe_write=False):
+            if probe_write:
+                self._write("probe.txt", io.BytesIO(b"probe"))
+        """,
+        ["test_verify_passes_on_fresh_repository"],
+    ),
     "truncates_large_files": (
         """
         def _write(self, path, stream):

@@ -25,3 +25,4 @@ class ServerConfig:
     static_prefix: str = ""
     dev: bool = False
     expose_prometheus: str | None = None
+    verify_artifacts_write: bool = False

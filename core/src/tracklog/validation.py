@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracklog import errors
+from tracklog.artifacts.locations import check_artifact_location
 from tracklog.entities import (
     Dataset,
     DatasetInput,
@@ -333,7 +334,7 @@ def validate_artifact_location(location: Any, field: str = "artifact_location") 
         raise invalid_value(
             field, location, "Artifact location must be a plain URI (no query or fragment)."
         )
-    return location
+    return check_artifact_location(location, field)
 
 
 def validate_experiment_tag(key: Any, value: Any, path: str = "") -> ExperimentTag:

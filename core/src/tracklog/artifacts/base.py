@@ -17,17 +17,40 @@ upload with presigned part URLs) and :class:`PresignedDownloadRepository`.
 from __future__ import annotations
 
 import abc
+import io
 import os
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from tracklog import errors
 from tracklog.artifacts.paths import join, safe_relpath
 from tracklog.entities import FileInfo
 
 CHUNK_SIZE = 1024 * 1024
+
+#: Name prefix of the file :meth:`ArtifactRepository.verify` writes and deletes.
+PROBE_PREFIX = ".tracklog-probe-"
+
+
+def _redact(uri: str) -> str:
+    """``uri`` with any password masked, for messages."""
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        return uri
+    return uri.replace(f":{password}@", ":***@", 1) if password else uri
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, errors.TracklogError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}"
 
 
 class ArtifactRepository(abc.ABC):
@@ -148,6 +171,43 @@ class ArtifactRepository(abc.ABC):
     def delete_artifacts(self, path: str | None = None) -> None:
         """Delete a file or a directory tree; the root means everything."""
         self._delete(safe_relpath(path))
+
+    # -- operations ---------------------------------------------------------------------
+
+    def verify(self, probe_write: bool = False) -> None:
+        """Check that the repository is usable; the server calls it at start.
+
+        The default stats the root (reaching the service: a missing bucket or refused
+        credentials fail here) and, with ``probe_write``, writes and deletes a small probe
+        file. Raises :class:`~tracklog.errors.TracklogError` with one clear line naming
+        the URI. Overrides add cheap checks of their own and call this one.
+        """
+        try:
+            info = self._stat("")
+        except Exception as exc:
+            raise self._unusable(_reason(exc)) from exc
+        if info is not None and not info.is_dir:
+            raise self._unusable("its root is not a directory")
+        if not probe_write:
+            return
+        probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        try:
+            self._write(probe, io.BytesIO(b"tracklog write probe\n"))
+            self._delete(probe)
+        except Exception as exc:
+            raise self._unusable(f"the write probe failed: {_reason(exc)}") from exc
+
+    def remove_stale_temp_files(self, older_than: float) -> int:
+        """Remove temporary files that interrupted uploads left behind and that nobody
+        has modified for ``older_than`` seconds; returns how many. The default does
+        nothing: object stores never expose a half-written upload."""
+        return 0
+
+    def _unusable(self, reason: str) -> errors.TracklogError:
+        return errors.TracklogError(
+            f"Artifact destination {_redact(self.artifact_uri)!r} is not usable: {reason}",
+            errors.ErrorCode.INVALID_STATE,
+        )
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
+import time
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from tracklog import errors
-from tracklog.artifacts.base import CHUNK_SIZE, ArtifactRepository
+from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX, ArtifactRepository
 from tracklog.entities import FileInfo
+
+#: Name prefix of the temporary files uploads are written to before the rename.
+TEMP_PREFIX = ".tracklog-tmp-"
+#: Files that are never artifacts: hidden from listings, swept when stale.
+_INTERNAL = (TEMP_PREFIX, PROBE_PREFIX)
 
 
 def local_path_of(uri: str) -> str:
@@ -41,7 +49,10 @@ def _copy(stream: BinaryIO, out: BinaryIO) -> None:
 
 class LocalArtifactRepository(ArtifactRepository):
     """Files under a local directory. Writes go to a temporary file beside the target and
-    are renamed into place, so a reader sees the old file or the new one, never half."""
+    are renamed into place, so a reader sees the old file or the new one, never half.
+
+    Listings skip symlinks that dangle or lead outside the root (opening them is refused
+    too), and the temporary files of uploads in progress."""
 
     def __init__(self, artifact_uri: str) -> None:
         super().__init__(artifact_uri)
@@ -50,11 +61,13 @@ class LocalArtifactRepository(ArtifactRepository):
     def _abs(self, path: str) -> str:
         full = os.path.join(self.root, *path.split("/")) if path else self.root
         # The path is already safe; this also refuses symlinks that lead outside the root.
-        real_root = os.path.realpath(self.root)
-        real = os.path.realpath(full)
-        if real != real_root and not real.startswith(real_root + os.sep):
+        if not self._inside(os.path.realpath(full)):
             raise errors.invalid(f"Invalid artifact path: '{path}' leaves the artifact root")
         return full
+
+    def _inside(self, real: str) -> bool:
+        real_root = os.path.realpath(self.root)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
     def _stat(self, path: str) -> FileInfo | None:
         full = self._abs(path)
@@ -74,13 +87,19 @@ class LocalArtifactRepository(ArtifactRepository):
             return []
         out = []
         for entry in entries:
-            if entry.name.startswith(".tracklog-tmp-"):
+            if entry.name.startswith(_INTERNAL):
+                continue
+            try:
+                if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
+                    continue
+                st = entry.stat()  # follows a symlink inside the root
+            except OSError:  # dangling, or gone since the scan
                 continue
             rel = f"{path}/{entry.name}" if path else entry.name
-            if entry.is_dir():
+            if stat.S_ISDIR(st.st_mode):
                 out.append(FileInfo(rel, True))
-            else:
-                out.append(FileInfo(rel, False, entry.stat().st_size))
+            elif stat.S_ISREG(st.st_mode):
+                out.append(FileInfo(rel, False, st.st_size))
         return out
 
     def _open(self, path: str) -> BinaryIO:
@@ -89,27 +108,66 @@ class LocalArtifactRepository(ArtifactRepository):
         except (FileNotFoundError, IsADirectoryError):
             raise errors.not_found(f"No such artifact: '{path}'") from None
 
+    def _make_parents(self, parent: str, path: str) -> list[str]:
+        """Create the missing directories down to ``parent``; returns them deepest first
+        so a failed write can remove exactly what it created."""
+        missing = []
+        current = parent
+        while not os.path.isdir(current):
+            missing.append(current)
+            up = os.path.dirname(current)
+            if up == current:
+                break
+            current = up
+        created: list[str] = []
+        try:
+            for directory in reversed(missing):
+                try:
+                    os.mkdir(directory)
+                except FileExistsError:
+                    if not os.path.isdir(directory):
+                        raise errors.invalid(
+                            f"Invalid artifact path: a parent of '{path}' is a file"
+                        ) from None
+                    continue
+                created.insert(0, directory)
+        except BaseException:
+            _remove_empty(created)
+            raise
+        return created
+
     def _write(self, path: str, stream: BinaryIO) -> None:
         full = self._abs(path)
         parent = os.path.dirname(full)
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise errors.invalid(
-                f"Invalid artifact path: a parent of '{path}' is a file"
-            ) from None
         if os.path.isdir(full):
             raise errors.invalid(f"Invalid artifact path: '{path}' is a directory")
-        fd, tmp = tempfile.mkstemp(prefix=".tracklog-tmp-", dir=parent)
+        created: list[str] = []
         try:
-            with os.fdopen(fd, "wb") as out:
-                _copy(stream, out)
-            os.replace(tmp, full)
-        except BaseException:
+            for attempt in range(3):
+                created += self._make_parents(parent, path)
+                try:
+                    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=parent)
+                    break
+                except FileNotFoundError:
+                    # A concurrent failed write removed the directory it had created.
+                    if attempt == 2:
+                        raise
             try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+                with os.fdopen(fd, "wb") as out:
+                    _copy(stream, out)
+                os.replace(tmp, full)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+                raise
+        except BaseException as exc:
+            _remove_empty(created)
+            if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+                raise errors.invalid(
+                    f"Invalid artifact path: '{path}' is too long for the file system"
+                ) from None
             raise
 
     def _mkdir(self, path: str) -> None:
@@ -125,3 +183,58 @@ class LocalArtifactRepository(ArtifactRepository):
                 shutil.rmtree(full)
         elif os.path.lexists(full):
             os.unlink(full)
+
+    # -- start-up ----------------------------------------------------------------------
+
+    def verify(self, probe_write: bool = False) -> None:
+        """Also, always and cheaply: the root (or, while it does not exist yet, its
+        nearest existing ancestor) is a directory this process may write to."""
+        existing = self.root
+        while not os.path.lexists(existing):
+            up = os.path.dirname(existing)
+            if up == existing:
+                break
+            existing = up
+        where = "it" if existing == self.root else f"its parent {existing}"
+        if not os.path.isdir(existing):
+            what = "a broken symlink" if not os.path.exists(existing) else "a file"
+            raise self._unusable(f"{where} is {what}, not a directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise self._unusable(f"{where} is not writable by this process")
+        super().verify(probe_write)
+
+    def remove_stale_temp_files(self, older_than: float) -> int:
+        """Remove upload temporaries (``.tracklog-tmp-*``, and write probes a crash
+        interrupted) not modified for ``older_than`` seconds anywhere below the root,
+        walking without recursion and without following symlinks; returns how many."""
+        cutoff = time.time() - older_than
+        removed = 0
+        pending = [self.root]
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif (entry.name.startswith(_INTERNAL)
+                          and entry.is_file(follow_symlinks=False)
+                          and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                        os.unlink(entry.path)
+                        removed += 1
+                except OSError:
+                    continue  # removed by another worker, or unreadable: not ours to fix
+        return removed
+
+
+def _remove_empty(directories: list[str]) -> None:
+    """Remove directories a failed write created, deepest first, stopping at the first
+    one that another writer has put something in meanwhile."""
+    for directory in directories:
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return

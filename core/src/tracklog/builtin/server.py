@@ -74,6 +74,8 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
          help="Reload on code changes and log at debug level.")
 @_option("--expose-prometheus", env="EXPOSE_PROMETHEUS", default=None, metavar="DIR",
          help="Serve Prometheus metrics on /metrics; DIR holds multiprocess files.")
+@_option("--verify-artifacts-write", env="VERIFY_ARTIFACTS_WRITE", is_flag=True, default=False,
+         help="At start, also write and delete a probe file in the artifact destination.")
 @_option("--uvicorn-opts", env="UVICORN_OPTS", default=None,
          help='Extra uvicorn options, e.g. "--timeout-keep-alive 60".')
 @_option("--env-file", env="ENV_FILE", default=None,
@@ -115,6 +117,7 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         static_prefix=opts["static_prefix"] or "",
         dev=opts["dev"],
         expose_prometheus=opts["expose_prometheus"] or None,
+        verify_artifacts_write=opts["verify_artifacts_write"],
     )
     serve(config, uvicorn_opts)
 

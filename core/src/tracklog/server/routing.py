@@ -191,12 +191,16 @@ class ServerState:
         """The repository holding ``artifact_uri`` and the path prefix inside it.
 
         ``mlflow-artifacts:/p`` is served from the proxied destination at path ``p``;
-        any other URI is opened through the artifact plugins.
+        any other URI is opened through the artifact plugins. A location stored before
+        the rules of :mod:`tracklog.artifacts.locations` (or written to a store by other
+        means) is checked again here, so it is refused instead of fetched.
         """
         from urllib.parse import urlparse
 
         from tracklog.artifacts import resolve_repository
+        from tracklog.artifacts.locations import check_artifact_location
 
+        check_artifact_location(artifact_uri, "artifact_uri", proxy_layout=False)
         if artifact_uri.startswith("mlflow-artifacts:"):
             path = urlparse(artifact_uri).path.strip("/")
             return self.artifacts, path

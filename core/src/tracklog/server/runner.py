@@ -125,8 +125,16 @@ def parse_uvicorn_opts(opts: str | None) -> dict[str, Any]:
 
 
 def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> None:
-    """Run the server until interrupted."""
+    """Run the server until interrupted. The artifact destination is checked first: an
+    unusable one stops the start with a one-line ``TracklogError``."""
     import uvicorn
+
+    from tracklog.server import startup
+
+    startup.check_default_artifact_root(config)
+    repo = startup.check_artifact_destination(config)
+    if repo is not None:
+        startup.sweep_stale_temp_files(repo)
 
     options: dict[str, Any] = {
         "host": config.host,

@@ -68,6 +68,9 @@ UNSAFE_PATHS = [
     "dir/file#frag",
 ]
 
+#: Paths over the contract's limits (a 256-byte name, 129 levels, 1,025 bytes in all).
+OVERSIZED_PATHS = ["a" * 256, "dir/" + "é" * 128, "d/" * 128 + "x", "abcdefg/" * 128 + "x"]
+
 
 @dataclass(frozen=True)
 class ArtifactRequirements:
@@ -312,6 +315,15 @@ class ArtifactRepositoryConformance:
         _write(tree, "again.txt", b"again")
         assert _read(tree, "again.txt") == b"again"
 
+    # -- start-up check -----------------------------------------------------------------
+
+    def test_verify_passes_on_fresh_repository(self, repo):
+        """verify() and verify(probe_write=True) pass on a usable repository and leave
+        nothing listable behind."""
+        repo.verify()
+        repo.verify(probe_write=True)
+        assert repo.list_artifacts() == []
+
     # -- path safety --------------------------------------------------------------------
 
     @pytest.mark.parametrize("bad", UNSAFE_PATHS)
@@ -329,6 +341,16 @@ class ArtifactRepositoryConformance:
         src.write_bytes(b"evil")
         _expect_code(code, tree.log_artifact, src, bad)
         assert _walk(tree) == {p: len(d) for p, d in STANDARD_TREE.items()}
+
+    @pytest.mark.parametrize("bad", OVERSIZED_PATHS, ids=["name", "utf8-name", "deep", "long"])
+    def test_oversized_paths_refused_before_writing(self, repo, bad):
+        """A path over the name, length or depth limit is INVALID_PARAMETER_VALUE naming
+        the field, and leaves nothing behind; a name of exactly 255 bytes is stored."""
+        err = _expect_code(ErrorCode.INVALID_PARAMETER_VALUE, _write, repo, bad, b"x")
+        assert "'path'" in err.message and "limit" in err.message
+        assert repo.list_artifacts() == []
+        _write(repo, "n/" + "b" * 255, b"fits")
+        assert _read(repo, "n/" + "b" * 255) == b"fits"
 
     def test_normalised_paths_are_equivalent(self, tree):
         """'dir//sub/./c.json' names the same file as 'dir/sub/c.json'."""

@@ -2,7 +2,8 @@
 
 The proxy serves paths relative to ``--artifacts-destination`` through the repository
 resolved for it, streaming uploads and downloads in chunks. Paths are validated by
-:func:`tracklog.artifacts.safe_relpath`.
+:func:`tracklog.artifacts.safe_relpath`; a delete must name something inside a run's
+artifact directory (:func:`tracklog.artifacts.paths.check_deletable`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tracklog.artifacts import (
     PresignedDownloadRepository,
     safe_relpath,
 )
-from tracklog.artifacts.paths import join
+from tracklog.artifacts.paths import check_deletable, join
 from tracklog.server import codec
 from tracklog.server.codec import JSONResponse, Req
 from tracklog.server.routing import RouteTable, ServerState, by_artifact_path, by_run
@@ -65,7 +66,7 @@ def _download(repo: ArtifactRepository, path: str) -> StreamResponse:
 @proxy.raw("GET", _PROXY + "/artifacts", "read", by_artifact_path, ("2.0",))
 async def list_proxied(state: ServerState, request: Request, req: Req) -> Any:
     repo = state.artifacts
-    path = safe_relpath(req.str("path"))
+    path = safe_relpath(req.str("path"), "path")
     infos = await anyio.to_thread.run_sync(repo.list_artifacts, path)
     files = [codec.file_info(f, posixpath.basename(f.path)) for f in infos]
     return JSONResponse({"files": files} if files else {})
@@ -75,7 +76,7 @@ async def list_proxied(state: ServerState, request: Request, req: Req) -> Any:
            ("2.0",))
 async def download_proxied(state: ServerState, request: Request, req: Req) -> Any:
     repo = state.artifacts
-    path = safe_relpath(request.path_params["artifact_path"])
+    path = safe_relpath(request.path_params["artifact_path"], "artifact_path")
     return await anyio.to_thread.run_sync(_download, repo, path)
 
 
@@ -86,7 +87,7 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
     path = request.path_params["artifact_path"]
     if path.endswith("/") or not path:
         raise errors.invalid(f"Invalid path: {path!r} names a directory")
-    safe_relpath(path)
+    safe_relpath(path, "artifact_path")
     body = BodyReader(request.stream())
     await anyio.to_thread.run_sync(repo.write_artifact, path, body)
     return JSONResponse({})
@@ -96,7 +97,9 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
            ("2.0",))
 async def delete_proxied(state: ServerState, request: Request, req: Req) -> Any:
     repo = state.artifacts
-    path = safe_relpath(request.path_params["artifact_path"])
+    raw = request.path_params["artifact_path"]
+    path = safe_relpath(raw, "artifact_path")
+    check_deletable(path, repr(raw))
     await anyio.to_thread.run_sync(repo.delete_artifacts, path)
     return JSONResponse({})
 
