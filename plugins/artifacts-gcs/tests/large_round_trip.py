@@ -3,7 +3,6 @@ back, and print the digest and the process's peak RSS as JSON."""
 
 import hashlib
 import json
-import resource
 import sys
 
 from tracklog.artifacts import resolve_repository
@@ -17,8 +16,12 @@ def main(uri: str, local: str) -> None:
     for chunk in repo.iter_artifact("large/" + local.rsplit("/", 1)[-1]):
         digest.update(chunk)
         size += len(chunk)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"sha256": digest.hexdigest(), "size": size, "peak_rss": peak_kib * 1024}))
+    # VmHWM belongs to this process's own memory map; getrusage's ru_maxrss would also
+    # count the parent's resident size at fork time.
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmHWM:"))
+    peak = int(line.split()[1]) * 1024
+    print(json.dumps({"sha256": digest.hexdigest(), "size": size, "peak_rss": peak}))
 
 
 if __name__ == "__main__":
