@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from tracklog import __version__, errors
 from tracklog.config import ServerConfig
-from tracklog.server import middleware
+from tracklog.server import hosts, middleware
 from tracklog.server.codec import JSONResponse, Req, error_response, request_from_json
 from tracklog.server.routes import artifacts, experiments, logged_models, misc, registry, runs
 from tracklog.server.routing import (
@@ -272,7 +272,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
                            allow_headers=["*"], allow_credentials="*" not in origins)
     # Outside CORS, so a refused origin gets a JSON 403 rather than CORS's plain 400.
     app.add_middleware(middleware.CrossOriginGuard, allowed_origins=config.cors_allowed_origins)
-    allowed = middleware.default_allowed_hosts(config.host) + list(config.allowed_hosts)
+    allowed = hosts.default_allowed_hosts(config.host) + list(config.allowed_hosts)
     app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed,
                        allow_private=config.host in ("0.0.0.0", "::"))
     return app
