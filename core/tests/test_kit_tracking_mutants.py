@@ -9,6 +9,8 @@ plugin these tests skip.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -299,6 +301,26 @@ def _prompts_listed(base: type) -> type:
             if not any(c.ident == prompts.ident for c in filter):
                 found += super().search_registered_models(filter + (prompts,), *args, **kwargs)
             return PagedList(sorted(found, key=lambda m: m.name), None)
+
+    return M
+
+
+@mutant("concurrent version registrations refused", "test_concurrent_model_versions")
+def _contended_versions(base: type) -> type:
+    # What a store without a row lock does under contention: one registration at a time
+    # wins, the ones overlapping it are refused with a conflict.
+    busy = threading.Lock()
+
+    class M(base):
+        def create_model_version(self, name, source, *args, **kwargs):
+            if not busy.acquire(blocking=False):
+                raise TracklogError(f"Could not allocate a version number for model {name!r}",
+                                    ErrorCode.RESOURCE_CONFLICT)
+            try:
+                time.sleep(0.05)  # keep the slot long enough for the others to overlap it
+                return super().create_model_version(name, source, *args, **kwargs)
+            finally:
+                busy.release()
 
     return M
 
