@@ -8,6 +8,17 @@ DEFAULT_BACKEND_STORE_URI = "sqlite:///tracklog.db"
 DEFAULT_ARTIFACTS_DESTINATION = "./tracklog-artifacts"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
+#: Seconds a client may take to send a request's headers (counted from its first byte, or
+#: from the connection's opening).
+DEFAULT_HEADER_TIMEOUT = 30.0
+#: Seconds a request body may go without sending a byte: idleness, not total duration, so a
+#: large upload on a slow link is never cut off while data keeps coming.
+DEFAULT_BODY_TIMEOUT = 60.0
+#: Largest request line plus headers, in bytes (proxies cap them at 8–64 KiB).
+DEFAULT_MAX_HEADER_SIZE = 64 * 1024
+#: Artifact uploads and downloads running in worker threads at once; they draw on a pool
+#: of their own, so they never take the threads the JSON routes need.
+DEFAULT_ARTIFACT_TRANSFERS = 32
 
 
 @dataclass
@@ -25,3 +36,7 @@ class ServerConfig:
     static_prefix: str = ""
     dev: bool = False
     expose_prometheus: str | None = None
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    artifact_transfers: int = DEFAULT_ARTIFACT_TRANSFERS

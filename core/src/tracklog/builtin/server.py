@@ -74,6 +74,20 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
          help="Reload on code changes and log at debug level.")
 @_option("--expose-prometheus", env="EXPOSE_PROMETHEUS", default=None, metavar="DIR",
          help="Serve Prometheus metrics on /metrics; DIR holds multiprocess files.")
+@_option("--header-timeout", env="HEADER_TIMEOUT", default=cfg.DEFAULT_HEADER_TIMEOUT,
+         type=click.FloatRange(min=0), show_default=True,
+         help="Seconds a client may take to send a request's headers (0: no limit); late "
+              "ones get 408.")
+@_option("--body-timeout", env="BODY_TIMEOUT", default=cfg.DEFAULT_BODY_TIMEOUT,
+         type=click.FloatRange(min=0), show_default=True,
+         help="Seconds a request body may send nothing (0: no limit); an idle body gets 408 "
+              "and nothing of it is kept.")
+@_option("--max-header-size", env="MAX_HEADER_SIZE", default=cfg.DEFAULT_MAX_HEADER_SIZE,
+         type=click.IntRange(min=1024), show_default=True,
+         help="Largest request line plus headers in bytes; larger ones get 431.")
+@_option("--artifact-transfers", env="ARTIFACT_TRANSFERS",
+         default=cfg.DEFAULT_ARTIFACT_TRANSFERS, type=click.IntRange(min=1), show_default=True,
+         help="Artifact uploads/downloads served at once (a thread pool of their own).")
 @_option("--uvicorn-opts", env="UVICORN_OPTS", default=None,
          help='Extra uvicorn options, e.g. "--timeout-keep-alive 60".')
 @_option("--env-file", env="ENV_FILE", default=None,
@@ -115,6 +129,10 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         static_prefix=opts["static_prefix"] or "",
         dev=opts["dev"],
         expose_prometheus=opts["expose_prometheus"] or None,
+        header_timeout=opts["header_timeout"],
+        body_timeout=opts["body_timeout"],
+        max_header_size=opts["max_header_size"],
+        artifact_transfers=opts["artifact_transfers"],
     )
     serve(config, uvicorn_opts)
 

@@ -10,7 +10,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -92,6 +92,8 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
             result = await anyio.to_thread.run_sync(handler, state, req)
         except errors.TracklogError as err:
             return error_response(err)
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+            return Response(status_code=400)
         except Exception as exc:
             return _internal(exc)
         return result if isinstance(result, Response) else JSONResponse(result)
@@ -110,6 +112,8 @@ def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
             return await handler(state, request, req)
         except errors.TracklogError as err:
             return error_response(err)
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+            return Response(status_code=400)
         except Exception as exc:
             return _internal(exc)
 
@@ -275,4 +279,6 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     allowed = hosts.default_allowed_hosts(config.host) + list(config.allowed_hosts)
     app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed,
                        allow_private=config.host in ("0.0.0.0", "::"))
+    # Outermost: every route and plugin reads its body through the timed receive.
+    app.add_middleware(middleware.RequestBodyTimeout, timeout=config.body_timeout)
     return app

@@ -3,6 +3,8 @@
 - Host: requests whose ``Host`` is not localhost, the bound address, or an entry of
   ``--allowed-hosts`` are refused with 403 (DNS-rebinding protection); a missing,
   repeated or malformed ``Host`` gets 400 (:mod:`tracklog.server.hosts`).
+- Body timeout: a request body that sends nothing for ``--body-timeout`` seconds gets
+  408 (:class:`RequestBodyTimeout`).
 - Cross-origin: with no ``--cors-allowed-origins`` no other origin may change anything
   (unsafe methods and preflights from a foreign ``Origin`` get 403); allowed origins get
   CORS headers (Starlette's CORSMiddleware). Cross-origin POSTs with a form or text/plain
@@ -15,9 +17,11 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlparse
 
+import anyio
 import orjson
 from starlette.requests import Request
 
+from tracklog import errors
 from tracklog.server.hosts import AllowedHosts, parse_host
 
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -129,6 +133,64 @@ class ExactRoutes:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class BodyTimeout(errors.TracklogError):
+    """A request body that sent nothing for the configured time: HTTP 408 (which the
+    MLflow client retries)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Request body timed out: no data received for {seconds:g} s",
+                         errors.ErrorCode.DEADLINE_EXCEEDED)
+
+    @property
+    def http_status(self) -> int:
+        return 408
+
+
+class RequestBodyTimeout:
+    """Bounds how long a request body may go idle.
+
+    Each ``receive`` of body data that waits longer than ``timeout`` raises
+    :class:`BodyTimeout` where the route reads the body — inside an artifact upload, in the
+    repository's write, which then discards what it wrote — and the response closes the
+    connection (the rest of the body is never read). Only idleness counts: a body that
+    keeps sending, however slowly, is never cut off. Once the body is complete, ``receive``
+    (waiting for a disconnect) is left alone.
+    """
+
+    def __init__(self, app: Any, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.timeout:
+            await self.app(scope, receive, send)
+            return
+        timeout = self.timeout
+        body_done = timed_out = False
+
+        async def timed_receive() -> dict[str, Any]:
+            nonlocal body_done, timed_out
+            if body_done:
+                return await receive()
+            try:
+                with anyio.fail_after(timeout):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise BodyTimeout(timeout) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def closing_send(message: dict[str, Any]) -> None:
+            if timed_out and message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, timed_receive, closing_send)
 
 
 class WrapMiddleware:
