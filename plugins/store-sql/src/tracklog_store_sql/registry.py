@@ -106,7 +106,12 @@ class RegistryMixin:
         if not name:
             raise errors.invalid("Registered model name cannot be empty.")
         query = sa.select(registered_models).where(registered_models.c.name == name)
-        row = conn.execute(query.with_for_update() if lock else query).first()
+        if lock:
+            # SQL Server takes the row lock from a table hint rather than FOR UPDATE.
+            query = query.with_for_update().with_hint(
+                registered_models, "WITH (UPDLOCK, ROWLOCK)", "mssql"
+            )
+        row = conn.execute(query).first()
         if row is None:
             raise errors.not_found(f"Registered Model with name={name} not found")
         return row
@@ -368,8 +373,9 @@ class RegistryMixin:
     def _create_model_version(self, name, source, run_id, tag_rows, run_link, description,
                               model_id) -> ModelVersion:
         with self.db.write() as conn:
-            # Lock the model row first (FOR UPDATE; SQLite's BEGIN IMMEDIATE already
-            # serialises writers), so concurrent registrations take numbers one at a time.
+            # Lock the model row first (FOR UPDATE, UPDLOCK on SQL Server; SQLite's BEGIN
+            # IMMEDIATE already serialises writers), so concurrent registrations take
+            # numbers one at a time.
             self._rm_row(conn, name, lock=True)
             now = _now()
             current = conn.execute(
