@@ -148,3 +148,11 @@ def test_local_names_are_accepted(api, sqlite_server):
     for host in ("localhost", f"localhost:{port}", "LOCALHOST.", "127.0.0.1",
                  f"127.0.0.1:{port}", "[::1]", f"[::1]:{port}"):
         assert api.get("/health", headers={"host": host}).status_code == 200, host
+
+
+def test_invalid_allowed_hosts_entry_stops_the_server(tmp_path):
+    done = subprocess.run([TRACKLOG, "server", "--allowed-hosts", "good.example,bad host"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "--allowed-hosts" in done.stderr and "bad host" in done.stderr

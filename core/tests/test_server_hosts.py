@@ -56,3 +56,9 @@ def test_private_addresses_only_when_bound_to_every_interface():
     assert parse_host("[fd00::2]") in AllowedHosts([], allow_private=True)
     assert parse_host("8.8.8.8") not in AllowedHosts([], allow_private=True)
     assert parse_host("10.1.2.3") not in AllowedHosts(default_allowed_hosts("127.0.0.1"))
+
+
+@pytest.mark.parametrize("entry", ["bad host", "evil@x", "[::1", "x:port"])
+def test_invalid_entries_are_refused(entry):
+    with pytest.raises(ValueError, match="neither host"):
+        AllowedHosts(["localhost", entry])

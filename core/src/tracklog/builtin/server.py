@@ -97,6 +97,7 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
 @click.pass_context
 def server_command(ctx: click.Context, **opts: Any) -> None:
     """Run the MLflow-compatible tracking server."""
+    from tracklog.server.hosts import AllowedHosts
     from tracklog.server.runner import parse_uvicorn_opts, serve
 
     if opts["env_file"]:
@@ -115,6 +116,10 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         uvicorn_opts = parse_uvicorn_opts(opts["uvicorn_opts"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--uvicorn-opts") from None
+    try:
+        AllowedHosts(_split(opts["allowed_hosts"]))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-hosts") from None
     config = cfg.ServerConfig(
         backend_store_uri=opts["backend_store_uri"],
         default_artifact_root=opts["default_artifact_root"] or None,

@@ -276,9 +276,14 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
                            allow_headers=["*"], allow_credentials="*" not in origins)
     # Outside CORS, so a refused origin gets a JSON 403 rather than CORS's plain 400.
     app.add_middleware(middleware.CrossOriginGuard, allowed_origins=config.cors_allowed_origins)
-    allowed = hosts.default_allowed_hosts(config.host) + list(config.allowed_hosts)
-    app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed,
-                       allow_private=config.host in ("0.0.0.0", "::"))
+    try:
+        allowed = hosts.AllowedHosts(
+            hosts.default_allowed_hosts(config.host) + list(config.allowed_hosts),
+            allow_private=config.host in ("0.0.0.0", "::"),
+        )
+    except ValueError as exc:
+        raise errors.invalid(f"--allowed-hosts: {exc}") from None
+    app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed)
     # Outermost: every route and plugin reads its body through the timed receive.
     app.add_middleware(middleware.RequestBodyTimeout, timeout=config.body_timeout)
     return app

@@ -68,16 +68,20 @@ def parse_host(value: str) -> HostValue | None:
     return HostValue(name, port)
 
 
-def _entry(text: str) -> HostValue | re.Pattern[str] | None:
+def _entry(text: str) -> HostValue | re.Pattern[str]:
     text = text.strip().lower()
     if "*" in text:
         return re.compile(".*".join(re.escape(part) for part in text.split("*")))
     bare = _ipv6(text)
-    return HostValue(bare, None) if bare else parse_host(text)
+    entry = HostValue(bare, None) if bare else parse_host(text)
+    if entry is None:
+        raise ValueError(f"{text!r} is neither host[:port] nor a pattern with '*'")
+    return entry
 
 
 class AllowedHosts:
-    """Decides whether a parsed Host is one this server answers for."""
+    """Decides whether a parsed Host is one this server answers for (an invalid entry
+    raises ValueError)."""
 
     def __init__(self, entries: Iterable[str], allow_private: bool = False) -> None:
         parsed = [_entry(e) for e in entries if e.strip()]
@@ -105,6 +109,6 @@ def default_allowed_hosts(bind_host: str) -> list[str]:
         hosts.append(bind_host.lower())
     if bind_host in ("0.0.0.0", "::", ""):
         # Bound to every interface: the machine's own names and private addresses.
-        hosts.append(socket.gethostname().lower())
-        hosts.append(socket.getfqdn().lower())
+        names = {socket.gethostname().lower(), socket.getfqdn().lower()}
+        hosts.extend(sorted(n for n in names if parse_host(n) is not None))
     return hosts

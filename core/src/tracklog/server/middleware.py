@@ -45,9 +45,9 @@ async def _refuse(send: Any, message: str, status: int = 403,
 
 
 class HostValidationMiddleware:
-    def __init__(self, app: Any, allowed: Iterable[str], allow_private: bool = False) -> None:
+    def __init__(self, app: Any, allowed: AllowedHosts) -> None:
         self.app = app
-        self.allowed = AllowedHosts(allowed, allow_private)
+        self.allowed = allowed
 
     def refusal(self, scope: dict[str, Any]) -> tuple[int, str, str] | None:
         """(status, error code, message) if the request's Host is not acceptable."""
