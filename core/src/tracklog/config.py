@@ -16,9 +16,9 @@ DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_BODY_TIMEOUT = 60.0
 #: Largest request line plus headers, in bytes (proxies cap them at 8–64 KiB).
 DEFAULT_MAX_HEADER_SIZE = 64 * 1024
-#: Artifact uploads and downloads running in worker threads at once; they draw on a pool
-#: of their own, so they never take the threads the JSON routes need.
-DEFAULT_ARTIFACT_TRANSFERS = 32
+#: Artifact uploads writing through their repository at once; they run on a thread pool
+#: of their own, so uploads paced by slow clients never take the JSON routes' threads.
+DEFAULT_ARTIFACT_UPLOADS = 32
 
 
 @dataclass
@@ -39,4 +39,4 @@ class ServerConfig:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
-    artifact_transfers: int = DEFAULT_ARTIFACT_TRANSFERS
+    artifact_uploads: int = DEFAULT_ARTIFACT_UPLOADS

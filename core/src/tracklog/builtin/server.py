@@ -85,9 +85,9 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
 @_option("--max-header-size", env="MAX_HEADER_SIZE", default=cfg.DEFAULT_MAX_HEADER_SIZE,
          type=click.IntRange(min=1024), show_default=True,
          help="Largest request line plus headers in bytes; larger ones get 431.")
-@_option("--artifact-transfers", env="ARTIFACT_TRANSFERS",
-         default=cfg.DEFAULT_ARTIFACT_TRANSFERS, type=click.IntRange(min=1), show_default=True,
-         help="Artifact uploads/downloads served at once (a thread pool of their own).")
+@_option("--artifact-uploads", env="ARTIFACT_UPLOADS",
+         default=cfg.DEFAULT_ARTIFACT_UPLOADS, type=click.IntRange(min=1), show_default=True,
+         help="Artifact uploads written at once (a thread pool of their own).")
 @_option("--uvicorn-opts", env="UVICORN_OPTS", default=None,
          help='Extra uvicorn options, e.g. "--timeout-keep-alive 60".')
 @_option("--env-file", env="ENV_FILE", default=None,
@@ -137,7 +137,7 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         header_timeout=opts["header_timeout"],
         body_timeout=opts["body_timeout"],
         max_header_size=opts["max_header_size"],
-        artifact_transfers=opts["artifact_transfers"],
+        artifact_uploads=opts["artifact_uploads"],
     )
     serve(config, uvicorn_opts)
 

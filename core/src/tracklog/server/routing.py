@@ -166,9 +166,9 @@ class ServerState:
         self._store = store
         self.artifact_root = artifact_root
         self.auth_enabled = auth_enabled
-        # Artifact transfers wait on their clients' pace: they run on threads of their own
-        # so slow ones never hold the threads the JSON routes need.
-        self.transfers = anyio.CapacityLimiter(config.artifact_transfers)
+        # Artifact uploads go at their clients' pace: they run on threads of their own so
+        # slow ones never hold the threads the JSON routes need.
+        self.uploads = anyio.CapacityLimiter(config.artifact_uploads)
 
     @property
     def store(self) -> TrackingStore:

@@ -5,8 +5,9 @@ repository reads in a worker thread, pulling one chunk at a time from the event 
 first chunk is gathered on the event loop (:meth:`BodyReader.prefetch`) before any thread
 is taken, so a body that trickles in or stalls holds no thread at all until a whole chunk
 has come. Downloads: :class:`StreamResponse` reads the repository stream in a worker
-thread and sends each chunk as it comes. Neither ever holds a whole file in memory; both
-run their threads under the limiter they are given (the server's artifact-transfer pool).
+thread and sends each chunk as it comes (each read is bounded by the repository, never by
+the client, whose pace only slows the asynchronous sends). Neither ever holds a whole
+file in memory.
 """
 
 from __future__ import annotations
@@ -127,13 +128,11 @@ class StreamResponse:
         size: int | None,
         headers: Mapping[str, str],
         status_code: int = 200,
-        limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.stream = stream
         self.size = size
         self.headers = dict(headers)
         self.status_code = status_code
-        self.limiter = limiter
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
@@ -147,11 +146,10 @@ class StreamResponse:
                 await send({"type": "http.response.body", "body": b""})
                 return
             while True:
-                chunk = await anyio.to_thread.run_sync(self.stream.read, CHUNK_SIZE,
-                                                       limiter=self.limiter)
+                chunk = await anyio.to_thread.run_sync(self.stream.read, CHUNK_SIZE)
                 if not chunk:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
-            await anyio.to_thread.run_sync(self.stream.close, limiter=self.limiter)
+            await anyio.to_thread.run_sync(self.stream.close)

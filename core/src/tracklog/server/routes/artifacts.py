@@ -38,7 +38,7 @@ _MPU_UNSUPPORTED = (
 )
 
 
-def _download(repo: ArtifactRepository, path: str, state: ServerState) -> StreamResponse:
+def _download(repo: ArtifactRepository, path: str) -> StreamResponse:
     info = repo.file_info(path)
     if info is None:
         raise errors.not_found(f"No such artifact: '{path}'")
@@ -56,7 +56,7 @@ def _download(repo: ArtifactRepository, path: str, state: ServerState) -> Stream
             f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}",
         "x-content-type-options": "nosniff",
     }
-    return StreamResponse(stream, info.file_size, headers, limiter=state.transfers)
+    return StreamResponse(stream, info.file_size, headers)
 
 
 # --- proxy -----------------------------------------------------------------------------
@@ -76,7 +76,7 @@ async def list_proxied(state: ServerState, request: Request, req: Req) -> Any:
 async def download_proxied(state: ServerState, request: Request, req: Req) -> Any:
     repo = state.artifacts
     path = safe_relpath(request.path_params["artifact_path"])
-    return await anyio.to_thread.run_sync(_download, repo, path, state)
+    return await anyio.to_thread.run_sync(_download, repo, path)
 
 
 @proxy.raw("PUT", _PROXY + "/artifacts/{artifact_path:path}", "update", by_artifact_path,
@@ -89,10 +89,10 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
     safe_relpath(path)
     body = BodyReader(request.stream())
     # No thread until a whole chunk (or the whole body) is here, and then one of the
-    # transfer pool: a slow or stalled upload never holds a thread a JSON route needs. A
+    # upload pool: a slow or stalled upload never holds a thread a JSON route needs. A
     # body that goes idle raises in the reader, and the repository discards the write.
     await body.prefetch()
-    await anyio.to_thread.run_sync(repo.write_artifact, path, body, limiter=state.transfers)
+    await anyio.to_thread.run_sync(repo.write_artifact, path, body, limiter=state.uploads)
     return JSONResponse({})
 
 
@@ -190,6 +190,6 @@ async def get_run_artifact(state: ServerState, request: Request, req: Req) -> An
         run = state.store.get_run(req.run_id())
         repo, base = state.repository_for(run.info.artifact_uri)
         rel = safe_relpath(req.str("path", required=True))
-        return _download(repo, join(base, rel), state)
+        return _download(repo, join(base, rel))
 
     return await anyio.to_thread.run_sync(resolve)
