@@ -103,11 +103,15 @@ class RegistryMixin:
     # -- helpers ------------------------------------------------------------------------
 
     def _rm_row(self, conn: Connection, name: str, lock: bool = False):
+        """The registered model's row; ``lock`` holds it until the transaction ends, which
+        serialises the writes that read a model's versions and then change them (version
+        numbering, archiving on a stage transition)."""
         if not name:
             raise errors.invalid("Registered model name cannot be empty.")
         query = sa.select(registered_models).where(registered_models.c.name == name)
         if lock:
-            # SQL Server takes the row lock from a table hint rather than FOR UPDATE.
+            # SQL Server takes the row lock from a table hint rather than FOR UPDATE;
+            # SQLite ignores both: its BEGIN IMMEDIATE already serialises writers.
             query = query.with_for_update().with_hint(
                 registered_models, "WITH (UPDLOCK, ROWLOCK)", "mssql"
             )
@@ -373,9 +377,8 @@ class RegistryMixin:
     def _create_model_version(self, name, source, run_id, tag_rows, run_link, description,
                               model_id) -> ModelVersion:
         with self.db.write() as conn:
-            # Lock the model row first (FOR UPDATE, UPDLOCK on SQL Server; SQLite's BEGIN
-            # IMMEDIATE already serialises writers), so concurrent registrations take
-            # numbers one at a time.
+            # Lock the model row first, so concurrent registrations take numbers one at
+            # a time.
             self._rm_row(conn, name, lock=True)
             now = _now()
             current = conn.execute(
@@ -437,6 +440,7 @@ class RegistryMixin:
         now = _now()
         with self.db.write() as conn:
             row = self._mv_row(conn, name, version)
+            self._rm_row(conn, name, lock=True)
             if archive_existing_versions and stage in (
                 ModelVersionStage.STAGING.value,
                 ModelVersionStage.PRODUCTION.value,
@@ -465,6 +469,7 @@ class RegistryMixin:
     def delete_model_version(self, name: str, version: str) -> None:
         with self.db.write() as conn:
             row = self._mv_row(conn, name, version)
+            self._rm_row(conn, name, lock=True)
             for table in (model_version_tags, registered_model_aliases, model_versions):
                 conn.execute(
                     table.delete().where(table.c.name == name, table.c.version == row.version)

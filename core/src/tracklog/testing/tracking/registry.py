@@ -392,3 +392,26 @@ class RegistryTests(KitBase):
                                              max_results=100)
         assert sorted(int(v.version) for v in stored) == versions
         assert len({v.source for v in stored}) == VERSION_THREADS
+
+    @requires("concurrent_writers")
+    def test_concurrent_stage_transitions(self, store: ModelRegistryStore) -> None:
+        """Threads moving different versions of one model to Production at once, each
+        archiving the existing ones, leave exactly one version in Production."""
+        name = unique("reg")
+        store.create_registered_model(name)
+        count = 8
+        for i in range(count):
+            store.create_model_version(name, f"{SOURCE}/{i}")
+        barrier = threading.Barrier(count)
+
+        def promote(version: int) -> None:
+            barrier.wait()
+            store.transition_model_version_stage(name, str(version), "Production", True)
+
+        with ThreadPoolExecutor(count) as pool:
+            futures = [pool.submit(promote, v) for v in range(1, count + 1)]
+        failures = [repr(f.exception()) for f in futures if f.exception() is not None]
+        assert not failures, f"{len(failures)} transitions failed: {failures[:3]}"
+        stages = [store.get_model_version(name, str(v)).current_stage
+                  for v in range(1, count + 1)]
+        assert sorted(stages) == ["Archived"] * (count - 1) + ["Production"], stages
