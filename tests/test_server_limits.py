@@ -51,6 +51,18 @@ def test_slow_uploads_do_not_starve_json_routes(tmp_path, launch):
     complete a chunk, and ones that sent a chunk and then stalled — and a JSON route still
     answers at once."""
     srv = launch(tmp_path)
+    try:
+        _stall_uploads_and_query(srv)
+        # The clients left: every partial upload is discarded.
+        deadline = time.monotonic() + 20
+        while _files(srv.artifacts) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _files(srv.artifacts) == []
+    finally:
+        srv.stop()
+
+
+def _stall_uploads_and_query(srv) -> None:
     sockets = []
     try:
         for i in range(45):
@@ -70,14 +82,6 @@ def test_slow_uploads_do_not_starve_json_routes(tmp_path, launch):
     finally:
         for s in sockets:
             s.close()
-    # The clients left: every partial upload is discarded.
-    deadline = time.monotonic() + 20
-    while _files(srv.artifacts) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
-        assert _files(srv.artifacts) == []
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
