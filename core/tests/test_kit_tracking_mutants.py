@@ -9,13 +9,15 @@ plugin these tests skip.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
 from tracklog.entities import LifecycleStage, PagedList, RunData, ViewType
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog.search import parse_run_order_by
+from tracklog.search import parse_model_version_filter, parse_run_order_by
 from tracklog.search.ast import Comparison, Identifier, Kind, Op
 from tracklog.stores import TrackingStore, resolve_store
 from tracklog.testing.tracking import TrackingStoreConformance
@@ -299,6 +301,45 @@ def _prompts_listed(base: type) -> type:
             if not any(c.ident == prompts.ident for c in filter):
                 found += super().search_registered_models(filter + (prompts,), *args, **kwargs)
             return PagedList(sorted(found, key=lambda m: m.name), None)
+
+    return M
+
+
+@mutant("concurrent version registrations refused", "test_concurrent_model_versions")
+def _contended_versions(base: type) -> type:
+    # What a store without a row lock does under contention: one registration at a time
+    # wins, the ones overlapping it are refused with a conflict.
+    busy = threading.Lock()
+
+    class M(base):
+        def create_model_version(self, name, source, *args, **kwargs):
+            if not busy.acquire(blocking=False):
+                raise TracklogError(f"Could not allocate a version number for model {name!r}",
+                                    ErrorCode.RESOURCE_CONFLICT)
+            try:
+                time.sleep(0.05)  # keep the slot long enough for the others to overlap it
+                return super().create_model_version(name, source, *args, **kwargs)
+            finally:
+                busy.release()
+
+    return M
+
+
+@mutant("stage transitions archive what they saw before writing",
+        "test_concurrent_stage_transitions")
+def _stale_archive(base: type) -> type:
+    # Archiving outside the transition's transaction, from a view read beforehand.
+    class M(base):
+        def transition_model_version_stage(self, name, version, stage, archive_existing_versions):
+            if not archive_existing_versions:
+                return super().transition_model_version_stage(name, version, stage, False)
+            seen = [v.version for v in self.search_model_versions(
+                parse_model_version_filter(f"name = '{name}'"), max_results=1000)
+                if v.current_stage == stage and v.version != str(version)]
+            time.sleep(0.05)  # the others read the same view meanwhile
+            for other in seen:
+                super().transition_model_version_stage(name, other, "Archived", False)
+            return super().transition_model_version_stage(name, version, stage, False)
 
     return M
 

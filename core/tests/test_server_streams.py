@@ -9,6 +9,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from tracklog.artifacts.base import CHUNK_SIZE
 from tracklog.config import ServerConfig
 from tracklog.errors import TracklogError
 from tracklog.server.streams import BodyReader
@@ -59,6 +60,29 @@ def test_read_all_and_readinto_fill_the_buffer():
     got = _consume(PIECES, work)
     assert [len(c) for c in got] == [1024 * 1024, len(BODY) - 1024 * 1024]
     assert b"".join(got) == BODY
+
+
+@pytest.mark.parametrize("pieces", [PIECES, [], [b"", b"tiny"]], ids=["large", "empty", "small"])
+def test_prefetch_gathers_the_first_chunk_on_the_loop(pieces):
+    """prefetch takes the first chunk (or the whole body if smaller) without a thread;
+    the thread then reads the rest, and the body comes back whole and in order."""
+    async def main():
+        async def chunks():
+            for piece in pieces:
+                yield piece
+
+        reader = BodyReader(chunks())
+        await reader.prefetch()
+        first = reader.bytes_read
+        return first, await anyio.to_thread.run_sync(reader.read)
+
+    first, body = anyio.run(main)
+    whole = b"".join(pieces)
+    assert body == whole
+    if len(whole) < CHUNK_SIZE:
+        assert first == len(whole)
+    else:
+        assert CHUNK_SIZE <= first < len(whole)
 
 
 def test_body_limit():

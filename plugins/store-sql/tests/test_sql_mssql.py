@@ -5,6 +5,8 @@ upsert paths). A compile error here is what a SQL Server user would hit first.""
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
@@ -23,6 +25,7 @@ from tracklog.search import (
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql import sqlutil
+from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.schema import (
     latest_metrics,
     metadata,
@@ -153,3 +156,17 @@ def test_write_paths_compile():
     )
     assert "LIMIT" not in _sql(history)
     assert "[key]" in _sql(sa.select(latest_metrics).where(latest_metrics.c.key == "k"))
+
+
+def test_model_row_lock_compiles():
+    """Registering a version locks the model's row: a table hint on SQL Server."""
+
+    class Conn(RecordingConnection):
+        def execute(self, stmt, params=None):
+            super().execute(stmt, params)
+            return types.SimpleNamespace(first=lambda: object())
+
+    conn = Conn()
+    RegistryMixin()._rm_row(conn, "m", lock=True)
+    assert "FROM registered_models WITH (UPDLOCK, ROWLOCK)" in conn.statements[-1]
+    assert "FOR UPDATE" not in conn.statements[-1]

@@ -76,6 +76,20 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
          help="Serve Prometheus metrics on /metrics; DIR holds multiprocess files.")
 @_option("--verify-artifacts-write", env="VERIFY_ARTIFACTS_WRITE", is_flag=True, default=False,
          help="At start, also write and delete a probe file in the artifact destination.")
+@_option("--header-timeout", env="HEADER_TIMEOUT", default=cfg.DEFAULT_HEADER_TIMEOUT,
+         type=click.FloatRange(min=0), show_default=True,
+         help="Seconds a client may take to send a request's headers (0: no limit); late "
+              "ones get 408.")
+@_option("--body-timeout", env="BODY_TIMEOUT", default=cfg.DEFAULT_BODY_TIMEOUT,
+         type=click.FloatRange(min=0), show_default=True,
+         help="Seconds a request body may send nothing (0: no limit); an idle body gets 408 "
+              "and nothing of it is kept.")
+@_option("--max-header-size", env="MAX_HEADER_SIZE", default=cfg.DEFAULT_MAX_HEADER_SIZE,
+         type=click.IntRange(min=1024), show_default=True,
+         help="Largest request line plus headers in bytes; larger ones get 431.")
+@_option("--artifact-uploads", env="ARTIFACT_UPLOADS",
+         default=cfg.DEFAULT_ARTIFACT_UPLOADS, type=click.IntRange(min=1), show_default=True,
+         help="Artifact uploads written at once (a thread pool of their own).")
 @_option("--uvicorn-opts", env="UVICORN_OPTS", default=None,
          help='Extra uvicorn options, e.g. "--timeout-keep-alive 60".')
 @_option("--env-file", env="ENV_FILE", default=None,
@@ -85,6 +99,7 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
 @click.pass_context
 def server_command(ctx: click.Context, **opts: Any) -> None:
     """Run the MLflow-compatible tracking server."""
+    from tracklog.server.hosts import AllowedHosts
     from tracklog.server.runner import parse_uvicorn_opts, serve
 
     if opts["env_file"]:
@@ -103,6 +118,10 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         uvicorn_opts = parse_uvicorn_opts(opts["uvicorn_opts"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--uvicorn-opts") from None
+    try:
+        AllowedHosts(_split(opts["allowed_hosts"]))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-hosts") from None
     config = cfg.ServerConfig(
         backend_store_uri=opts["backend_store_uri"],
         default_artifact_root=opts["default_artifact_root"] or None,
@@ -118,6 +137,10 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         dev=opts["dev"],
         expose_prometheus=opts["expose_prometheus"] or None,
         verify_artifacts_write=opts["verify_artifacts_write"],
+        header_timeout=opts["header_timeout"],
+        body_timeout=opts["body_timeout"],
+        max_header_size=opts["max_header_size"],
+        artifact_uploads=opts["artifact_uploads"],
     )
     serve(config, uvicorn_opts)
 

@@ -10,13 +10,13 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tracklog import __version__, errors
 from tracklog.config import ServerConfig
-from tracklog.server import middleware
+from tracklog.server import hosts, middleware
 from tracklog.server.codec import JSONResponse, Req, error_response, request_from_json
 from tracklog.server.routes import artifacts, experiments, logged_models, misc, registry, runs
 from tracklog.server.routing import (
@@ -92,6 +92,8 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
             result = await anyio.to_thread.run_sync(handler, state, req)
         except errors.TracklogError as err:
             return error_response(err)
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+            return Response(status_code=400)
         except Exception as exc:
             return _internal(exc)
         return result if isinstance(result, Response) else JSONResponse(result)
@@ -110,6 +112,8 @@ def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
             return await handler(state, request, req)
         except errors.TracklogError as err:
             return error_response(err)
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+            return Response(status_code=400)
         except Exception as exc:
             return _internal(exc)
 
@@ -272,7 +276,14 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
                            allow_headers=["*"], allow_credentials="*" not in origins)
     # Outside CORS, so a refused origin gets a JSON 403 rather than CORS's plain 400.
     app.add_middleware(middleware.CrossOriginGuard, allowed_origins=config.cors_allowed_origins)
-    allowed = middleware.default_allowed_hosts(config.host) + list(config.allowed_hosts)
-    app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed,
-                       allow_private=config.host in ("0.0.0.0", "::"))
+    try:
+        allowed = hosts.AllowedHosts(
+            hosts.default_allowed_hosts(config.host) + list(config.allowed_hosts),
+            allow_private=config.host in ("0.0.0.0", "::"),
+        )
+    except ValueError as exc:
+        raise errors.invalid(f"--allowed-hosts: {exc}") from None
+    app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed)
+    # Outermost: every route and plugin reads its body through the timed receive.
+    app.add_middleware(middleware.RequestBodyTimeout, timeout=config.body_timeout)
     return app

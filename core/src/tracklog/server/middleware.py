@@ -1,7 +1,10 @@
 """Security middleware (pure ASGI): Host-header validation and cross-origin protection.
 
-- Host: requests whose ``Host`` is not localhost, the bound address, or a pattern from
-  ``--allowed-hosts`` are refused with 403 (DNS-rebinding protection).
+- Host: requests whose ``Host`` is not localhost, the bound address, or an entry of
+  ``--allowed-hosts`` are refused with 403 (DNS-rebinding protection); a missing,
+  repeated or malformed ``Host`` gets 400 (:mod:`tracklog.server.hosts`).
+- Body timeout: a request body that sends nothing for ``--body-timeout`` seconds gets
+  408 (:class:`RequestBodyTimeout`).
 - Cross-origin: with no ``--cors-allowed-origins`` no other origin may change anything
   (unsafe methods and preflights from a foreign ``Origin`` get 403); allowed origins get
   CORS headers (Starlette's CORSMiddleware). Cross-origin POSTs with a form or text/plain
@@ -10,17 +13,17 @@
 
 from __future__ import annotations
 
-import fnmatch
-import ipaddress
-import socket
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlparse
 
+import anyio
 import orjson
 from starlette.requests import Request
 
-_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+from tracklog import errors
+from tracklog.server.hosts import AllowedHosts, parse_host
+
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _SIMPLE_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -32,66 +35,41 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-async def _refuse(send: Any, message: str, status: int = 403) -> None:
-    body = orjson.dumps({"error_code": "PERMISSION_DENIED", "message": message})
+async def _refuse(send: Any, message: str, status: int = 403,
+                  code: str = "PERMISSION_DENIED") -> None:
+    body = orjson.dumps({"error_code": code, "message": message})
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
-def _split_host(host: str) -> tuple[str, str | None]:
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        name, rest = host[: end + 1], host[end + 1:]
-        return name, rest[1:] if rest.startswith(":") else None
-    if host.count(":") == 1:
-        name, port = host.split(":")
-        return name, port
-    return host, None
-
-
-def default_allowed_hosts(bind_host: str) -> list[str]:
-    hosts = list(_LOCAL_NAMES)
-    if bind_host:
-        hosts.append(bind_host.lower())
-    if bind_host in ("0.0.0.0", "::", ""):
-        # Bound to every interface: the machine's own names and private addresses.
-        hosts.append(socket.gethostname().lower())
-        hosts.append(socket.getfqdn().lower())
-    return hosts
-
-
 class HostValidationMiddleware:
-    def __init__(self, app: Any, allowed: Iterable[str], allow_private: bool = False) -> None:
+    def __init__(self, app: Any, allowed: AllowedHosts) -> None:
         self.app = app
-        self.patterns = [a.strip().lower() for a in allowed if a.strip()]
-        self.allow_all = "*" in self.patterns
-        self.allow_private = allow_private
+        self.allowed = allowed
 
-    def allowed(self, host: str | None) -> bool:
-        if self.allow_all:
-            return True
-        if not host:
-            return False
-        name, port = _split_host(host)
-        full = f"{name}:{port}" if port else name
-        for pattern in self.patterns:
-            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(full, pattern):
-                return True
-        if self.allow_private:
-            try:
-                return ipaddress.ip_address(name.strip("[]")).is_private
-            except ValueError:
-                return False
-        return False
+    def refusal(self, scope: dict[str, Any]) -> tuple[int, str, str] | None:
+        """(status, error code, message) if the request's Host is not acceptable."""
+        values = [v for k, v in scope.get("headers", ()) if k == b"host"]
+        if len(values) != 1:
+            return 400, "BAD_REQUEST", ("Invalid Host header: expected exactly one, got "
+                                        f"{len(values)}.")
+        host = parse_host(values[0].decode("latin-1"))
+        if host is None:
+            return 400, "BAD_REQUEST", "Invalid Host header: not a valid host[:port]."
+        if host not in self.allowed:
+            return 403, "PERMISSION_DENIED", ("Invalid Host header: this server does not "
+                                              "answer for that host (see --allowed-hosts).")
+        return None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not self.allowed(_header(scope, b"host")):
-            await _refuse(send, "Invalid Host header: this server does not answer for that "
-                                "host (see --allowed-hosts).")
-            return
+        if scope["type"] == "http":
+            refused = self.refusal(scope)
+            if refused is not None:
+                status, code, message = refused
+                await _refuse(send, message, status, code)
+                return
         await self.app(scope, receive, send)
 
 
@@ -155,6 +133,64 @@ class ExactRoutes:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class BodyTimeout(errors.TracklogError):
+    """A request body that sent nothing for the configured time: HTTP 408 (which the
+    MLflow client retries)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Request body timed out: no data received for {seconds:g} s",
+                         errors.ErrorCode.DEADLINE_EXCEEDED)
+
+    @property
+    def http_status(self) -> int:
+        return 408
+
+
+class RequestBodyTimeout:
+    """Bounds how long a request body may go idle.
+
+    Each ``receive`` of body data that waits longer than ``timeout`` raises
+    :class:`BodyTimeout` where the route reads the body — inside an artifact upload, in the
+    repository's write, which then discards what it wrote — and the response closes the
+    connection (the rest of the body is never read). Only idleness counts: a body that
+    keeps sending, however slowly, is never cut off. Once the body is complete, ``receive``
+    (waiting for a disconnect) is left alone.
+    """
+
+    def __init__(self, app: Any, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.timeout:
+            await self.app(scope, receive, send)
+            return
+        timeout = self.timeout
+        body_done = timed_out = False
+
+        async def timed_receive() -> dict[str, Any]:
+            nonlocal body_done, timed_out
+            if body_done:
+                return await receive()
+            try:
+                with anyio.fail_after(timeout):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                raise BodyTimeout(timeout) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def closing_send(message: dict[str, Any]) -> None:
+            if timed_out and message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, timed_receive, closing_send)
 
 
 class WrapMiddleware:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from tracklog import errors
 
 if TYPE_CHECKING:
@@ -164,6 +166,9 @@ class ServerState:
         self._store = store
         self.artifact_root = artifact_root
         self.auth_enabled = auth_enabled
+        # Artifact uploads go at their clients' pace: they run on threads of their own so
+        # slow ones never hold the threads the JSON routes need.
+        self.uploads = anyio.CapacityLimiter(config.artifact_uploads)
 
     @property
     def store(self) -> TrackingStore:

@@ -1,10 +1,18 @@
-"""Running the application on uvicorn, with TCP_NODELAY and one write per response.
+"""Running the application on uvicorn, with TCP_NODELAY, one write per response and
+limits on request headers.
 
 uvicorn writes a response's headers and body with separate ``transport.write`` calls;
 with Nagle's algorithm on, the second small segment waits for the client's delayed ACK
 (~40 ms per request on keep-alive connections). :class:`TracklogHttpProtocol` sets
 TCP_NODELAY on every accepted socket and coalesces the writes of one event-loop turn
 into a single ``send``.
+
+uvicorn's httptools protocol has neither a deadline for a request's headers nor a limit
+on their size (httptools buffers a header of any length). :class:`TracklogHttpProtocol`
+adds both: headers not complete ``--header-timeout`` seconds after the request's first
+byte (or after the connection opened, for a connection that sends nothing) get 408, and
+a request line plus headers over ``--max-header-size`` bytes gets 431; either closes the
+connection.
 """
 
 from __future__ import annotations
@@ -14,15 +22,20 @@ import logging
 import os
 import shlex
 import socket
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from tracklog import config as cfg
 from tracklog.config import ServerConfig
 
 CONFIG_ENV = "TRACKLOG_SERVER_CONFIG_JSON"
 _FLUSH_AT = 256 * 1024
+#: Seconds a refused connection stays half-open, discarding input, before it is closed.
+_LINGER = 2.0
 
 
 class _CoalescingTransport:
@@ -78,10 +91,133 @@ def set_nodelay(transport: Any) -> bool:
     return True
 
 
+@dataclass
+class HeaderLimits:
+    """The header limits of every connection of this process (set from the server
+    configuration by :func:`serve` and, in worker processes, by :func:`app_from_env`)."""
+
+    timeout: float = cfg.DEFAULT_HEADER_TIMEOUT
+    max_size: int = cfg.DEFAULT_MAX_HEADER_SIZE
+
+
+LIMITS = HeaderLimits()
+
+
+def configure(config: ServerConfig) -> None:
+    LIMITS.timeout = config.header_timeout
+    LIMITS.max_size = config.max_header_size
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request that is being refused."""
+
+
 class TracklogHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         set_nodelay(transport)
         super().connection_made(_CoalescingTransport(transport, self.loop))
+        self._in_headers = False  # between a request's first byte and its last header
+        self._header_bytes = 0
+        self._header_timer: Any = None
+        self._refusal: tuple[int, str, str] | None = None
+        self._discarding = False
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    # -- header deadline and size --------------------------------------------------------
+
+    def _arm_header_timer(self) -> None:
+        if LIMITS.timeout and self._header_timer is None:
+            self._header_timer = self.loop.call_later(LIMITS.timeout, self._header_timeout)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request behind one still being answered: wait for that one.
+            self._arm_header_timer()
+        elif self._in_headers:
+            self._refuse(408, "DEADLINE_EXCEEDED",
+                         f"Request headers not received within {LIMITS.timeout:g} s")
+        else:
+            self.transport.close()  # opened and never used
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self._cancel_header_timer()
+        self._in_headers = False
+        body = orjson.dumps({"error_code": code, "message": message})
+        self.logger.warning("Refused a request: %s", message)
+        self.transport.write(b"".join([
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        ]))
+        # Closing with unread input makes the kernel answer with a reset, which can destroy
+        # the answer before the client reads it: half-close instead, discard what the
+        # client still sends, and close when it does (or after a moment).
+        self._discarding = True
+        self.transport.flush()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER, self.transport.close)
+
+    def _too_large(self) -> tuple[int, str, str]:
+        return (431, "BAD_REQUEST",
+                f"Request headers exceed {LIMITS.max_size} bytes (see --max-header-size)")
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        self._unset_keepalive_if_required()
+        was_in_headers = self._in_headers
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            if self._refusal is not None:
+                self._refuse(*self._refusal)
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        # Count only reads that were header bytes from end to end; on_headers_complete
+        # measures exactly, this only stops a header that never ends.
+        if was_in_headers and self._in_headers:
+            self._header_bytes += len(data)
+            if self._header_bytes > LIMITS.max_size:
+                self._refuse(*self._too_large())
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._header_bytes = 0
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._cancel_header_timer()
+        size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
+        if size > LIMITS.max_size:
+            self._refusal = self._too_large()
+            raise _Refused
+        super().on_headers_complete()
 
 
 def app_from_env() -> Any:
@@ -89,7 +225,9 @@ def app_from_env() -> Any:
     configuration travels in an environment variable."""
     from tracklog.server.app import create_app
 
-    return create_app(ServerConfig(**json.loads(os.environ[CONFIG_ENV])))
+    config = ServerConfig(**json.loads(os.environ[CONFIG_ENV]))
+    configure(config)
+    return create_app(config)
 
 
 def parse_uvicorn_opts(opts: str | None) -> dict[str, Any]:
@@ -146,8 +284,11 @@ def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> N
         "timeout_keep_alive": 30,
         # The API is plain HTTP; "auto" would import a WebSocket library at every start.
         "ws": "none",
+        # The header size limit, should --uvicorn-opts choose the h11 protocol instead.
+        "h11_max_incomplete_event_size": config.max_header_size,
     }
     options.update(uvicorn_opts or {})
+    configure(config)
     if config.workers > 1 or config.dev:
         os.environ[CONFIG_ENV] = json.dumps(asdict(config))
         if config.dev:

@@ -1,9 +1,13 @@
 """Streaming bridges between ASGI and the synchronous artifact repositories.
 
 Uploads: :class:`BodyReader` is a blocking file object over the request body that a
-repository reads in a worker thread, pulling one chunk at a time from the event loop.
-Downloads: :class:`StreamResponse` reads the repository stream in a worker thread and
-sends each chunk as it comes. Neither ever holds a whole file in memory.
+repository reads in a worker thread, pulling one chunk at a time from the event loop. Its
+first chunk is gathered on the event loop (:meth:`BodyReader.prefetch`) before any thread
+is taken, so a body that trickles in or stalls holds no thread at all until a whole chunk
+has come. Downloads: :class:`StreamResponse` reads the repository stream in a worker
+thread and sends each chunk as it comes (each read is bounded by the repository, never by
+the client, whose pace only slows the asynchronous sends). Neither ever holds a whole
+file in memory.
 """
 
 from __future__ import annotations
@@ -52,20 +56,27 @@ class BodyReader(io.RawIOBase):
                 size += len(part)
         return parts
 
+    def _accept(self, parts: list[bytes]) -> None:
+        if not parts:
+            self._done = True
+            return
+        self.bytes_read += sum(map(len, parts))
+        if self._limit is not None and self.bytes_read > self._limit:
+            raise errors.invalid(f"Request body exceeds {self._limit} bytes")
+        self._parts.extend(parts)
+
+    async def prefetch(self) -> None:
+        """Gather the first chunk (or the whole body, if shorter) on the event loop."""
+        if not self._parts and not self._done:
+            self._accept(await self._gather())
+
     def _fill(self) -> bool:
         """Have a piece buffered; False at the end of the body."""
         while not self._parts:
             if self._done:
                 return False
-            parts = anyio.from_thread.run(self._gather)
-            if not parts:
-                self._done = True
-                return False
-            self.bytes_read += sum(map(len, parts))
-            if self._limit is not None and self.bytes_read > self._limit:
-                raise errors.invalid(f"Request body exceeds {self._limit} bytes")
-            self._parts.extend(parts)
-        return True
+            self._accept(anyio.from_thread.run(self._gather))
+        return bool(self._parts)
 
     def _take(self, size: int) -> list[bytes | memoryview]:
         """Up to ``size`` bytes of the buffered pieces, without copying."""

@@ -19,6 +19,7 @@ from tracklog.entities import (
     RegisteredModelAlias,
 )
 from tracklog.search.ast import Filter, Kind, Op, OrderBy
+from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.schema import (
     logged_models,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 _STAGES = {s.value.lower(): s.value for s in ModelVersionStage}
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
+_VERSION_ATTEMPTS = 5
 
 
 def _now() -> int:
@@ -100,12 +102,20 @@ class RegistryMixin:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _rm_row(self, conn: Connection, name: str):
+    def _rm_row(self, conn: Connection, name: str, lock: bool = False):
+        """The registered model's row; ``lock`` holds it until the transaction ends, which
+        serialises the writes that read a model's versions and then change them (version
+        numbering, archiving on a stage transition)."""
         if not name:
             raise errors.invalid("Registered model name cannot be empty.")
-        row = conn.execute(
-            sa.select(registered_models).where(registered_models.c.name == name)
-        ).first()
+        query = sa.select(registered_models).where(registered_models.c.name == name)
+        if lock:
+            # SQL Server takes the row lock from a table hint rather than FOR UPDATE;
+            # SQLite ignores both: its BEGIN IMMEDIATE already serialises writers.
+            query = query.with_for_update().with_hint(
+                registered_models, "WITH (UPDLOCK, ROWLOCK)", "mssql"
+            )
+        row = conn.execute(query).first()
         if row is None:
             raise errors.not_found(f"Registered Model with name={name} not found")
         return row
@@ -346,54 +356,66 @@ class RegistryMixin:
         if not source:
             raise errors.invalid("Model version source cannot be empty.")
         tag_rows = dict(_pairs(tags))
-        for attempt in range(5):
+        for attempt in range(_VERSION_ATTEMPTS):
             try:
-                with self.db.write() as conn:
-                    self._rm_row(conn, name)
-                    now = _now()
-                    current = conn.execute(
-                        sa.select(sa.func.max(model_versions.c.version)).where(
-                            model_versions.c.name == name
-                        )
-                    ).scalar()
-                    version = (current or 0) + 1
-                    conn.execute(
-                        model_versions.insert().values(
-                            name=name,
-                            version=version,
-                            creation_time=now,
-                            last_updated_time=now,
-                            description=description or "",
-                            current_stage=ModelVersionStage.NONE.value,
-                            source=source,
-                            run_id=run_id or None,
-                            run_link=run_link or "",
-                            status=ModelVersionStatus.READY.value,
-                            model_id=model_id or None,
-                        )
-                    )
-                    if tag_rows:
-                        conn.execute(
-                            model_version_tags.insert(),
-                            [
-                                {"name": name, "version": version, "key": k, "value": v}
-                                for k, v in tag_rows.items()
-                            ],
-                        )
-                    conn.execute(
-                        registered_models.update()
-                        .where(registered_models.c.name == name)
-                        .values(last_updated_time=now)
-                    )
-                    return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
-            except sa.exc.IntegrityError:
-                # A concurrent registration took the same number: try the next one.
-                if attempt == 4:
+                return self._create_model_version(
+                    name, source, run_id, tag_rows, run_link, description, model_id
+                )
+            except sa.exc.DBAPIError as exc:
+                # The model row lock serialises registrations; a deadlock or serialization
+                # failure left is transient, and rerunning the transaction is safe.
+                if not dbmod.is_transient(exc):
+                    raise
+                if attempt + 1 == _VERSION_ATTEMPTS:
                     raise errors.TracklogError(
-                        f"Could not allocate a version number for model {name!r}",
-                        errors.ErrorCode.RESOURCE_CONFLICT,
+                        f"Could not register a version of model {name!r}: the database "
+                        "stayed busy; try again",
+                        errors.ErrorCode.TEMPORARILY_UNAVAILABLE,
                     ) from None
         raise AssertionError("unreachable")
+
+    def _create_model_version(self, name, source, run_id, tag_rows, run_link, description,
+                              model_id) -> ModelVersion:
+        with self.db.write() as conn:
+            # Lock the model row first, so concurrent registrations take numbers one at
+            # a time.
+            self._rm_row(conn, name, lock=True)
+            now = _now()
+            current = conn.execute(
+                sa.select(sa.func.max(model_versions.c.version)).where(
+                    model_versions.c.name == name
+                )
+            ).scalar()
+            version = (current or 0) + 1
+            conn.execute(
+                model_versions.insert().values(
+                    name=name,
+                    version=version,
+                    creation_time=now,
+                    last_updated_time=now,
+                    description=description or "",
+                    current_stage=ModelVersionStage.NONE.value,
+                    source=source,
+                    run_id=run_id or None,
+                    run_link=run_link or "",
+                    status=ModelVersionStatus.READY.value,
+                    model_id=model_id or None,
+                )
+            )
+            if tag_rows:
+                conn.execute(
+                    model_version_tags.insert(),
+                    [
+                        {"name": name, "version": version, "key": k, "value": v}
+                        for k, v in tag_rows.items()
+                    ],
+                )
+            conn.execute(
+                registered_models.update()
+                .where(registered_models.c.name == name)
+                .values(last_updated_time=now)
+            )
+            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
 
     def get_model_version(self, name: str, version: str) -> ModelVersion:
         with self.db.read() as conn:
@@ -418,6 +440,7 @@ class RegistryMixin:
         now = _now()
         with self.db.write() as conn:
             row = self._mv_row(conn, name, version)
+            self._rm_row(conn, name, lock=True)
             if archive_existing_versions and stage in (
                 ModelVersionStage.STAGING.value,
                 ModelVersionStage.PRODUCTION.value,
@@ -446,6 +469,7 @@ class RegistryMixin:
     def delete_model_version(self, name: str, version: str) -> None:
         with self.db.write() as conn:
             row = self._mv_row(conn, name, version)
+            self._rm_row(conn, name, lock=True)
             for table in (model_version_tags, registered_model_aliases, model_versions):
                 conn.execute(
                     table.delete().where(table.c.name == name, table.c.version == row.version)

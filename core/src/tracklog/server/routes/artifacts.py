@@ -89,7 +89,11 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
         raise errors.invalid(f"Invalid path: {path!r} names a directory")
     safe_relpath(path, "artifact_path")
     body = BodyReader(request.stream())
-    await anyio.to_thread.run_sync(repo.write_artifact, path, body)
+    # No thread until a whole chunk (or the whole body) is here, and then one of the
+    # upload pool: a slow or stalled upload never holds a thread a JSON route needs. A
+    # body that goes idle raises in the reader, and the repository discards the write.
+    await body.prefetch()
+    await anyio.to_thread.run_sync(repo.write_artifact, path, body, limiter=state.uploads)
     return JSONResponse({})
 
 

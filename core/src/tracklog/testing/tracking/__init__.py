@@ -134,7 +134,10 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         registered models CRUD, versions ``max + 1`` from "1", READY in stage "None",
         stage transitions with ``archive_existing_versions``, latest versions, aliases,
         tags, registry searches and paging (prompts, tagged ``mlflow.prompt.is_prompt`` =
-        ``'true'``, hidden unless the filter asks for them), download URIs.
+        ``'true'``, hidden unless the filter asks for them), download URIs; with
+        ``concurrent_writers``, sixteen threads registering versions of one model at once
+        all succeed with the numbers 1..16, and concurrent promotions that archive the
+        existing versions leave one version in the stage.
     ``ConcurrencyTests`` (``concurrent_writers``)
         threads writing through one store lose nothing.
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tracklog.entities import ModelVersionStatus, RegisteredModelAlias
@@ -23,6 +26,7 @@ from ._base import (
 )
 
 SOURCE = "mlflow-artifacts:/0/abc/artifacts/model"
+VERSION_THREADS = 16
 
 
 @requires("model_registry")
@@ -365,3 +369,49 @@ class RegistryTests(KitBase):
         assert [[m.name for m in page] for page in pages] == [["plain"], ["plain-false"]]
         # Hidden from searches only: a prompt is still read by name.
         assert store.get_registered_model("prompt").tags["mlflow.prompt.is_prompt"] == "true"
+
+    @requires("concurrent_writers")
+    def test_concurrent_model_versions(self, store: ModelRegistryStore) -> None:
+        """Threads registering versions of one model at once all succeed, with the distinct,
+        gap-free numbers 1..N (the MLflow client does not retry a refused registration)."""
+        name = unique("reg")
+        store.create_registered_model(name)
+        barrier = threading.Barrier(VERSION_THREADS)
+
+        def register(i: int) -> str:
+            barrier.wait()
+            return store.create_model_version(name, f"{SOURCE}/{i}").version
+
+        with ThreadPoolExecutor(VERSION_THREADS) as pool:
+            futures = [pool.submit(register, i) for i in range(VERSION_THREADS)]
+        failures = [repr(f.exception()) for f in futures if f.exception() is not None]
+        assert not failures, f"{len(failures)} registrations failed: {failures[:3]}"
+        versions = sorted(int(f.result()) for f in futures)
+        assert versions == list(range(1, VERSION_THREADS + 1))
+        stored = store.search_model_versions(filter=model_version_filter(f"name = '{name}'"),
+                                             max_results=100)
+        assert sorted(int(v.version) for v in stored) == versions
+        assert len({v.source for v in stored}) == VERSION_THREADS
+
+    @requires("concurrent_writers")
+    def test_concurrent_stage_transitions(self, store: ModelRegistryStore) -> None:
+        """Threads moving different versions of one model to Production at once, each
+        archiving the existing ones, leave exactly one version in Production."""
+        name = unique("reg")
+        store.create_registered_model(name)
+        count = 8
+        for i in range(count):
+            store.create_model_version(name, f"{SOURCE}/{i}")
+        barrier = threading.Barrier(count)
+
+        def promote(version: int) -> None:
+            barrier.wait()
+            store.transition_model_version_stage(name, str(version), "Production", True)
+
+        with ThreadPoolExecutor(count) as pool:
+            futures = [pool.submit(promote, v) for v in range(1, count + 1)]
+        failures = [repr(f.exception()) for f in futures if f.exception() is not None]
+        assert not failures, f"{len(failures)} transitions failed: {failures[:3]}"
+        stages = [store.get_model_version(name, str(v)).current_stage
+                  for v in range(1, count + 1)]
+        assert sorted(stages) == ["Archived"] * (count - 1) + ["Production"], stages

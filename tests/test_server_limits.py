@@ -1,0 +1,178 @@
+"""Slow, idle and oversized requests on a real server: they never starve the JSON routes,
+idle ones are cut off with 408 leaving nothing behind, oversized headers get 431."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+CHUNK = 1024 * 1024
+MAX_HEADER = 64 * 1024  # the documented default of --max-header-size
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def _open(url: str, head: str) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", _port(url)), timeout=30)
+    s.sendall(head.encode())
+    return s
+
+
+def _put_head(url: str, path: str, length: int) -> str:
+    return (f"PUT {PROXY}/{path} HTTP/1.1\r\nHost: 127.0.0.1:{_port(url)}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n")
+
+
+def _response(s: socket.socket) -> tuple[int, bytes]:
+    """Status and body of the answer; the server must close the connection after it."""
+    data = b""
+    while True:
+        piece = s.recv(65536)
+        if not piece:
+            break
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_slow_uploads_do_not_starve_json_routes(tmp_path, launch):
+    """More stalled uploads than the worker thread pool (40) — trickling ones that never
+    complete a chunk, and ones that sent a chunk and then stalled — and a JSON route still
+    answers at once."""
+    srv = launch(tmp_path)
+    try:
+        _stall_uploads_and_query(srv)
+        # The clients left: every partial upload is discarded.
+        deadline = time.monotonic() + 20
+        while _files(srv.artifacts) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _files(srv.artifacts) == []
+    finally:
+        srv.stop()
+
+
+def _stall_uploads_and_query(srv) -> None:
+    sockets = []
+    try:
+        for i in range(45):
+            s = _open(srv.url, _put_head(srv.url, f"slow/trickle-{i}.bin", 10 * CHUNK))
+            s.sendall(b"x")
+            sockets.append(s)
+        for i in range(45):
+            s = _open(srv.url, _put_head(srv.url, f"slow/stalled-{i}.bin", 10 * CHUNK))
+            s.sendall(b"y" * (CHUNK + 4096))
+            sockets.append(s)
+        time.sleep(0.5)  # let the server start every upload before the JSON request
+        with httpx.Client(base_url=srv.url, timeout=15) as http:
+            r = http.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"})
+            assert r.status_code == 200
+            r = http.post("/api/2.0/mlflow/experiments/create", json={"name": "unstarved"})
+            assert r.status_code == 200
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory, launch):
+    """A server with one-second header and body timeouts."""
+    srv = launch(tmp_path_factory.mktemp("impatient"), "--body-timeout", "1",
+                 "--header-timeout", "1")
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("sent", [1, 2 * CHUNK + 100], ids=["before-first-chunk", "mid-write"])
+def test_idle_upload_body_gets_408_and_leaves_nothing(impatient, sent):
+    path = f"idle-{sent}/model.bin"
+    with _open(impatient.url, _put_head(impatient.url, path, 8 * CHUNK)) as s:
+        s.sendall(b"z" * sent)
+        status, body = _response(s)
+    assert status == 408, body
+    assert b"no data" in body
+    assert [f for f in _files(impatient.artifacts) if f.startswith(f"idle-{sent}/")] == []
+    r = httpx.get(impatient.url + PROXY, params={"path": f"idle-{sent}"})
+    assert r.status_code == 200 and r.json().get("files", []) == []
+    assert httpx.get(impatient.url + "/health").status_code == 200
+
+
+def test_idle_json_body_gets_408(impatient):
+    head = (f"POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{_port(impatient.url)}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100\r\n\r\n")
+    with _open(impatient.url, head) as s:
+        s.sendall(b'{"name": "idle')
+        status, body = _response(s)
+    assert status == 408, body
+    r = httpx.get(impatient.url + "/api/2.0/mlflow/experiments/get-by-name",
+                  params={"experiment_name": "idle"})
+    assert r.status_code == 404
+
+
+def test_slow_but_steady_upload_is_never_cut_off(impatient):
+    """The body timeout is for idleness: an upload taking three times as long as it, but
+    never pausing that long, is stored whole."""
+    pieces = [bytes([65 + i]) * 1000 for i in range(10)]
+    with _open(impatient.url, _put_head(impatient.url, "steady/f.bin", 10_000)) as s:
+        for piece in pieces:
+            s.sendall(piece)
+            time.sleep(0.3)
+        s.shutdown(socket.SHUT_WR)
+        status, body = _response_keepalive(s)
+    assert status == 200, body
+    assert httpx.get(impatient.url + PROXY + "/steady/f.bin").content == b"".join(pieces)
+
+
+def _response_keepalive(s: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = s.recv(65536)
+        if not piece:
+            break
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_headers_must_arrive_in_time(impatient):
+    with _open(impatient.url, f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:"
+                              f"{_port(impatient.url)}\r\nX-Slow: ") as s:
+        status, body = _response(s)
+    assert status == 408 and b"headers" in body
+    with socket.create_connection(("127.0.0.1", _port(impatient.url)), timeout=30) as s:
+        assert s.recv(100) == b""  # a connection that never sends a request is closed
+    assert httpx.get(impatient.url + "/health").status_code == 200
+
+
+def test_header_size_limit(sqlite_server):
+    url = sqlite_server.url
+    fits = "a" * (MAX_HEADER - 4096)
+    assert httpx.get(url + "/health", headers={"x-big": fits}).status_code == 200
+    for size in (MAX_HEADER + 1, 16 * CHUNK):
+        head = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{_port(url)}\r\nX-Big: "
+        with _open(url, head) as s:
+            try:
+                for _ in range(0, size, 65536):
+                    s.sendall(b"b" * 65536)
+                s.sendall(b"\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused and closed before the client finished sending
+            try:
+                status, body = _response(s)
+            except ConnectionResetError:
+                pytest.fail(f"a {size}-byte header was reset without an answer")
+        assert status == 431, body
+    many = {f"x-h{i}": "v" for i in range(MAX_HEADER // 8)}
+    assert httpx.get(url + "/health", headers=many).status_code == 431
+    assert httpx.get(url + "/health").status_code == 200
