@@ -1,0 +1,28 @@
+"""The artifact conformance kit against Azurite, through the registered plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracklog.artifacts import resolve_repository
+from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
+
+
+class TestAzureBlobRepository(ArtifactRepositoryConformance):
+    requirements = ArtifactRequirements(empty_directories=False, large_files=True)
+
+    @pytest.fixture
+    def repo(self, azure_env, prefix):
+        yield resolve_repository(azure_env.uri(prefix))
+
+
+class TestAzureBlobRepositoryAtContainerRoot(ArtifactRepositoryConformance):
+    """A URI without a prefix: the repository is the whole container."""
+
+    requirements = ArtifactRequirements(empty_directories=False, large_files=False)
+
+    @pytest.fixture
+    def repo(self, azure_env, prefix):
+        azure_env.service().create_container(prefix)
+        yield resolve_repository(azure_env.uri("", container=prefix))
+        azure_env.service().delete_container(prefix)
