@@ -46,7 +46,14 @@ def parse_location(uri: str) -> AzureLocation:
         if label
         else "expected wasbs://… or abfss://…"
     )
-    if label is None or parts.query or parts.fragment or "@" not in parts.netloc:
+    if parts.query or parts.fragment:
+        # A query could hold a SAS token: never echo it.
+        shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        raise errors.invalid(
+            f"Invalid Azure artifact URI {shown!r}: no query or fragment allowed (credentials "
+            "come from AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCESS_KEY)"
+        )
+    if label is None or "@" not in parts.netloc:
         raise errors.invalid(f"Invalid Azure artifact URI {uri!r}: {expected}")
     container, _, host = parts.netloc.rpartition("@")
     host = host.lower()

@@ -35,7 +35,7 @@ _HINTS = {
     "ContainerNotFound": "the container does not exist",
     "BlobNotFound": "no such blob",
     "AuthenticationFailed": "authentication failed (wrong key, or an expired or altered SAS)",
-    "AuthorizationFailure": "the credential is not authorized for this operation",
+    "AuthorizationFailure": "not authorized (wrong key, expired SAS or missing permission)",
     "AuthorizationPermissionMismatch": "the credential lacks the permission for this operation",
     "InvalidBlockList": "the block list names blocks that were never uploaded",
 }
@@ -52,17 +52,21 @@ def _service_message(exc: Exception) -> str:
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost OS-level reason of a transport failure ("Connection refused")."""
-    seen = set()
-    current: BaseException | None = exc
-    reason = ""
-    while current is not None and id(current) not in seen:
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
         seen.add(id(current))
+        if isinstance(current, TimeoutError):
+            return "timed out"
         if isinstance(current, OSError) and current.strerror:
-            reason = current.strerror
-        elif isinstance(current, TimeoutError):
-            reason = "timed out"
-        current = current.__cause__ or current.__context__
-    return reason or type(exc).__name__
+            return current.strerror
+        # azure-core, requests and urllib3 each wrap the socket error their own way.
+        todo += [current.__cause__, current.__context__, getattr(current, "inner_exception", None),
+                 getattr(current, "reason", None), *current.args]
+    return type(exc).__name__
 
 
 def service_error(exc: Exception, action: str, uri: str) -> TracklogError:
