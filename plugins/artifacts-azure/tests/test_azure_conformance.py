@@ -26,3 +26,14 @@ class TestAzureBlobRepositoryAtContainerRoot(ArtifactRepositoryConformance):
         azure_env.service().create_container(prefix)
         yield resolve_repository(azure_env.uri("", container=prefix))
         azure_env.service().delete_container(prefix)
+
+
+class TestAzureBlobRepositoryThroughAbfss(ArtifactRepositoryConformance):
+    """The abfss:// code path (folder-blob aware listing and deletes) on a flat container:
+    Azurite has no hierarchical namespace."""
+
+    requirements = ArtifactRequirements(empty_directories=False, large_files=False)
+
+    @pytest.fixture
+    def repo(self, azure_env, prefix):
+        yield resolve_repository(azure_env.uri(prefix, scheme="abfss"))

@@ -76,12 +76,26 @@ class AzureBlobArtifactRepository(ArtifactRepository):
         return self._folder_markers and (props.metadata or {}).get("hdi_isfolder") == "true"
 
     def _blob_names(self, path: str) -> Iterator[str]:
-        """Every blob name below directory ``path``, deepest first within each page."""
-        pages = self.container.list_blob_names(
+        """Every blob name below directory ``path``, following every page."""
+        yield from self.container.list_blob_names(
             name_starts_with=self._dir_prefix(path), results_per_page=self.results_per_page
-        ).by_page()
-        for page in pages:
-            yield from sorted(page, key=lambda n: n.count("/"), reverse=True)
+        )
+
+    def _delete_hierarchical(self, path: str) -> None:
+        """Files first, then folder blobs deepest first: a hierarchical namespace refuses
+        to delete a folder that is not empty, and refuses batches."""
+        folders = []
+        for props in self.container.list_blobs(
+            name_starts_with=self._dir_prefix(path),
+            include=["metadata"],
+            results_per_page=self.results_per_page,
+        ):
+            if self._is_folder(props):
+                folders.append(props.name)
+            else:
+                _quietly(self.container.delete_blob, props.name)
+        for name in sorted(folders, key=lambda n: n.count("/"), reverse=True):
+            _quietly(self.container.delete_blob, name)
 
     # -- the contract -----------------------------------------------------------------
 
@@ -153,14 +167,11 @@ class AzureBlobArtifactRepository(ArtifactRepository):
         from azure.core.exceptions import ResourceNotFoundError
 
         def delete_all() -> None:
-            names = self._blob_names(path)
             if self._folder_markers:
-                # Hierarchical namespaces refuse batches and non-empty folder deletes.
-                for name in names:
-                    _quietly(self.container.delete_blob, name)
+                self._delete_hierarchical(path)
             else:
                 batch: list[str] = []
-                for name in names:
+                for name in self._blob_names(path):
                     batch.append(name)
                     if len(batch) == _DELETE_BATCH:
                         self._delete_batch(batch)
