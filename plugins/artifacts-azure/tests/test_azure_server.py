@@ -23,7 +23,7 @@ import pytest
 
 from tracklog_artifacts_azure.repository import open_repository
 
-from .conftest import AZURE_VARIABLES, free_port
+from .conftest import AZURE_VARIABLES, KEY, free_port
 
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "120"
@@ -48,45 +48,49 @@ class Server:
         raise AssertionError("no VmHWM")
 
 
-@pytest.fixture(scope="module")
-def server(azurite, tmp_path_factory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("azure-server")
-    destination = azurite.uri("server-artifacts")
+def _start(azurite, tmp: Path, *options: str) -> Server:
     port = free_port()
     log = tmp / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in AZURE_VARIABLES}
     env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string
     args = [TRACKLOG, "server", "--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
-            "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port)]
+            "--host", "127.0.0.1", "--port", str(port), *options]
     with open(log, "wb") as out:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, cwd=tmp, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", process, destination, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(srv.url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not healthy in 30 s: {log.read_text()[-3000:]}")
-            time.sleep(0.05)
-        yield srv
-    finally:
-        process.terminate()
+    srv = Server(f"http://127.0.0.1:{port}", process, azurite.uri("server-artifacts"), log)
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-    # Nothing secret reaches the server's log.
-    from .conftest import KEY
+            if httpx.get(srv.url + "/health", timeout=1).status_code == 200:
+                return srv
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(srv)
+            raise RuntimeError(f"server not healthy in 30 s: {log.read_text()[-3000:]}")
+        time.sleep(0.05)
 
-    assert KEY not in log.read_text(errors="replace")
+
+def _stop(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(10)
+    # Nothing secret reaches the server's log.
+    assert KEY not in server.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def server(azurite, tmp_path_factory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("azure-server")
+    srv = _start(azurite, tmp, "--artifacts-destination", azurite.uri("server-artifacts"))
+    yield srv
+    _stop(srv)
 
 
 @pytest.fixture
@@ -233,3 +237,36 @@ def test_plugins_command_lists_the_plugin():
                          text=True, timeout=60, check=True).stdout
     line = next(line for line in out.splitlines() if "tracklog-artifacts-azure" in line)
     assert "wasbs://" in line and "abfss://" in line
+
+
+def test_without_the_proxy_the_client_talks_to_azure(azurite, azure_env, tmp_path):
+    """``--no-serve-artifacts --default-artifact-root wasbs://…``: MLflow's own Azure client
+    writes the blobs; the server lists them through this plugin, and the plugin reads what
+    MLflow wrote."""
+    import mlflow
+
+    root = azurite.uri("direct")
+    srv = _start(azurite, tmp_path, "--no-serve-artifacts", "--default-artifact-root", root)
+    try:
+        mlflow.set_tracking_uri(srv.url)
+        mlflow.set_experiment("azure-direct")
+        source = tmp_path / "direct.txt"
+        source.write_bytes(b"written by mlflow")
+        with mlflow.start_run() as run:
+            mlflow.log_artifact(str(source), "sub")
+        assert run.info.artifact_uri.startswith(root + "/")
+        listed = httpx.get(f"{srv.url}/api/2.0/mlflow/artifacts/list",
+                           params={"run_id": run.info.run_id, "path": "sub"}).json()
+        assert listed["files"] == [{"path": "sub/direct.txt", "is_dir": False, "file_size": 17}]
+        repo = open_repository(run.info.artifact_uri)
+        with repo.open_artifact("sub/direct.txt") as f:
+            assert f.read() == b"written by mlflow"
+        out = tmp_path / "out"
+        out.mkdir()
+        got = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                  artifact_path="sub/direct.txt",
+                                                  dst_path=str(out))
+        assert Path(got).read_bytes() == b"written by mlflow"
+    finally:
+        mlflow.set_tracking_uri(None)
+        _stop(srv)
