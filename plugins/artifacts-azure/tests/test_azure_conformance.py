@@ -6,6 +6,10 @@ import pytest
 
 from tracklog.artifacts import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
+from tracklog_artifacts_azure.repository import open_repository
+
+# Two entries per listing page: every listing of the standard tree spans several pages.
+PAGE_SIZE = 2
 
 
 class TestAzureBlobRepository(ArtifactRepositoryConformance):
@@ -13,7 +17,7 @@ class TestAzureBlobRepository(ArtifactRepositoryConformance):
 
     @pytest.fixture
     def repo(self, azure_env, prefix):
-        yield resolve_repository(azure_env.uri(prefix))
+        yield open_repository(azure_env.uri(prefix), results_per_page=PAGE_SIZE)
 
 
 class TestAzureBlobRepositoryAtContainerRoot(ArtifactRepositoryConformance):
