@@ -129,12 +129,12 @@ def test_presigned_download_of_missing_or_directory(repo):
 
 
 def test_presigned_download_expires(azure_env, prefix):
-    """A URL with a 2 s lifetime works at once and is refused (403) once it expired."""
-    repo = open_repository(azure_env.uri(prefix), download_ttl=2)
+    """A URL with a 4 s lifetime works at once and is refused (403) once it expired."""
+    repo = open_repository(azure_env.uri(prefix), download_ttl=4)
     _write(repo, "a.txt", b"alpha")
     url, headers, _ = repo.presigned_download_url("a.txt")
     assert httpx.get(url, headers=headers).content == b"alpha"
-    time.sleep(3.5)
+    time.sleep(5.5)
     assert httpx.get(url, headers=headers).status_code == 403
 
 
@@ -205,9 +205,9 @@ def test_multipart_part_urls_write_only_their_blob(repo):
 
 
 def test_multipart_part_urls_expire(azure_env, prefix):
-    repo = open_repository(azure_env.uri(prefix), upload_ttl=2)
+    repo = open_repository(azure_env.uri(prefix), upload_ttl=4)
     _, credentials = repo.create_multipart_upload("mp/file.bin", 1)
-    time.sleep(3.5)
+    time.sleep(5.5)
     assert httpx.put(credentials[0].url, content=b"late").status_code == 403
 
 
