@@ -163,6 +163,7 @@ def test_log_and_download_artifacts(server, mlflow_run, azure_env, tmp_path, mon
         assert f.read() == b'{"k": 1}'
 
 
+@pytest.mark.filterwarnings("ignore:.*Add type hints:UserWarning")
 def test_log_model_and_load_model(server, mlflow_run, azure_env, tmp_path):
     import mlflow
     import pandas as pd
