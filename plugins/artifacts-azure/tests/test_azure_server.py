@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,6 @@ def test_log_and_download_artifacts(server, mlflow_run, azure_env, tmp_path, mon
         assert f.read() == b'{"k": 1}'
 
 
-@pytest.mark.filterwarnings("ignore:.*Add type hints:UserWarning")
 def test_log_model_and_load_model(server, mlflow_run, azure_env, tmp_path):
     import mlflow
     import pandas as pd
@@ -172,7 +172,9 @@ def test_log_model_and_load_model(server, mlflow_run, azure_env, tmp_path):
         def predict(self, context, model_input):
             return model_input + 1
 
-    info = mlflow.pyfunc.log_model(name="model", python_model=AddOne())
+    with warnings.catch_warnings():  # MLflow's advice to add type hints to predict
+        warnings.simplefilter("ignore", UserWarning)
+        info = mlflow.pyfunc.log_model(name="model", python_model=AddOne())
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     frame = pd.DataFrame({"x": [1, 2]})
     assert loaded.predict(frame)["x"].tolist() == [2, 3]
