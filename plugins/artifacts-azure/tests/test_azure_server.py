@@ -168,12 +168,13 @@ def test_log_model_and_load_model(server, mlflow_run, azure_env, tmp_path):
     import mlflow
     import pandas as pd
 
-    class AddOne(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input):
-            return model_input + 1
-
     with warnings.catch_warnings():  # MLflow's advice to add type hints to predict
         warnings.simplefilter("ignore", UserWarning)
+
+        class AddOne(mlflow.pyfunc.PythonModel):
+            def predict(self, context, model_input):
+                return model_input + 1
+
         info = mlflow.pyfunc.log_model(name="model", python_model=AddOne())
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     frame = pd.DataFrame({"x": [1, 2]})
