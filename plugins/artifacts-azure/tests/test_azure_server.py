@@ -176,7 +176,7 @@ def test_log_model_and_load_model(server, mlflow_run, azure_env, tmp_path):
                 return model_input + 1
 
         info = mlflow.pyfunc.log_model(name="model", python_model=AddOne())
-    loaded = mlflow.pyfunc.load_model(info.model_uri)
+        loaded = mlflow.pyfunc.load_model(info.model_uri)  # unpickling redefines the class
     frame = pd.DataFrame({"x": [1, 2]})
     assert loaded.predict(frame)["x"].tolist() == [2, 3]
 
