@@ -129,3 +129,23 @@ def test_bad_timeout_names_the_variable(azure_env, monkeypatch, value):
         open_repository("wasbs://c@acct.blob.core.windows.net/p")
     assert excinfo.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
     assert "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT" in excinfo.value.message
+
+
+def test_container_sas_connection_string_lists_the_root(azure_env, prefix, monkeypatch):
+    """A SAS scoped to the container (read, write, list, delete) is enough for every
+    repository operation, the start check on the root included."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    sas = generate_container_sas(
+        ACCOUNT, "tracklog", account_key=KEY,
+        permission=ContainerSasPermissions(read=True, write=True, list=True, delete=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       f"BlobEndpoint={azure_env.endpoint};SharedAccessSignature={sas}")
+    repo = open_repository(azure_env.uri(prefix))
+    assert repo.file_info("").is_dir
+    assert _round_trip(repo) == b"probe"
+    assert [f.path for f in repo.list_artifacts()] == ["probe.txt"]
+    repo.delete_artifacts()
+    assert repo.list_artifacts() == []

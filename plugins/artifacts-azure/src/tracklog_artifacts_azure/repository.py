@@ -104,7 +104,12 @@ class AzureBlobArtifactRepository(ArtifactRepository):
 
         if path == "":
             if not self._container_checked:
-                self._call("access", "", self.container.get_container_properties)
+                # A one-entry listing: it needs only the permission the repository needs
+                # anyway (a container-scoped SAS may not read container properties).
+                probe = self.container.list_blob_names(
+                    name_starts_with=self._dir_prefix(""), results_per_page=1
+                ).by_page()
+                self._call("access", "", lambda: next(probe, None))
                 self._container_checked = True
             return FileInfo("", True)
         blob = self.container.get_blob_client(self.location.key(path))
