@@ -149,3 +149,16 @@ def test_container_sas_connection_string_lists_the_root(azure_env, prefix, monke
     assert [f.path for f in repo.list_artifacts()] == ["probe.txt"]
     repo.delete_artifacts()
     assert repo.list_artifacts() == []
+
+
+def test_default_azure_credential_without_an_identity(azure_env, monkeypatch):
+    """On this machine DefaultAzureCredential finds no identity (no Azure AD, no CLI, no
+    managed identity): the first request fails with one UNAUTHENTICATED line."""
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    uri = "wasbs://c@acct.blob.core.windows.net/p"
+    repo = open_repository(uri, client_options={"retry_total": 0})
+    with pytest.raises(TracklogError) as excinfo:
+        repo.list_artifacts()
+    assert excinfo.value.error_code == ErrorCode.UNAUTHENTICATED
+    assert uri in excinfo.value.message
+    assert "\n" not in excinfo.value.message
