@@ -29,3 +29,16 @@ def test_keys_and_account_url():
     assert location.key("") == "runs"
     assert location.key("a/b.txt") == "runs/a/b.txt"
     assert parse_location("wasbs://c@acct.blob.core.windows.net").key("a.txt") == "a.txt"
+
+
+def test_loading_the_plugin_imports_no_azure_library():
+    """Registration is cheap: azure.* is imported only when a repository is opened."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tracklog.plugins import load_plugins, artifact_repository_factory;"
+            " load_plugins(); artifact_repository_factory('wasbs://c@a.blob.core.windows.net/p');"
+            " print(sorted(m for m in sys.modules if m.startswith('azure')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=60, check=True).stdout
+    assert out.strip() == "[]"
