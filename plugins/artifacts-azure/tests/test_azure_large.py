@@ -1,5 +1,5 @@
-"""A 200 MiB round trip with bounded memory: the process's peak RSS stays far below the
-file size (measured in a child process, whose peak is its own)."""
+"""A 200 MiB round trip with bounded memory: the process's peak RSS grows far less than
+the file size (measured in a child process, whose peak is its own)."""
 
 from __future__ import annotations
 
@@ -26,5 +26,6 @@ def test_large_round_trip_in_bounded_memory(azure_env, prefix, tmp_path):
     grown_mib = (report["peak_kib"] - report["baseline_kib"]) / 1024
     print(f"peak RSS {report['peak_kib'] / 1024:.0f} MiB, grown {grown_mib:.0f} MiB "
           f"for a {SIZE_MB} MiB file")
+    # What the transfer adds to the process (upload blocks in flight, download ranges
+    # read ahead) stays under a third of the file; the interpreter's own baseline varies.
     assert grown_mib < 64
-    assert report["peak_kib"] / 1024 < SIZE_MB / 2

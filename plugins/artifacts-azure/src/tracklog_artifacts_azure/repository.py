@@ -26,6 +26,7 @@ class AzureBlobArtifactRepository(ArtifactRepository):
 
     :param results_per_page: listing page size asked of the service (its default and
         maximum is 5,000); every page is followed.
+    :param block_size: upload block size; ``range_size``: download range size.
     :param client_options: passed to ``BlobServiceClient`` (e.g. ``retry_total``).
     """
 
@@ -35,6 +36,7 @@ class AzureBlobArtifactRepository(ArtifactRepository):
         *,
         results_per_page: int | None = None,
         block_size: int = streams.BLOCK_SIZE,
+        range_size: int = streams.RANGE_SIZE,
         client_options: dict[str, Any] | None = None,
         credentials: tuple[Any, Credentials] | None = None,
     ) -> None:
@@ -47,6 +49,7 @@ class AzureBlobArtifactRepository(ArtifactRepository):
         self.container = service.get_container_client(self.location.container)
         self.results_per_page = results_per_page
         self.block_size = block_size
+        self.range_size = range_size
         # Folder blobs of a hierarchical-namespace account (ADLS Gen2) carry this metadata.
         self._folder_markers = self.location.scheme == "abfss"
         self._container_checked = False
@@ -161,8 +164,10 @@ class AzureBlobArtifactRepository(ArtifactRepository):
 
     def _open(self, path: str) -> BinaryIO:
         blob = self.container.get_blob_client(self.location.key(path))
-        downloader = self._call("read", path, blob.download_blob, max_concurrency=1)
-        return streams.BlobReader(downloader, self._error("read", path))
+        props = self._call("read", path, blob.get_blob_properties)
+        return streams.BlobReader(
+            blob, props.size, props.etag, self._error("read", path), self.range_size
+        )
 
     def _write(self, path: str, stream: BinaryIO) -> None:
         blob = self.container.get_blob_client(self.location.key(path))

@@ -38,6 +38,7 @@ _HINTS = {
     "AuthorizationFailure": "not authorized (wrong key, expired SAS or missing permission)",
     "AuthorizationPermissionMismatch": "the credential lacks the permission for this operation",
     "InvalidBlockList": "the block list names blocks that were never uploaded",
+    "ConditionNotMet": "the blob changed while it was read",
 }
 
 

@@ -10,7 +10,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
-    from azure.storage.blob import BlobClient, StorageStreamDownloader
+    from azure.storage.blob import BlobClient
+
+# Downloads fetch ranges of RANGE_SIZE, READ_AHEAD of them at once.
+RANGE_SIZE = 4 * 1024 * 1024
+READ_AHEAD = 3
 
 # A file this size or smaller goes in one request; larger ones are staged in blocks of
 # this size, at most ``UPLOAD_CONCURRENCY`` in flight: upload memory stays below
@@ -67,14 +71,51 @@ def upload(blob: BlobClient, stream: BinaryIO, block_size: int = BLOCK_SIZE) -> 
 
 
 class BlobReader(io.RawIOBase):
-    """A readable stream over a blob download, fetched range by range."""
+    """A readable stream over one version of a blob: ranges of ``range_size`` bytes are
+    fetched ``read_ahead`` at a time in the background, each pinned to the blob's ETag
+    (a blob overwritten mid-read fails the read instead of mixing two versions). Memory
+    stays below ``range_size * (read_ahead + 1)`` whatever the blob's size."""
 
     def __init__(
-        self, downloader: StorageStreamDownloader, on_error: Callable[[Exception], Exception]
+        self,
+        blob: BlobClient,
+        size: int,
+        etag: str,
+        on_error: Callable[[Exception], Exception],
+        range_size: int = RANGE_SIZE,
+        read_ahead: int = READ_AHEAD,
     ) -> None:
-        self._chunks = downloader.chunks()
-        self._buffer = memoryview(b"")
+        self._blob = blob
+        self._etag = etag
         self._on_error = on_error
+        self._todo = deque((o, min(range_size, size - o)) for o in range(0, size, range_size))
+        self._pending: deque[Future] = deque()
+        self._pool = (
+            ThreadPoolExecutor(read_ahead, thread_name_prefix="azure-range")
+            if len(self._todo) > 1
+            else None
+        )
+        self._read_ahead = read_ahead
+        self._buffer = memoryview(b"")
+
+    def _fetch(self, offset: int, length: int) -> bytes:
+        from azure.core import MatchConditions
+
+        downloader = self._blob.download_blob(
+            offset=offset,
+            length=length,
+            etag=self._etag,
+            match_condition=MatchConditions.IfNotModified,
+            max_concurrency=1,
+        )
+        return downloader.readall()
+
+    def _next_range(self) -> bytes | None:
+        if self._pool is None:
+            return self._fetch(*self._todo.popleft()) if self._todo else None
+        while self._todo and len(self._pending) < self._read_ahead:
+            self._pending.append(self._pool.submit(self._fetch, *self._todo.popleft()))
+        return self._pending.popleft().result() if self._pending else None
 
     def readable(self) -> bool:
         return True
@@ -82,8 +123,9 @@ class BlobReader(io.RawIOBase):
     def readinto(self, target) -> int:  # noqa: ANN001 - any writable buffer
         while not self._buffer:
             try:
-                chunk = next(self._chunks, None)
+                chunk = self._next_range()
             except Exception as exc:
+                self.close()
                 raise self._on_error(exc) from None
             if chunk is None:
                 return 0
@@ -94,6 +136,11 @@ class BlobReader(io.RawIOBase):
         return n
 
     def close(self) -> None:
-        self._chunks = iter(())
+        self._todo.clear()
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self._buffer = memoryview(b"")
         super().close()
