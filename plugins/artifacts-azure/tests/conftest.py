@@ -108,6 +108,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
             process.wait(10)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Iterator[None]:
+    """Each test builds its clients from its own environment."""
+    from tracklog_artifacts_azure.client import clear_shared_clients
+
+    clear_shared_clients()
+    yield
+    clear_shared_clients()
+
+
 @pytest.fixture
 def azure_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Azurite:
     """The process environment of a user with only a connection string set."""

@@ -162,3 +162,15 @@ def test_default_azure_credential_without_an_identity(azure_env, monkeypatch):
     assert excinfo.value.error_code == ErrorCode.UNAUTHENTICATED
     assert uri in excinfo.value.message
     assert "\n" not in excinfo.value.message
+
+
+def test_repositories_of_one_account_share_a_client(azure_env, prefix, monkeypatch):
+    """The server opens a repository per request for artifact URIs outside the proxy: they
+    share one client (and so one credential and its tokens) while the settings stay."""
+    first = open_repository(azure_env.uri(prefix))
+    second = open_repository(azure_env.uri(prefix + "/other", container="another"))
+    assert second.service is first.service
+    monkeypatch.setenv("MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT", "30")
+    third = open_repository(azure_env.uri(prefix))
+    assert third.service is not first.service
+    assert _transport(third).connection_config.read_timeout == 30

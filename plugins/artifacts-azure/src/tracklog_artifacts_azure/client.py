@@ -10,6 +10,7 @@ own endpoint. No value of these variables ever appears in an error.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,3 +102,37 @@ def make_client(
         ) from None
     client = BlobServiceClient(account_url, credential=DefaultAzureCredential(), **options)
     return client, Credentials("DefaultAzureCredential", None, can_sign=True)
+
+
+_clients: dict[tuple, tuple[BlobServiceClient, Credentials]] = {}
+_clients_lock = threading.Lock()
+_MAX_CLIENTS = 64
+
+
+def shared_client(
+    location: AzureLocation, uri: str, **client_options: Any
+) -> tuple[BlobServiceClient, Credentials]:
+    """:func:`make_client`, reused for every repository of one account under the same
+    settings: the server opens a repository per request for runs whose artifacts live
+    outside the proxy, and a fresh DefaultAzureCredential would fetch a token each time."""
+    names = (CONNECTION_STRING, ACCESS_KEY, ENDPOINT, TIMEOUT)
+    key = (
+        location.blob_host,
+        *(os.environ.get(name) for name in names),
+        repr(sorted(client_options.items())),
+    )
+    with _clients_lock:
+        found = _clients.get(key)
+    if found is not None:
+        return found
+    made = make_client(location, uri, **client_options)
+    with _clients_lock:
+        if len(_clients) >= _MAX_CLIENTS:
+            _clients.clear()
+        return _clients.setdefault(key, made)
+
+
+def clear_shared_clients() -> None:
+    """Forget every shared client (after credentials changed in-process, and in tests)."""
+    with _clients_lock:
+        _clients.clear()

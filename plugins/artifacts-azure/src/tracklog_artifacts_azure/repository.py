@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 from tracklog.artifacts import ArtifactRepository
 from tracklog.entities import FileInfo
 from tracklog_artifacts_azure import streams
-from tracklog_artifacts_azure.client import Credentials, make_client
+from tracklog_artifacts_azure.client import Credentials, shared_client
 from tracklog_artifacts_azure.location import parse_location
 from tracklog_artifacts_azure.service_errors import service_error
 
@@ -42,7 +42,7 @@ class AzureBlobArtifactRepository(ArtifactRepository):
     ) -> None:
         super().__init__(artifact_uri)
         self.location = parse_location(artifact_uri)
-        service, self.credentials = credentials or make_client(
+        service, self.credentials = credentials or shared_client(
             self.location, artifact_uri, **(client_options or {})
         )
         self.service = service
@@ -235,7 +235,7 @@ def open_repository(artifact_uri: str, **options: Any) -> AzureBlobArtifactRepos
     from tracklog_artifacts_azure.signing import AzureSigningArtifactRepository
 
     location = parse_location(artifact_uri)
-    credentials = options.pop("credentials", None) or make_client(
+    credentials = options.pop("credentials", None) or shared_client(
         location, artifact_uri, **options.pop("client_options", None) or {}
     )
     cls = AzureSigningArtifactRepository if credentials[1].can_sign else AzureBlobArtifactRepository
