@@ -153,9 +153,10 @@ def test_presigned_download_of_missing_or_directory(repo):
     with pytest.raises(TracklogError) as missing:
         repo.presigned_download_url("dir/none.txt")
     assert missing.value.error_code == ErrorCode.RESOURCE_DOES_NOT_EXIST
-    with pytest.raises(TracklogError) as directory:
-        repo.presigned_download_url("dir")
-    assert directory.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
+    for directory in ("dir", ""):
+        with pytest.raises(TracklogError) as excinfo:
+            repo.presigned_download_url(directory)
+        assert excinfo.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
 
 
 def test_presigned_download_expires(azure_env, prefix):

@@ -116,7 +116,9 @@ class AzureSigningArtifactRepository(
 
     def presigned_download_url(self, path: str) -> tuple[str, dict[str, str], int]:
         rel = safe_relpath(path)
-        info = self._stat(rel) if rel else None
+        if rel == "":
+            raise errors.invalid("Invalid artifact path: '' is the root directory")
+        info = self._stat(rel)
         if info is None:
             raise errors.not_found(f"No such artifact: '{rel}'")
         if info.is_dir:
