@@ -116,7 +116,7 @@ def _multipart_target(req: Req) -> str:
     and the local file's path in ``path``, of which only the base name counts."""
     directory = safe_relpath(req.path_params["artifact_path"])
     name = re.split(r"[\\/]", req.str("path", required=True))[-1]
-    if not name:
+    if name in ("", ".", ".."):
         raise validation.invalid_value("path", req.str("path"), "It must name a file.")
     return safe_relpath(join(directory, name))
 
