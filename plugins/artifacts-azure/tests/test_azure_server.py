@@ -268,3 +268,15 @@ def test_without_the_proxy_the_client_talks_to_azure(azurite, azure_env, tmp_pat
     finally:
         mlflow.set_tracking_uri(None)
         _stop(srv)
+
+
+def test_multipart_route_names_the_file_like_mlflow(server):
+    """The URL holds the directory and the body's ``path`` the client's local file: only
+    its base name counts (Windows separators too); '.' or '..' name no file."""
+    create = f"{server.url}/api/2.0/mlflow-artifacts/mpu/create/some/dir"
+    body = httpx.post(create, json={"path": "C:\\Users\\me\\model.bin", "num_parts": 1}).json()
+    assert "/server-artifacts/some/dir/model.bin?" in body["credentials"][0]["url"]
+    for bad in ("/tmp/x/..", "/tmp/."):
+        response = httpx.post(create, json={"path": bad, "num_parts": 1})
+        assert response.status_code == 400
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
