@@ -1,0 +1,1 @@
+"""tracklog artifact repository on Azure Blob Storage (``wasbs://``, ``abfss://``)."""
