@@ -178,6 +178,10 @@ def presigned_download(state: ServerState, req: Req) -> dict[str, Any]:
         raise errors.not_implemented(
             "Presigned downloads are not supported for the current artifact repository"
         )
+    if not state.config.presigned_downloads:
+        raise errors.not_implemented(
+            "Presigned downloads are turned off on this server (--presigned-downloads)"
+        )
     url, headers, size = repo.presigned_download_url(
         safe_relpath(req.path_params["artifact_path"])
     )
