@@ -22,5 +22,6 @@ def _factory(artifact_uri: str) -> ArtifactRepository:
 def register_artifact_repositories(
     register: Callable[[str, Callable[[str], ArtifactRepository]], None],
 ) -> None:
-    """Serve ``s3://bucket/prefix`` with :class:`~tracklog_artifacts_s3.repository.S3ArtifactRepository`."""
+    """Serve ``s3://bucket/prefix`` with an
+    :class:`~tracklog_artifacts_s3.repository.S3ArtifactRepository`."""
     register("s3", _factory)
