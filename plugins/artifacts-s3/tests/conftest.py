@@ -51,6 +51,14 @@ class Moto:
     process: subprocess.Popen
     log: Path
 
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
     def reset(self) -> None:
         import httpx
 
@@ -62,45 +70,48 @@ def _moto_server_command() -> list[str] | None:
     return [exe] if exe else None
 
 
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory) -> Iterator[Moto]:
+def start_moto(log: Path, *args: str, env: dict[str, str] | None = None,
+               scheme: str = "http") -> Moto:
+    """moto_server on a free loopback port, ready; skips the test when it cannot start."""
     import httpx
 
     command = _moto_server_command()
     if command is None:
         service_unavailable("moto", "moto_server is not installed (pip install 'moto[server]')")
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, **DUMMY_ENV}
+    child_env = {**os.environ, **DUMMY_ENV, **(env or {})}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [*command, "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+            [*command, "-H", "127.0.0.1", "-p", str(port), *args],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env,
         )
-    moto = Moto(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                service_unavailable("moto", f"moto_server exited: {log.read_text()[-500:]}")
-            try:
-                if httpx.get(moto.endpoint + "/moto-api/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                service_unavailable("moto", "moto_server not ready in 30 s")
-            time.sleep(0.1)
+    moto = Moto(f"{scheme}://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 30
+    while True:
         if process.poll() is not None:
-            service_unavailable("moto", "moto_server exited after its ready check")
+            service_unavailable("moto", f"moto_server exited: {log.read_text()[-500:]}")
+        try:
+            # The ready check itself trusts any certificate: TLS is what the tests check.
+            if httpx.get(moto.endpoint + "/moto-api/", timeout=1, verify=False).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            moto.stop()
+            service_unavailable("moto", "moto_server not ready in 30 s")
+        time.sleep(0.1)
+    if process.poll() is not None:
+        service_unavailable("moto", "moto_server exited after its ready check")
+    return moto
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory) -> Iterator[Moto]:
+    moto = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
         yield moto
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        moto.stop()
 
 
 @pytest.fixture
@@ -122,3 +133,15 @@ def bucket(s3_env) -> str:
     name = f"tracklog-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_env.endpoint).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def moto_starter():
+    """:func:`start_moto`, for tests that need a moto of their own."""
+    return start_moto
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    return free_port()

@@ -6,6 +6,8 @@ traceback, a request signature, a presigned URL or a credential.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from tracklog.errors import ErrorCode, TracklogError
 
 # S3 error codes (and HTTP statuses of bodiless HEAD answers) by the MLflow code they fit.
@@ -85,8 +87,10 @@ def translate(exc: Exception, uri: str, action: str) -> TracklogError:
             ErrorCode.TEMPORARILY_UNAVAILABLE,
         )
     if isinstance(exc, EndpointConnectionError):
+        # The request URL without its path and query: the host is what the user configured.
+        endpoint = urlsplit(str(exc.kwargs.get("endpoint_url", "")))
         return TracklogError(
-            f"S3 {action} {uri} failed: the endpoint {exc.kwargs.get('endpoint_url', '')} "
+            f"S3 {action} {uri} failed: the endpoint {endpoint.scheme}://{endpoint.netloc} "
             "is unreachable",
             ErrorCode.TEMPORARILY_UNAVAILABLE,
         )
