@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from tracklog.artifacts import CompletedPart
-from tracklog_artifacts_s3.repository import PART_SIZE, S3ArtifactRepository
+from tracklog_artifacts_s3.repository import S3ArtifactRepository
+from tracklog_artifacts_s3.upload import PART_SIZE
 
 OWNER = "123456789012"
 

@@ -1,8 +1,8 @@
 """Artifacts in an S3 bucket (or an S3-compatible store) under ``s3://bucket/prefix``.
 
 Keys are ``prefix/relative/path``; a "directory" is a common key prefix, so an object
-store holds no empty directory. Uploads go through boto3's managed transfer with a
-bounded number of parts in memory; downloads stream the object body; listings follow
+store holds no empty directory. Uploads stream with a bounded number of parts in memory
+(:mod:`tracklog_artifacts_s3.upload`); downloads stream the object body; listings follow
 every page of ``ListObjectsV2``; deletes go in batches of 1,000 keys.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
 
 import boto3
-from boto3.s3.transfer import S3Transfer, TransferConfig
+from boto3.s3.transfer import S3Transfer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,10 +29,8 @@ from tracklog.artifacts import (
 from tracklog.entities import FileInfo
 from tracklog_artifacts_s3.failures import translate
 from tracklog_artifacts_s3.settings import UPLOAD_EXTRA_ARGS, S3Settings, read_settings
+from tracklog_artifacts_s3.upload import upload_stream
 
-PART_SIZE = 8 * 1024 * 1024
-# Parts held in memory at once by one upload: bounds a proxied upload to ~5 parts.
-PARTS_IN_MEMORY = 4
 DELETE_BATCH = 1000
 # Presigned part URLs must outlive the upload of a large part over a slow link.
 PART_URL_TTL = 3600
@@ -99,13 +97,6 @@ class S3ArtifactRepository(
             )
         self.presigned_url_lifetime = self.settings.presigned_ttl
         self.client = _make_client(self.settings)
-        self._transfer = TransferConfig(
-            multipart_threshold=PART_SIZE,
-            multipart_chunksize=PART_SIZE,
-            max_concurrency=PARTS_IN_MEMORY,
-        )
-        # boto3's TransferConfig does not take it as an argument; s3transfer reads it.
-        self._transfer.max_in_memory_upload_chunks = PARTS_IN_MEMORY
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -183,21 +174,11 @@ class S3ArtifactRepository(
 
     def _write(self, path: str, stream: BinaryIO) -> None:
         try:
-            self.client.upload_fileobj(
-                stream,
-                self.bucket,
-                self._key(path),
-                ExtraArgs=dict(self.settings.upload_extra_args) or None,
-                Config=self._transfer,
+            upload_stream(
+                self.client, self.bucket, self._key(path), stream, self.settings.upload_extra_args
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, self._uri_of(path), "upload") from None
-        except Exception as exc:
-            # s3transfer wraps service errors of individual parts in its own exception.
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, (ClientError, BotoCoreError)):
-                raise translate(cause, self._uri_of(path), "upload") from None
-            raise
 
     def _delete(self, path: str) -> None:
         keys: list[str] = []
