@@ -145,3 +145,9 @@ def moto_starter():
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     return free_port()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "server_options(*options): artifact options of the e2e test's server"
+    )

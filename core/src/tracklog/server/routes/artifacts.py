@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -110,10 +111,20 @@ def _multipart(state: ServerState) -> MultipartUploadRepository:
     return repo
 
 
+def _multipart_target(req: Req) -> str:
+    """The file a multipart request names: MLflow's client puts the destination directory
+    in the URL and its local file path in the body; the file keeps that file's name."""
+    local = req.str("path", required=True)
+    name = re.split(r"[\\/]", local)[-1]
+    if not name:
+        raise validation.invalid_value("path", local, "It must name a file.")
+    return safe_relpath(join(safe_relpath(req.path_params["artifact_path"]), name))
+
+
 @proxy.rpc("POST", _PROXY + "/mpu/create/{artifact_path:path}", "update", by_artifact_path)
 def create_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
-    path = safe_relpath(req.path_params["artifact_path"])
+    path = _multipart_target(req)
     num_parts = req.int("num_parts", required=True)
     if num_parts < 1:
         raise validation.invalid_value("num_parts", num_parts, "It must be at least 1.")
@@ -130,7 +141,7 @@ def create_multipart(state: ServerState, req: Req) -> dict[str, Any]:
 @proxy.rpc("POST", _PROXY + "/mpu/complete/{artifact_path:path}", "update", by_artifact_path)
 def complete_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
-    path = safe_relpath(req.path_params["artifact_path"])
+    path = _multipart_target(req)
     parts = []
     for i, raw in enumerate(req.objects("parts")):
         number = validation.to_int(raw.get("part_number"), f"parts[{i}].part_number")
@@ -145,7 +156,7 @@ def complete_multipart(state: ServerState, req: Req) -> dict[str, Any]:
 @proxy.rpc("POST", _PROXY + "/mpu/abort/{artifact_path:path}", "update", by_artifact_path)
 def abort_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
-    path = safe_relpath(req.path_params["artifact_path"])
+    path = _multipart_target(req)
     repo.abort_multipart_upload(path, req.str("upload_id", required=True))
     return {}
 
