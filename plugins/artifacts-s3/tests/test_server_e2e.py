@@ -129,6 +129,24 @@ def test_proxied_artifacts_live_in_s3(server, bucket, tmp_path):
 
 
 @pytest.mark.server_options("--artifacts-destination", "s3://{bucket}/proxied")
+def test_downloads_through_the_proxy(server, bucket, tmp_path, monkeypatch):
+    """With presigned downloads off on the client, files stream from S3 through the
+    server; a missing file is a 404 with MLflow's error code."""
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+    data = os.urandom(9 * MiB)
+    (tmp_path / "blob.bin").write_bytes(data)
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "blob.bin"))
+    back = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="blob.bin",
+                                               dst_path=str(tmp_path / "back"))
+    assert Path(back).read_bytes() == data
+    root = run.info.artifact_uri.split(":", 1)[1].strip("/")
+    missing = httpx.get(f"{server}/api/2.0/mlflow-artifacts/artifacts/{root}/ghost.bin")
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+@pytest.mark.server_options("--artifacts-destination", "s3://{bucket}/proxied")
 def test_proxied_multipart_upload(server, bucket, tmp_path, monkeypatch):
     """With proxy multipart on and a small minimum size, the client uploads parts straight
     to S3 through presigned URLs: the object's ETag shows it was assembled from parts."""
