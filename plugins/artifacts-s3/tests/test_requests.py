@@ -28,11 +28,22 @@ class Recorder:
         self.requests.append(request)
 
 
-def _watched(uri: str) -> tuple[S3ArtifactRepository, Recorder]:
-    repo = S3ArtifactRepository(uri)
-    recorder = Recorder()
-    repo.client.meta.events.register("before-send.s3", recorder)
-    return repo, recorder
+@pytest.fixture
+def watch():
+    """Open a repository and record every request its (shared) client sends during the
+    test; the recorder is removed afterwards."""
+    registered = []
+
+    def open_watched(uri: str) -> tuple[S3ArtifactRepository, Recorder]:
+        repo = S3ArtifactRepository(uri)
+        recorder = Recorder()
+        repo.client.meta.events.register("before-send.s3", recorder)
+        registered.append((repo.client, recorder))
+        return repo, recorder
+
+    yield open_watched
+    for client, recorder in registered:
+        client.meta.events.unregister("before-send.s3", recorder)
 
 
 def _exercise(repo: S3ArtifactRepository, tmp_path) -> None:
@@ -60,9 +71,9 @@ def _exercise(repo: S3ArtifactRepository, tmp_path) -> None:
     repo.delete_artifacts()
 
 
-def test_expected_bucket_owner_on_every_request(bucket, monkeypatch, tmp_path):
+def test_expected_bucket_owner_on_every_request(bucket, monkeypatch, tmp_path, watch):
     monkeypatch.setenv("MLFLOW_S3_EXPECTED_BUCKET_OWNER", OWNER)
-    repo, recorder = _watched(f"s3://{bucket}/owned")
+    repo, recorder = watch(f"s3://{bucket}/owned")
     _exercise(repo, tmp_path)
     operations = {r.operation for r in recorder.requests}
     assert {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
@@ -86,8 +97,8 @@ def test_presigned_urls_carry_the_owner_as_a_signed_header(bucket, monkeypatch):
         assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in signed_url
 
 
-def test_no_owner_header_unless_configured(bucket, tmp_path):
-    repo, recorder = _watched(f"s3://{bucket}/plain")
+def test_no_owner_header_unless_configured(bucket, watch):
+    repo, recorder = watch(f"s3://{bucket}/plain")
     repo.write_artifact("f.txt", io.BytesIO(b"f"))
     repo.list_artifacts()
     assert recorder.requests
@@ -95,13 +106,13 @@ def test_no_owner_header_unless_configured(bucket, tmp_path):
 
 
 @pytest.mark.parametrize("size", [10, PART_SIZE + 10], ids=["single", "multipart"])
-def test_extra_upload_args_reach_the_upload(bucket, monkeypatch, size):
+def test_extra_upload_args_reach_the_upload(bucket, monkeypatch, size, watch):
     monkeypatch.setenv(
         "MLFLOW_S3_UPLOAD_EXTRA_ARGS",
         '{"ContentType": "application/x-tracklog", "Metadata": {"team": "vision"},'
         ' "CacheControl": "no-store"}',
     )
-    repo, recorder = _watched(f"s3://{bucket}/extra")
+    repo, recorder = watch(f"s3://{bucket}/extra")
     repo.write_artifact("f.bin", io.BytesIO(b"x" * size))
     first = recorder.requests[0]
     assert first.operation in ("PutObject", "CreateMultipartUpload")
@@ -124,12 +135,12 @@ def test_extra_upload_args_reach_presigned_multipart(bucket, monkeypatch):
     assert head["Metadata"] == {"team": "vision"}
 
 
-def test_delete_batches_and_spares_prefix_siblings(bucket):
+def test_delete_batches_and_spares_prefix_siblings(bucket, watch):
     """Deleting a directory of more than one batch of keys removes all of them and leaves
     'dir2' and 'dir.txt' alone."""
     from concurrent.futures import ThreadPoolExecutor
 
-    repo, recorder = _watched(f"s3://{bucket}/p")
+    repo, recorder = watch(f"s3://{bucket}/p")
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda i: repo.write_artifact(f"dir/{i}", io.BytesIO(b"")), range(1001)))
     repo.write_artifact("dir", io.BytesIO(b"a file named like the directory"))

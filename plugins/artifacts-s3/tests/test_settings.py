@@ -91,3 +91,16 @@ def test_plugin_registers_without_importing_boto3():
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_repositories_share_a_client_per_settings(s3_env, monkeypatch):
+    """The server opens a repository per request for s3:// run roots: one client serves
+    them all, and a change of settings or credentials gets a client of its own."""
+    first = S3ArtifactRepository("s3://bucket/a")
+    assert S3ArtifactRepository("s3://other/b").client is first.client
+    monkeypatch.setenv("MLFLOW_S3_EXPECTED_BUCKET_OWNER", "123456789012")
+    owned = S3ArtifactRepository("s3://bucket/a")
+    assert owned.client is not first.client
+    monkeypatch.delenv("MLFLOW_S3_EXPECTED_BUCKET_OWNER")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another")
+    assert S3ArtifactRepository("s3://bucket/a").client is not first.client

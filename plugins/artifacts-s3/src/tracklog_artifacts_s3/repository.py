@@ -8,6 +8,9 @@ every page of ``ListObjectsV2``; deletes go in batches of 1,000 keys.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
@@ -80,6 +83,33 @@ def _make_client(settings: S3Settings) -> Any:
     return client
 
 
+# Clients are thread-safe and costly to make (~0.15 s, a connection pool each), and the
+# server opens a repository per request for runs whose root is an s3:// URI: repositories
+# with the same settings and the same credential environment share one client.
+_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+)
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(settings: S3Settings) -> Any:
+    """The client for ``settings``, made once per settings and credential environment."""
+    credentials = hashlib.sha256(
+        "\0".join(os.environ.get(name, "") for name in _CREDENTIAL_VARIABLES).encode()
+    ).hexdigest()
+    key = (settings.endpoint_url, settings.region, settings.verify,
+           settings.expected_bucket_owner, credentials)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            if len(_clients) >= 16:
+                _clients.pop(next(iter(_clients)))
+            client = _clients[key] = _make_client(settings)
+        return client
+
+
 class S3ArtifactRepository(
     ArtifactRepository, MultipartUploadRepository, PresignedDownloadRepository
 ):
@@ -96,7 +126,7 @@ class S3ArtifactRepository(
                 f"{UPLOAD_EXTRA_ARGS} has arguments S3 uploads do not take: {', '.join(unknown)}"
             )
         self.presigned_url_lifetime = self.settings.presigned_ttl
-        self.client = _make_client(self.settings)
+        self.client = shared_client(self.settings)
 
     # -- keys ---------------------------------------------------------------------------
 
