@@ -62,7 +62,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def server(request, bucket, tmp_path, closed_port, monkeypatch) -> Iterator[str]:
+def server_process(request, bucket, tmp_path, closed_port, monkeypatch):
     """A server whose artifact options come from the test's ``server_options`` marker,
     with ``{bucket}`` filled in; the MLflow client points at it."""
     options = [o.format(bucket=bucket) for o in request.node.get_closest_marker(
@@ -72,9 +72,14 @@ def server(request, bucket, tmp_path, closed_port, monkeypatch) -> Iterator[str]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     mlflow.set_tracking_uri(url)
     try:
-        yield url
+        yield url, process
     finally:
         _stop(process)
+
+
+@pytest.fixture
+def server(server_process) -> Iterator[str]:
+    yield server_process[0]
 
 
 def _keys(bucket: str, prefix: str = "") -> dict[str, dict]:
@@ -187,3 +192,46 @@ def test_client_writes_to_s3_itself(server, bucket, tmp_path):
 def test_plugins_command_lists_the_plugin():
     out = subprocess.run([TRACKLOG, "plugins"], capture_output=True, text=True, check=True)
     assert "tracklog-artifacts-s3" in out.stdout and "s3" in out.stdout
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident set (VmHWM) in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.server_options("--artifacts-destination", "s3://{bucket}/proxied")
+def test_proxy_streams_200mb_both_ways(server_process, bucket, tmp_path):
+    """A 200 MB upload and download through the proxy leave the server's peak memory far
+    below the file's size."""
+    import hashlib
+
+    url, process = server_process
+    size = 200 * MiB
+    src = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with open(src, "wb") as f:
+        block = os.urandom(MiB)
+        for i in range(size // MiB):
+            chunk = i.to_bytes(8, "big") + block[8:]
+            digest.update(chunk)
+            f.write(chunk)
+    target = f"{url}/api/2.0/mlflow-artifacts/artifacts/big/big.bin"
+    with httpx.Client(timeout=300) as http:
+        http.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/warm/up.bin",
+                 content=os.urandom(9 * MiB)).raise_for_status()
+        before = _peak_rss(process.pid)
+        with open(src, "rb") as f:
+            http.put(target, content=f).raise_for_status()
+        back = hashlib.sha256()
+        with http.stream("GET", target) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes():
+                back.update(chunk)
+    grown = _peak_rss(process.pid) - before
+    assert back.hexdigest() == digest.hexdigest()
+    assert _keys(bucket, "proxied/big/")["proxied/big/big.bin"]["Size"] == size
+    assert grown < size // 4, f"server peak RSS grew by {grown / MiB:.0f} MiB"
