@@ -14,7 +14,7 @@ from tracklog_artifacts_s3.upload import PART_SIZE, PARTS_IN_FLIGHT
 SIZE = 200 * 1024 * 1024
 
 CHILD = r"""
-import hashlib, io, json, os, resource, sys
+import hashlib, io, json, os, sys
 from tracklog.artifacts import resolve_repository
 
 path, uri = sys.argv[1], sys.argv[2]
@@ -33,7 +33,8 @@ class Unseekable(io.RawIOBase):
 
 
 def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open("/proc/self/status") as status:
+        return int(next(x for x in status if x.startswith("VmHWM:")).split()[1]) * 1024
 
 base = peak()
 repo.log_artifact(path, "seekable")
