@@ -53,6 +53,10 @@ MAX_INPUT_TAG_VALUE_SIZE = 500
 MAX_REGISTERED_MODEL_ALIAS_LENGTH = 255
 MAX_RESULTS_RUNS = 50000
 MAX_RESULTS_EXPERIMENTS = 50000
+#: The range of a protobuf int64, which every integer field of the protocol is, and of
+#: the BIGINT columns that hold them.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -71,8 +75,8 @@ def invalid_value(field: str, value: Any, reason: str | None = None) -> errors.T
     """The MLflow-worded INVALID_PARAMETER_VALUE error for ``field``."""
     try:
         shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        shown = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        shown = f"<{type(value).__name__}>"
     if len(shown) > 200:
         shown = shown[:200] + "..."
     message = f"Invalid value {shown} for parameter '{field}' supplied"
@@ -173,20 +177,55 @@ def to_double(value: Any, field: str) -> float:
     )
 
 
+def _out_of_range(field: str, value: Any) -> errors.TracklogError:
+    return invalid_value(
+        field, value, f"It must be a 64-bit integer (from {INT64_MIN} to {INT64_MAX})."
+    )
+
+
+def check_int64(value: int, field: str) -> int:
+    """``value`` itself if it fits a signed 64-bit integer, else INVALID_PARAMETER_VALUE
+    naming ``field``. Stores call it before writing an integer they were handed."""
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    raise _out_of_range(field, value)
+
+
+def check_int64_column(values: Sequence[int], field: str) -> None:
+    """Refuse a column of integers (a batch's timestamps, say) if one falls outside int64;
+    ``field`` is a template such as ``"metrics[{}].timestamp"`` and the error names the
+    first offender. Two C-level scans when all fit."""
+    if values and (min(values) < INT64_MIN or max(values) > INT64_MAX):
+        for i, value in enumerate(values):
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise _out_of_range(field.format(i), value)
+
+
 def to_int(value: Any, field: str) -> int:
-    """A JSON int64: an integer number or a decimal string (how query strings carry it)."""
+    """A JSON int64: an integer number or a decimal string (how query strings carry it).
+    Values outside the int64 range (``2**63``, ``1e20``) are refused, as protobuf does."""
     if isinstance(value, bool):
         raise invalid_value(field, value, "Value must be an integer.")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise errors.invalid(f"Parameter '{field}' must be an integer, got '{value}'.")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        # int() of a long digit string is quadratic; nothing past 20 digits is an int64.
+        if len(text) <= 21:
+            try:
+                number = int(text)
+            except ValueError:
+                pass
+        elif text.lstrip("+-").isdigit():
+            raise _out_of_range(field, value)
+    if number is None:
+        raise errors.invalid(f"Parameter '{field}' must be an integer, got '{value}'.")
+    if INT64_MIN <= number <= INT64_MAX:
+        return number
+    raise _out_of_range(field, value)
 
 
 def validate_metric(
@@ -210,7 +249,7 @@ def validate_metric(
         raise missing(_join(path, "value"))
     else:
         number = to_double(value, _join(path, "value"))
-    if type(timestamp) is int and timestamp >= 0:
+    if type(timestamp) is int and 0 <= timestamp <= INT64_MAX:
         ts = timestamp
     else:
         if timestamp is None:
@@ -224,7 +263,7 @@ def validate_metric(
             )
     if step is None:
         st = 0
-    elif type(step) is int:
+    elif type(step) is int and INT64_MIN <= step <= INT64_MAX:
         st = step
     else:
         st = to_int(step, _join(path, "step"))

@@ -47,6 +47,7 @@ from tracklog.stores import (
     ModelRegistryStore,
     TrackingStore,
 )
+from tracklog.validation import check_int64, check_int64_column
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.registry import RegistryMixin
@@ -81,6 +82,7 @@ from tracklog_store_sql.sqlutil import (
     in_ids,
     insert_ignore,
     page,
+    page_limit,
     upsert,
     write_metric_points,
 )
@@ -294,7 +296,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         offset = decode_token(page_token)
         stmt = (
             sqlsearch.experiments_query(self.dialect, ViewType(view_type), filter, order_by)
-            .limit(max_results + 1)
+            .limit(page_limit(max_results))
             .offset(offset)
         )
         with self.db.read() as conn:
@@ -426,7 +428,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         _check_run_name(name)
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
-        start = start_time if start_time is not None else _now()
+        start = check_int64(start_time, "start_time") if start_time is not None else _now()
         with self.db.write() as conn:
             exp = self._experiment_row(conn, experiment_id, for_write=True)
             artifact_uri = _join_uri(exp.artifact_location, run_id, "artifacts")
@@ -479,7 +481,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         if run_status is not None:
             values["status"] = RunStatus(run_status).value
         if end_time is not None:
-            values["end_time"] = end_time
+            values["end_time"] = check_int64(end_time, "end_time")
         if run_name:
             _check_run_name(run_name)
             values["name"] = run_name
@@ -706,7 +708,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             .order_by(m.timestamp, m.step, m.value)
         )
         if max_results is not None:
-            stmt = stmt.limit(max_results + 1).offset(offset)
+            stmt = stmt.limit(page_limit(max_results)).offset(offset)
         elif offset:
             stmt = stmt.offset(offset).limit(_NO_LIMIT)
         with self.db.read() as conn, gc_paused():
@@ -748,7 +750,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         # The search sorts narrow rows (ids only); full rows are fetched for the page.
         stmt = (
             sqlsearch.runs_query(self.dialect, ids, ViewType(run_view_type), filter, order_by)
-            .limit(max_results + 1)
+            .limit(page_limit(max_results))
             .offset(offset)
         )
         with self.db.read() as conn, gc_paused():
@@ -984,6 +986,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 )
 
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        check_int64_column([m.step for m in models], "models[{}].step")
         with self.db.write() as conn:
             self._check_active_run(conn, run_id)
             rows = {m.model_id: m.step for m in models}
@@ -1205,7 +1208,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         ids = [parse_experiment_id(e) for e in experiment_ids]
         ids = [i for i in ids if i <= _INT32_MAX]
         stmt = sqlsearch.logged_models_query(self.dialect, ids, filter, datasets, order_by)
-        stmt = stmt.limit(max_results + 1).offset(offset)
+        stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
             return PagedList(self._load_models(conn, rows), token)
@@ -1390,6 +1393,8 @@ def _metric_rows(run_id: str, metrics_: Sequence[Metric]):
         model_rows: list[dict[str, Any]] = []
     else:
         points, best, model_rows = _metric_rows_general(run_id, metrics_)
+    check_int64_column(points.timestamps, "metrics[{}].timestamp")
+    check_int64_column(points.steps, "metrics[{}].step")
     for key in best:
         _check_key(key, "metric")
     # Sorted so concurrent writers lock latest_metrics rows in one order (no deadlocks).
