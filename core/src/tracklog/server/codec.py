@@ -10,6 +10,7 @@ protobuf-JSON strings, fields never set omitted. Encoded with orjson.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
@@ -181,17 +182,148 @@ class Req:
         return value
 
 
-def request_from_json(body: bytes, path_params: Mapping[str, str] | None = None) -> Req:
+#: Deepest JSON nesting a request may have. MLflow's bodies nest five levels at most; a
+#: cap keeps every later recursive walk of a value (error messages, encoders) safe.
+MAX_JSON_DEPTH = 64
+
+_JSON_TYPES = ("application/json",)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NON_FINITE_LITERAL = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
+_CONTAINERS = (dict, list)
+
+
+def malformed(message: str) -> errors.TracklogError:
+    """MALFORMED_REQUEST (HTTP 400): the body is not a JSON request at all."""
+    return errors.TracklogError(message, errors.ErrorCode.MALFORMED_REQUEST)
+
+
+def _may_be_deeper(body: bytes, limit: int) -> bool:
+    """False when ``body`` surely nests at most ``limit`` levels: its brackets, stripped
+    of everything else, vanish by removing innermost pairs ``limit`` times (C-level
+    passes; brackets inside strings can only make the answer a cautious True)."""
+    brackets = body.translate(None, _NOT_BRACKETS)
+    if len(brackets) <= 2 * limit:
+        return False
+    for _ in range(limit):
+        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if not shorter or len(shorter) == len(brackets):
+            return False
+        brackets = shorter
+    return True
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [v for c in level for v in (c.values() if type(c) is dict else c)
+                 if isinstance(v, _CONTAINERS)]
+    return False
+
+
+def find_nul(data: Any, path: str = "") -> str | None:
+    """The field path of the first string (or object key) in ``data`` holding U+0000."""
+    if isinstance(data, str):
+        return path or "body" if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return name
+            found = find_nul(value, name)
+            if found:
+                return found
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found = find_nul(value, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def refuse_nul(field: str) -> errors.TracklogError:
+    return errors.invalid(
+        f"Invalid value for parameter '{field}': text may not contain the NUL character "
+        "(U+0000)."
+    )
+
+
+def check_content_type(content_type: str | None) -> None:
+    """A JSON body must be sent as ``application/json`` (a missing type is let through,
+    as a bare ``curl --data-binary`` or a hand-written client may omit it)."""
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in _JSON_TYPES and not media.endswith("+json"):
+        raise errors.invalid(
+            f"Bad Request. Content-Type must be application/json, got '{media[:100]}'."
+        )
+
+
+def request_from_json(
+    body: bytes,
+    path_params: Mapping[str, str] | None = None,
+    content_type: str | None = None,
+) -> Req:
+    """Decode a JSON request body. A body that is not JSON, holds ``NaN``/``Infinity``
+    literals, is not an object, nests deeper than :data:`MAX_JSON_DEPTH` or holds a NUL
+    character anywhere is refused with a 400 saying which."""
     if not body:
         return Req({}, None, path_params)
+    check_content_type(content_type)
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # MLflow treats an unparsable body as empty: the missing field is what gets reported.
-        data = {}
+    except orjson.JSONDecodeError as exc:
+        if _NON_FINITE_LITERAL.search(body):
+            raise malformed(
+                "The request body is not valid JSON: NaN and Infinity are not JSON numbers; "
+                'send non-finite values as the strings "NaN", "Infinity" or "-Infinity".'
+            ) from None
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise malformed(
+                f"The request body nests deeper than {MAX_JSON_DEPTH} levels."
+            ) from None
+        raise malformed(f"The request body is not valid JSON: {exc}") from None
+    if isinstance(data, str) and data.lstrip().startswith("{"):
+        # Older MLflow clients post their JSON encoded twice; MLflow's server decodes again.
+        return request_from_json(data.encode(), path_params)
     if not isinstance(data, dict):
-        raise errors.invalid("The request body must be a JSON object.")
+        raise malformed(
+            f"The request body must be a JSON object, got a JSON {_json_type(data)}."
+        )
+    if _may_be_deeper(body, MAX_JSON_DEPTH) and _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise malformed(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
+    # A NUL can only arrive escaped ("\u0000"); the parsed value tells a real one from
+    # an escaped backslash followed by "u0000".
+    if b"\\u0000" in body:
+        field = find_nul(data)
+        if field is not None:
+            raise refuse_nul(field)
     return Req(data, None, path_params)
+
+
+def check_query(query: QueryParams, path_params: Mapping[str, str] | None = None) -> None:
+    """Refuse a NUL character in a query string or a path parameter, naming the field."""
+    for key, value in query.multi_items():
+        if "\x00" in key or "\x00" in value:
+            raise refuse_nul(key)
+    for key, value in (path_params or {}).items():
+        if isinstance(value, str) and "\x00" in value:
+            raise refuse_nul(key)
+
+
+def _json_type(data: Any) -> str:
+    if isinstance(data, list):
+        return "array"
+    if isinstance(data, str):
+        return "string"
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "boolean"
+    return "number"
 
 
 # --- responses ---------------------------------------------------------------------------
