@@ -95,6 +95,23 @@ def _too_long(field: str, limit: int) -> errors.TracklogError:
     return errors.invalid(f"'{field}' exceeds the maximum length of {limit} characters")
 
 
+def nul_refused(field: str) -> errors.TracklogError:
+    """The error for text holding U+0000. No backend stores it alike (PostgreSQL refuses
+    it, others keep it, C-string APIs cut at it), so tracklog refuses it everywhere."""
+    return errors.invalid(
+        f"Invalid value for parameter '{field}': text may not contain the NUL character "
+        "(U+0000)."
+    )
+
+
+def check_no_nul(field: str, *values: str | None) -> None:
+    """Refuse a NUL character in any of ``values`` (``None`` is skipped), naming ``field``;
+    stores call it before writing text they were handed."""
+    for value in values:
+        if value and "\x00" in value:
+            raise nul_refused(field)
+
+
 def check_length(field: str, value: str | None, limit: int) -> str | None:
     if value is not None and len(value) > limit:
         raise _too_long(field, limit)

@@ -34,7 +34,7 @@ from tracklog.entities import (
     RunStatus,
     ViewType,
 )
-from tracklog.validation import invalid_value, missing, to_double, to_int
+from tracklog.validation import invalid_value, missing, nul_refused, to_double, to_int
 
 # Proto enum numbers, for clients that send enums as integers.
 _ENUM_NUMBERS: dict[type[Enum], dict[int, Enum]] = {
@@ -243,13 +243,6 @@ def find_nul(data: Any, path: str = "") -> str | None:
     return None
 
 
-def refuse_nul(field: str) -> errors.TracklogError:
-    return errors.invalid(
-        f"Invalid value for parameter '{field}': text may not contain the NUL character "
-        "(U+0000)."
-    )
-
-
 def check_content_type(content_type: str | None) -> None:
     """A JSON body must be sent as ``application/json`` (a missing type is let through,
     as a bare ``curl --data-binary`` or a hand-written client may omit it)."""
@@ -300,7 +293,7 @@ def request_from_json(
     if b"\\u0000" in body:
         field = find_nul(data)
         if field is not None:
-            raise refuse_nul(field)
+            raise nul_refused(field)
     return Req(data, None, path_params)
 
 
@@ -308,10 +301,10 @@ def check_query(query: QueryParams, path_params: Mapping[str, str] | None = None
     """Refuse a NUL character in a query string or a path parameter, naming the field."""
     for key, value in query.multi_items():
         if "\x00" in key or "\x00" in value:
-            raise refuse_nul(key)
+            raise nul_refused(key)
     for key, value in (path_params or {}).items():
         if isinstance(value, str) and "\x00" in value:
-            raise refuse_nul(key)
+            raise nul_refused(key)
 
 
 def _json_type(data: Any) -> str:

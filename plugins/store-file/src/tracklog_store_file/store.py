@@ -69,7 +69,13 @@ from tracklog.search.evaluate import (
 )
 from tracklog.search.tokens import paginate
 from tracklog.stores import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, TrackingStore
-from tracklog.validation import INT64_MAX, INT64_MIN, check_int64, check_int64_column
+from tracklog.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    check_int64,
+    check_int64_column,
+    check_no_nul,
+)
 from tracklog_store_file import fsio, metrics, yamlio
 from tracklog_store_file.fsio import log
 
@@ -324,6 +330,8 @@ class FileStore(TrackingStore):
     ) -> str:
         if not isinstance(name, str) or not name:
             raise errors.invalid("Invalid experiment name: must be a non-empty string")
+        check_no_nul("name", name, artifact_location)
+        check_no_nul("tags.value", *(t.value for t in tags))
         for tag in tags:
             fsio.key_path(self.root, tag.key, "tag key")
         with self._locks.hold(self.root):
@@ -346,7 +354,7 @@ class FileStore(TrackingStore):
         return self._experiment_or_raise(experiment_id)[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self._name_taken(name)
+        return None if "\x00" in name else self._name_taken(name)
 
     def search_experiments(
         self,
@@ -370,6 +378,7 @@ class FileStore(TrackingStore):
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         if not isinstance(new_name, str) or not new_name:
             raise errors.invalid("Invalid experiment name: must be a non-empty string")
+        check_no_nul("new_name", new_name)
         with self._locks.hold(self.root):
             exp, folder = self._experiment_or_raise(experiment_id)
             if exp.lifecycle_stage != LifecycleStage.ACTIVE:
@@ -447,6 +456,7 @@ class FileStore(TrackingStore):
             self._model_exp.clear()
 
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
+        check_no_nul("tag.value", tag.value)
         _, folder = self._active_experiment(experiment_id)
         self._write_key(folder, TAGS, tag.key, tag.value, "tag key")
 
@@ -568,6 +578,9 @@ class FileStore(TrackingStore):
                 "are given, with different values"
             )
         run_name = run_name or tag_name or generate_run_name()
+        check_no_nul("run_name", run_name)
+        check_no_nul("user_id", user_id)
+        check_no_nul("tags.value", *(t.value for t in tags))
         all_tags = [t for t in tags if t.key != RUN_NAME_TAG] + [RunTag(RUN_NAME_TAG, run_name)]
         for tag in all_tags:
             fsio.key_path(exp_folder, tag.key, "tag key")
@@ -706,6 +719,7 @@ class FileStore(TrackingStore):
             changes["status"] = _RUN_STATUS_INT[RunStatus(run_status)]
         if end_time is not None:
             changes["end_time"] = check_int64(int(end_time), "end_time")
+        check_no_nul("run_name", run_name)
         with self._locks.hold(folder):
             if run_name:
                 changes["run_name"] = run_name
@@ -738,6 +752,8 @@ class FileStore(TrackingStore):
         if metrics:
             check_int64_column([int(m.timestamp) for m in metrics], "metrics[{}].timestamp")
             check_int64_column([int(m.step) for m in metrics], "metrics[{}].step")
+        check_no_nul("params.value", *(None if p.value is None else str(p.value) for p in params))
+        check_no_nul("tags.value", *(t.value for t in tags))
         info, folder = self._active_run(run_id)
         base_metrics = os.path.join(folder, METRICS)
         base_params = os.path.join(folder, PARAMS)

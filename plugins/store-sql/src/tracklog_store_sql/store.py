@@ -47,7 +47,7 @@ from tracklog.stores import (
     ModelRegistryStore,
     TrackingStore,
 )
-from tracklog.validation import check_int64, check_int64_column
+from tracklog.validation import check_int64, check_int64_column, check_no_nul
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.registry import RegistryMixin
@@ -192,7 +192,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         return row
 
     def _run_row(self, conn: Connection, run_id: str, for_write: bool = False):
-        row = conn.execute(_RUN_ROW, {"run_id": run_id}).first()
+        # An id with NUL was never handed out (and PostgreSQL cannot even compare it).
+        row = None if "\x00" in run_id else conn.execute(_RUN_ROW, {"run_id": run_id}).first()
         if row is None:
             raise errors.not_found(f"Run with id={run_id} not found")
         if for_write and row.lifecycle_stage != _ACTIVE:
@@ -239,6 +240,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             raise errors.invalid("Invalid experiment name: the name must be a non-empty string")
         if len(name) > 500:
             raise errors.invalid("Experiment name exceeds the maximum length of 500 characters")
+        check_no_nul("name", name, artifact_location)
+        _check_tags(tags, "tags")
         now = _now()
         try:
             with self.db.write() as conn:
@@ -279,6 +282,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             return self._experiments(conn, [row])[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
+        if "\x00" in name:
+            return None  # never stored (and PostgreSQL cannot even compare it)
         with self.db.read() as conn:
             row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
             if row is None:
@@ -306,6 +311,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         if not new_name:
             raise errors.invalid("Invalid experiment name: the name must be a non-empty string")
+        check_no_nul("new_name", new_name)
         try:
             with self.db.write() as conn:
                 row = self._experiment_row(conn, experiment_id)
@@ -378,6 +384,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             )
 
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
+        _check_tags([tag], "tag")
         with self.db.write() as conn:
             row = self._experiment_row(conn, experiment_id, for_write=True)
             upsert(
@@ -426,6 +433,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             )
         name = run_name or tag_name or generate_run_name()
         _check_run_name(name)
+        check_no_nul("user_id", user_id)
+        _check_tags(tags, "tags")
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         start = check_int64(start_time, "start_time") if start_time is not None else _now()
@@ -528,6 +537,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         tag_rows = {t.key: _clip(t.value, TAG_VALUE_MAX) for t in sorted(tags, key=_key)}
         for key in tag_rows:
             _check_key(key, "tag")
+        check_no_nul("tags.value", *tag_rows.values())
         if RUN_NAME_TAG in tag_rows:
             _check_run_name(tag_rows[RUN_NAME_TAG])
         for attempt in range(_WRITE_ATTEMPTS):
@@ -1317,6 +1327,7 @@ def _check_run_name(name: str) -> None:
         raise errors.invalid(
             f"Run name {name[:50]!r}... is {len(name)} characters long; the limit is {RUN_NAME_MAX}"
         )
+    check_no_nul("run_name", name)
 
 
 def _check_key(key: str, what: str) -> None:
@@ -1324,6 +1335,13 @@ def _check_key(key: str, what: str) -> None:
         raise errors.invalid(
             f"Invalid {what} key {key[:50]!r}: keys must be 1 to {KEY_MAX} characters long"
         )
+    check_no_nul(f"{what} key", key)
+
+
+def _check_tags(tags: Iterable[Any], field: str) -> None:
+    for tag in tags:
+        check_no_nul(f"{field}.key", tag.key)
+        check_no_nul(f"{field}.value", tag.value)
 
 
 def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
@@ -1331,6 +1349,7 @@ def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
     for p in params:
         _check_key(p.key, "param")
         value = _clip(str(p.value), PARAM_VALUE_MAX)
+        check_no_nul("params.value", value)
         if p.key in rows and rows[p.key] != value:
             raise errors.invalid(
                 f"Duplicate parameter keys with different values in the batch for run "
