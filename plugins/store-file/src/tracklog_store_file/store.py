@@ -125,8 +125,10 @@ def _unreadable(what: str, ident: str, path: str, exc: BaseException) -> errors.
     """A record that exists but cannot be read: the caller gets a 404 naming the record
     (searches leave it out the same way), the server log gets the file and the cause."""
     log.warning("Unreadable %s %s: %s", what.lower(), path, exc)
+    # An OSError's text holds the server path: the caller gets its reason only.
+    cause = (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else str(exc)
     return errors.not_found(
-        f"{what} {ident} cannot be read: its record is malformed ({exc}). "
+        f"{what} {ident} cannot be read: its record is malformed ({cause[:200]}). "
         "The server log names the file."
     )
 

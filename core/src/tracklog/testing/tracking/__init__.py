@@ -6,6 +6,7 @@ See :class:`TrackingStoreConformance` for the plugin-author guide.
 from __future__ import annotations
 
 from ._base import StoreRequirements, requires
+from .bounds import BoundsTests
 from .concurrency import ConcurrencyTests
 from .experiments import ExperimentTests
 from .inputs import InputTests
@@ -34,6 +35,7 @@ TOPIC_CLASSES = (
     LoggedModelTests,
     RegistryTests,
     ConcurrencyTests,
+    BoundsTests,
 )
 
 
