@@ -178,15 +178,6 @@ def test_bodies_that_are_not_json_objects_are_refused(http: httpx.Client) -> Non
         refused(http.post("/runs/set-tag", headers={"content-type": ctype},
                           content=json.dumps({"run_id": run_id, "key": "t", "value": "v"})),
                 "Content-Type")
-    for depth in (65, 1000, 5000):
-        deep = "[" * depth + "1" + "]" * depth
-        body = f'{{"run_id": "{run_id}", "key": "t", "value": {deep}}}'.encode()
-        refused(http.post("/runs/set-tag", content=body, headers=json_type),
-                "nests deeper than 64", "MALFORMED_REQUEST")
-    # A value nested within the cap is an ordinary type error naming the field.
-    shallow = "[" * 60 + "1" + "]" * 60
-    body = f'{{"run_id": "{run_id}", "key": "t", "value": {shallow}}}'.encode()
-    refused(http.post("/runs/set-tag", content=body, headers=json_type), "'value'")
     # Non-finite values as strings (what the MLflow client sends) keep working.
     for value in ("NaN", "Infinity", "-Infinity"):
         ok = http.post("/runs/log-metric", json={"run_id": run_id, "key": value.lower(),
@@ -199,6 +190,27 @@ def test_bodies_that_are_not_json_objects_are_refused(http: httpx.Client) -> Non
     assert values["nan"] == "NaN"
     assert values["infinity"] in ("Infinity", MAX_DOUBLE)
     assert values["-infinity"] in ("-Infinity", -MAX_DOUBLE)
+
+
+def test_deep_nesting_is_refused_at_the_decoder(http: httpx.Client) -> None:
+    _, run_id = new_run(http)
+    json_type = {"content-type": "application/json"}
+    for depth in (65, 1000, 5000):
+        for opener, closer in (("[", "]"), ('{"a":', "}")):
+            deep = opener * depth + "1" + closer * depth
+            body = f'{{"run_id": "{run_id}", "key": "t", "value": {deep}}}'.encode()
+            refused(http.post("/runs/set-tag", content=body, headers=json_type),
+                    "nests deeper than 64", "MALFORMED_REQUEST")
+    # Within the cap a nested value is an ordinary type error naming the field, and
+    # brackets inside strings do not count.
+    shallow = "[" * 60 + "1" + "]" * 60
+    body = f'{{"run_id": "{run_id}", "key": "t", "value": {shallow}}}'.encode()
+    refused(http.post("/runs/set-tag", content=body, headers=json_type), "'value'")
+    text = "[" * 200 + "]" * 200
+    ok = http.post("/runs/set-tag", json={"run_id": run_id, "key": "brackets", "value": text})
+    assert ok.status_code == 200, ok.text
+    run = http.get("/runs/get", params={"run_id": run_id}).json()["run"]
+    assert {t["key"]: t["value"] for t in run["data"]["tags"]}["brackets"] == text
 
 
 def test_mlflow_client_gets_a_4xx_it_does_not_retry(backend) -> None:
