@@ -166,14 +166,14 @@ def test_bodies_that_are_not_json_objects_are_refused(http: httpx.Client) -> Non
         body = b'{"run_id": "%s", "key": "m", "value": %s, "timestamp": 1}' % (
             run_id.encode(), literal)
         message = refused(http.post("/runs/log-metric", content=body, headers=json_type),
-                          "NaN", "MALFORMED_REQUEST")
+                          "NaN")
         assert '"NaN"' in message and "run_id" not in message
     refused(http.post("/runs/log-metric", content=b'{"run_id": ', headers=json_type),
-            "not valid JSON", "MALFORMED_REQUEST")
+            "not valid JSON")
     refused(http.post("/runs/log-metric", content=b"[1, 2]", headers=json_type),
-            "must be a JSON object", "MALFORMED_REQUEST")
+            "must be a JSON object")
     refused(http.post("/runs/log-metric", content=b'"text"', headers=json_type),
-            "must be a JSON object", "MALFORMED_REQUEST")
+            "must be a JSON object")
     for ctype in ("text/plain", "application/x-www-form-urlencoded"):
         refused(http.post("/runs/set-tag", headers={"content-type": ctype},
                           content=json.dumps({"run_id": run_id, "key": "t", "value": "v"})),
@@ -200,7 +200,7 @@ def test_deep_nesting_is_refused_at_the_decoder(http: httpx.Client) -> None:
             deep = opener * depth + "1" + closer * depth
             body = f'{{"run_id": "{run_id}", "key": "t", "value": {deep}}}'.encode()
             refused(http.post("/runs/set-tag", content=body, headers=json_type),
-                    "nests deeper than 64", "MALFORMED_REQUEST")
+                    "nests deeper than 64")
     # Within the cap a nested value is an ordinary type error naming the field, and
     # brackets inside strings do not count.
     shallow = "[" * 60 + "1" + "]" * 60

@@ -192,11 +192,6 @@ _NON_FINITE_LITERAL = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
 _CONTAINERS = (dict, list)
 
 
-def malformed(message: str) -> errors.TracklogError:
-    """MALFORMED_REQUEST (HTTP 400): the body is not a JSON request at all."""
-    return errors.TracklogError(message, errors.ErrorCode.MALFORMED_REQUEST)
-
-
 def _may_be_deeper(body: bytes, limit: int) -> bool:
     """False when ``body`` surely nests at most ``limit`` levels: its brackets, stripped
     of everything else, vanish by removing innermost pairs ``limit`` times (C-level
@@ -270,24 +265,24 @@ def request_from_json(
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if _NON_FINITE_LITERAL.search(body):
-            raise malformed(
+            raise errors.invalid(
                 "The request body is not valid JSON: NaN and Infinity are not JSON numbers; "
                 'send non-finite values as the strings "NaN", "Infinity" or "-Infinity".'
             ) from None
         if "depth" in str(exc) or "recursion" in str(exc):
-            raise malformed(
+            raise errors.invalid(
                 f"The request body nests deeper than {MAX_JSON_DEPTH} levels."
             ) from None
-        raise malformed(f"The request body is not valid JSON: {exc}") from None
+        raise errors.invalid(f"The request body is not valid JSON: {exc}") from None
     if isinstance(data, str) and data.lstrip().startswith("{"):
         # Older MLflow clients post their JSON encoded twice; MLflow's server decodes again.
         return request_from_json(data.encode(), path_params)
     if not isinstance(data, dict):
-        raise malformed(
+        raise errors.invalid(
             f"The request body must be a JSON object, got a JSON {_json_type(data)}."
         )
     if _may_be_deeper(body, MAX_JSON_DEPTH) and _depth_exceeds(data, MAX_JSON_DEPTH):
-        raise malformed(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
+        raise errors.invalid(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
     # A NUL can only arrive escaped ("\u0000"); the parsed value tells a real one from
     # an escaped backslash followed by "u0000".
     if b"\\u0000" in body:
