@@ -296,15 +296,28 @@ def validate_metric(
     )
 
 
+#: Keys known to be valid, for the per-point loop of :func:`validate_metrics`: a set
+#: lookup costs half an ``lru_cache`` call, which pays for the int64 range checks.
+_GOOD_KEYS: set[str] = set()
+
+
+def _remember_good(key: str) -> bool:
+    if len(_GOOD_KEYS) < 8192:
+        _GOOD_KEYS.add(key)
+    return True
+
+
 def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> list[Metric]:
     """The objects of a request's metric list, each checked as :func:`validate_metric`
     does (errors name ``metrics[i].<field>``). Points in the usual wire form (string key,
-    number value, non-negative integer timestamp and step, no model or dataset) take a
-    short path with the same checks; any other goes through :func:`validate_metric`."""
+    number value, int64 timestamp ≥ 0 and step, no model or dataset) take a short path
+    with the same checks; any other goes through :func:`validate_metric`."""
     out: list[Metric] = []
     append = out.append
     good_key = _good_key
     new = tuple.__new__
+    top, bottom = INT64_MAX, INT64_MIN
+    known = _GOOD_KEYS
     for i, m in enumerate(raw):
         get = m.get
         key, value, ts, step = get("key"), get("value"), get("timestamp"), get("step")
@@ -312,12 +325,12 @@ def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> l
             type(key) is str
             and (type(value) is float or type(value) is int)
             and type(ts) is int
-            and ts >= 0
-            and (step is None or type(step) is int)
+            and 0 <= ts <= top
+            and (step is None or type(step) is int and bottom <= step <= top)
             # With no other field than those four there is no model or dataset to check.
             and (len(m) <= (3 if step is None else 4)
                  or not (get("model_id") or get("dataset_name") or get("dataset_digest")))
-            and good_key(key)
+            and (key in known or good_key(key) and _remember_good(key))
         ):
             # Metric(key, value, ts, step), built without the Python-level __new__.
             append(new(Metric, (key, float(value), ts, 0 if step is None else step,
@@ -456,10 +469,7 @@ def validate_alias(alias: Any, field: str = "alias") -> str:
 def validate_model_version(version: Any, field: str = "version") -> str:
     if version is None or version == "":
         raise missing(field)
-    try:
-        number = int(str(version))
-    except ValueError:
-        raise errors.invalid(f"Parameter '{field}' must be an integer, got '{version}'.") from None
+    number = to_int(str(version), field)
     if number < 1:
         raise invalid_value(field, version, "Model versions start at 1.")
     return str(number)

@@ -423,9 +423,11 @@ class FileStore(TrackingStore):
             if not os.path.isfile(os.path.join(folder, META)):
                 raise errors.not_found(f"No active experiment with id={experiment_id} exists")
             if os.path.exists(os.path.join(self.trash, experiment_id)):
+                log.warning("Cannot delete experiment %s: %s already exists", experiment_id,
+                            os.path.join(self.trash, experiment_id))
                 raise errors.TracklogError(
-                    f"Cannot delete experiment {experiment_id}: "
-                    f"{os.path.join(self.trash, experiment_id)} already exists",
+                    f"Cannot delete experiment {experiment_id}: a deleted experiment with "
+                    "that id already exists in the store's trash",
                     errors.ErrorCode.RESOURCE_CONFLICT,
                 )
             now = _now()
