@@ -146,6 +146,8 @@ def test_nul_is_refused_everywhere(http: httpx.Client) -> None:
     refused(http.post("/runs/log-batch", json={"run_id": run_id, "tags": [
         {"key": "ok", "value": "x"}, {"key": "t", "value": "\x00"}]}), "tags[1].value")
     refused(http.get("/runs/get", params={"run_id": "a\x00"}), "'run_id'")
+    refused(http.get("/logged-models/m-%00x"), "'model_id'")
+    refused(http.patch("/logged-models/m-%00x/tags", json={"tags": []}), "'model_id'")
     refused(http.get("/experiments/get-by-name", params={"experiment_name": name + "\x00"}),
             "'experiment_name'")
     # An escaped backslash before "u0000" is text, not a NUL.

@@ -180,15 +180,15 @@ def to_double(value: Any, field: str) -> float:
         raise invalid_value(
             field, value, "Please specify value as a valid double (64-bit floating point)"
         )
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        if value in _NON_FINITE:
-            return _NON_FINITE[value]
-        try:
+    try:
+        if isinstance(value, (int, float)):
             return float(value)
-        except ValueError:
-            pass
+        if isinstance(value, str):
+            if value in _NON_FINITE:
+                return _NON_FINITE[value]
+            return float(value)
+    except (ValueError, OverflowError):
+        pass
     raise invalid_value(
         field, value, "Please specify value as a valid double (64-bit floating point)"
     )

@@ -97,14 +97,13 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
 
     async def endpoint(request: Request) -> Response:
         try:
+            check_query(request.query_params, request.path_params)
             if is_get and request.query_params:
                 req = Req(None, request.query_params, request.path_params)
-                check_query(request.query_params, request.path_params)
             else:
                 body = await _read_body(request)
                 if is_get and not body:
                     req = Req(None, request.query_params, request.path_params)
-                    check_query(request.query_params, request.path_params)
                 else:
                     req = request_from_json(body, request.path_params,
                                             request.headers.get("content-type"))
