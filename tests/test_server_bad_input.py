@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import sqlite3
 import uuid
@@ -18,7 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from tracklog.config import ServerConfig
+from tracklog.plugins import hookimpl, register_plugin, unregister_plugin
+from tracklog.server import create_app, rule
 from tracklog.testing import service_unavailable
 
 MARIADB_ADMIN_URL = os.environ.get("TRACKLOG_TEST_MYSQL_URL",
@@ -261,3 +266,36 @@ def test_internal_error_shows_a_request_id_only(tmp_path: Path, serve) -> None:
         srv.stop()
     for leak in ("params", "secret-value", str(tmp_path), "INSERT", "sqlite"):
         assert leak not in r.text
+
+
+class FailingRoutePlugin:
+    """A plugin route that fails with a message holding a path and SQL."""
+
+    @hookimpl
+    def register_routes(self, app):
+        @rule("read")
+        async def boom(request):
+            raise RuntimeError("/srv/tracklog/secret.db: SELECT password FROM users")
+
+        app.add_route("/plugin/boom", boom, methods=["GET"])
+
+
+def test_plugin_route_failure_is_the_same_json_500(tmp_path: Path, caplog) -> None:
+    """An exception escaping a plugin route (outside tracklog's RPC endpoints) gets the
+    same body and header, not Starlette's plain-text 500."""
+    register_plugin(FailingRoutePlugin(), "test-failing-route")
+    try:
+        app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{tmp_path}/t.db",
+                                      artifacts_destination=str(tmp_path / "artifacts"),
+                                      allowed_hosts=["testserver"]))
+        with caplog.at_level(logging.ERROR, logger="tracklog.server"), \
+                TestClient(app, raise_server_exceptions=False) as http:
+            r = http.get("/plugin/boom")
+    finally:
+        unregister_plugin("test-failing-route")
+    assert r.status_code == 500
+    request_id = r.headers["x-request-id"]
+    assert r.json() == {"error_code": "INTERNAL_ERROR",
+                        "message": f"internal error (request id {request_id})"}
+    assert "secret" not in r.text and "SELECT" not in r.text
+    assert f"request id {request_id}" in caplog.text and "SELECT password" in caplog.text
