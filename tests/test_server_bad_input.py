@@ -208,6 +208,11 @@ def test_deep_nesting_is_refused_at_the_decoder(http: httpx.Client) -> None:
             body = f'{{"run_id": "{run_id}", "key": "t", "value": {deep}}}'.encode()
             refused(http.post("/runs/set-tag", content=body, headers=json_type),
                     "nests deeper than 64")
+    # Brackets inside strings neither hide nesting nor count as nesting.
+    sneaky = '["]}", ' * 100 + "1" + "]" * 100
+    body = f'{{"run_id": "{run_id}", "key": "t", "value": {sneaky}}}'.encode()
+    refused(http.post("/runs/set-tag", content=body, headers=json_type),
+            "nests deeper than 64")
     # Within the cap a nested value is an ordinary type error naming the field, and
     # brackets inside strings do not count.
     shallow = "[" * 60 + "1" + "]" * 60

@@ -187,35 +187,33 @@ class Req:
 MAX_JSON_DEPTH = 64
 
 _JSON_TYPES = ("application/json",)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# Braces become brackets (for depth only the nesting counts); all but brackets and
+# quotes is dropped.
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _NON_FINITE_LITERAL = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
-_CONTAINERS = (dict, list)
 
 
-def _may_be_deeper(body: bytes, limit: int) -> bool:
-    """False when ``body`` surely nests at most ``limit`` levels: its brackets, stripped
-    of everything else, vanish by removing innermost pairs ``limit`` times (C-level
-    passes; brackets inside strings can only make the answer a cautious True)."""
-    brackets = body.translate(None, _NOT_BRACKETS)
-    if len(brackets) <= 2 * limit:
+def nests_deeper(body: bytes, limit: int) -> bool:
+    """Whether the valid JSON ``body`` nests more than ``limit`` levels, exactly, in a few
+    C-level passes over bytes: the brackets outside strings are kept, and each removal of
+    the adjacent pairs ``[]`` takes away one level."""
+    if b"\\" in body:
+        # Escaped backslashes, then escaped quotes: what is left of an escape is a
+        # backslash and letters, which the translation drops.
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Adjacent quotes are an empty string or the gap between two strings: no structure.
+    marks = body.translate(_AS_BRACKETS, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in marks:
+        # Some strings hold brackets: keep what lies between strings only.
+        marks = b"".join(marks.split(b'"')[::2])
+    if len(marks) <= 2 * limit:
         return False
     for _ in range(limit):
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if not shorter or len(shorter) == len(brackets):
+        marks = marks.replace(b"[]", b"")
+        if not marks:
             return False
-        brackets = shorter
     return True
-
-
-def _depth_exceeds(data: Any, limit: int) -> bool:
-    level, depth = [data], 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        level = [v for c in level for v in (c.values() if type(c) is dict else c)
-                 if isinstance(v, _CONTAINERS)]
-    return False
 
 
 def find_nul(data: Any, path: str = "") -> str | None:
@@ -281,7 +279,7 @@ def request_from_json(
         raise errors.invalid(
             f"The request body must be a JSON object, got a JSON {_json_type(data)}."
         )
-    if _may_be_deeper(body, MAX_JSON_DEPTH) and _depth_exceeds(data, MAX_JSON_DEPTH):
+    if nests_deeper(body, MAX_JSON_DEPTH):
         raise errors.invalid(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
     # A NUL can only arrive escaped ("\u0000"); the parsed value tells a real one from
     # an escaped backslash followed by "u0000". Most bodies hold no backslash at all, and
