@@ -203,3 +203,18 @@ def launch():
         return start_server(tmp, uri, *extra, prefix=prefix, env=env)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """``serve(tmp_dir, store_uri, *options)`` starts a server on any store (the caller
+    stops it); a store that cannot be opened counts as an unavailable service."""
+    from tracklog.testing import service_unavailable
+
+    def start(tmp: Path, uri: str, *extra: str) -> Server:
+        reason = store_available(uri)
+        if reason is not None:
+            service_unavailable(uri.split(":")[0], reason)
+        return start_server(tmp, uri, *extra)
+
+    return start

@@ -29,7 +29,14 @@ from tracklog_store_sql.schema import (
     registered_model_tags,
     registered_models,
 )
-from tracklog_store_sql.sqlutil import chunks, decode_token, page, string_condition, upsert
+from tracklog_store_sql.sqlutil import (
+    chunks,
+    decode_token,
+    page,
+    page_limit,
+    string_condition,
+    upsert,
+)
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -308,7 +315,7 @@ class RegistryMixin:
             stmt = stmt.where(
                 _no_prompt(registered_model_tags, registered_models.c.name, self.dialect)
             )
-        stmt = stmt.limit(max_results + 1).offset(offset)
+        stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
             return PagedList(self._load_models_rm(conn, rows), token)
@@ -507,7 +514,7 @@ class RegistryMixin:
         stmt = sqlsearch.model_versions_query(self.dialect, filter, order_by)
         if not prompts:
             stmt = stmt.where(_no_prompt(model_version_tags, model_versions.c.name, self.dialect))
-        stmt = stmt.limit(max_results + 1).offset(offset)
+        stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
             return PagedList(self._load_versions(conn, rows), token)

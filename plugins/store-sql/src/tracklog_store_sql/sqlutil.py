@@ -363,11 +363,19 @@ def decode_token(token: str | None) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
         offset = data["offset"]
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        # Offsets this store hands out stay far below 2**62; a larger one would overflow
+        # the database's LIMIT/OFFSET arithmetic.
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**62:
             raise ValueError(offset)
     except Exception:
         raise errors.invalid(f"Invalid page token {token!r}") from None
     return offset
+
+
+def page_limit(max_results: int) -> int:
+    """The LIMIT that fetches one page plus one row (to know whether another page
+    follows), kept inside the databases' 64-bit range however large the page asked for."""
+    return min(max_results, 2**62) + 1
 
 
 def page(rows: list, max_results: int, offset: int) -> tuple[list, str | None]:
