@@ -225,6 +225,18 @@ FILTER_TRUTH_TABLE: dict[str, list[tuple[str, frozenset[str]]]] = {
         ("metrics.acc > 0.85 AND params.lr = '0.01'", frozenset({"alpha", "gamma"})),
         ("tags.team IS NULL AND params.lr IS NULL", frozenset({"eta", "theta"})),
         ("attributes.start_time > 1000 AND datasets.context = 'training'", frozenset({"beta"})),
+        # Several comparisons on one table: each key's value must satisfy all of its own.
+        ("params.lr = '0.01' AND params.optimizer = 'SGD'", frozenset({"gamma"})),
+        ("params.lr = '0.01' AND params.lr != '0.1' AND params.lr LIKE '0.0%'",
+         frozenset({"alpha", "gamma"})),
+        ("params.lr IS NULL AND params.note IS NOT NULL", frozenset({"eta"})),
+        ("params.lr IS NOT NULL AND params.optimizer IS NULL", frozenset({"epsilon"})),
+        ("tags.team LIKE 'vision%' AND tags.team != 'vision' AND tags.tier IS NULL",
+         frozenset({"delta"})),
+        ("tags.tier = 't1' AND tags.tier = 't2'", frozenset()),
+        ("metrics.loss > 0.2 AND metrics.acc < 0.85", frozenset({"beta"})),
+        ("metrics.loss > 0 AND metrics.big > 0", frozenset({"epsilon"})),
+        ("datasets.name = 'train-ds' AND datasets.context = 'evaluation'", frozenset({"alpha"})),
     ],
 }
 
