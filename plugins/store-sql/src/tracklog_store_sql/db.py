@@ -2,7 +2,16 @@
 
 Everything backend-specific about connecting lives here: SQLite pragmas and
 ``BEGIN IMMEDIATE`` write transactions, pool settings from the environment, MySQL TLS
-and character set, and redaction of passwords from every URI we print.
+and character set, statement timeouts, stopping a running statement when the caller goes
+away, and redaction of passwords from every URI we print.
+
+Limits that keep one expensive search from starving everything else (database servers):
+each statement may run :data:`STATEMENT_TIMEOUT_S` seconds (PostgreSQL
+``statement_timeout``, MariaDB ``max_statement_time``, MySQL ``max_execution_time``); a
+read stopped by it is the caller's error (INVALID_PARAMETER_VALUE, HTTP 400: the MLflow
+client would only repeat it), a write stopped by it is TEMPORARILY_UNAVAILABLE. A request
+that finds every pooled connection busy waits ``pool_timeout`` seconds, then gets
+TEMPORARILY_UNAVAILABLE (HTTP 503) with ``Retry-After``, which the client honours.
 """
 
 from __future__ import annotations
@@ -11,16 +20,17 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from tracklog import errors
+from tracklog.interrupt import cancelled, current, interruptible
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -28,7 +38,17 @@ _POOL_ENV = {
     "pool_size": "POOL_SIZE",
     "pool_recycle": "POOL_RECYCLE",
     "max_overflow": "MAX_OVERFLOW",
+    "pool_timeout": "POOL_TIMEOUT",
 }
+#: Pool settings for a database server unless the environment says otherwise: twenty
+#: connections at most per server process (four workers stay under PostgreSQL's default
+#: 100), and a request finding all busy waits 10 s before it is answered 503.
+POOL_DEFAULTS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
+#: Seconds a statement may run on a database server, unless
+#: ``TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT`` says otherwise (0: no limit).
+STATEMENT_TIMEOUT_S = 30.0
+#: The ``Retry-After`` of a 503 when every pooled connection is busy.
+RETRY_AFTER_S = 2
 
 
 def redact(uri: str) -> str:
@@ -66,6 +86,24 @@ def pool_options(environ: Mapping[str, str] | None = None) -> dict[str, int]:
     return out
 
 
+def statement_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a statement may run (``TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT``)."""
+    env = os.environ if environ is None else environ
+    name = "TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT"
+    raw = env.get(name)
+    if not raw:
+        return STATEMENT_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 10**6:
+        raise errors.invalid(
+            f"Environment variable {name} must be a number of seconds (0: no limit), got {raw!r}"
+        )
+    return seconds
+
+
 def mysql_ssl_args(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """PyMySQL ``ssl`` connect argument from ``MLFLOW_MYSQL_SSL_CA/_CERT/_KEY``."""
     env = os.environ if environ is None else environ
@@ -83,8 +121,9 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(store_uri: str) -> Engine:
-    """An engine for ``store_uri`` with tracklog's connection settings applied."""
+def create_engine(store_uri: str, pooled: bool = True) -> Engine:
+    """An engine for ``store_uri`` with tracklog's connection settings applied
+    (``pooled=False``: a fresh connection each time, for rare side jobs)."""
     try:
         url = make_url(store_uri)
     except Exception:
@@ -101,9 +140,19 @@ def create_engine(store_uri: str) -> Engine:
             if url.database:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs.update(pool_options())
+    elif not pooled:
+        kwargs["poolclass"] = NullPool
     else:
         kwargs["pool_pre_ping"] = True
+        kwargs.update(POOL_DEFAULTS)
         kwargs.update(pool_options())
+    timeout_ms = int(statement_timeout() * 1000)
+    if backend == "postgresql" and timeout_ms:
+        # Set at connection start, so it costs no statement of its own.
+        options = url.query.get("options", "")
+        if isinstance(options, tuple):
+            options = " ".join(options)
+        connect_args["options"] = f"{options} -c statement_timeout={timeout_ms}".strip()
     if backend in ("mysql", "mariadb"):
         if url.drivername in ("mysql", "mariadb"):
             url = url.set(drivername=f"{backend}+pymysql")
@@ -129,7 +178,67 @@ def create_engine(store_uri: str) -> Engine:
         ) from None
     if backend == "sqlite":
         _configure_sqlite(engine, memory=_is_memory_sqlite(url))
+    if backend in ("mysql", "mariadb") and timeout_ms:
+        _configure_mysql_timeout(engine, timeout_ms)
     return engine
+
+
+def _is_mariadb(dbapi_conn) -> bool:
+    return "mariadb" in dbapi_conn.get_server_info().lower()
+
+
+def _configure_mysql_timeout(engine: Engine, timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        with dbapi_conn.cursor() as cur:
+            if _is_mariadb(dbapi_conn):
+                cur.execute(f"SET SESSION max_statement_time = {timeout_ms / 1000}")
+            else:  # MySQL limits SELECT statements only
+                cur.execute(f"SET SESSION max_execution_time = {timeout_ms}")
+
+
+@contextmanager
+def no_statement_timeout(conn: Connection) -> Iterator[None]:
+    """Lift the statement timeout inside a write transaction (schema migrations may
+    rewrite whole tables)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        yield
+        return
+    if dialect not in ("mysql", "mariadb"):
+        yield
+        return
+    variable = "max_statement_time" if conn.dialect.is_mariadb else "max_execution_time"
+    before = conn.exec_driver_sql(f"SELECT @@SESSION.{variable}").scalar()
+    conn.exec_driver_sql(f"SET SESSION {variable} = 0")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"SET SESSION {variable} = {before}")
+
+
+#: Driver error codes of a statement stopped by its timeout or a cancel request:
+#: PostgreSQL query_canceled, MariaDB max_statement_time, MySQL max_execution_time,
+#: MySQL/MariaDB KILL QUERY.
+_STOPPED = {"57014", 1969, 3024, 1317}
+
+
+def _driver_code(exc: BaseException):
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return None
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None and getattr(orig, "args", None):
+        code = orig.args[0]
+    return code
+
+
+def _is_stopped(exc: BaseException) -> bool:
+    if _driver_code(exc) in _STOPPED:
+        return True
+    # sqlite3 reports an interrupted statement by message only.
+    return isinstance(exc, sa.exc.OperationalError) and "interrupted" in str(exc.orig)
 
 
 def _configure_sqlite(engine: Engine, memory: bool) -> None:
@@ -162,22 +271,82 @@ class Database:
         self.uri = store_uri
         self.engine = create_engine(store_uri)
         self.dialect = self.engine.dialect.name
+        self.statement_timeout = statement_timeout()
         # One shared in-memory connection (StaticPool) must not be used concurrently.
         self._lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
+        self._killer: Engine | None = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-        with self._locked(), self.engine.connect() as conn:
-            conn.execution_options(tracklog_write=True)
-            with conn.begin():
-                yield conn
+        try:
+            with self._locked(), self._connect() as conn:
+                conn.execution_options(tracklog_write=True)
+                with conn.begin():
+                    yield conn
+        except sa.exc.DBAPIError as exc:
+            if not _is_stopped(exc):
+                raise
+            raise errors.unavailable(
+                f"A write took longer than the statement timeout of {self._timeout_text()} "
+                "and was rolled back; retry later", RETRY_AFTER_S
+            ) from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (rolled back at the end)."""
-        with self._locked(), self.engine.connect() as conn:
+        """A read-only transaction (rolled back at the end). Inside a server request it
+        is interruptible: when the client disconnects, the running statement is stopped
+        and the connection goes back to the pool."""
+        try:
+            with self._locked(), self._connect() as conn:
+                if current() is None:
+                    yield conn
+                else:
+                    with interruptible(self._stopper(conn)):
+                        yield conn
+        except sa.exc.DBAPIError as exc:
+            if not _is_stopped(exc):
+                raise
+            interrupt = current()
+            if interrupt is not None and interrupt.fired:
+                raise cancelled() from None
+            raise errors.invalid(
+                f"The query ran longer than the statement timeout of {self._timeout_text()} "
+                "and was stopped; narrow the search (a more selective filter, fewer "
+                "experiments or a smaller page)"
+            ) from None
+
+    def _timeout_text(self) -> str:
+        return f"{self.statement_timeout:g} s"
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            conn = self.engine.connect()
+        except sa.exc.TimeoutError:
+            raise errors.unavailable(
+                "Every database connection is busy; retry in a moment", RETRY_AFTER_S
+            ) from None
+        with conn:
             yield conn
+
+    def _stopper(self, conn: Connection) -> Callable[[], None]:
+        """A callable that stops the statement ``conn`` is running, from another thread."""
+        dbapi_conn = conn.connection.dbapi_connection
+        if self.dialect == "sqlite":
+            return dbapi_conn.interrupt
+        if self.dialect == "postgresql":
+            return getattr(dbapi_conn, "cancel_safe", None) or dbapi_conn.cancel
+        if self.dialect in ("mysql", "mariadb"):
+            return functools.partial(self._kill_query, dbapi_conn.thread_id())
+        return lambda: None
+
+    def _kill_query(self, thread_id: int) -> None:
+        # A connection of its own: the pool may have none to spare.
+        if self._killer is None:
+            self._killer = create_engine(self.uri, pooled=False)
+        with self._killer.connect() as conn:
+            conn.exec_driver_sql(f"KILL QUERY {int(thread_id)}")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -189,6 +358,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._killer is not None:
+            self._killer.dispose()
 
 
 #: Driver error codes of transient conflicts worth retrying: PostgreSQL deadlock and
@@ -198,13 +369,7 @@ _RETRYABLE = {"40P01", "40001", 1213, 1205}
 
 def is_transient(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the whole transaction may simply be rerun."""
-    orig = getattr(exc, "orig", None)
-    if orig is None:
-        return False
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if code is None and getattr(orig, "args", None):
-        code = orig.args[0]
-    return code in _RETRYABLE
+    return _driver_code(exc) in _RETRYABLE
 
 
 # --- migrations ------------------------------------------------------------------------
@@ -252,7 +417,7 @@ def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | Non
     """Migrate the schema to ``revision``; returns (revision before, revision after)."""
     from alembic import command
 
-    with db.write() as conn:
+    with db.write() as conn, no_statement_timeout(conn):
         before = current_revision(conn)
         command.upgrade(_alembic_config(conn), revision)
         after = current_revision(conn)
@@ -277,7 +442,8 @@ def ensure_schema(db: Database) -> None:
                     )
                 from alembic import command
 
-                command.upgrade(_alembic_config(conn), "head")
+                with no_statement_timeout(conn):
+                    command.upgrade(_alembic_config(conn), "head")
         return
     if current not in known_revisions():
         raise errors.TracklogError(
