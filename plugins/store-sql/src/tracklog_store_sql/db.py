@@ -146,12 +146,10 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
         kwargs["pool_pre_ping"] = True
         kwargs.update(POOL_DEFAULTS)
         kwargs.update(pool_options())
-    timeout_ms = int(statement_timeout() * 1000)
+    timeout_ms = 0 if url_sets_timeout(url) else int(statement_timeout() * 1000)
     if backend == "postgresql" and timeout_ms:
         # Set at connection start, so it costs no statement of its own.
-        options = url.query.get("options", "")
-        if isinstance(options, tuple):
-            options = " ".join(options)
+        options = _query_text(url, "options")
         connect_args["options"] = f"{options} -c statement_timeout={timeout_ms}".strip()
     if backend in ("mysql", "mariadb"):
         if url.drivername in ("mysql", "mariadb"):
@@ -181,6 +179,18 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
     if backend in ("mysql", "mariadb") and timeout_ms:
         _configure_mysql_timeout(engine, timeout_ms)
     return engine
+
+
+def _query_text(url: sa.URL, name: str) -> str:
+    value = url.query.get(name, "")
+    return " ".join(value) if isinstance(value, tuple) else value
+
+
+def url_sets_timeout(url: sa.URL) -> bool:
+    """Whether the database URL sets the statement timeout itself (it then wins)."""
+    text = _query_text(url, "options") + _query_text(url, "init_command")
+    return any(v in text for v in ("statement_timeout", "max_statement_time",
+                                   "max_execution_time"))
 
 
 def _is_mariadb(dbapi_conn) -> bool:
@@ -272,6 +282,7 @@ class Database:
         self.engine = create_engine(store_uri)
         self.dialect = self.engine.dialect.name
         self.statement_timeout = statement_timeout()
+        self._url_timeout = url_sets_timeout(self.engine.url)
         # One shared in-memory connection (StaticPool) must not be used concurrently.
         self._lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
         self._killer: Engine | None = None
@@ -317,6 +328,8 @@ class Database:
             ) from None
 
     def _timeout_text(self) -> str:
+        if self._url_timeout:
+            return "the database URL"
         return f"{self.statement_timeout:g} s"
 
     @contextmanager

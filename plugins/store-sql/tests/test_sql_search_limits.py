@@ -1,0 +1,178 @@
+"""Expensive searches stay bounded: long filters plan at once, a statement has a timeout,
+a busy pool answers 503, and a read is stopped when its caller goes away."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from tracklog.entities import Metric, Param, RunTag
+from tracklog.errors import ErrorCode, TracklogError
+from tracklog.interrupt import Interrupt, serving
+from tracklog.search import MAX_FILTER_CLAUSES, parse_run_filter
+from tracklog_store_sql.store import SqlTrackingStore
+
+
+def _open(url: str, monkeypatch: pytest.MonkeyPatch, **env: object) -> SqlTrackingStore:
+    for name, value in env.items():
+        monkeypatch.setenv(f"TRACKLOG_SQLALCHEMYSTORE_{name}", str(value))
+    return SqlTrackingStore(url, "/artifacts")
+
+
+@contextmanager
+def _closing(store: SqlTrackingStore) -> Iterator[SqlTrackingStore]:
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _runs(store: SqlTrackingStore, count: int = 30) -> tuple[str, list[str]]:
+    exp = store.create_experiment(f"limits-{uuid.uuid4().hex[:8]}")
+    ids = []
+    for i in range(count):
+        run_id = store.create_run(exp, "u", 1000 + i).info.run_id
+        store.log_batch(
+            run_id,
+            metrics=[Metric(f"m{j}", float(i), 0, 0) for j in range(10)],
+            params=[Param(f"p{j}", str(i)) for j in range(10)],
+            tags=[RunTag(f"t{j}", f"v{i}") for j in range(10)],
+        )
+        ids.append(run_id)
+    return exp, ids
+
+
+def _session_timeout_url(url: str, backend: str, seconds: int) -> str:
+    """``url`` with the server's own statement timeout set through the URL alone."""
+    if backend == "postgresql":
+        return f"{url}?options=-c%20statement_timeout%3D{seconds * 1000}"
+    if backend == "mysql":
+        return f"{url}?init_command=SET%20SESSION%20max_statement_time%3D{seconds}"
+    return url
+
+
+def test_filter_at_the_cap_plans_at_once(backend, server_url):
+    """A filter of MAX_FILTER_CLAUSES comparisons of every kind is answered correctly well
+    within a 5 s statement timeout (set on the connection through the URL). PostgreSQL
+    used to plan one semi-join per comparison: 60 took 2.5 s, 100 minutes."""
+    url = _session_timeout_url(server_url, backend, 5)
+    with _closing(SqlTrackingStore(url, "/artifacts")) as store:
+        exp, ids = _runs(store)
+        cycle = ("metrics.m{j} >= 0", "params.p{j} != 'x{i}'", "tags.t{j} LIKE 'v%'",
+                 "params.p{j} IS NOT NULL", "tags.t{j} != 'w{i}'", "metrics.m{j} < 1000",
+                 "attributes.start_time >= 1000", "params.missing{i} IS NULL")
+        clauses = [cycle[i % len(cycle)].format(i=i, j=i % 10)
+                   for i in range(MAX_FILTER_CLAUSES - 1)]
+        clauses.append("params.p3 = '7'")
+        found = store.search_runs([exp], parse_run_filter(" AND ".join(clauses)))
+        assert [r.info.run_id for r in found] == [ids[7]]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_statement_timeout_stops_a_read_with_a_400(backend, server_url, monkeypatch):
+    """A statement running past TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT is stopped and
+    reported as the caller's error; the connection serves the next read."""
+    sleep = "SELECT pg_sleep(30)" if backend == "postgresql" else "SELECT SLEEP(30)"
+    with _closing(_open(server_url, monkeypatch, STATEMENT_TIMEOUT=0.5,
+                        POOL_SIZE=1, MAX_OVERFLOW=0)) as store:
+        exp = store.create_experiment(f"timeout-{uuid.uuid4().hex[:8]}")
+        with pytest.raises(TracklogError) as err:
+            with store.db.read() as conn:
+                conn.exec_driver_sql(sleep).all()
+        assert err.value.error_code is ErrorCode.INVALID_PARAMETER_VALUE
+        assert "statement timeout of 0.5 s" in err.value.message
+        assert "SELECT" not in err.value.message
+        assert store.get_experiment(exp).experiment_id == exp
+
+
+def test_busy_pool_answers_503_with_retry_after(backend, server_url, monkeypatch):
+    """With every pooled connection taken, a request waits pool_timeout seconds and is
+    then told to come back (503 + Retry-After), not handed a 500."""
+    with _closing(_open(server_url, monkeypatch, POOL_SIZE=1, MAX_OVERFLOW=0,
+                        POOL_TIMEOUT=1)) as store:
+        exp = store.create_experiment(f"pool-{uuid.uuid4().hex[:8]}")
+        with store.db.read():
+            with pytest.raises(TracklogError) as err:
+                store.get_experiment(exp)
+        assert err.value.error_code is ErrorCode.TEMPORARILY_UNAVAILABLE
+        assert err.value.http_status == 503
+        assert err.value.retry_after == 2
+        assert store.get_experiment(exp).experiment_id == exp
+
+
+@contextmanager
+def _runs_locked(url: str, backend: str) -> Iterator[sa.Connection]:
+    """Another session holding a lock that makes every read of ``runs`` wait."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            if backend == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+            else:
+                conn.exec_driver_sql("LOCK TABLES runs WRITE")
+            try:
+                yield conn
+            finally:
+                if backend == "mysql":
+                    conn.exec_driver_sql("UNLOCK TABLES")
+                conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def _waiting_on_runs(conn: sa.Connection, backend: str) -> int:
+    if backend == "postgresql":
+        # The statistics views are a snapshot per transaction, and this one is open.
+        conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+        sql = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+               "AND state = 'active' AND query LIKE '%%FROM runs%%' "
+               "AND pid <> pg_backend_pid()")
+    else:
+        sql = ("SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() "
+               "AND info LIKE '%%FROM runs%%' AND id <> CONNECTION_ID()")
+    return conn.exec_driver_sql(sql).scalar()
+
+
+def _wait_for(condition, what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not {what} after {limit:.0f} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_interrupt_stops_a_waiting_search(backend, server_url, monkeypatch):
+    """Firing the request's interrupt stops the statement the search is running (here
+    waiting on a lock), the search ends with CANCELLED, and the connection is free."""
+    with _closing(_open(server_url, monkeypatch, POOL_SIZE=1, MAX_OVERFLOW=0)) as store:
+        exp = store.create_experiment(f"cancel-{uuid.uuid4().hex[:8]}")
+        outcome: list[BaseException | object] = []
+        interrupt = Interrupt()
+
+        def search() -> None:
+            with serving(interrupt):
+                try:
+                    outcome.append(store.search_runs([exp]))
+                except BaseException as exc:
+                    outcome.append(exc)
+
+        with _runs_locked(server_url, backend) as locker:
+            worker = threading.Thread(target=search)
+            worker.start()
+            _wait_for(lambda: _waiting_on_runs(locker, backend) == 1, "waiting on the lock")
+            interrupt.fire()
+            worker.join(30)
+            assert not worker.is_alive(), "the search kept running after the interrupt"
+            _wait_for(lambda: _waiting_on_runs(locker, backend) == 0, "stopped")
+        (result,) = outcome
+        assert isinstance(result, TracklogError)
+        assert result.error_code is ErrorCode.CANCELLED
+        # The only pooled connection came back and works.
+        assert list(store.search_runs([exp])) == []
