@@ -16,6 +16,7 @@ from tracklog.entities import Metric, Param, RunTag
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.interrupt import Interrupt, serving
 from tracklog.search import MAX_FILTER_CLAUSES, parse_run_filter
+from tracklog.search.ast import Comparison, Identifier, Kind, Op
 from tracklog_store_sql.store import SqlTrackingStore
 
 
@@ -176,3 +177,18 @@ def test_interrupt_stops_a_waiting_search(backend, server_url, monkeypatch):
         assert result.error_code is ErrorCode.CANCELLED
         # The only pooled connection came back and works.
         assert list(store.search_runs([exp])) == []
+
+
+def test_id_lists_are_bound_as_one_parameter(store):
+    """70,000 experiment ids and a 70,000-value IN list (more than PostgreSQL's 65,535
+    bind parameters) are answered: id lists never become one placeholder per value."""
+    exp = store.create_experiment(f"ids-{uuid.uuid4().hex[:8]}")
+    run_id = store.create_run(exp, "u", 1).info.run_id
+    experiment_ids = [str(i) for i in range(1_000_000, 1_070_000)] + [exp]
+    run_ids = tuple(f"{i:032x}" for i in range(70_000)) + (run_id,)
+    flt = (Comparison(Identifier(Kind.ATTRIBUTE, "run_id"), Op.IN, run_ids),)
+    found = store.search_runs(experiment_ids, filter=flt)
+    assert [r.info.run_id for r in found] == [run_id]
+    not_in = (Comparison(Identifier(Kind.ATTRIBUTE, "run_id"), Op.NOT_IN, run_ids),)
+    assert list(store.search_runs(experiment_ids, filter=not_in)) == []
+    assert list(store.search_logged_models(experiment_ids)) == []

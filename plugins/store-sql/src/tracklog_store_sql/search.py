@@ -41,7 +41,7 @@ from tracklog_store_sql.schema import (
     runs,
     tags,
 )
-from tracklog_store_sql.sqlutil import nulls_last, numeric_condition, string_condition
+from tracklog_store_sql.sqlutil import in_ids, nulls_last, numeric_condition, string_condition
 
 _TRUE = sa.true()
 
@@ -105,7 +105,7 @@ def _child_conditions(clauses: Sequence[Comparison], owner_match, key_col, value
         count = sa.select(sa.func.count()).where(owner_match, satisfied).scalar_subquery()
         out.append(count == len(keys))
     if absent:
-        out.append(~sa.exists().where(owner_match, key_col.in_(absent)))
+        out.append(~sa.exists().where(owner_match, in_ids(key_col, absent, dialect)))
     return out
 
 
@@ -234,7 +234,10 @@ def runs_query(
     stmt = (
         sa.select(runs.c.run_uuid)
         .select_from(source)
-        .where(runs.c.experiment_id.in_(list(experiment_ids)), runs.c.lifecycle_stage.in_(stages))
+        .where(
+            in_ids(runs.c.experiment_id, experiment_ids, dialect),
+            runs.c.lifecycle_stage.in_(stages),
+        )
     )
     return stmt.where(*run_conditions(filter, dialect)).order_by(*order_terms)
 
@@ -381,7 +384,7 @@ def logged_models_query(
     order_by: Sequence[OrderBy],
 ):
     stmt = sa.select(logged_models).where(
-        logged_models.c.experiment_id.in_(list(experiment_ids)),
+        in_ids(logged_models.c.experiment_id, experiment_ids, dialect),
         logged_models.c.lifecycle_stage == "active",
         *logged_model_conditions(filter, dialect, ds),
     )
