@@ -192,3 +192,39 @@ def test_id_lists_are_bound_as_one_parameter(store):
     not_in = (Comparison(Identifier(Kind.ATTRIBUTE, "run_id"), Op.NOT_IN, run_ids),)
     assert list(store.search_runs(experiment_ids, filter=not_in)) == []
     assert list(store.search_logged_models(experiment_ids)) == []
+
+
+_ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+            "WHERE x < 2000000000) SELECT count(*) FROM c")
+
+
+def test_interrupt_stops_a_running_statement(backend, server_url, monkeypatch):
+    """A statement that would run for minutes ends as soon as the request's interrupt
+    fires (sqlite3's progress handler, a PostgreSQL cancel request, KILL QUERY)."""
+    with _closing(_open(server_url, monkeypatch, POOL_SIZE=1, MAX_OVERFLOW=0)) as store:
+        exp = store.create_experiment(f"endless-{uuid.uuid4().hex[:8]}")
+        interrupt = Interrupt()
+        outcome: list[BaseException | object] = []
+
+        def endless() -> None:
+            with serving(interrupt):
+                try:
+                    with store.db.read() as conn:
+                        if backend == "mysql":  # both cap recursion at 1,000 by default
+                            variable = ("max_recursive_iterations" if conn.dialect.is_mariadb
+                                        else "cte_max_recursion_depth")
+                            conn.exec_driver_sql(f"SET SESSION {variable} = 4294967295")
+                        outcome.append(conn.exec_driver_sql(_ENDLESS).scalar())
+                except BaseException as exc:
+                    outcome.append(exc)
+
+        worker = threading.Thread(target=endless)
+        worker.start()
+        time.sleep(0.5)  # let it start; firing earlier is handled too, just not this path
+        interrupt.fire()
+        worker.join(60)
+        assert not worker.is_alive(), "the statement kept running after the interrupt"
+        (result,) = outcome
+        assert isinstance(result, TracklogError), result
+        assert result.error_code is ErrorCode.CANCELLED
+        assert store.get_experiment(exp).experiment_id == exp

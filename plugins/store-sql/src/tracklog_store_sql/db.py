@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool, StaticPool
 
 from tracklog import errors
-from tracklog.interrupt import cancelled, current, interruptible
+from tracklog.interrupt import Interrupt, cancelled, current, interruptible
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -310,8 +310,12 @@ class Database:
         and the connection goes back to the pool."""
         try:
             with self._locked(), self._connect() as conn:
-                if current() is None:
+                interrupt = current()
+                if interrupt is None:
                     yield conn
+                elif self.dialect == "sqlite":
+                    with _polling(conn.connection.dbapi_connection, interrupt):
+                        yield conn
                 else:
                     with interruptible(self._stopper(conn)):
                         yield conn
@@ -346,8 +350,6 @@ class Database:
     def _stopper(self, conn: Connection) -> Callable[[], None]:
         """A callable that stops the statement ``conn`` is running, from another thread."""
         dbapi_conn = conn.connection.dbapi_connection
-        if self.dialect == "sqlite":
-            return dbapi_conn.interrupt
         if self.dialect == "postgresql":
             return getattr(dbapi_conn, "cancel_safe", None) or dbapi_conn.cancel
         if self.dialect in ("mysql", "mariadb"):
@@ -373,6 +375,20 @@ class Database:
         self.engine.dispose()
         if self._killer is not None:
             self._killer.dispose()
+
+
+@contextmanager
+def _polling(dbapi_conn, interrupt: Interrupt) -> Iterator[None]:
+    """Let SQLite ask every few thousand VM steps whether ``interrupt`` fired (and abort
+    the statement if so): unlike ``interrupt()`` from another thread, this cannot miss a
+    statement that starts just after the interrupt."""
+    if interrupt.fired:
+        raise cancelled()
+    dbapi_conn.set_progress_handler(lambda: interrupt.fired, 10_000)
+    try:
+        yield
+    finally:
+        dbapi_conn.set_progress_handler(None, 0)
 
 
 #: Driver error codes of transient conflicts worth retrying: PostgreSQL deadlock and
