@@ -47,6 +47,11 @@ def test_oversized_searches_are_400s_naming_the_limit(server: Server):
         assert r.status_code == 400, r.text[:300]
         assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
         assert message in r.json()["message"]
+    r = httpx.post(server.url + "/api/2.0/mlflow/logged-models/search",
+                   json={"experiment_ids": [str(i) for i in range(100_000)]}, timeout=60)
+    assert r.status_code == 400, r.text[:300]
+    assert r.json()["message"].startswith(
+        f"SearchLoggedModels request cannot specify more than {MAX_EXPERIMENT_IDS_PER_SEARCH}")
     at_cap = [str(10**6 + i) for i in range(MAX_EXPERIMENT_IDS_PER_SEARCH - 1)] + [exp]
     r = _search(server, experiment_ids=at_cap)
     assert r.status_code == 200 and r.json() == {}
