@@ -228,3 +228,19 @@ def test_interrupt_stops_a_running_statement(backend, server_url, monkeypatch):
         assert isinstance(result, TracklogError), result
         assert result.error_code is ErrorCode.CANCELLED
         assert store.get_experiment(exp).experiment_id == exp
+
+
+@pytest.mark.parametrize("topic", ["metrics", "params", "tags", "datasets", "combined"])
+def test_grouped_compilation_agrees_with_the_truth_tables(store, monkeypatch, topic):
+    """The form long filters compile to (a count per child table, datasets as per-row
+    tests) answers every filter of the kit's truth tables as the EXISTS form does."""
+    from tracklog.testing.tracking.search_runs import FILTER_TRUTH_TABLE, build_run_scenario
+    from tracklog_store_sql import search as sqlsearch
+
+    monkeypatch.setattr(sqlsearch, "MAX_SEMI_JOINS", 0)
+    exp, ids = build_run_scenario(store)
+    names = {v: k for k, v in ids.items()}
+    for text, expected in FILTER_TRUTH_TABLE[topic]:
+        flt = parse_run_filter(text.format(**ids))
+        got = {names[r.info.run_id] for r in store.search_runs([exp], flt, max_results=100)}
+        assert got == expected, text

@@ -1,16 +1,15 @@
 """The search AST and order-by clauses as ONE SQL statement per search.
 
-A lone comparison on a param/tag/metric becomes a correlated ``EXISTS`` on the child
-table's primary key (so a run lacking the key never matches, ``!=`` included). Several
-comparisons on one child table become ONE correlated count instead: a run has at most one
-row per key, so "every key's row satisfies its comparisons" is "the rows satisfying them
-number as many as the keys". The statement's size and the planner's work then grow with
-the number of tables, not of comparisons: PostgreSQL pulls each ``EXISTS`` up into a
-semi-join, and planning a hundred of them took seconds. Dataset comparisons cannot be
-counted (different inputs may satisfy different comparisons); when there are several,
-each is kept out of the join search as a plain boolean. Each ordering key becomes a
-``LEFT OUTER JOIN`` on a primary key (no row multiplication) with NULLs (and NaN
-metrics) sorted last in both directions.
+Each comparison on a param/tag/metric/dataset becomes a correlated ``EXISTS`` on the
+child table's primary key (so a run lacking the key never matches, ``!=`` included),
+which the planner turns into a semi-join. Past :data:`MAX_SEMI_JOINS` such comparisons,
+PostgreSQL's planning time explodes, so a long filter is compiled differently: the
+comparisons on one child table become ONE correlated count (a run has at most one row per
+key, so "every key's row satisfies its comparisons" is "the rows satisfying them number
+as many as the keys"), and dataset comparisons, which cannot be counted (different
+inputs may satisfy different ones), stay per-row tests inside a ``CASE``. Each ordering
+key becomes a ``LEFT OUTER JOIN`` on a primary key (no row multiplication) with NULLs
+(and NaN metrics) sorted last in both directions.
 """
 
 from __future__ import annotations
@@ -71,23 +70,27 @@ def _value_condition(col, cmp: Comparison, dialect: str, numeric: bool):
 _PAD_SPACE = frozenset({"mysql", "mariadb", "mssql"})
 
 
+#: Up to this many comparisons on child tables, each is its own ``EXISTS``: the planner
+#: turns them into semi-joins and picks the best order. Beyond it PostgreSQL's planning
+#: time explodes (4 semi-joins: 1 ms, 6: 12 ms, 8: 125 ms, 60: 2.5 s, 100: minutes), so
+#: comparisons are grouped.
+MAX_SEMI_JOINS = 6
+
+
 def _child_conditions(clauses: Sequence[Comparison], owner_match, key_col, value_condition,
-                      dialect: str) -> list:
+                      dialect: str, group: bool) -> list:
     """WHERE conditions for comparisons on one child table keyed by (owner, key).
 
     ``owner_match`` ties a child row to the searched entity, ``value_condition(cmp)`` is
-    the comparison on a present row. One comparison: an ``EXISTS`` (``NOT EXISTS`` for IS
-    NULL). Several: one correlated count of the rows satisfying their key's comparisons,
-    which must equal the number of keys, and one ``NOT EXISTS`` for the IS NULL keys.
+    the comparison on a present row. Each comparison is an ``EXISTS`` (``NOT EXISTS`` for
+    IS NULL), unless ``group`` and there are several: then one correlated count of the rows
+    satisfying their key's comparisons must equal the number of keys (a row per key at
+    most), and one ``NOT EXISTS`` covers the IS NULL keys. A count is a per-row test the
+    planner does not join, so planning stays instant; it costs an index probe per
+    candidate row, which is why lone and few comparisons keep their ``EXISTS``.
     """
-    if len(clauses) == 1:
-        (cmp,) = clauses
-        key_match = sa.and_(owner_match, key_col == cmp.ident.key)
-        if cmp.op is Op.IS_NULL:
-            return [~sa.exists().where(key_match)]
-        if cmp.op is Op.IS_NOT_NULL:
-            return [sa.exists().where(key_match)]
-        return [sa.exists().where(key_match, value_condition(cmp))]
+    if not group or len(clauses) == 1:
+        return [_exists(cmp, owner_match, key_col, value_condition) for cmp in clauses]
     absent: list[str] = []
     keys: dict[str, tuple[str, list]] = {}
     for cmp in clauses:
@@ -109,7 +112,17 @@ def _child_conditions(clauses: Sequence[Comparison], owner_match, key_col, value
     return out
 
 
-def _kv_conditions(clauses: Sequence[Comparison], table, owner_col, owner, dialect: str) -> list:
+def _exists(cmp: Comparison, owner_match, key_col, value_condition):
+    key_match = sa.and_(owner_match, key_col == cmp.ident.key)
+    if cmp.op is Op.IS_NULL:
+        return ~sa.exists().where(key_match)
+    if cmp.op is Op.IS_NOT_NULL:
+        return sa.exists().where(key_match)
+    return sa.exists().where(key_match, value_condition(cmp))
+
+
+def _kv_conditions(clauses: Sequence[Comparison], table, owner_col, owner, dialect: str,
+                   group: bool) -> list:
     """Conditions for every comparison of ``clauses`` on a (owner, key, value) table."""
     return _child_conditions(
         clauses,
@@ -117,6 +130,7 @@ def _kv_conditions(clauses: Sequence[Comparison], table, owner_col, owner, diale
         table.c.key,
         lambda c: string_condition(table.c.value, c.op, c.value, dialect),
         dialect,
+        group,
     )
 
 
@@ -133,8 +147,8 @@ def _split(filter: Filter, *kinds: Kind) -> tuple[dict[Kind, list[Comparison]], 
 
 
 def _unplanned(condition, many: bool):
-    """``condition`` kept out of the planner's join search when there are ``many``: an
-    EXISTS inside a CASE stays a per-row test instead of becoming a semi-join."""
+    """``condition`` kept out of the planner's join search when there are ``many``
+    comparisons: an EXISTS inside a CASE stays a per-row test, not a semi-join."""
     return sa.case((condition, 1), else_=0) == 1 if many else condition
 
 
@@ -150,18 +164,18 @@ def run_conditions(filter: Filter, dialect: str) -> list:
     """The WHERE conditions of a run filter (see the module docstring for their shape)."""
     rid = runs.c.run_uuid
     grouped, rest = _split(filter, Kind.METRIC, Kind.PARAM, Kind.TAG)
+    datasets_compared = sum(c.ident.kind is Kind.DATASET for c in rest)
+    group = sum(map(len, grouped.values())) + datasets_compared > MAX_SEMI_JOINS
     lm = latest_metrics.c
     out = _child_conditions(
-        grouped[Kind.METRIC], lm.run_uuid == rid, lm.key, _latest_metric_value, dialect
+        grouped[Kind.METRIC], lm.run_uuid == rid, lm.key, _latest_metric_value, dialect, group
     )
-    out += _kv_conditions(grouped[Kind.PARAM], params, params.c.run_uuid, rid, dialect)
-    out += _kv_conditions(grouped[Kind.TAG], tags, tags.c.run_uuid, rid, dialect)
-    many = sum(c.ident.kind is Kind.DATASET for c in rest) > 1
-    out += [
-        _unplanned(_run_row_condition(cmp, dialect), many and cmp.ident.kind is Kind.DATASET)
+    out += _kv_conditions(grouped[Kind.PARAM], params, params.c.run_uuid, rid, dialect, group)
+    out += _kv_conditions(grouped[Kind.TAG], tags, tags.c.run_uuid, rid, dialect, group)
+    return out + [
+        _unplanned(_run_row_condition(cmp, dialect), group and cmp.ident.kind is Kind.DATASET)
         for cmp in rest
     ]
-    return out
 
 
 def _run_row_condition(cmp: Comparison, dialect: str):
@@ -256,7 +270,8 @@ def experiment_conditions(filter: Filter, dialect: str) -> list:
     grouped, rest = _split(filter, Kind.TAG)
     et = experiment_tags
     out = _kv_conditions(
-        grouped[Kind.TAG], et, et.c.experiment_id, experiments.c.experiment_id, dialect
+        grouped[Kind.TAG], et, et.c.experiment_id, experiments.c.experiment_id, dialect,
+        len(grouped[Kind.TAG]) > MAX_SEMI_JOINS,
     )
     return out + [_experiment_attribute_condition(cmp, dialect) for cmp in rest]
 
@@ -355,8 +370,9 @@ def logged_model_conditions(filter: Filter, dialect: str, ds: Sequence[dict[str,
     grouped, rest = _split(filter, Kind.PARAM, Kind.TAG)
     mid = logged_models.c.model_id
     lmp, lmt = logged_model_params, logged_model_tags
-    out = _kv_conditions(grouped[Kind.PARAM], lmp, lmp.c.model_id, mid, dialect)
-    out += _kv_conditions(grouped[Kind.TAG], lmt, lmt.c.model_id, mid, dialect)
+    group = len(grouped[Kind.PARAM]) + len(grouped[Kind.TAG]) > MAX_SEMI_JOINS
+    out = _kv_conditions(grouped[Kind.PARAM], lmp, lmp.c.model_id, mid, dialect, group)
+    out += _kv_conditions(grouped[Kind.TAG], lmt, lmt.c.model_id, mid, dialect, group)
     return out + [
         _logged_model_row_condition(cmp, dialect, ds, i) for i, cmp in enumerate(rest)
     ]
@@ -420,7 +436,8 @@ def registered_models_query(dialect: str, filter: Filter, order_by: Sequence[Ord
     grouped, rest = _split(filter, Kind.TAG)
     rmt = registered_model_tags
     stmt = sa.select(registered_models).where(
-        *_kv_conditions(grouped[Kind.TAG], rmt, rmt.c.name, rm.name, dialect)
+        *_kv_conditions(grouped[Kind.TAG], rmt, rmt.c.name, rm.name, dialect,
+                        len(grouped[Kind.TAG]) > MAX_SEMI_JOINS)
     )
     for cmp in rest:
         kind, key = cmp.ident.kind, cmp.ident.key
@@ -457,6 +474,7 @@ def model_versions_query(dialect: str, filter: Filter, order_by: Sequence[OrderB
             mvt.key,
             lambda c: string_condition(mvt.value, c.op, c.value, dialect),
             dialect,
+            len(grouped[Kind.TAG]) > MAX_SEMI_JOINS,
         )
     )
     for cmp in rest:
