@@ -244,3 +244,52 @@ def test_grouped_compilation_agrees_with_the_truth_tables(store, monkeypatch, to
         flt = parse_run_filter(text.format(**ids))
         got = {names[r.info.run_id] for r in store.search_runs([exp], flt, max_results=100)}
         assert got == expected, text
+
+
+def _tag_filter(prefix: str, value: str, null: bool = False) -> str:
+    """Nine comparisons (past MAX_SEMI_JOINS) that hold for tags k0..k3 = value only."""
+    clauses = [f"{prefix}k{i} = '{value}'" for i in range(4)]
+    clauses += [f"{prefix}k{i} LIKE '{value[0]}%'" for i in range(4)]
+    clauses.append(f"{prefix}gone IS NULL" if null else f"{prefix}k0 != 'zz'")
+    return " AND ".join(clauses)
+
+
+def test_long_filters_of_every_search_kind(store):
+    """Experiments, logged models, registered models and model versions answer long
+    filters (the grouped form) exactly."""
+    from tracklog.entities import ExperimentTag, LoggedModelParameter, LoggedModelTag
+    from tracklog.search import (
+        parse_experiment_filter,
+        parse_logged_model_filter,
+        parse_model_version_filter,
+        parse_registered_model_filter,
+    )
+
+    tags = {"x": [(f"k{i}", "xv") for i in range(4)],
+            "y": [(f"k{i}", "xv") for i in range(3)] + [("k3", "yv")]}
+    exps = {}
+    for name, pairs in tags.items():
+        exps[name] = store.create_experiment(f"long-{name}-{uuid.uuid4().hex[:6]}")
+        for key, value in pairs:
+            store.set_experiment_tag(exps[name], ExperimentTag(key, value))
+    flt = parse_experiment_filter(_tag_filter("tags.", "xv", null=True))
+    found = store.search_experiments(filter=flt)
+    assert [e.experiment_id for e in found] == [exps["x"]]
+
+    models = {name: store.create_logged_model(
+        exps["x"], name=name, tags=[LoggedModelTag(k, v) for k, v in pairs],
+        params=[LoggedModelParameter(k, v) for k, v in pairs]).model_id
+        for name, pairs in tags.items()}
+    for prefix in ("tags.", "params."):
+        flt = parse_logged_model_filter(_tag_filter(prefix, "xv"))
+        found = store.search_logged_models([exps["x"]], filter=flt)
+        assert [m.model_id for m in found] == [models["x"]]
+
+    for name, pairs in tags.items():
+        store.create_registered_model(f"rm-{name}", tags=pairs)
+        store.create_model_version(f"rm-{name}", "s3://b/m", tags=pairs)
+    flt = parse_registered_model_filter(_tag_filter("tags.", "xv"))
+    found = store.search_registered_models(flt)
+    assert [m.name for m in found] == ["rm-x"]
+    found = store.search_model_versions(parse_model_version_filter(_tag_filter("tags.", "xv")))
+    assert [(v.name, v.version) for v in found] == [("rm-x", "1")]
