@@ -16,6 +16,7 @@ interrupt and :func:`interruptible` costs one context-variable lookup.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from contextvars import ContextVar
 from tracklog.errors import ErrorCode, TracklogError
 
 __all__ = ["Interrupt", "cancelled", "current", "interruptible", "serving"]
+
+log = logging.getLogger("tracklog.interrupt")
 
 
 class Interrupt:
@@ -35,14 +38,22 @@ class Interrupt:
         self.fired = False
 
     def fire(self) -> None:
-        """Stop the registered work (each callback once) and refuse new work."""
+        """Stop the registered work (each callback once) and refuse new work.
+
+        Callbacks run under the lock that unregistering takes, so once a block of
+        :func:`interruptible` has ended, its callback can no longer be running or start
+        (a late cancel would otherwise hit the next statement on that connection).
+        """
         with self._lock:
             if self.fired:
                 return
             self.fired = True
-            stops, self._stops = self._stops, []
-        for stop in stops:
-            stop()
+            for stop in self._stops:
+                try:
+                    stop()
+                except Exception:
+                    log.warning("stopping interrupted work failed", exc_info=True)
+            self._stops.clear()
 
     def _register(self, stop: Callable[[], None]) -> bool:
         with self._lock:
