@@ -47,6 +47,11 @@ def test_oversized_searches_are_400s_naming_the_limit(server: Server):
         assert r.status_code == 400, r.text[:300]
         assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
         assert message in r.json()["message"]
+    # Integer literals past 64 bits compare as floats instead of overflowing a column.
+    for text in ("metrics.m > " + "9" * 99_000, "attributes.start_time < 99999999999999999999",
+                 "attributes.end_time > -9223372036854775809"):
+        r = _search(server, experiment_ids=[exp], filter=text)
+        assert r.status_code == 200, r.text[:300]
     r = httpx.post(server.url + "/api/2.0/mlflow/logged-models/search",
                    json={"experiment_ids": [str(i) for i in range(100_000)]}, timeout=60)
     assert r.status_code == 400, r.text[:300]

@@ -1217,3 +1217,16 @@ def test_order_by_at_the_cap_is_accepted():
     with pytest.raises(TracklogError) as err:
         parse_logged_model_order_by(items + [{"field_name": "name"}])
     assert f"limit of {MAX_ORDER_BY_KEYS} ordering keys" in err.value.message
+
+
+def test_integer_literals_beyond_64_bits_compare_as_floats():
+    """Stores keep 64-bit integers; a longer literal (even 99,000 digits, past Python's
+    int-from-text limit) is the float closest to it, never a crash."""
+    (cmp,) = parse_run_filter("metrics.m > 9223372036854775807")
+    assert cmp.value == 9223372036854775807 and isinstance(cmp.value, int)
+    (cmp,) = parse_run_filter("metrics.m > 9223372036854775808")
+    assert cmp.value == 9.223372036854775808e18 and isinstance(cmp.value, float)
+    (cmp,) = parse_run_filter("attributes.start_time < " + "9" * 99_000)
+    assert cmp.value == math.inf
+    (cmp,) = parse_model_version_filter("version_number = '" + "1" * 5_000 + "'")
+    assert cmp.value == math.inf

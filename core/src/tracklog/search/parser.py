@@ -410,8 +410,14 @@ def _read_list(sc: _Scanner, ident: Identifier) -> tuple[str, ...]:
     return tuple(items)
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _number(raw: str) -> int | float:
-    if re.fullmatch(r"-?\d+", raw):
+    """An integer literal stays an int while it fits the stores' 64-bit columns; beyond,
+    it compares as the float it is closest to (a 100,000-digit literal is ``inf``)."""
+    raw = raw.strip()
+    if re.fullmatch(r"-?\d+", raw) and len(raw) <= 20 and int(raw) in _INT64:
         return int(raw)
     return float(raw)
 
@@ -423,7 +429,7 @@ def _read_scalar(sc: _Scanner, grammar: _Grammar, ident: Identifier, numeric: bo
         if not numeric:
             return _parse_string_literal(raw_string)
         if grammar.quoted_numbers and re.fullmatch(r"-?\d+", raw_string[1:-1].strip()):
-            return int(raw_string[1:-1])
+            return _number(raw_string[1:-1])
         if ident.kind is Kind.METRIC:
             raise invalid(
                 f"Expected numeric value type for metric. Found {raw_string} for '{ident}'"
