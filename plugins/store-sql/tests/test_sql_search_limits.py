@@ -293,3 +293,10 @@ def test_long_filters_of_every_search_kind(store):
     assert [m.name for m in found] == ["rm-x"]
     found = store.search_model_versions(parse_model_version_filter(_tag_filter("tags.", "xv")))
     assert [(v.name, v.version) for v in found] == [("rm-x", "1")]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_bad_statement_timeout_is_refused_by_name(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT", value)
+    with pytest.raises(TracklogError, match="TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT"):
+        SqlTrackingStore(f"sqlite:///{tmp_path}/t.db", "/artifacts")
