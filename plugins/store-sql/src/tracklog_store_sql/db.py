@@ -5,13 +5,7 @@ Everything backend-specific about connecting lives here: SQLite pragmas and
 and character set, statement timeouts, stopping a running statement when the caller goes
 away, and redaction of passwords from every URI we print.
 
-Limits that keep one expensive search from starving everything else (database servers):
-each statement may run :data:`STATEMENT_TIMEOUT_S` seconds (PostgreSQL
-``statement_timeout``, MariaDB ``max_statement_time``, MySQL ``max_execution_time``); a
-read stopped by it is the caller's error (INVALID_PARAMETER_VALUE, HTTP 400: the MLflow
-client would only repeat it), a write stopped by it is TEMPORARILY_UNAVAILABLE. A request
-that finds every pooled connection busy waits ``pool_timeout`` seconds, then gets
-TEMPORARILY_UNAVAILABLE (HTTP 503) with ``Retry-After``, which the client honours.
+Limits on what one request may cost live in :mod:`tracklog_store_sql.limits`.
 """
 
 from __future__ import annotations
@@ -30,7 +24,18 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool, StaticPool
 
 from tracklog import errors
-from tracklog.interrupt import Interrupt, cancelled, current, interruptible
+from tracklog.interrupt import cancelled, current, interruptible
+from tracklog_store_sql.limits import (
+    RETRY_AFTER_S,
+    configure_mysql_timeout,
+    driver_code,
+    is_stopped,
+    no_statement_timeout,
+    polling,
+    postgres_options,
+    statement_timeout,
+    url_sets_timeout,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -44,11 +49,6 @@ _POOL_ENV = {
 #: connections at most per server process (four workers stay under PostgreSQL's default
 #: 100), and a request finding all busy waits 10 s before it is answered 503.
 POOL_DEFAULTS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
-#: Seconds a statement may run on a database server, unless
-#: ``TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT`` says otherwise (0: no limit).
-STATEMENT_TIMEOUT_S = 30.0
-#: The ``Retry-After`` of a 503 when every pooled connection is busy.
-RETRY_AFTER_S = 2
 
 
 def redact(uri: str) -> str:
@@ -84,24 +84,6 @@ def pool_options(environ: Mapping[str, str] | None = None) -> dict[str, int]:
                     ) from None
                 break
     return out
-
-
-def statement_timeout(environ: Mapping[str, str] | None = None) -> float:
-    """Seconds a statement may run (``TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT``)."""
-    env = os.environ if environ is None else environ
-    name = "TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT"
-    raw = env.get(name)
-    if not raw:
-        return STATEMENT_TIMEOUT_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < 10**6:
-        raise errors.invalid(
-            f"Environment variable {name} must be a number of seconds (0: no limit), got {raw!r}"
-        )
-    return seconds
 
 
 def mysql_ssl_args(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -148,9 +130,7 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
         kwargs.update(pool_options())
     timeout_ms = 0 if url_sets_timeout(url) else int(statement_timeout() * 1000)
     if backend == "postgresql" and timeout_ms:
-        # Set at connection start, so it costs no statement of its own.
-        options = _query_text(url, "options")
-        connect_args["options"] = f"{options} -c statement_timeout={timeout_ms}".strip()
+        connect_args["options"] = postgres_options(url, timeout_ms)
     if backend in ("mysql", "mariadb"):
         if url.drivername in ("mysql", "mariadb"):
             url = url.set(drivername=f"{backend}+pymysql")
@@ -177,78 +157,8 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
     if backend == "sqlite":
         _configure_sqlite(engine, memory=_is_memory_sqlite(url))
     if backend in ("mysql", "mariadb") and timeout_ms:
-        _configure_mysql_timeout(engine, timeout_ms)
+        configure_mysql_timeout(engine, timeout_ms)
     return engine
-
-
-def _query_text(url: sa.URL, name: str) -> str:
-    value = url.query.get(name, "")
-    return " ".join(value) if isinstance(value, tuple) else value
-
-
-def url_sets_timeout(url: sa.URL) -> bool:
-    """Whether the database URL sets the statement timeout itself (it then wins)."""
-    text = _query_text(url, "options") + _query_text(url, "init_command")
-    return any(v in text for v in ("statement_timeout", "max_statement_time",
-                                   "max_execution_time"))
-
-
-def _is_mariadb(dbapi_conn) -> bool:
-    return "mariadb" in dbapi_conn.get_server_info().lower()
-
-
-def _configure_mysql_timeout(engine: Engine, timeout_ms: int) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:
-        with dbapi_conn.cursor() as cur:
-            if _is_mariadb(dbapi_conn):
-                cur.execute(f"SET SESSION max_statement_time = {timeout_ms / 1000}")
-            else:  # MySQL limits SELECT statements only
-                cur.execute(f"SET SESSION max_execution_time = {timeout_ms}")
-
-
-@contextmanager
-def no_statement_timeout(conn: Connection) -> Iterator[None]:
-    """Lift the statement timeout inside a write transaction (schema migrations may
-    rewrite whole tables)."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        yield
-        return
-    if dialect not in ("mysql", "mariadb"):
-        yield
-        return
-    variable = "max_statement_time" if conn.dialect.is_mariadb else "max_execution_time"
-    before = conn.exec_driver_sql(f"SELECT @@SESSION.{variable}").scalar()
-    conn.exec_driver_sql(f"SET SESSION {variable} = 0")
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql(f"SET SESSION {variable} = {before}")
-
-
-#: Driver error codes of a statement stopped by its timeout or a cancel request:
-#: PostgreSQL query_canceled, MariaDB max_statement_time, MySQL max_execution_time,
-#: MySQL/MariaDB KILL QUERY.
-_STOPPED = {"57014", 1969, 3024, 1317}
-
-
-def _driver_code(exc: BaseException):
-    orig = getattr(exc, "orig", None)
-    if orig is None:
-        return None
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if code is None and getattr(orig, "args", None):
-        code = orig.args[0]
-    return code
-
-
-def _is_stopped(exc: BaseException) -> bool:
-    if _driver_code(exc) in _STOPPED:
-        return True
-    # sqlite3 reports an interrupted statement by message only.
-    return isinstance(exc, sa.exc.OperationalError) and "interrupted" in str(exc.orig)
 
 
 def _configure_sqlite(engine: Engine, memory: bool) -> None:
@@ -296,7 +206,7 @@ class Database:
                 with conn.begin():
                     yield conn
         except sa.exc.DBAPIError as exc:
-            if not _is_stopped(exc):
+            if not is_stopped(exc):
                 raise
             raise errors.unavailable(
                 f"A write took longer than the statement timeout of {self._timeout_text()} "
@@ -314,13 +224,13 @@ class Database:
                 if interrupt is None:
                     yield conn
                 elif self.dialect == "sqlite":
-                    with _polling(conn.connection.dbapi_connection, interrupt):
+                    with polling(conn.connection.dbapi_connection, interrupt):
                         yield conn
                 else:
                     with interruptible(self._stopper(conn)):
                         yield conn
         except sa.exc.DBAPIError as exc:
-            if not _is_stopped(exc):
+            if not is_stopped(exc):
                 raise
             interrupt = current()
             if interrupt is not None and interrupt.fired:
@@ -377,20 +287,6 @@ class Database:
             self._killer.dispose()
 
 
-@contextmanager
-def _polling(dbapi_conn, interrupt: Interrupt) -> Iterator[None]:
-    """Let SQLite ask every few thousand VM steps whether ``interrupt`` fired (and abort
-    the statement if so): unlike ``interrupt()`` from another thread, this cannot miss a
-    statement that starts just after the interrupt."""
-    if interrupt.fired:
-        raise cancelled()
-    dbapi_conn.set_progress_handler(lambda: interrupt.fired, 10_000)
-    try:
-        yield
-    finally:
-        dbapi_conn.set_progress_handler(None, 0)
-
-
 #: Driver error codes of transient conflicts worth retrying: PostgreSQL deadlock and
 #: serialization failure, MySQL deadlock and lock wait timeout.
 _RETRYABLE = {"40P01", "40001", 1213, 1205}
@@ -398,7 +294,7 @@ _RETRYABLE = {"40P01", "40001", 1213, 1205}
 
 def is_transient(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the whole transaction may simply be rerun."""
-    return _driver_code(exc) in _RETRYABLE
+    return driver_code(exc) in _RETRYABLE
 
 
 # --- migrations ------------------------------------------------------------------------
