@@ -172,6 +172,26 @@ def _token_on_last_page(base: type) -> type:
     return M
 
 
+@mutant("a long filter loses its last comparisons", "test_filter_at_the_complexity_cap")
+def _truncated_filter(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), *args, **kwargs):
+            return super().search_runs(experiment_ids, filter[:64], *args, **kwargs)
+
+    return M
+
+
+@mutant("orderings past the fifth key ignored", "test_order_by_at_the_complexity_cap")
+def _truncated_order(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), run_view_type=ViewType.ACTIVE_ONLY,
+                        max_results=1000, order_by=(), page_token=None):
+            return super().search_runs(experiment_ids, filter, run_view_type, max_results,
+                                       order_by[:5], page_token)
+
+    return M
+
+
 @mutant("deleting a missing tag succeeds", "test_delete_tag")
 def _lenient_delete_tag(base: type) -> type:
     class M(base):

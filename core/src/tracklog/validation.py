@@ -58,6 +58,9 @@ MAX_RESULTS_EXPERIMENTS = 50000
 #: the BIGINT columns that hold them.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+#: Most experiment ids one search may name (``mlflow.search_runs(search_all_experiments=
+#: True)`` sends every active experiment's id).
+MAX_EXPERIMENT_IDS_PER_SEARCH = 20000
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -521,6 +524,16 @@ def validate_dataset_input(
         Dataset(name, digest, source_type, source, schema or None, profile or None),
         tuple(input_tags),
     )
+
+
+def validate_experiment_ids(ids: Sequence[str], request: str) -> Sequence[str]:
+    """Cap the experiment ids of a search, in the words MLflow uses for its own caps."""
+    if len(ids) > MAX_EXPERIMENT_IDS_PER_SEARCH:
+        raise errors.invalid(
+            f"{request} request cannot specify more than {MAX_EXPERIMENT_IDS_PER_SEARCH} "
+            f"experiment_ids. Received {len(ids)} experiment_ids."
+        )
+    return ids
 
 
 def validate_max_results(

@@ -271,3 +271,19 @@ def test_two_store_objects_on_one_directory_agree(tmp_path: Path) -> None:
     with pytest.raises(TracklogError) as excinfo:
         a.log_batch(run_id, metrics=[Metric("m", 4.0, 4, 4)])
     assert excinfo.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
+
+
+@pytest.mark.parametrize("pattern", ["%%%b", "%" * 5000 + "b", "%a%a%a%a%a%a%a%a%a%b"])
+def test_like_search_on_a_long_value_answers_at_once(tmp_path: Path, pattern: str) -> None:
+    """A LIKE pattern with many '%' against a 6,000-character param used to backtrack for
+    minutes in the worker thread, holding the GIL (the whole server stalled and ignored
+    SIGTERM); it is now answered at once, and correctly."""
+    from tracklog.search import parse_run_filter
+
+    store = FileStore(tmp_path / "mlruns")
+    exp = store.create_experiment("like")
+    run_id = store.create_run(exp, "u", 1).info.run_id
+    store.log_batch(run_id, params=[Param("p", "a" * 6000)])
+    assert list(store.search_runs([exp], parse_run_filter(f"params.p LIKE '{pattern}'"))) == []
+    hit = parse_run_filter(f"params.p LIKE '{pattern[:-1]}a'")
+    assert [r.info.run_id for r in store.search_runs([exp], hit)] == [run_id]

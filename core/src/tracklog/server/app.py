@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.routing import Route
 
 from tracklog import __version__, errors
 from tracklog.config import ServerConfig
+from tracklog.interrupt import Interrupt, cancelled, serving
 from tracklog.server import hosts, middleware
 from tracklog.server.codec import (
     JSONResponse,
@@ -92,8 +94,38 @@ def internal_error(request: Request, exc: BaseException) -> JSONResponse:
     return response
 
 
+async def _fire_on_disconnect(request: Request, interrupt: Interrupt) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    # Stopping may mean a network round trip (a PostgreSQL cancel request): never on the
+    # event loop, and not in the worker pool, which may be the very thing exhausted.
+    threading.Thread(target=interrupt.fire, name="tracklog-interrupt", daemon=True).start()
+
+
+async def _run_interruptible(handler: Any, state: ServerState, req: Req,
+                             request: Request) -> Any:
+    """Run a read handler in a worker thread; if the client disconnects first, interrupt
+    the store's work (a SQL statement is cancelled and its connection freed)."""
+    interrupt = Interrupt()
+    error: Exception | None = None
+    with serving(interrupt):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_fire_on_disconnect, request, interrupt)
+            try:
+                result = await anyio.to_thread.run_sync(handler, state, req)
+            except Exception as exc:  # raised below, outside the task group
+                error = exc
+            tasks.cancel_scope.cancel()
+    if error is None:
+        return result
+    if interrupt.fired:
+        raise cancelled() from None
+    raise error
+
+
 def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     handler, rule, is_get = spec.handler, spec.rule, spec.method == "GET"
+    interruptible = rule.action == "read"
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -109,7 +141,10 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                                             request.headers.get("content-type"))
             if state.auth_enabled:
                 await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
-            result = await anyio.to_thread.run_sync(handler, state, req)
+            if interruptible:
+                result = await _run_interruptible(handler, state, req, request)
+            else:
+                result = await anyio.to_thread.run_sync(handler, state, req)
             # Encoded here so that a value orjson refuses is an internal error like any other.
             return result if isinstance(result, Response) else JSONResponse(result)
         except errors.TracklogError as err:

@@ -324,7 +324,8 @@ class JSONResponse(Response):
 
 
 def error_response(err: errors.TracklogError) -> JSONResponse:
-    return JSONResponse(err.to_dict(), status_code=err.http_status)
+    headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
+    return JSONResponse(err.to_dict(), status_code=err.http_status, headers=headers)
 
 
 # --- entities ------------------------------------------------------------------------

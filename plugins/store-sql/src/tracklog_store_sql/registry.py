@@ -30,8 +30,10 @@ from tracklog_store_sql.schema import (
     registered_models,
 )
 from tracklog_store_sql.sqlutil import (
+    chunk_size,
     chunks,
     decode_token,
+    in_ids,
     page,
     page_limit,
     string_condition,
@@ -157,16 +159,18 @@ class RegistryMixin:
                 model_id=r.model_id,
             )
         names = sorted({r.name for r in rows})
-        for chunk in chunks(names):
+        for chunk in chunks(names, chunk_size(self.dialect)):
             for t in conn.execute(
-                sa.select(model_version_tags).where(model_version_tags.c.name.in_(chunk))
+                sa.select(model_version_tags).where(
+                    in_ids(model_version_tags.c.name, chunk, self.dialect)
+                )
             ):
                 mv = out.get((t.name, t.version))
                 if mv is not None:
                     mv.tags[t.key] = t.value
             for a in conn.execute(
                 sa.select(registered_model_aliases)
-                .where(registered_model_aliases.c.name.in_(chunk))
+                .where(in_ids(registered_model_aliases.c.name, chunk, self.dialect))
                 .order_by(registered_model_aliases.c.alias)
             ):
                 mv = out.get((a.name, a.version))
@@ -185,14 +189,16 @@ class RegistryMixin:
                 user_id=r.user_id,
             )
         names = list(out)
-        for chunk in chunks(names):
+        for chunk in chunks(names, chunk_size(self.dialect)):
             for t in conn.execute(
-                sa.select(registered_model_tags).where(registered_model_tags.c.name.in_(chunk))
+                sa.select(registered_model_tags).where(
+                    in_ids(registered_model_tags.c.name, chunk, self.dialect)
+                )
             ):
                 out[t.name].tags[t.key] = t.value
             for a in conn.execute(
                 sa.select(registered_model_aliases)
-                .where(registered_model_aliases.c.name.in_(chunk))
+                .where(in_ids(registered_model_aliases.c.name, chunk, self.dialect))
                 .order_by(registered_model_aliases.c.alias)
             ):
                 out[a.name].aliases.append(RegisteredModelAlias(a.alias, str(a.version)))
@@ -200,7 +206,7 @@ class RegistryMixin:
             mv = model_versions.c
             newest = (
                 sa.select(mv.name, mv.current_stage, sa.func.max(mv.version).label("version"))
-                .where(mv.name.in_(chunk))
+                .where(in_ids(mv.name, chunk, self.dialect))
                 .group_by(mv.name, mv.current_stage)
                 .subquery()
             )

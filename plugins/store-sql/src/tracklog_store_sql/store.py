@@ -210,9 +210,11 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def _experiments(self, conn: Connection, rows: Sequence[Any]) -> list[Experiment]:
         ids = [r.experiment_id for r in rows]
         tag_map: dict[int, dict[str, str]] = {i: {} for i in ids}
-        for chunk in chunks(ids):
+        for chunk in chunks(ids, chunk_size(self.dialect)):
             for t in conn.execute(
-                sa.select(experiment_tags).where(experiment_tags.c.experiment_id.in_(chunk))
+                sa.select(experiment_tags).where(
+                    in_ids(experiment_tags.c.experiment_id, chunk, self.dialect)
+                )
             ):
                 tag_map[t.experiment_id][t.key] = t.value
         return [
@@ -675,7 +677,9 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         ids = sorted({r["model_id"] for r in rows})
         found = set(
             conn.execute(
-                sa.select(logged_models.c.model_id).where(logged_models.c.model_id.in_(ids))
+                sa.select(logged_models.c.model_id).where(
+                    in_ids(logged_models.c.model_id, ids, self.dialect)
+                )
             ).scalars()
         )
         missing = [i for i in ids if i not in found]
@@ -1014,7 +1018,9 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def _require_models(self, conn: Connection, model_ids: list[str]) -> None:
         found = set(
             conn.execute(
-                sa.select(logged_models.c.model_id).where(logged_models.c.model_id.in_(model_ids))
+                sa.select(logged_models.c.model_id).where(
+                    in_ids(logged_models.c.model_id, model_ids, self.dialect)
+                )
             ).scalars()
         )
         for mid in model_ids:
