@@ -3,9 +3,11 @@ defect, and the tests named for that defect must fail against it. The variants d
 from a local repository with presigned uploads and downloads (``presigning_local.py``),
 which itself passes the whole kit, expiry and paging included."""
 
+import contextlib
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 
 REFERENCE = (Path(__file__).parent / "presigning_local.py").read_text()
@@ -144,6 +146,16 @@ class TestBroken(ArtifactRepositoryConformance):
     def repo(self, tmp_path):
         yield Broken((tmp_path / "root").as_uri())
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _httpcore_loaded_outside_the_inner_runs():
+    """httpx loads httpcore's transport modules on its first request. Made inside an
+    in-process run (the kit's HTTP checks), that load would be undone with the run's
+    sys.modules snapshot, and the session's later httpx clients would raise httpcore
+    errors that httpx no longer recognises. One refused request here loads them first."""
+    with contextlib.suppress(httpx.TransportError):
+        httpx.get("http://127.0.0.1:9/", timeout=1)
 
 
 def _run_kit(pytester, body):
