@@ -13,6 +13,7 @@ experiment id), ``{run}`` (a run id), ``{model}`` (a registered model with versi
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class Case:
     code: str | tuple[str, ...] = "INVALID_PARAMETER_VALUE"
     match: str = ""
     json_body: bool = True  # False only where the refusal comes from the HTTP layer
+    raw: bool = False  # send the path byte for byte (httpx would resolve ``..`` itself)
 
     def __str__(self) -> str:
         return self.id
@@ -169,10 +171,24 @@ class Probe:
         if case.headers:
             kwargs["headers"] = {**kwargs.get("headers", {}), **case.headers}
         url = self.seed.fill(case.path)
+        if case.raw:
+            return self._send_raw(case.method, url, kwargs.get("content"), kwargs.get("headers"))
         if "://" not in url:
             url = str(self.client.base_url).rstrip("/") + url
         request = self.client.build_request(case.method, httpx.URL(url), **kwargs)
         return self.client.send(request)
+
+    def _send_raw(self, method: str, target: str, body: bytes | None,
+                  headers: dict[str, str] | None) -> httpx.Response:
+        url = self.client.base_url
+        conn = http.client.HTTPConnection(url.host, url.port, timeout=60)
+        try:
+            conn.request(method, url.raw_path.rstrip(b"/").decode() + target, body=body,
+                         headers=headers or {})
+            raw = conn.getresponse()
+            return httpx.Response(raw.status, headers=raw.getheaders(), content=raw.read())
+        finally:
+            conn.close()
 
     def expect_refused(self, case: Case) -> None:
         response = self.send(case)
@@ -184,7 +200,10 @@ class Probe:
         text = response.text[:600]
         assert response.status_code in statuses, (
             f"{case.id}: expected {statuses}, got {response.status_code}: {text}")
-        if case.json_body:
+        if response.status_code == 200:
+            # Allowed only where the request is harmless (listing or deleting nothing).
+            assert not response.json().get("files"), f"{case.id}: listed {text}"
+        elif case.json_body:
             assert response.headers.get("content-type", "").startswith("application/json"), (
                 f"{case.id}: not a JSON error: {text}")
             body = response.json()
