@@ -72,6 +72,9 @@ class Seed:
     def fill(self, value: Any) -> Any:
         if isinstance(value, str):
             return re.sub(r"\{(exp|run|model|lm|art)\}", lambda m: self.values[m[1]], value)
+        if isinstance(value, bytes):
+            return re.sub(rb"\{(exp|run|model|lm|art)\}",
+                          lambda m: self.values[m[1].decode()].encode(), value)
         if isinstance(value, dict):
             return {k: self.fill(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -147,11 +150,16 @@ class Probe:
             state["model_versions"] = self._get(f"{API}/model-versions/search", {})
         return state
 
-    def assert_unchanged(self) -> None:
+    def changes(self) -> list[str]:
+        """What changed since the last look (which becomes the new baseline, so one bad
+        write does not fail every later case)."""
         now = self.snapshot()
-        before, self.baseline = self.baseline, now  # one write must not fail every later case
-        for key in before:
-            assert now[key] == before[key], f"the request changed {key}"
+        before, self.baseline = self.baseline, now
+        return [f"the request changed {key}" for key in before if now[key] != before[key]]
+
+    def assert_unchanged(self) -> None:
+        changed = self.changes()
+        assert not changed, changed
 
     def assert_healthy(self) -> None:
         r = self.client.get("/health", timeout=10)
@@ -165,7 +173,7 @@ class Probe:
             kwargs["content"] = orjson.dumps(self.seed.fill(case.json))
             kwargs["headers"] = {"content-type": "application/json"}
         if case.content is not None:
-            kwargs["content"] = case.content
+            kwargs["content"] = self.seed.fill(case.content)
         if case.params is not None:
             kwargs["params"] = self.seed.fill(case.params)
         if case.headers:
@@ -193,24 +201,33 @@ class Probe:
     def expect_refused(self, case: Case) -> None:
         response = self.send(case)
         status, codes = case.status, case.code
-        if self.unsupported and case.path.startswith(self.unsupported):
-            status, codes = 501, "NOT_IMPLEMENTED"
         statuses = status if isinstance(status, tuple) else (status,)
         codes = codes if isinstance(codes, tuple) else (codes,)
+        if self.unsupported and case.path.startswith(self.unsupported):
+            statuses, codes = (*statuses, 501), (*codes, "NOT_IMPLEMENTED")
         text = response.text[:600]
-        assert response.status_code in statuses, (
-            f"{case.id}: expected {statuses}, got {response.status_code}: {text}")
+        problems = self._refusal_problems(case, response, statuses, codes)
+        if case.method != "GET":
+            problems += self.changes()
+        assert not problems, f"{case.id}: " + "; ".join(problems) + f": {text}"
+        self.assert_healthy()
+
+    @staticmethod
+    def _refusal_problems(case: Case, response: httpx.Response, statuses: tuple[int, ...],
+                          codes: tuple[str, ...]) -> list[str]:
+        if response.status_code not in statuses:
+            return [f"expected {statuses}, got {response.status_code}"]
         if response.status_code == 200:
             # Allowed only where the request is harmless (listing or deleting nothing).
-            assert not response.json().get("files"), f"{case.id}: listed {text}"
-        elif case.json_body:
-            assert response.headers.get("content-type", "").startswith("application/json"), (
-                f"{case.id}: not a JSON error: {text}")
-            body = response.json()
-            assert body.get("error_code") in codes, f"{case.id}: error_code of {text}"
-            if case.match and response.status_code != 501:
-                assert re.search(case.match, body.get("message", ""), re.I), (
-                    f"{case.id}: message does not name {case.match!r}: {text}")
-        if case.method != "GET":
-            self.assert_unchanged()
-        self.assert_healthy()
+            return ["listed files"] if response.json().get("files") else []
+        if not case.json_body:
+            return []
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return ["not a JSON error"]
+        body = response.json()
+        if body.get("error_code") not in codes:
+            return [f"error_code not in {codes}"]
+        if case.match and response.status_code != 501 and not re.search(
+                case.match, body.get("message", ""), re.I):
+            return [f"message does not name {case.match!r}"]
+        return []
