@@ -142,7 +142,6 @@ class Probe:
         models = self._post("/logged-models/search", {"experiment_ids": ids,
                                                       "max_results": 100})
         state = {"experiments": exps, "runs": runs, "logged_models": models,
-                 "artifacts": self._get(f"{PROXY}/artifacts", {"path": self.seed.art}),
                  "files": _tree(self.disk)}
         if self.has_registry:
             state["registered_models"] = self._get(f"{API}/registered-models/search",

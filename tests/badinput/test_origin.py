@@ -44,11 +44,19 @@ BAD_HOSTS = ["evil.example", "localhost.evil.example", "localhost:5101@evil.exam
              "127.0.0.1.nip.io", "evil.example:80"]
 ROUTES_SORTED = sorted(app_routes())
 
+# The guards are middleware in front of every store: the sweep over every route runs on
+# one backend; on the others a few routes check that the guards are in place.
+SWEEP_BACKEND = "sqlite"
+SAMPLE = {("POST", "/mlflow/runs/log-batch"),
+          ("PUT", "/mlflow-artifacts/artifacts/{artifact_path:path}"),
+          ("GET", "/mlflow/runs/get"), ("DELETE", "/mlflow/registered-models/delete")}
+
 HOST_CASES = [
     _case(f"{m} {t} Host: evil.example", m, t, {"host": "evil.example"})
     for m, t in ROUTES_SORTED
 ] + [
-    _case(f"POST runs/log-batch Host: {host}", "POST", "/mlflow/runs/log-batch", {"host": host})
+    _case(f"POST /mlflow/runs/log-batch Host: {host}", "POST", "/mlflow/runs/log-batch",
+          {"host": host})
     for host in BAD_HOSTS[1:]
 ]
 
@@ -70,13 +78,21 @@ ORIGIN_CASES = [
 ]
 
 
+def _swept(probe, case: Case) -> None:
+    if probe.backend != SWEEP_BACKEND and not any(
+            case.id.startswith(f"{m} {t} ") for m, t in SAMPLE):
+        pytest.skip(f"middleware: every route is tried on {SWEEP_BACKEND}")
+
+
 @pytest.mark.parametrize("case", HOST_CASES, ids=[c.id for c in HOST_CASES])
 def test_foreign_host_is_refused(probe, case: Case) -> None:
+    _swept(probe, case)
     probe.expect_refused(case)
 
 
 @pytest.mark.parametrize("case", ORIGIN_CASES, ids=[c.id for c in ORIGIN_CASES])
 def test_cross_site_write_is_refused(probe, case: Case) -> None:
+    _swept(probe, case)
     probe.expect_refused(case)
 
 

@@ -8,6 +8,7 @@ Paths in a URL are sent byte for byte (``raw``), so ``..`` reaches the server as
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 import pytest
 from badinput_support import API, PROXY, Case
@@ -93,9 +94,9 @@ def _url_case(method: str, template: str, path: str, harmless: bool) -> Case:
         kw = {"content": orjson.dumps(body), "headers": {"content-type": "application/json"}}
     status = INVALID_OR_ABSENT if harmless else 400
     code = CODES_OR_ABSENT if harmless else INVALID
-    return Case(f"{method} {template.format(path=path)}", method,
-                template.format(path=path), raw=True, status=status, code=code,
-                match="" if harmless else "path", **kw)
+    target = template.format(path=quote(path, safe="/%:;{}"))
+    return Case(f"{method} {template.format(path=path)}", method, target, raw=True,
+                status=status, code=code, match="" if harmless else "path", **kw)
 
 
 def path_cases() -> list[Case]:
