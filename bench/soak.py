@@ -115,9 +115,13 @@ class Ledger:
     failed: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, kind: str, success: bool) -> None:
+    def count(self, kind: str, success: bool, answer: int | str = "") -> None:
+        """One request of ``kind``; a failure is kept by its answer (status or error)."""
         with self.lock:
-            (self.ok if success else self.failed)[kind] += 1
+            if success:
+                self.ok[kind] += 1
+            else:
+                self.failed[f"{kind} ({answer})" if answer else kind] += 1
 
 
 def writer(base: str, experiment: str, ledger: Ledger, stop: threading.Event) -> None:
@@ -128,7 +132,7 @@ def writer(base: str, experiment: str, ledger: Ledger, stop: threading.Event) ->
                 if run_id is None or batch >= 20:
                     r = c.post(API + "/runs/create", json={"experiment_id": experiment,
                                                            "start_time": int(time.time())})
-                    ledger.count("create run", r.status_code == 200)
+                    ledger.count("create run", r.status_code == 200, r.status_code)
                     if r.status_code != 200:
                         time.sleep(0.2)
                         continue
@@ -141,15 +145,15 @@ def writer(base: str, experiment: str, ledger: Ledger, stop: threading.Event) ->
                     "tags": [{"key": f"t{batch}", "value": str(batch)}],
                 }
                 r = c.post(API + "/runs/log-batch", json=body)
-                ledger.count("log-batch", r.status_code == 200)
+                ledger.count("log-batch", r.status_code == 200, r.status_code)
                 if r.status_code == 200:
                     with ledger.lock:
                         ledger.batches.append((run_id, batch))
                     batch += 1
                 else:
                     time.sleep(0.2)
-            except httpx.HTTPError:
-                ledger.count("log-batch", False)
+            except httpx.HTTPError as exc:
+                ledger.count("log-batch", False, type(exc).__name__)
                 time.sleep(0.2)
 
 
@@ -162,14 +166,14 @@ def searcher(base: str, experiment: str, ledger: Ledger, stop: threading.Event) 
                 r = c.post(API + "/runs/search", json={
                     "experiment_ids": [experiment], "filter": random.choice(filters),
                     "max_results": 100, "order_by": ["metrics.m0 DESC"]})
-                ledger.count("search", r.status_code == 200)
+                ledger.count("search", r.status_code == 200, r.status_code)
                 runs = r.json().get("runs", []) if r.status_code == 200 else []
                 if runs:
                     r = c.get(API + "/metrics/get-history", params={
                         "run_id": runs[0]["info"]["run_id"], "metric_key": "m1"})
-                    ledger.count("history", r.status_code == 200)
-            except httpx.HTTPError:
-                ledger.count("search", False)
+                    ledger.count("history", r.status_code == 200, r.status_code)
+            except httpx.HTTPError as exc:
+                ledger.count("search", False, type(exc).__name__)
                 time.sleep(0.2)
 
 
@@ -182,15 +186,15 @@ def artifact_worker(base: str, prefix: str, ledger: Ledger, stop: threading.Even
             path = f"{prefix}/file-{n}.bin"
             try:
                 r = c.put(f"{PROXY}/{path}", content=data)
-                ledger.count("upload", r.status_code == 200)
+                ledger.count("upload", r.status_code == 200, r.status_code)
                 if r.status_code == 200:
                     with ledger.lock:
                         ledger.artifacts[path] = hashlib.sha256(data).hexdigest()
                     r = c.get(f"{PROXY}/{path}")
                     ledger.count("download", r.status_code == 200 and r.content == data)
                 n += 1
-            except httpx.HTTPError:
-                ledger.count("upload", False)
+            except httpx.HTTPError as exc:
+                ledger.count("upload", False, type(exc).__name__)
                 time.sleep(0.2)
 
 
@@ -363,8 +367,10 @@ def main() -> int:
         print("soak: results")
         print(f"  database restarts: {len(restarts)} "
               f"(each {', '.join(f'{r:.1f}' for r in restarts)} s)")
-        for kind in sorted(set(ledger.ok) | set(ledger.failed)):
-            print(f"  {kind:34s} ok={ledger.ok[kind]:7d}  failed={ledger.failed[kind]:5d}")
+        for kind in sorted(ledger.ok):
+            print(f"  {kind:34s} ok={ledger.ok[kind]:7d}")
+        for kind in sorted(ledger.failed):
+            print(f"  {kind:34s} failed={ledger.failed[kind]:5d}")
         print(f"  acknowledged batches: {len(ledger.batches)} "
               f"({len(ledger.batches) * 50} metric points), artifacts: {len(ledger.artifacts)}")
         print(f"  server recovered without restart: {recovered} (pid {server.pid})")
