@@ -11,6 +11,7 @@ import os
 from urllib.parse import quote
 
 import pytest
+from badinput_routes import ROUTES
 from badinput_support import API, PROXY, Case
 
 # Each of these names a place outside the artifact root (or a path that could once some
@@ -196,3 +197,17 @@ def test_symlinks_are_neither_followed_nor_listed(probe) -> None:
 def test_deleting_a_root_is_refused(probe, case: Case) -> None:
     """Last in this module: today such a request wipes every artifact."""
     probe.expect_refused(case)
+
+
+def test_every_artifact_route_gets_paths() -> None:
+    """Each route taking an artifact path (in the URL or as ``path``) is in the tables."""
+    tried = {(m, t.replace(PROXY, "/mlflow-artifacts").replace("{path}",
+                                                               "{artifact_path:path}"))
+             for m, t in PATH_ROUTES}
+    tried |= {("GET", r.replace(PROXY, "/mlflow-artifacts").replace(API, "/mlflow"))
+              for r, _ in QUERY_ROUTES}
+    taking = {(m, t) for m, t in ROUTES
+              if "artifact_path" in t or t in ("/get-artifact", "/mlflow/artifacts/list",
+                                               "/mlflow-artifacts/artifacts")}
+    assert taking <= tried, sorted(taking - tried)
+
