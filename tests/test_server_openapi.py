@@ -81,7 +81,7 @@ def _point_at(case, existing: dict[str, str]) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=12, derandomize=True, deadline=None,
+@settings(max_examples=12, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_no_server_error_and_answers_as_described(case, fuzz_server, existing) -> None:
     _point_at(case, existing)

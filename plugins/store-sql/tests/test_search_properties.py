@@ -167,7 +167,7 @@ order_bys = st.lists(
     max_size=2, unique_by=lambda s: s.split()[0])
 
 
-@settings(max_examples=150, derandomize=True, deadline=None,
+@settings(max_examples=150, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(filter_string=filters, order_by=order_bys, page_size=st.integers(1, 40))
 def test_store_search_agrees_with_the_evaluator(loaded, filter_string: str,
