@@ -1,11 +1,13 @@
-"""Property: a run search pushed down to SQL answers exactly what the grammar's Python
-evaluator answers over the same runs, on SQLite, PostgreSQL, MariaDB and the file store.
+"""Property: a run or experiment search pushed down to SQL answers exactly what the
+grammar's Python evaluator answers over the same data, on SQLite, PostgreSQL, MariaDB and
+the file store.
 
-The runs are random but the same on every backend (a fixed seed); hypothesis draws filter
-strings and order-bys over them, which go through the parser like a request's. Both sides
-get the same ``Filter`` and ``OrderBy`` objects; the Python side evaluates them with
-``compile_run_filter`` and ``sort_runs`` over every run read back from the store, the
-store side pages through ``search_runs`` with a random page size.
+The data is random but the same on every backend (a fixed seed); hypothesis draws filter
+strings and order-bys over it, which go through the parser like a request's. Both sides
+get the same ``Filter`` and ``OrderBy`` objects; the Python side evaluates them
+(``compile_run_filter`` and ``sort_runs``, or the experiment counterparts) over every
+entity read back from the store, the store side pages through its search with a random
+page size.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from tracklog.entities import (
     Dataset,
     DatasetInput,
+    ExperimentTag,
     InputTag,
     Metric,
     Param,
@@ -28,7 +31,16 @@ from tracklog.entities import (
     RunTag,
     ViewType,
 )
-from tracklog.search import compile_run_filter, parse_run_filter, parse_run_order_by, sort_runs
+from tracklog.search import (
+    compile_experiment_filter,
+    compile_run_filter,
+    parse_experiment_filter,
+    parse_experiment_order_by,
+    parse_run_filter,
+    parse_run_order_by,
+    sort_experiments,
+    sort_runs,
+)
 from tracklog.stores import resolve_store
 
 from .conftest import make_store
@@ -76,8 +88,20 @@ def _dataset(rng: random.Random, pad_space: bool) -> list[dict]:
     return runs
 
 
+N_EXPERIMENTS = 20
+
+
+def _experiments(store, rng: random.Random, pad_space: bool) -> None:
+    words = [w.rstrip() for w in WORDS] if pad_space else WORDS
+    for i in range(N_EXPERIMENTS):
+        tags = [ExperimentTag(k, rng.choice(words)) for k in ("t1", "t2") if rng.random() < 0.7]
+        exp = store.create_experiment(f"{rng.choice(words[:8])}{i}", tags=tags)
+        if rng.random() < 0.2:
+            store.delete_experiment(exp)
+
+
 def _load(store, runs: list[dict]) -> list[str]:
-    exp = store.create_experiment(f"props-{random.random()}")
+    exp = store.create_experiment("props-runs")
     for spec in runs:
         run = store.create_run(exp, spec["user"], spec["start"], run_name=spec["name"])
         rid = run.info.run_id
@@ -103,8 +127,10 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple]:
         store = resolve_store(f"file://{tmp / 'mlruns'}", "mlflow-artifacts:/")
     else:
         store = make_store(request, request.param, tmp)
-    runs = _dataset(random.Random(20261203), request.param in PAD_SPACE_BACKENDS)
-    experiments = _load(store, runs)
+    rng = random.Random(20261203)
+    pad_space = request.param in PAD_SPACE_BACKENDS
+    experiments = _load(store, _dataset(rng, pad_space))
+    _experiments(store, rng, pad_space)
     everything = store.search_runs(experiments, run_view_type=ViewType.ALL, max_results=1000)
     yield store, experiments, list(everything)
     if request.param in ("sqlite", "file"):
@@ -189,3 +215,58 @@ def test_store_search_agrees_with_the_evaluator(loaded, filter_string: str,
         if not token:
             break
     assert got == expected, (filter_string, order_by)
+
+
+experiment_clause = st.one_of(
+    st.builds(lambda op, v: f"attributes.name {op} {_quote(v)}",
+              st.sampled_from(["=", "!=", "LIKE", "ILIKE"]),
+              st.sampled_from(["a1", "ab3", "Default", "props-runs", "%1", "a%", "_b%", "A%"])),
+    st.builds(lambda k, op, v: f"tags.{k} {op} {_quote(v)}",
+              st.sampled_from(["t1", "t2", "nope"]),
+              st.sampled_from(["=", "!=", "LIKE", "ILIKE"]),
+              st.sampled_from(LIKE_PATTERNS + WORDS)),
+    st.builds(lambda k, op: f"tags.{k} {op}", st.sampled_from(["t1", "t2", "nope"]),
+              st.sampled_from(["IS NULL", "IS NOT NULL"])),
+    st.builds(lambda op, v: f"attributes.creation_time {op} {v}",
+              st.sampled_from(["=", "!=", "<", ">", ">="]), st.sampled_from([0, 2**62])),
+    st.builds(lambda op, ns: f"attributes.experiment_id {op} ({', '.join(f'#{n}#' for n in ns)})",
+              st.sampled_from(["IN", "NOT IN"]),
+              st.lists(st.integers(0, N_EXPERIMENTS), min_size=1, max_size=3, unique=True)),
+)
+experiment_order = st.lists(
+    st.builds(lambda k, d: f"{k}{d}",
+              st.sampled_from(["name", "experiment_id", "creation_time", "last_update_time"]),
+              st.sampled_from(["", " ASC", " DESC"])),
+    max_size=2, unique_by=lambda s: s.split()[0])
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(filter_string=st.lists(experiment_clause, max_size=3).map(" AND ".join),
+       order_by=experiment_order, page_size=st.integers(1, 30),
+       view=st.sampled_from(list(ViewType)))
+def test_experiment_search_agrees_with_the_evaluator(loaded, filter_string: str,
+                                                     order_by: list[str], page_size: int,
+                                                     view: ViewType) -> None:
+    store = loaded[0]
+    everything = list(store.search_experiments(ViewType.ALL, max_results=1000))
+    ids = sorted(e.experiment_id for e in everything)
+    filter_string = re.sub(r"#(\d+)#", lambda m: _quote(ids[int(m[1])]), filter_string)
+    flt = parse_experiment_filter(filter_string)
+    order = parse_experiment_order_by(order_by)
+    matches = compile_experiment_filter(flt)
+    in_view = [e for e in everything if view is ViewType.ALL
+               or (e.lifecycle_stage == "deleted") == (view is ViewType.DELETED_ONLY)]
+    expected = [e.experiment_id
+                for e in sort_experiments([e for e in in_view if matches(e)], order)]
+    got: list[str] = []
+    token = None
+    while True:
+        page = store.search_experiments(view, max_results=page_size, filter=flt,
+                                        order_by=order, page_token=token)
+        got += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            break
+    assert got == expected, (filter_string, order_by, view)
+
