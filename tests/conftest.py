@@ -190,6 +190,13 @@ def api(sqlite_server: Server) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
+def server_starter():
+    """``start_server(tmp_dir, backend_uri, *options)`` for suites that start their own
+    servers on other stores (the caller stops them)."""
+    return start_server
+
+
+@pytest.fixture(scope="session")
 def launch():
     """``launch(tmp_dir, *options, prefix=, env=)`` starts another SQLite-backed server
     (the caller stops it)."""

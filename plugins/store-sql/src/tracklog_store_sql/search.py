@@ -311,7 +311,9 @@ def experiments_query(dialect: str, view: ViewType, filter: Filter, order_by: Se
     if not order_by:
         terms += nulls_last(experiments.c.creation_time, False)
     if "experiment_id" not in keys:
-        terms.append(experiments.c.experiment_id.asc())
+        # MLflow breaks ties by ascending id by default, by descending id after clauses.
+        tiebreak = experiments.c.experiment_id
+        terms.append(tiebreak.desc() if order_by else tiebreak.asc())
     return stmt.order_by(*terms)
 
 
