@@ -184,6 +184,13 @@ def _configure_sqlite(engine: Engine, memory: bool) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _unreachable() -> errors.TracklogError:
+    """A lost or refused database connection: the client retries a 503, and a restarting
+    database is back within seconds."""
+    return errors.unavailable("The database cannot be reached; retry in a moment",
+                              RETRY_AFTER_S)
+
+
 class Database:
     """An engine plus transaction helpers that are safe to share between threads."""
 
@@ -206,6 +213,8 @@ class Database:
                 with conn.begin():
                     yield conn
         except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise _unreachable() from None
             if not is_stopped(exc):
                 raise
             raise errors.unavailable(
@@ -230,6 +239,8 @@ class Database:
                     with interruptible(self._stopper(conn)):
                         yield conn
         except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise _unreachable() from None
             if not is_stopped(exc):
                 raise
             interrupt = current()
@@ -254,6 +265,8 @@ class Database:
             raise errors.unavailable(
                 "Every database connection is busy; retry in a moment", RETRY_AFTER_S
             ) from None
+        except sa.exc.DBAPIError:  # the server is down or restarting
+            raise _unreachable() from None
         with conn:
             yield conn
 
