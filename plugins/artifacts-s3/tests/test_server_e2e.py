@@ -172,6 +172,17 @@ def test_proxied_multipart_upload(server, bucket, tmp_path, monkeypatch):
     assert Path(back).read_bytes() == data
 
 
+@pytest.mark.server_options("--artifacts-destination", "s3://{bucket}/proxied")
+def test_multipart_part_count_is_capped(server, bucket):
+    """More parts than S3 allows is a 400 naming num_parts, before any URL is signed."""
+    url = f"{server}/api/2.0/mlflow-artifacts/mpu/create/0/r/artifacts"
+    refused = httpx.post(url, json={"path": "big.bin", "num_parts": 10_001})
+    assert refused.status_code == 400
+    assert "num_parts" in refused.json()["message"]
+    accepted = httpx.post(url, json={"path": "big.bin", "num_parts": 2})
+    assert [c["part_number"] for c in accepted.json()["credentials"]] == [1, 2]
+
+
 @pytest.mark.server_options("--no-serve-artifacts", "--default-artifact-root",
                             "s3://{bucket}/direct")
 def test_client_writes_to_s3_itself(server, bucket, tmp_path):
