@@ -128,6 +128,8 @@ class Probe:
         self.client = client
         self.seed = seed
         self.disk = disk
+        #: The box around ``disk`` (see the ``bad_server`` fixture) where an escape lands.
+        self.box = disk.parents[len("abcdefgh") - 1]
         self.backend = backend
         info = client.get("/api/3.0/mlflow/server-info").json()
         self.unsupported = ()

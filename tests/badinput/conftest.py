@@ -83,7 +83,10 @@ def _seed(client: httpx.Client) -> Seed:
 def bad_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                server_starter) -> Iterator[tuple[str, object, Path]]:
     backend = request.param
-    tmp = tmp_path_factory.mktemp(f"badinput-{backend}")
+    # The server's directory sits deep inside a box of its own, so a path that escapes
+    # it by several levels still lands where the paths test looks, and nowhere else.
+    tmp = tmp_path_factory.mktemp(f"badinput-{backend}").joinpath(*"abcdefgh")
+    tmp.mkdir(parents=True)
     if backend == "sqlite":
         uri = f"sqlite:///{tmp / 'tracklog.db'}"
     elif backend == "file":

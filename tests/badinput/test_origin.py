@@ -6,6 +6,7 @@ Every request carries a body that would succeed, so a request let through would 
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 
 import orjson
@@ -51,12 +52,17 @@ SAMPLE = {("POST", "/mlflow/runs/log-batch"),
           ("PUT", "/mlflow-artifacts/artifacts/{artifact_path:path}"),
           ("GET", "/mlflow/runs/get"), ("DELETE", "/mlflow/registered-models/delete")}
 
+MALFORMED_HOSTS = {"localhost:5101@evil.example"}  # not host[:port] at all: a 400
+
 HOST_CASES = [
     _case(f"{m} {t} Host: evil.example", m, t, {"host": "evil.example"})
     for m, t in ROUTES_SORTED
 ] + [
-    _case(f"POST /mlflow/runs/log-batch Host: {host}", "POST", "/mlflow/runs/log-batch",
-          {"host": host})
+    dataclasses.replace(
+        _case(f"POST /mlflow/runs/log-batch Host: {host}", "POST", "/mlflow/runs/log-batch",
+              {"host": host}),
+        **({"status": 400, "code": "BAD_REQUEST"} if host in MALFORMED_HOSTS else {}),
+    )
     for host in BAD_HOSTS[1:]
 ]
 

@@ -152,7 +152,7 @@ PATH_CASES = path_cases()
 @pytest.mark.parametrize("case", PATH_CASES, ids=[c.id for c in PATH_CASES])
 def test_escaping_path_is_refused(probe, case: Case) -> None:
     probe.expect_refused(case)
-    assert not list(probe.disk.parent.rglob("escape*")), "a file landed outside its place"
+    assert not list(probe.box.rglob("escape*")), "a file landed outside its place"
 
 
 @pytest.mark.parametrize("case", LONG_CASES, ids=[c.id for c in LONG_CASES])
