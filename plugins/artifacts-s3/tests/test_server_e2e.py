@@ -71,6 +71,7 @@ def server_process(request, bucket, tmp_path, closed_port, monkeypatch):
     url = f"http://127.0.0.1:{closed_port}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     mlflow.set_tracking_uri(url)
+    mlflow.set_experiment(experiment_id="0")  # not one an earlier test chose elsewhere
     try:
         yield url, process
     finally:
@@ -120,7 +121,8 @@ def _log_and_read_back(tmp_path: Path) -> tuple[str, dict[str, bytes]]:
     return run_id, files
 
 
-@pytest.mark.server_options("--artifacts-destination", "s3://{bucket}/proxied")
+@pytest.mark.server_options("--artifacts-destination", "s3://{bucket}/proxied",
+                            "--presigned-downloads")
 def test_proxied_artifacts_live_in_s3(server, bucket, tmp_path):
     run_id, files = _log_and_read_back(tmp_path)
     keys = _keys(bucket, "proxied/")
