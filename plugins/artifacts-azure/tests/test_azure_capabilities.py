@@ -21,7 +21,7 @@ from tracklog.artifacts import (
 )
 from tracklog.entities import FileInfo
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog_artifacts_azure.repository import open_repository
+from tracklog_artifacts_azure.factory import open_repository
 
 
 def _write(repo, path: str, data: bytes) -> None:

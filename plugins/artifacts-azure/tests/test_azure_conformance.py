@@ -6,7 +6,7 @@ import pytest
 
 from tracklog.artifacts import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
-from tracklog_artifacts_azure.repository import open_repository
+from tracklog_artifacts_azure.factory import open_repository
 
 # Two entries per listing page: every listing of the standard tree spans several pages.
 PAGE_SIZE = 2

@@ -10,7 +10,7 @@ import pytest
 
 from tracklog.artifacts import PresignedDownloadRepository
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog_artifacts_azure.repository import open_repository
+from tracklog_artifacts_azure.factory import open_repository
 
 from .conftest import ACCOUNT, KEY
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog_artifacts_azure.repository import open_repository
+from tracklog_artifacts_azure.factory import open_repository
 
 from .conftest import ACCOUNT, KEY, free_port
 

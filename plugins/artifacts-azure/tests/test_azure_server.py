@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tracklog_artifacts_azure.repository import open_repository
+from tracklog_artifacts_azure.factory import open_repository
 
 from .conftest import AZURE_VARIABLES, KEY, free_port
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def _factory(artifact_uri: str) -> ArtifactRepository:
-    from tracklog_artifacts_azure.repository import open_repository
+    from tracklog_artifacts_azure.factory import open_repository
 
     return open_repository(artifact_uri)
 

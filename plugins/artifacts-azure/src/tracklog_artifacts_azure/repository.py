@@ -227,18 +227,3 @@ def _is_azure_error(exc: Exception) -> bool:
     from azure.core.exceptions import AzureError
 
     return isinstance(exc, AzureError)
-
-
-def open_repository(artifact_uri: str, **options: Any) -> AzureBlobArtifactRepository:
-    """The repository for ``artifact_uri``: with SAS-based capabilities (presigned
-    downloads, multipart uploads) when the credential can sign, without them otherwise."""
-    from tracklog_artifacts_azure.signing import AzureSigningArtifactRepository
-
-    location = parse_location(artifact_uri)
-    credentials = options.pop("credentials", None) or shared_client(
-        location, artifact_uri, **options.pop("client_options", None) or {}
-    )
-    cls = AzureSigningArtifactRepository if credentials[1].can_sign else AzureBlobArtifactRepository
-    return cls(artifact_uri, credentials=credentials, **options)
-
-

@@ -15,14 +15,11 @@ import re
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracklog import errors
 from tracklog.artifacts.base import CompletedPart, MultipartUploadRepository, PartCredential
 from tracklog_artifacts_gcs.settings import PARALLEL_REQUESTS, content_type
-
-if TYPE_CHECKING:
-    from tracklog_artifacts_gcs.repository import GCSArtifactRepository
 
 #: The hidden folder of parts in flight, directly under the repository root.
 UPLOADS = ".tracklog-uploads"
@@ -36,13 +33,13 @@ _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 class MultipartUploads(MultipartUploadRepository):
     """The multipart half of :class:`~tracklog_artifacts_gcs.repository.GCSArtifactRepository`."""
 
-    def _upload_prefix(self: GCSArtifactRepository, upload_id: str) -> str:
+    def _upload_prefix(self, upload_id: str) -> str:
         if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
             raise errors.invalid(f"Invalid upload_id: {upload_id!r}")
         return self._dir_prefix(f"{UPLOADS}/{upload_id}")
 
     def create_multipart_upload(
-        self: GCSArtifactRepository, path: str, num_parts: int
+        self, path: str, num_parts: int
     ) -> tuple[str, list[PartCredential]]:
         rel = self._file_path(path)
         if not 1 <= num_parts <= MAX_PARTS:
@@ -64,7 +61,7 @@ class MultipartUploads(MultipartUploadRepository):
         return upload_id, credentials
 
     def complete_multipart_upload(
-        self: GCSArtifactRepository, path: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, path: str, upload_id: str, parts: Sequence[CompletedPart]
     ) -> None:
         rel = self._file_path(path)
         prefix = self._upload_prefix(upload_id)
@@ -88,7 +85,7 @@ class MultipartUploads(MultipartUploadRepository):
             self._compose(sources, prefix, self._key(rel))
             self._delete_under(prefix)
 
-    def _compose(self: GCSArtifactRepository, sources: list[Any], prefix: str, key: str) -> None:
+    def _compose(self, sources: list[Any], prefix: str, key: str) -> None:
         level = 0
         while len(sources) > COMPOSE_LIMIT:
             groups = [sources[i : i + COMPOSE_LIMIT] for i in range(0, len(sources), COMPOSE_LIMIT)]
@@ -105,7 +102,7 @@ class MultipartUploads(MultipartUploadRepository):
         target.content_type = content_type(key)
         target.compose(sources, **self._kw)
 
-    def abort_multipart_upload(self: GCSArtifactRepository, path: str, upload_id: str) -> None:
+    def abort_multipart_upload(self, path: str, upload_id: str) -> None:
         rel = self._file_path(path)
         prefix = self._upload_prefix(upload_id)
         with self._bucket_guard(f"aborting the multipart upload of '{rel}'"):
