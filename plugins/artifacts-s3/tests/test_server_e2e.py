@@ -248,3 +248,18 @@ def test_proxy_streams_200mb_both_ways(server_process, bucket, tmp_path):
     assert back.hexdigest() == digest.hexdigest()
     assert _keys(bucket, "proxied/big/")["proxied/big/big.bin"]["Size"] == size
     assert grown < size // 4, f"server peak RSS grew by {grown / MiB:.0f} MiB"
+
+
+def test_server_refuses_to_start_on_a_missing_bucket(s3_env, tmp_path, closed_port):
+    """A destination bucket that does not exist stops the server at start with one line
+    naming it, instead of a server that answers 500 to every upload."""
+    done = subprocess.run(
+        [TRACKLOG, "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'tracklog.db'}",
+         "--artifacts-destination", "s3://no-such-bucket/artifacts", "--host", "127.0.0.1",
+         "--port", str(closed_port)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "s3://no-such-bucket/artifacts" in lines[0] and "not usable" in lines[0], lines[0]
+    assert "Traceback" not in done.stdout + done.stderr
