@@ -136,6 +136,7 @@ def gcs_backend(tmp: Path) -> Backend:
     wait_http(url + "/storage/v1/b", process)
     os.environ["STORAGE_EMULATOR_HOST"] = url
     from google.cloud import storage
+
     from tracklog_artifacts_gcs.settings import Settings
 
     bucket = storage.Client().create_bucket(BUCKET)
@@ -191,7 +192,8 @@ BACKENDS = {"local": local_backend, "s3": s3_backend, "gcs": gcs_backend,
             "azure": azure_backend}
 
 
-def start_server(kind: str, backend: Backend, tmp: Path, venv: Path) -> tuple[str, subprocess.Popen]:
+def start_server(kind: str, backend: Backend, tmp: Path,
+                 venv: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     destination = backend.uri(f"{kind}-{uuid.uuid4().hex[:8]}")
     if kind == "tracklog":
