@@ -34,7 +34,7 @@ def authorize(request: Any, rule: Rule, req: Req) -> None:
         identity_and_authorize(state, request, rule, req)
 
 
-def call(request: Any, method: str, path: str, **params: Any) -> dict[str, Any]:
+def call(request: Any, method: str, path: str, /, **params: Any) -> dict[str, Any]:
     """Run the API route ``method path`` with a JSON-shaped body ``params``."""
     spec = _specs().get((method, path))
     if spec is None:

@@ -269,7 +269,7 @@ def install(app: Any, config: Any) -> None:
         for group in ("params", "metrics"):
             for k in sorted(keys[group]):
                 values = [c.get(k) for c in cells]
-                rows.append({"group": group, "key": k.split(".", 1)[1], "values": values,
+                rows.append({"group": group, "key": k.split(".", 1)[1], "cells": values,
                              "differs": len({json.dumps(v) for v in values}) > 1})
         chart_runs = [{"id": r["info"]["run_id"], "name": r["info"].get("run_name") or
                        r["info"]["run_id"][:8]} for r in runs]

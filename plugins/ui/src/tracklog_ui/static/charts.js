@@ -74,7 +74,8 @@ var TLCharts = (function () {
             : (p.timestamp - t0) / 1000;
         });
         var y = smooth(ordered.map(function (p) { return Number(p.value); }), weight);
-        return {x: x, y: y, name: r.name, type: "scattergl", mode: "lines", meta: r.id};
+        return {x: x, y: y, name: r.name, type: "scattergl", meta: r.id,
+                mode: pts.length < 50 ? "lines+markers" : "lines"};
       });
     }
 
