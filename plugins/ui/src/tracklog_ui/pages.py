@@ -86,8 +86,8 @@ def install(app: Any, config: Any) -> None:
     prefix = normalize_prefix(config.static_prefix)
     env = _environment(prefix)
 
-    def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(**context), status_code=status)
+    def page(name: str, code: int = 200, /, **context: Any) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(**context), status_code=code)
 
     def failure(err: errors.TracklogError) -> HTMLResponse:
         status = err.http_status
@@ -184,7 +184,7 @@ def install(app: Any, config: Any) -> None:
 
         exp_names = {e["experiment_id"]: e["name"] for e in exps}
         return page(
-            "runs.html", status=400 if error else 200,
+            "runs.html", 400 if error else 200,
             title=", ".join(e["name"] for e in exps), experiments=exps, ids=ids,
             exp_names=exp_names, rows=runs_table.nest(found), columns=columns, shown=shown,
             chosen=set(chosen), request_cols=q.getlist("col"), filter=flt,
