@@ -80,3 +80,17 @@ def test_sampling_function():
     zigzag = [(-1) ** i * i for i in range(1001)]
     out = sample_min_max(zigzag, 50, value=lambda p: p)
     assert min(zigzag) in out and max(zigzag) in out
+
+
+def test_steps_out_of_time_order_come_back_by_step(api):
+    # Logged with timestamps falling as steps rise: the store's order is the reverse.
+    exp = api.post("/api/2.0/mlflow/experiments/create",
+                   json={"name": f"interval-{uuid.uuid4().hex[:8]}"}).json()["experiment_id"]
+    run_id = api.post("/api/2.0/mlflow/runs/create",
+                      json={"experiment_id": exp}).json()["run"]["info"]["run_id"]
+    metrics = [{"key": "loss", "value": float(s), "timestamp": 10_000 - s, "step": s}
+               for s in range(10)]
+    api.post("/api/2.0/mlflow/runs/log-batch", json={"run_id": run_id, "metrics": metrics})
+    r = api.get("/api/2.0/mlflow/metrics/get-history-bulk-interval",
+                params={"run_ids": run_id, "metric_key": "loss"})
+    assert [m["step"] for m in r.json()["metrics"]] == list(range(10))

@@ -250,6 +250,23 @@ def install(app: Any, config: Any) -> None:
             raise errors.not_found(f"No such artifact: '{rel}'")
         return make_preview(repo, full, found.file_size)
 
+    @app.get(prefix + "/experiments/{experiment_id}/models/{model_id}", include_in_schema=False)
+    @app.get(prefix + "/logged-models/{model_id}", include_in_schema=False)
+    @rule("read", lambda req: {"logged_model": req.path_params.get("model_id", "")})
+    @guarded
+    def logged_model(request: Request) -> Response:
+        model = call(request, "GET", "/mlflow/logged-models/{model_id}",
+                     model_id=request.path_params["model_id"])["model"]
+        tags = _tags(model["info"])
+        try:
+            versions = json.loads(tags.get("mlflow.modelVersions") or "[]")
+        except ValueError:
+            versions = []
+        return page("logged_model.html", title=model["info"]["name"], model=model,
+                    info=model["info"], tags=tags, versions=versions,
+                    params=sorted(model["data"].get("params", []), key=lambda p: p["key"]),
+                    metrics=sorted(model["data"].get("metrics", []), key=lambda m: m["key"]))
+
     # --- comparing runs ----------------------------------------------------------------
 
     @app.get(prefix + "/compare", include_in_schema=False)
