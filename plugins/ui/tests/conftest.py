@@ -77,11 +77,12 @@ class Seeded:
     runs: dict[str, str] = field(default_factory=dict)  # run name -> run id
     files: dict[str, bytes] = field(default_factory=dict)  # artifact path -> bytes
     model: str = "ui-model"
+    logged_model: str = ""
 
 
 def seed(url: str, tmp: Path) -> Seeded:
     import mlflow
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
     client = mlflow.MlflowClient(url)
     exp = client.create_experiment("ui-main", tags={"team": "vision"})
@@ -118,6 +119,11 @@ def seed(url: str, tmp: Path) -> Seeded:
         (local / path).write_bytes(data)
     client.log_artifacts(parent, str(local))
     s.files = files
+    dataset = Dataset("train-set", "abc123", "local", '{"uri": "/data/train.csv"}')
+    client.log_inputs(parent, datasets=[
+        DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+    s.logged_model = client.create_logged_model(exp, name="tiny-model", source_run_id=parent,
+                                                model_type="sklearn").model_id
 
     client.create_registered_model(s.model, tags={"owner": "ml"})
     client.create_model_version(s.model, f"runs:/{parent}/model", run_id=parent)

@@ -42,6 +42,14 @@ def test_each_link_form_of_the_client_lands(page, seeded):
     page.locator("#source-run").click()
     page.wait_for_url(re.compile(rf"/runs/{run_id}$"))
 
+    # Longer forms land on the nearest page; a logged model has its own.
+    page.goto(f"{s.url}/#/experiments/{s.experiment_id}/overview")
+    page.wait_for_url(re.compile(rf"/tracklog/experiments/{s.experiment_id}$"))
+    page.goto(f"{s.url}/#/experiments/{s.experiment_id}/models/{s.logged_model}")
+    page.wait_for_url(re.compile(rf"/models/{s.logged_model}$"))
+    assert page.locator("h1").inner_text().startswith("tiny-model")
+    assert run_id in page.locator("#model-facts").inner_text()
+
 
 def test_list_and_search_experiments(page, seeded):
     page.goto(seeded.url + "/")
@@ -170,6 +178,9 @@ def test_run_page_previews_text_image_json_and_csv(page, seeded):
     page.click("#artifact-tree a:text-is('table.csv')")
     assert page.locator("#preview-table").inner_text().split() == ["a", "b", "1", "x", "2", "y"]
     assert page.locator("#params").inner_text().split()[-2:] == ["lr", "0.001"]
+    assert page.locator("#datasets tbody").inner_text().split()[:3] == [
+        "train-set", "abc123", "training"]
+    assert "tiny-model" in page.locator("#logged-models").inner_text()
 
 
 def test_download_an_artifact_byte_for_byte(page, seeded, tmp_path: Path):
