@@ -3,8 +3,6 @@
    and metric, with each bucket's min and max and the first and last points kept. */
 "use strict";
 var TLCharts = (function () {
-  var prefix = document.body.dataset.prefix || "";
-  var MAX_POINTS = 2500;
   var config = {responsive: true, displaylogo: false};
 
   function el(tag, attrs, children) {
@@ -14,14 +12,6 @@ var TLCharts = (function () {
     });
     (children || []).forEach(function (c) { e.appendChild(c); });
     return e;
-  }
-
-  function fetchHistory(runIds, key) {
-    var q = new URLSearchParams({metric_key: key, max_results: String(MAX_POINTS)});
-    runIds.forEach(function (id) { q.append("run_ids", id); });
-    return fetch(prefix + "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?" + q)
-      .then(function (r) { return r.json(); })
-      .then(function (data) { return data.metrics || []; });
   }
 
   /* Exponential moving average with TensorBoard's debiasing, so early points are not
@@ -39,7 +29,6 @@ var TLCharts = (function () {
 
   function metricChart(box) {
     var runs = JSON.parse(box.dataset.runs), metrics = JSON.parse(box.dataset.metrics);
-    var cache = {};
     var controls = el("div", {"class": "controls"});
     var picker = el("fieldset", {"class": "metric-picker"}, [el("legend", {text: "Metrics"})]);
     metrics.forEach(function (m, i) {
@@ -94,7 +83,7 @@ var TLCharts = (function () {
                            "aria-label": "Chart of " + m});
           grid.appendChild(div);
         }
-        var got = cache[m] || (cache[m] = fetchHistory(runs.map(function (r) { return r.id; }), m));
+        var got = TLHistory(runs.map(function (r) { return r.id; }), m);
         got.then(function (points) {
           Plotly.react(div, traces(points, mode, weight), {
             title: {text: m, font: {size: 14}}, margin: {l: 55, r: 15, t: 36, b: 40},
