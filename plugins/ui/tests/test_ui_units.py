@@ -75,3 +75,10 @@ def test_previews_read_only_the_first_bytes(tmp_path):
     assert make_preview(repo, "blob.bin", None).kind == "none"
     assert make_preview(repo, "data", None).kind == "none"
     assert make_preview(repo, "pic.PNG", None).kind == "image"
+
+
+def test_default_columns_leave_out_empty_attributes():
+    runs = [{"info": {"run_id": "a", "start_time": 5, "user_id": "", "status": "FINISHED"},
+             "data": {"metrics": [{"key": "loss", "value": 1.0}]}}]
+    chosen = runs_table.default_columns(runs_table.available_columns(runs), runs)
+    assert chosen == ["attributes.start_time", "attributes.status", "metrics.loss"]

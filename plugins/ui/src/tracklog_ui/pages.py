@@ -173,7 +173,7 @@ def install(app: Any, config: Any) -> None:
             error, position = str(err), runs_table.locate(flt, str(err))
         found = result.get("runs", [])
         columns = runs_table.available_columns(found)
-        chosen = q.getlist("col") or runs_table.default_columns(columns)
+        chosen = q.getlist("col") or runs_table.default_columns(columns, found)
         shown = [c for c in columns if c.id in chosen]
         base = {"filter": flt, "order_by": order_by, "view": view, "size": size,
                 "col": q.getlist("col")}

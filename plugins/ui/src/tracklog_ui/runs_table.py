@@ -72,8 +72,11 @@ def available_columns(runs: list[dict[str, Any]]) -> list[Column]:
     return cols
 
 
-def default_columns(cols: list[Column]) -> list[str]:
-    chosen = [c.id for c in cols if c.group == "attributes"]
+def default_columns(cols: list[Column], runs: list[dict[str, Any]]) -> list[str]:
+    """Attributes that have a value on the page, then the first params and metrics."""
+    cells = [cells_of(r) for r in runs]
+    chosen = [c.id for c in cols if c.group == "attributes"
+              and any(x.get(c.id) not in (None, "") for x in cells)]
     for group in ("metrics", "params"):
         chosen += [c.id for c in cols if c.group == group][:DEFAULT_SHOWN]
     return chosen
