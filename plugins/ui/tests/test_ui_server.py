@@ -4,6 +4,7 @@ static files, and that a server without the plugin has no UI."""
 from __future__ import annotations
 
 import importlib.resources
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,31 @@ def test_without_the_plugin_there_is_no_ui(tmp_path):
     assert not any("ui" in d for d in core["project"]["dependencies"])
     root = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "tracklog-ui" in root["project"]["dependencies"]
+
+
+def test_a_run_whose_artifacts_cannot_be_reached_still_shows(tmp_path):
+    with TestClient(create_app(_config(tmp_path))) as http:
+        api = "/ajax-api/2.0/mlflow"
+        exp = http.post(f"{api}/experiments/create", json={
+            "name": "remote", "artifact_location": "sftp://10.1.2.3/artifacts"}).json()
+        run = http.post(f"{api}/runs/create", json={"experiment_id": exp["experiment_id"]}
+                        ).json()["run"]["info"]
+        http.post(f"{api}/runs/log-metric", json={"run_id": run["run_id"], "key": "loss",
+                                                  "value": 0.5, "timestamp": 1, "step": 0})
+        page = http.get(f"/runs/{run['run_id']}")
+        assert page.status_code == 200
+        assert "Artifacts cannot be listed" in page.text and "loss" in page.text
+
+
+def test_experiment_pages_go_forward_and_back(tmp_path):
+    with TestClient(create_app(_config(tmp_path))) as http:
+        for i in range(120):
+            http.post("/ajax-api/2.0/mlflow/experiments/create", json={"name": f"e{i:03d}"})
+        first = http.get("/")
+        assert first.text.count('data-experiment-id="') == 100
+        following = re.search(r'href="(\?[^"]*page_token[^"]*)" rel="next"', first.text)
+        second = http.get("/" + following.group(1).replace("&amp;", "&"))
+        assert second.text.count('data-experiment-id="') == 21  # 120 and Default
+        back = re.search(r'href="(\?[^"]*)" rel="prev"', second.text)
+        again = http.get("/" + back.group(1).replace("&amp;", "&"))
+        assert again.text.count('data-experiment-id="') == 100

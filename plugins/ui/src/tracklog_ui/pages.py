@@ -78,6 +78,13 @@ def _environment(prefix: str) -> jinja2.Environment:
     return env
 
 
+def _link(base: dict[str, Any], **changes: Any) -> str:
+    """A query string: ``base`` with ``changes``, empty values left out. Earlier pages'
+    tokens ride along as ``prev`` (``-`` for the first page) so "previous" works."""
+    params = {**base, **changes}
+    return "?" + urlencode({k: v for k, v in params.items() if v}, doseq=True)
+
+
 def _tags(obj: dict[str, Any]) -> dict[str, str]:
     return {t["key"]: t.get("value", "") for t in obj.get("tags", [])}
 
@@ -135,14 +142,23 @@ def install(app: Any, config: Any) -> None:
         if text:
             quote = '"' if "'" in text else "'"
             flt = f"name ILIKE {quote}%{text.replace(quote, '')}%{quote}"
+        token = q.get("page_token") or None
+        pages = [t for t in q.getlist("prev") if t]
         result = call(request, "POST", "/mlflow/experiments/search", max_results=100,
-                      filter=flt, view_type=view, page_token=q.get("page_token") or None,
+                      filter=flt, view_type=view, page_token=token,
                       order_by=["last_update_time DESC"])
+        base = {"q": text, "view": view}
+        following = result.get("next_page_token")
         rows = result.get("experiments", [])
         for e in rows:
             e["tag_map"] = {k: v for k, v in _tags(e).items() if not k.startswith("mlflow.")}
-        return page("experiments.html", title="Experiments", experiments=rows, q=text,
-                    view=view, next_token=result.get("next_page_token"))
+        return page(
+            "experiments.html", title="Experiments", experiments=rows, q=text, view=view,
+            next_link=_link(base, page_token=following, prev=[*pages, token or "-"])
+            if following else None,
+            prev_link=_link(base, page_token=pages[-1] if pages[-1] != "-" else None,
+                            prev=pages[:-1]) if pages else None,
+        )
 
     @app.get(prefix + "/experiments/{experiment_ids}", include_in_schema=False)
     @rule("read", lambda req: {"experiment_ids": req.path_params.get("experiment_ids", "")})
@@ -157,8 +173,7 @@ def install(app: Any, config: Any) -> None:
         flt = (q.get("filter") or "").strip()
         order_by = (q.get("order_by") or "").strip()
         view = q.get("view") or "ACTIVE_ONLY"
-        size = int(q.get("size") or 100) if (q.get("size") or "100").isdigit() else 100
-        size = size if size in PAGE_SIZES else 100
+        size = next((n for n in PAGE_SIZES if str(n) == q.get("size")), 100)
         pages = [t for t in q.getlist("prev") if t]
         token = q.get("page_token") or None
         error = position = None
@@ -179,8 +194,7 @@ def install(app: Any, config: Any) -> None:
                 "col": q.getlist("col")}
 
         def link(**changes: Any) -> str:
-            params = {**base, **changes}
-            return "?" + urlencode({k: v for k, v in params.items() if v}, doseq=True)
+            return _link(base, **changes)
 
         exp_names = {e["experiment_id"]: e["name"] for e in exps}
         return page(
@@ -211,13 +225,22 @@ def install(app: Any, config: Any) -> None:
         exp = call(request, "GET", "/mlflow/experiments/get",
                    experiment_id=info["experiment_id"])["experiment"]
         path = (request.query_params.get("path") or "").strip("/")
-        listing = call(request, "GET", "/mlflow/artifacts/list", run_id=run_id,
-                       path=path or None)
-        files = sorted(listing.get("files", []), key=lambda f: (not f["is_dir"], f["path"]))
+        # Artifacts may live where this server cannot reach (a scheme without a plugin, a
+        # refused credential): the rest of the run is still shown, with the reason.
+        files: list[dict[str, Any]] = []
+        preview = artifact_error = None
         preview_path = request.query_params.get("preview")
-        preview = None
-        if preview_path:
-            preview = _preview(request, info, preview_path, files)
+        try:
+            listing = call(request, "GET", "/mlflow/artifacts/list", run_id=run_id,
+                           path=path or None)
+            files = sorted(listing.get("files", []),
+                           key=lambda f: (not f["is_dir"], f["path"]))
+            if preview_path:
+                preview = _preview(request, info, preview_path)
+        except errors.TracklogError as err:
+            if err.error_code == errors.ErrorCode.PERMISSION_DENIED:
+                raise
+            artifact_error = str(err)
         models = call(request, "POST", "/mlflow/logged-models/search",
                       experiment_ids=[info["experiment_id"]],
                       filter=f"source_run_id = '{run_id}'").get("models", [])
@@ -232,11 +255,11 @@ def install(app: Any, config: Any) -> None:
             system_tags={k: v for k, v in sorted(tags.items()) if k.startswith("mlflow.")},
             parent=parent, inputs=run.get("inputs", {}).get("dataset_inputs", []),
             models=models, path=path, files=files, preview_path=preview_path,
-            preview=preview, parent_path=path.rsplit("/", 1)[0] if "/" in path else "",
+            preview=preview, artifact_error=artifact_error,
+            parent_path=path.rsplit("/", 1)[0] if "/" in path else "",
         )
 
-    def _preview(request: Request, info: dict[str, Any], path: str,
-                 files: list[dict[str, Any]]) -> Any:
+    def _preview(request: Request, info: dict[str, Any], path: str) -> Any:
         # The same rule as the download route /get-artifact.
         authorize(request, _ARTIFACT_RULE, Req({"run_id": info["run_id"]}))
         from tracklog.artifacts import safe_relpath
