@@ -55,7 +55,7 @@ var TLCharts = (function () {
     function traces(points, mode, weight) {
       var byRun = {};
       points.forEach(function (p) { (byRun[p.run_id] = byRun[p.run_id] || []).push(p); });
-      return runs.filter(function (r) { return byRun[r.id]; }).map(function (r) {
+      var out = runs.filter(function (r) { return byRun[r.id]; }).map(function (r) {
         var pts = byRun[r.id], t0 = Math.min.apply(null, pts.map(function (p) { return p.timestamp; }));
         var ordered = mode === "step" ? pts : pts.slice().sort(function (a, b) { return a.timestamp - b.timestamp; });
         var x = ordered.map(function (p) {
@@ -63,9 +63,14 @@ var TLCharts = (function () {
             : (p.timestamp - t0) / 1000;
         });
         var y = smooth(ordered.map(function (p) { return Number(p.value); }), weight);
-        return {x: x, y: y, name: r.name, type: "scattergl", meta: r.id,
+        return {x: x, y: y, name: r.name, type: "scatter", meta: r.id,
                 mode: pts.length < 50 ? "lines+markers" : "lines"};
       });
+      // SVG draws a few thousand points faster than WebGL starts (no GPU on many
+      // servers' browsers); WebGL only for many runs' worth of points.
+      var total = out.reduce(function (n, t) { return n + t.x.length; }, 0);
+      if (total > 20000) out.forEach(function (t) { t.type = "scattergl"; });
+      return out;
     }
 
     function draw() {
