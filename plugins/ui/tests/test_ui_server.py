@@ -143,3 +143,23 @@ def test_experiment_pages_go_forward_and_back(tmp_path):
         back = re.search(r'href="(\?[^"]*)" rel="prev"', second.text)
         again = http.get("/" + back.group(1).replace("&amp;", "&"))
         assert again.text.count('data-experiment-id="') == 100
+
+
+def test_model_pages_search_and_link_back(tmp_path):
+    with TestClient(create_app(_config(tmp_path))) as http:
+        api = "/ajax-api/2.0/mlflow"
+        run = http.post(f"{api}/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]
+        for name in ("fraud-detector", "churn"):
+            http.post(f"{api}/registered-models/create", json={"name": name})
+        http.post(f"{api}/model-versions/create", json={
+            "name": "fraud-detector", "source": "runs:/x/model", "run_id": run["run_id"]})
+        http.post(f"{api}/registered-models/alias", json={
+            "name": "fraud-detector", "alias": "prod", "version": "1"})
+        found = http.get("/models", params={"q": "fraud"}).text
+        assert "fraud-detector" in found and "churn" not in found and "@prod" in found
+        model = http.get("/models/fraud-detector").text
+        assert f'/runs/{run["run_id"]}"' in model
+        version = http.get("/models/fraud-detector/versions/1")
+        assert version.status_code == 200 and "@prod" in version.text
+        assert f'/experiments/0/runs/{run["run_id"]}"' in version.text
+        assert http.get("/models/fraud-detector/versions/9").status_code == 404
