@@ -82,3 +82,24 @@ def test_default_columns_leave_out_empty_attributes():
              "data": {"metrics": [{"key": "loss", "value": 1.0}]}}]
     chosen = runs_table.default_columns(runs_table.available_columns(runs), runs)
     assert chosen == ["attributes.start_time", "attributes.status", "metrics.loss"]
+
+
+def test_parquet_preview_needs_pyarrow(tmp_path):
+    import importlib.util
+
+    root = tmp_path / "p"
+    root.mkdir()
+    repo = resolve_repository(str(root))
+    if importlib.util.find_spec("pyarrow") is None:
+        (root / "t.parquet").write_bytes(b"PAR1")
+        preview = make_preview(repo, "t.parquet", 4)
+        assert preview.kind == "none" and "pyarrow" in preview.note
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), root / "t.parquet")
+    size = (root / "t.parquet").stat().st_size
+    preview = make_preview(repo, "t.parquet", size)
+    assert (preview.header, preview.rows) == (["a", "b"], [[1, "x"], [2, "y"]])
+    assert make_preview(repo, "t.parquet", 10**9).kind == "none"
