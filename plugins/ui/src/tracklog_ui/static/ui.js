@@ -106,6 +106,12 @@ var TL = (function () {
 
   function runsPage() {
     experimentTags();
+    var chooser = document.querySelector("details.chooser");
+    if (chooser) chooser.addEventListener("keydown", function (e) {
+      if (e.key !== "Escape") return;
+      chooser.open = false;
+      chooser.querySelector("summary").focus();
+    });
     var all = document.getElementById("select-all");
     if (all) all.addEventListener("change", function () {
       document.querySelectorAll("input[name=run]").forEach(function (c) { c.checked = all.checked; });
