@@ -233,10 +233,12 @@ def main() -> None:
                     mrow = visible("text=run-0")
                     print(f"MLflow 3.17.2 UI, same data; median of {args.repeat}")
                     report(page, {
-                        "experiment page, first paint": (fcp, f"{murl}/#/experiments/{mexp}"),
-                        "experiment page, runs shown": (mrow, f"{murl}/#/experiments/{mexp}"),
+                        "experiment page, first paint": (
+                            fcp, f"{murl}/#/experiments/{mexp}/runs"),
+                        "experiment page, runs shown": (
+                            mrow, f"{murl}/#/experiments/{mexp}/runs"),
                         "filtered + sorted runs page, runs shown": (
-                            mrow, f"{murl}/#/experiments/{mexp}{mflt}"),
+                            mrow, f"{murl}/#/experiments/{mexp}/runs{mflt}"),
                         f"{points:,}-point chart drawn": (
                             visible(".js-plotly-plot .scatterlayer path.js-line"),
                             f"{murl}/#/experiments/{mexp}/runs/{mbig}/model-metrics"),
