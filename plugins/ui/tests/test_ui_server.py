@@ -126,9 +126,13 @@ def test_a_run_whose_artifacts_cannot_be_reached_still_shows(tmp_path):
                         ).json()["run"]["info"]
         http.post(f"{api}/runs/log-metric", json={"run_id": run["run_id"], "key": "loss",
                                                   "value": 0.5, "timestamp": 1, "step": 0})
+        http.post(f"{api}/runs/set-tag", json={"run_id": run["run_id"],
+                                               "key": "mlflow.note.content",
+                                               "value": "A <b>remote</b> run"})
         page = http.get(f"/runs/{run['run_id']}")
         assert page.status_code == 200
         assert "Artifacts cannot be listed" in page.text and "loss" in page.text
+        assert "A &lt;b&gt;remote&lt;/b&gt; run" in page.text  # the note, escaped
 
 
 def test_experiment_pages_go_forward_and_back(tmp_path):

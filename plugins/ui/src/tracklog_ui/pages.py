@@ -168,7 +168,9 @@ def install(app: Any, config: Any) -> None:
         exps = [call(request, "GET", "/mlflow/experiments/get", experiment_id=i)["experiment"]
                 for i in ids]
         for e in exps:
-            e["tag_map"] = {k: v for k, v in _tags(e).items() if not k.startswith("mlflow.")}
+            tags = _tags(e)
+            e["tag_map"] = {k: v for k, v in tags.items() if not k.startswith("mlflow.")}
+            e["note"] = tags.get("mlflow.note.content", "")
         q = request.query_params
         flt = (q.get("filter") or "").strip()
         order_by = (q.get("order_by") or "").strip()
