@@ -75,6 +75,7 @@ def test_previews_read_only_the_first_bytes(tmp_path):
     assert make_preview(repo, "blob.bin", None).kind == "none"
     assert make_preview(repo, "data", None).kind == "none"
     assert make_preview(repo, "pic.PNG", None).kind == "image"
+    assert make_preview(repo, "huge.png", 10**9).kind == "none"
 
 
 def test_default_columns_leave_out_empty_attributes():

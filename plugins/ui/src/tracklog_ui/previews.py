@@ -1,7 +1,8 @@
 """Artifact previews from a file's first bytes: text and logs, JSON/YAML/MLmodel, CSV as a
 table, images (drawn by the browser from the download route), Parquet when pyarrow is
 installed. Nothing larger than ``PREVIEW_BYTES`` is read, except a Parquet file up to
-``PARQUET_MAX_BYTES`` (its footer is at the end, so it has to be read whole)."""
+``PARQUET_MAX_BYTES`` (its footer is at the end, so it has to be read whole); the
+browser fetches images up to ``IMAGE_MAX_BYTES``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tracklog.artifacts import ArtifactRepository
 
 PREVIEW_BYTES = 64 * 1024
 PARQUET_MAX_BYTES = 16 * 1024 * 1024
+IMAGE_MAX_BYTES = 20 * 1024 * 1024  # larger images are a download, not a preview
 TABLE_ROWS = 100
 
 _TEXT = {".txt", ".log", ".md", ".py", ".sh", ".cfg", ".ini", ".toml", ".out", ".err",
@@ -79,6 +81,8 @@ def make_preview(repo: ArtifactRepository, path: str, size: int | None) -> Previ
     name = posixpath.basename(path)
     kind = _kind(name)
     if kind == "image":
+        if size is not None and size > IMAGE_MAX_BYTES:
+            return Preview("none", note="Image too large to preview: download it.")
         return Preview("image")
     if kind == "none":
         return Preview("none", note="No preview for this kind of file: download it.")
