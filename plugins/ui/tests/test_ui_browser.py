@@ -11,11 +11,6 @@ import pytest
 pytest.importorskip("playwright")
 
 
-def rows(page, table: str = "#runs") -> list[str]:
-    return page.locator(f"{table} tbody tr:not([hidden]) th a, {table} tbody tr td:nth-child(2) a"
-                        ).all_inner_texts()
-
-
 def run_names(page) -> list[str]:
     return page.locator("#runs tbody tr:not([hidden]) th a").all_inner_texts()
 
