@@ -190,6 +190,13 @@ def api(sqlite_server: Server) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
+def server_starter():
+    """``start_server(tmp_dir, backend_uri, *options)`` for suites that start their own
+    servers on other stores (the caller stops them)."""
+    return start_server
+
+
+@pytest.fixture(scope="session")
 def launch():
     """``launch(tmp_dir, *options, prefix=, env=)`` starts another SQLite-backed server
     (the caller stops it)."""
@@ -201,5 +208,20 @@ def launch():
         if reason is not None:
             pytest.skip(f"no SQLite tracking store: {reason}")
         return start_server(tmp, uri, *extra, prefix=prefix, env=env)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """``serve(tmp_dir, store_uri, *options)`` starts a server on any store (the caller
+    stops it); a store that cannot be opened counts as an unavailable service."""
+    from tracklog.testing import service_unavailable
+
+    def start(tmp: Path, uri: str, *extra: str) -> Server:
+        reason = store_available(uri)
+        if reason is not None:
+            service_unavailable(uri.split(":")[0], reason)
+        return start_server(tmp, uri, *extra)
 
     return start

@@ -168,7 +168,7 @@ def test_unknown_run_and_malformed_bodies(api):
     assert_error(api.get(f"{API}/runs/get"), 400, "INVALID_PARAMETER_VALUE", "run_id")
     r = api.post(f"{API}/runs/log-metric", content=b"{not json",
                  headers={"content-type": "application/json"})
-    assert_error(r, 400, "INVALID_PARAMETER_VALUE", "run_id")
+    assert_error(r, 400, "INVALID_PARAMETER_VALUE", "not valid JSON")
     r = api.post(f"{API}/runs/log-metric", content=b"[1, 2]",
                  headers={"content-type": "application/json"})
     assert_error(r, 400, "INVALID_PARAMETER_VALUE", "JSON object")

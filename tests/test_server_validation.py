@@ -103,3 +103,21 @@ def test_dataset_limits():
     refused(v.validate_dataset_input, "d", "x", "http", None, match="dataset.source")
     refused(v.validate_dataset_input, "d", "x", "http", "s", tags=[("k", "v" * 501)],
             match="tags[0].value")
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 1e20, str(2**63), "9" * 5000])
+def test_integers_outside_int64_name_the_field(value):
+    refused(v.to_int, value, "start_time", match="'start_time'")
+    refused(v.validate_model_version, value, match="'version'")
+    refused(v.validate_metric, "m", 1.0, value, 0, path="metrics[2]", match="metrics[2].timestamp")
+    refused(v.validate_metric, "m", 1.0, 1, value, path="metrics[2]", match="metrics[2].step")
+    refused(v.validate_metrics, [{"key": "m", "value": 1, "timestamp": 1},
+                                 {"key": "m", "value": 1, "timestamp": value}],
+            match="metrics[1].timestamp")
+
+
+def test_int64_extremes_pass():
+    assert v.to_int(str(2**63 - 1), "f") == 2**63 - 1
+    assert v.to_int(-(2**63), "f") == -(2**63)
+    m = v.validate_metrics([{"key": "m", "value": 1, "timestamp": 2**63 - 1, "step": -(2**63)}])
+    assert (m[0].timestamp, m[0].step) == (2**63 - 1, -(2**63))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tracklog.entities import LifecycleStage, PagedList, RunData, ViewType
+from tracklog.entities import LifecycleStage, PagedList, Param, RunData, ViewType
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.search import parse_model_version_filter, parse_run_order_by
 from tracklog.search.ast import Comparison, Identifier, Kind, Op
@@ -168,6 +168,26 @@ def _token_on_last_page(base: type) -> type:
             if page.token is None and len(page) == max_results:
                 page.token = "end"
             return page
+
+    return M
+
+
+@mutant("a long filter loses its last comparisons", "test_filter_at_the_complexity_cap")
+def _truncated_filter(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), *args, **kwargs):
+            return super().search_runs(experiment_ids, filter[:64], *args, **kwargs)
+
+    return M
+
+
+@mutant("orderings past the fifth key ignored", "test_order_by_at_the_complexity_cap")
+def _truncated_order(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), run_view_type=ViewType.ACTIVE_ONLY,
+                        max_results=1000, order_by=(), page_token=None):
+            return super().search_runs(experiment_ids, filter, run_view_type, max_results,
+                                       order_by[:5], page_token)
 
     return M
 
@@ -325,6 +345,58 @@ def _contended_versions(base: type) -> type:
     return M
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _fits(value: int) -> bool:
+    return -(2**63) <= value <= INT64_MAX
+
+
+@mutant("start times beyond int64 clamped", "test_start_time_beyond_int64_refused")
+def _clamped_start(base: type) -> type:
+    class M(base):
+        def create_run(self, experiment_id, user_id, start_time, tags=(), run_name=None):
+            if start_time is not None and not _fits(start_time):
+                start_time = INT64_MAX if start_time > 0 else -(2**63)
+            return super().create_run(experiment_id, user_id, start_time, tags, run_name)
+
+    return M
+
+
+@mutant("end times beyond int64 ignored", "test_end_time_beyond_int64_refused")
+def _ignored_end(base: type) -> type:
+    class M(base):
+        def update_run_info(self, run_id, run_status=None, end_time=None, run_name=None):
+            if end_time is not None and not _fits(end_time):
+                end_time = None
+            return super().update_run_info(run_id, run_status, end_time, run_name)
+
+    return M
+
+
+@mutant("out-of-range metric points dropped", "test_metric_beyond_int64_refuses_the_whole_batch")
+def _dropped_points(base: type) -> type:
+    class M(base):
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            metrics = [m for m in metrics if _fits(m.timestamp) and _fits(m.step)]
+            super().log_batch(run_id, metrics, params, tags)
+
+    return M
+
+
+@mutant("forged page offsets read as the first page", "test_forged_page_offsets_refused")
+def _lenient_tokens(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, *args, page_token=None, **kwargs):
+            try:
+                return super().search_runs(experiment_ids, *args, page_token=page_token,
+                                           **kwargs)
+            except TracklogError:
+                return super().search_runs(experiment_ids, *args, **kwargs)
+
+    return M
+
+
 @mutant("stage transitions archive what they saw before writing",
         "test_concurrent_stage_transitions")
 def _stale_archive(base: type) -> type:
@@ -340,6 +412,16 @@ def _stale_archive(base: type) -> type:
             for other in seen:
                 super().transition_model_version_stage(name, other, "Archived", False)
             return super().transition_model_version_stage(name, version, stage, False)
+
+    return M
+
+
+@mutant("NUL stripped from param values", "test_text_with_nul_refused")
+def _stripped_nul(base: type) -> type:
+    class M(base):
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            params = [Param(p.key, p.value.replace("\x00", "")) for p in params]
+            super().log_batch(run_id, metrics, params, tags)
 
     return M
 

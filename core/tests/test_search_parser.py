@@ -1149,3 +1149,84 @@ def test_random_input_gives_a_400_or_a_typed_result(parse):
             continue
         for item in result:
             assert isinstance(item, (Comparison, OrderBy)), s
+
+
+# --- complexity limits ----------------------------------------------------------------
+
+FILTER_PARSERS = [
+    parse_run_filter,
+    parse_experiment_filter,
+    parse_logged_model_filter,
+    parse_registered_model_filter,
+    parse_model_version_filter,
+]
+
+
+def _tag_clauses(n: int) -> str:
+    return " AND ".join(f"tags.k{i} = 'v'" for i in range(n))
+
+
+@pytest.mark.parametrize("parse", FILTER_PARSERS)
+def test_filter_clause_count_is_capped(parse):
+    from tracklog.search import MAX_FILTER_CLAUSES
+
+    assert len(parse(_tag_clauses(MAX_FILTER_CLAUSES))) == MAX_FILTER_CLAUSES
+    with pytest.raises(TracklogError) as err:
+        parse(_tag_clauses(2_000))
+    assert err.value.error_code is ErrorCode.INVALID_PARAMETER_VALUE
+    assert f"at most {MAX_FILTER_CLAUSES}" in err.value.message
+
+
+@pytest.mark.parametrize("parse", FILTER_PARSERS)
+def test_filter_length_is_capped(parse):
+    from tracklog.search import MAX_FILTER_LENGTH
+
+    fits = "tags.k = '" + "x" * (MAX_FILTER_LENGTH - 11) + "'"
+    assert parse(fits)[0].value == "x" * (MAX_FILTER_LENGTH - 11)
+    with pytest.raises(TracklogError) as err:
+        parse(fits + " ")
+    assert err.value.error_code is ErrorCode.INVALID_PARAMETER_VALUE
+    assert f"limit of {MAX_FILTER_LENGTH:,} characters" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        parse_run_order_by,
+        parse_experiment_order_by,
+        parse_registered_model_order_by,
+        parse_model_version_order_by,
+    ],
+)
+def test_order_by_key_count_is_capped(parse):
+    from tracklog.search import MAX_ORDER_BY_KEYS
+
+    with pytest.raises(TracklogError) as err:
+        parse(["name"] * (MAX_ORDER_BY_KEYS + 1))
+    assert err.value.error_code is ErrorCode.INVALID_PARAMETER_VALUE
+    assert f"limit of {MAX_ORDER_BY_KEYS} ordering keys" in err.value.message
+
+
+def test_order_by_at_the_cap_is_accepted():
+    from tracklog.search import MAX_ORDER_BY_KEYS
+
+    keys = [f"params.p{i} DESC" for i in range(MAX_ORDER_BY_KEYS)]
+    assert len(parse_run_order_by(keys)) == MAX_ORDER_BY_KEYS
+    items = [{"field_name": f"metrics.m{i}"} for i in range(MAX_ORDER_BY_KEYS)]
+    assert len(parse_logged_model_order_by(items)) == MAX_ORDER_BY_KEYS
+    with pytest.raises(TracklogError) as err:
+        parse_logged_model_order_by(items + [{"field_name": "name"}])
+    assert f"limit of {MAX_ORDER_BY_KEYS} ordering keys" in err.value.message
+
+
+def test_integer_literals_beyond_64_bits_compare_as_floats():
+    """Stores keep 64-bit integers; a longer literal (even 99,000 digits, past Python's
+    int-from-text limit) is the float closest to it, never a crash."""
+    (cmp,) = parse_run_filter("metrics.m > 9223372036854775807")
+    assert cmp.value == 9223372036854775807 and isinstance(cmp.value, int)
+    (cmp,) = parse_run_filter("metrics.m > 9223372036854775808")
+    assert cmp.value == 9.223372036854775808e18 and isinstance(cmp.value, float)
+    (cmp,) = parse_run_filter("attributes.start_time < " + "9" * 99_000)
+    assert cmp.value == math.inf
+    (cmp,) = parse_model_version_filter("version_number = '" + "1" * 5_000 + "'")
+    assert cmp.value == math.inf

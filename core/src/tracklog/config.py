@@ -37,6 +37,7 @@ class ServerConfig:
     dev: bool = False
     expose_prometheus: str | None = None
     verify_artifacts_write: bool = False
+    presigned_downloads: bool = False
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE

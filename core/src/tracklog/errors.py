@@ -76,6 +76,9 @@ class TracklogError(Exception):
     404
     """
 
+    #: Seconds after which a retry may succeed (sent as ``Retry-After``), if known.
+    retry_after: int | None = None
+
     def __init__(
         self, message: str, error_code: ErrorCode | str = ErrorCode.INTERNAL_ERROR
     ) -> None:
@@ -120,6 +123,14 @@ def not_implemented(message: str) -> TracklogError:
     501 is outside the MLflow client's retry list, so the caller sees the message at once.
     """
     return TracklogError(message, ErrorCode.NOT_IMPLEMENTED)
+
+
+def unavailable(message: str, retry_after: int) -> TracklogError:
+    """TEMPORARILY_UNAVAILABLE (HTTP 503) with ``Retry-After``: the server is busy; the
+    MLflow client retries it after that many seconds."""
+    err = TracklogError(message, ErrorCode.TEMPORARILY_UNAVAILABLE)
+    err.retry_after = retry_after
+    return err
 
 
 class PluginError(Exception):

@@ -103,7 +103,8 @@ class TrackingStore(abc.ABC):
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
         """Experiments matching ``filter``; default order ``creation_time DESC`` and
-        ``experiment_id ASC`` as the final tie-break."""
+        ``experiment_id ASC`` as the final tie-break; with ``order_by``, its clauses and
+        then ``experiment_id DESC`` (unless a clause names it), as MLflow."""
 
     @abc.abstractmethod
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:

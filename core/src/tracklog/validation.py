@@ -54,6 +54,13 @@ MAX_INPUT_TAG_VALUE_SIZE = 500
 MAX_REGISTERED_MODEL_ALIAS_LENGTH = 255
 MAX_RESULTS_RUNS = 50000
 MAX_RESULTS_EXPERIMENTS = 50000
+#: The range of a protobuf int64, which every integer field of the protocol is, and of
+#: the BIGINT columns that hold them.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+#: Most experiment ids one search may name (``mlflow.search_runs(search_all_experiments=
+#: True)`` sends every active experiment's id).
+MAX_EXPERIMENT_IDS_PER_SEARCH = 20000
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -72,8 +79,8 @@ def invalid_value(field: str, value: Any, reason: str | None = None) -> errors.T
     """The MLflow-worded INVALID_PARAMETER_VALUE error for ``field``."""
     try:
         shown = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        shown = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        shown = f"<{type(value).__name__}>"
     if len(shown) > 200:
         shown = shown[:200] + "..."
     message = f"Invalid value {shown} for parameter '{field}' supplied"
@@ -90,6 +97,23 @@ def _join(prefix: str, name: str) -> str:
 
 def _too_long(field: str, limit: int) -> errors.TracklogError:
     return errors.invalid(f"'{field}' exceeds the maximum length of {limit} characters")
+
+
+def nul_refused(field: str) -> errors.TracklogError:
+    """The error for text holding U+0000. No backend stores it alike (PostgreSQL refuses
+    it, others keep it, C-string APIs cut at it), so tracklog refuses it everywhere."""
+    return errors.invalid(
+        f"Invalid value for parameter '{field}': text may not contain the NUL character "
+        "(U+0000)."
+    )
+
+
+def check_no_nul(field: str, *values: str | None) -> None:
+    """Refuse a NUL character in any of ``values`` (``None`` is skipped), naming ``field``;
+    stores call it before writing text they were handed."""
+    for value in values:
+        if value and "\x00" in value:
+            raise nul_refused(field)
 
 
 def check_length(field: str, value: str | None, limit: int) -> str | None:
@@ -160,34 +184,69 @@ def to_double(value: Any, field: str) -> float:
         raise invalid_value(
             field, value, "Please specify value as a valid double (64-bit floating point)"
         )
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        if value in _NON_FINITE:
-            return _NON_FINITE[value]
-        try:
+    try:
+        if isinstance(value, (int, float)):
             return float(value)
-        except ValueError:
-            pass
+        if isinstance(value, str):
+            if value in _NON_FINITE:
+                return _NON_FINITE[value]
+            return float(value)
+    except (ValueError, OverflowError):
+        pass
     raise invalid_value(
         field, value, "Please specify value as a valid double (64-bit floating point)"
     )
 
 
+def _out_of_range(field: str, value: Any) -> errors.TracklogError:
+    return invalid_value(
+        field, value, f"It must be a 64-bit integer (from {INT64_MIN} to {INT64_MAX})."
+    )
+
+
+def check_int64(value: int, field: str) -> int:
+    """``value`` itself if it fits a signed 64-bit integer, else INVALID_PARAMETER_VALUE
+    naming ``field``. Stores call it before writing an integer they were handed."""
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    raise _out_of_range(field, value)
+
+
+def check_int64_column(values: Sequence[int], field: str) -> None:
+    """Refuse a column of integers (a batch's timestamps, say) if one falls outside int64;
+    ``field`` is a template such as ``"metrics[{}].timestamp"`` and the error names the
+    first offender. Two C-level scans when all fit."""
+    if values and (min(values) < INT64_MIN or max(values) > INT64_MAX):
+        for i, value in enumerate(values):
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise _out_of_range(field.format(i), value)
+
+
 def to_int(value: Any, field: str) -> int:
-    """A JSON int64: an integer number or a decimal string (how query strings carry it)."""
+    """A JSON int64: an integer number or a decimal string (how query strings carry it).
+    Values outside the int64 range (``2**63``, ``1e20``) are refused, as protobuf does."""
     if isinstance(value, bool):
         raise invalid_value(field, value, "Value must be an integer.")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise errors.invalid(f"Parameter '{field}' must be an integer, got '{value}'.")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        # int() of a long digit string is quadratic; nothing past 20 digits is an int64.
+        if len(text) <= 21:
+            try:
+                number = int(text)
+            except ValueError:
+                pass
+        elif text.lstrip("+-").isdigit():
+            raise _out_of_range(field, value)
+    if number is None:
+        raise errors.invalid(f"Parameter '{field}' must be an integer, got '{value}'.")
+    if INT64_MIN <= number <= INT64_MAX:
+        return number
+    raise _out_of_range(field, value)
 
 
 def validate_metric(
@@ -211,7 +270,7 @@ def validate_metric(
         raise missing(_join(path, "value"))
     else:
         number = to_double(value, _join(path, "value"))
-    if type(timestamp) is int and timestamp >= 0:
+    if type(timestamp) is int and 0 <= timestamp <= INT64_MAX:
         ts = timestamp
     else:
         if timestamp is None:
@@ -225,7 +284,7 @@ def validate_metric(
             )
     if step is None:
         st = 0
-    elif type(step) is int:
+    elif type(step) is int and INT64_MIN <= step <= INT64_MAX:
         st = step
     else:
         st = to_int(step, _join(path, "step"))
@@ -241,15 +300,28 @@ def validate_metric(
     )
 
 
+#: Keys known to be valid, for the per-point loop of :func:`validate_metrics`: a set
+#: lookup costs half an ``lru_cache`` call, which pays for the int64 range checks.
+_GOOD_KEYS: set[str] = set()
+
+
+def _remember_good(key: str) -> bool:
+    if len(_GOOD_KEYS) < 8192:
+        _GOOD_KEYS.add(key)
+    return True
+
+
 def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> list[Metric]:
     """The objects of a request's metric list, each checked as :func:`validate_metric`
     does (errors name ``metrics[i].<field>``). Points in the usual wire form (string key,
-    number value, non-negative integer timestamp and step, no model or dataset) take a
-    short path with the same checks; any other goes through :func:`validate_metric`."""
+    number value, int64 timestamp ≥ 0 and step, no model or dataset) take a short path
+    with the same checks; any other goes through :func:`validate_metric`."""
     out: list[Metric] = []
     append = out.append
     good_key = _good_key
     new = tuple.__new__
+    top, bottom = INT64_MAX, INT64_MIN
+    known = _GOOD_KEYS
     for i, m in enumerate(raw):
         get = m.get
         key, value, ts, step = get("key"), get("value"), get("timestamp"), get("step")
@@ -257,12 +329,12 @@ def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> l
             type(key) is str
             and (type(value) is float or type(value) is int)
             and type(ts) is int
-            and ts >= 0
-            and (step is None or type(step) is int)
+            and 0 <= ts <= top
+            and (step is None or type(step) is int and bottom <= step <= top)
             # With no other field than those four there is no model or dataset to check.
             and (len(m) <= (3 if step is None else 4)
                  or not (get("model_id") or get("dataset_name") or get("dataset_digest")))
-            and good_key(key)
+            and (key in known or good_key(key) and _remember_good(key))
         ):
             # Metric(key, value, ts, step), built without the Python-level __new__.
             append(new(Metric, (key, float(value), ts, 0 if step is None else step,
@@ -401,10 +473,7 @@ def validate_alias(alias: Any, field: str = "alias") -> str:
 def validate_model_version(version: Any, field: str = "version") -> str:
     if version is None or version == "":
         raise missing(field)
-    try:
-        number = int(str(version))
-    except ValueError:
-        raise errors.invalid(f"Parameter '{field}' must be an integer, got '{version}'.") from None
+    number = to_int(str(version), field)
     if number < 1:
         raise invalid_value(field, version, "Model versions start at 1.")
     return str(number)
@@ -455,6 +524,16 @@ def validate_dataset_input(
         Dataset(name, digest, source_type, source, schema or None, profile or None),
         tuple(input_tags),
     )
+
+
+def validate_experiment_ids(ids: Sequence[str], request: str) -> Sequence[str]:
+    """Cap the experiment ids of a search, in the words MLflow uses for its own caps."""
+    if len(ids) > MAX_EXPERIMENT_IDS_PER_SEARCH:
+        raise errors.invalid(
+            f"{request} request cannot specify more than {MAX_EXPERIMENT_IDS_PER_SEARCH} "
+            f"experiment_ids. Received {len(ids)} experiment_ids."
+        )
+    return ids
 
 
 def validate_max_results(

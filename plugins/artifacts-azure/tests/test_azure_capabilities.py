@@ -214,6 +214,14 @@ def test_multipart_abort_leaves_nothing_listable(repo):
     assert repo.file_info("mp/file.bin") is None
 
 
+def test_multipart_abort_of_an_overwrite_keeps_the_existing_file(repo):
+    """Aborting an upload that would replace a file leaves that file as it was."""
+    _write(repo, "mp/file.bin", b"kept")
+    upload_id, _ = _multipart(repo, "mp/file.bin", [b"a" * 100, b"b"])
+    repo.abort_multipart_upload("mp/file.bin", upload_id)
+    assert _read(repo, "mp/file.bin") == b"kept"
+
+
 def test_multipart_complete_with_a_missing_part_is_refused(repo):
     upload_id, credentials = repo.create_multipart_upload("mp/file.bin", 2)
     httpx.put(credentials[0].url, content=b"first").raise_for_status()

@@ -13,7 +13,10 @@ PAGE_SIZE = 2
 
 
 class TestAzureBlobRepository(ArtifactRepositoryConformance):
-    requirements = ArtifactRequirements(empty_directories=False, large_files=True)
+    requirements = ArtifactRequirements(
+        empty_directories=False, large_files=True, multipart_upload=True,
+        presigned_download=True, presigned_expiry_enforced=True, listing_page_size=PAGE_SIZE,
+    )
 
     @pytest.fixture
     def repo(self, azure_env, prefix):

@@ -88,7 +88,8 @@ def _stop(server: Server) -> None:
 @pytest.fixture(scope="module")
 def server(azurite, tmp_path_factory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("azure-server")
-    srv = _start(azurite, tmp, "--artifacts-destination", azurite.uri("server-artifacts"))
+    srv = _start(azurite, tmp, "--artifacts-destination", azurite.uri("server-artifacts"),
+                 "--presigned-downloads")
     yield srv
     _stop(srv)
 

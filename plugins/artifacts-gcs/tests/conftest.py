@@ -191,7 +191,8 @@ def start_server(tmp: Path, destination: str, *extra: str) -> Server:
 def gcs_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("gcs-server")
-    server = start_server(tmp, f"gs://{bucket}/server-{uuid.uuid4().hex[:8]}")
+    server = start_server(tmp, f"gs://{bucket}/server-{uuid.uuid4().hex[:8]}",
+                          "--presigned-downloads")
     try:
         yield server
     finally:

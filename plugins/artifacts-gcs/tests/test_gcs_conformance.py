@@ -10,7 +10,12 @@ LIST_PAGE_SIZE = 3
 
 
 class TestGCSRepository(ArtifactRepositoryConformance):
-    requirements = ArtifactRequirements(empty_directories=False, large_files=True)
+    # fake-gcs-server serves signed URLs without checking their expiry.
+    requirements = ArtifactRequirements(
+        empty_directories=False, large_files=True, multipart_upload=True,
+        presigned_download=True, presigned_expiry_enforced=False,
+        listing_page_size=LIST_PAGE_SIZE,
+    )
 
     @pytest.fixture
     def repo(self, repo_uri, signing_key):

@@ -56,6 +56,7 @@ def test_proxied_round_trip_keeps_the_server_small(fresh_server, tmp_path, monke
         for i in range(SIZE // len(block)):
             f.write(i.to_bytes(8, "big") + block[8:])
     mlflow.set_tracking_uri(fresh_server.url)
+    mlflow.set_experiment(experiment_id="0")  # not one an earlier test chose elsewhere
     with mlflow.start_run() as run:
         mlflow.log_param("warm", "up")  # the server has served a request before we measure
         before = peak_rss(fresh_server.process.pid)

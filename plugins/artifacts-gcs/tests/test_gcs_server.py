@@ -43,6 +43,20 @@ def test_server_info_advertises_both_capabilities(gcs_server):
     assert info["multipart_downloads_enabled"] is True
 
 
+def test_presigned_downloads_are_off_unless_asked_for(fresh_server):
+    """Without --presigned-downloads the server neither advertises presigned downloads
+    nor hands out a URL: a client told so would fetch every file from the bucket."""
+    with urllib.request.urlopen(fresh_server.url + "/api/3.0/mlflow/server-info") as answer:
+        info = json.load(answer)
+    assert info["multipart_uploads_enabled"] is True
+    assert info["multipart_downloads_enabled"] is False
+    url = fresh_server.url + "/api/2.0/mlflow-artifacts/presigned/0/r/artifacts/a.txt"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url)
+    assert refused.value.code == 501
+    assert "--presigned-downloads" in json.load(refused.value)["message"]
+
+
 @pytest.mark.parametrize("presigned", ["true", "false"])
 def test_log_and_download_artifacts(mlflow_client, gcs_server, tmp_path, monkeypatch,
                                     presigned):

@@ -158,15 +158,55 @@ def test_unreadable_entries_are_skipped_and_named(
     assert str(root / broken_exp / "meta.yaml") in logged
     assert str(root / exp / good / "metrics" / "m") in logged
 
+    # The caller learns which record is unreadable; the file's path stays in the log.
     with pytest.raises(TracklogError) as excinfo:
         store.get_run(bad)
-    assert str(root / exp / bad / "meta.yaml") in excinfo.value.message
+    assert excinfo.value.error_code == ErrorCode.RESOURCE_DOES_NOT_EXIST
+    assert f"Run {bad} cannot be read" in excinfo.value.message
+    assert str(tmp_path) not in excinfo.value.message
     with pytest.raises(TracklogError) as excinfo:
         store.get_experiment(broken_exp)
-    assert str(root / broken_exp / "meta.yaml") in excinfo.value.message
+    assert excinfo.value.error_code == ErrorCode.RESOURCE_DOES_NOT_EXIST
+    assert f"Experiment {broken_exp} cannot be read" in excinfo.value.message
+    assert str(tmp_path) not in excinfo.value.message
     with pytest.raises(TracklogError) as excinfo:
         store.get_run("f" * 32)
     assert excinfo.value.error_code == ErrorCode.RESOURCE_DOES_NOT_EXIST
+
+
+def test_out_of_range_integers_on_disk_are_skipped_and_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run whose meta.yaml holds a start time beyond int64 (earlier versions wrote such
+    files) and a metric line with such a timestamp never make the experiment unreadable:
+    searches leave them out with a warning naming the file, and reading that run is a
+    404 that says why."""
+    root = tmp_path / "mlruns"
+    store = open_store(str(root))
+    exp = store.create_experiment("bounds")
+    good = store.create_run(exp, "me", 1).info.run_id
+    bad = store.create_run(exp, "me", 2).info.run_id
+    store.log_batch(good, metrics=[Metric("m", 1.0, 1, 0)])
+    meta = root / exp / bad / "meta.yaml"
+    meta.write_text(meta.read_text().replace("start_time: 2", f"start_time: {2**64}"))
+    with open(root / exp / good / "metrics" / "m", "a") as fh:
+        fh.write(f"{2**64} 2.0 0\n1 3.0 {2**63}\n")
+    store.close()
+    store = open_store(str(root))
+
+    with caplog.at_level(logging.WARNING, logger="tracklog_store_file"):
+        runs = store.search_runs([exp])
+        history = store.get_metric_history(good, "m")
+        latest = store.get_run(good).data.metrics["m"]
+    assert [r.info.run_id for r in runs] == [good]
+    assert [(m.timestamp, m.step, m.value) for m in history] == [(1, 0, 1.0)]
+    assert (latest.timestamp, latest.step, latest.value) == (1, 0, 1.0)
+    assert str(meta) in caplog.text
+    assert str(root / exp / good / "metrics" / "m") in caplog.text
+    with pytest.raises(TracklogError) as excinfo:
+        store.get_run(bad)
+    assert excinfo.value.error_code == ErrorCode.RESOURCE_DOES_NOT_EXIST
+    assert "start_time" in excinfo.value.message and str(tmp_path) not in excinfo.value.message
 
 
 def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
@@ -231,3 +271,19 @@ def test_two_store_objects_on_one_directory_agree(tmp_path: Path) -> None:
     with pytest.raises(TracklogError) as excinfo:
         a.log_batch(run_id, metrics=[Metric("m", 4.0, 4, 4)])
     assert excinfo.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
+
+
+@pytest.mark.parametrize("pattern", ["%%%b", "%" * 5000 + "b", "%a%a%a%a%a%a%a%a%a%b"])
+def test_like_search_on_a_long_value_answers_at_once(tmp_path: Path, pattern: str) -> None:
+    """A LIKE pattern with many '%' against a 6,000-character param used to backtrack for
+    minutes in the worker thread, holding the GIL (the whole server stalled and ignored
+    SIGTERM); it is now answered at once, and correctly."""
+    from tracklog.search import parse_run_filter
+
+    store = FileStore(tmp_path / "mlruns")
+    exp = store.create_experiment("like")
+    run_id = store.create_run(exp, "u", 1).info.run_id
+    store.log_batch(run_id, params=[Param("p", "a" * 6000)])
+    assert list(store.search_runs([exp], parse_run_filter(f"params.p LIKE '{pattern}'"))) == []
+    hit = parse_run_filter(f"params.p LIKE '{pattern[:-1]}a'")
+    assert [r.info.run_id for r in store.search_runs([exp], hit)] == [run_id]

@@ -68,6 +68,10 @@ RUN_FILTERS = [
     "attributes.run_id IN ('a', 'b') AND attributes.status != 'FAILED'",
     "attributes.start_time >= 10 AND attributes.run_name LIKE 'a[b]%'",
     "datasets.name = 'train' AND datasets.context IN ('training')",
+    # Past MAX_SEMI_JOINS: a count per child table, datasets as CASE tests.
+    " AND ".join([f"params.p{i} = 'v'" for i in range(4)] + [f"tags.t{i} IS NULL" for i in range(3)]
+                 + ["metrics.m > 1", "metrics.n < 2", "datasets.name = 'a'",
+                    "datasets.digest = 'b'"]),
 ]
 
 

@@ -246,6 +246,10 @@ class MultipartUploadRepository(abc.ABC):
 class PresignedDownloadRepository(abc.ABC):
     """Optional capability: a time-limited URL the client downloads from directly."""
 
+    #: Seconds a URL from :meth:`presigned_download_url` stays valid. A repository reads
+    #: it when it signs, so a caller (the conformance kit among them) may shorten it.
+    presigned_url_lifetime: int = 300
+
     @abc.abstractmethod
     def presigned_download_url(self, path: str) -> tuple[str, dict[str, str], int]:
         """``(url, headers, file_size)`` for file ``path``."""

@@ -76,6 +76,9 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
          help="Serve Prometheus metrics on /metrics; DIR holds multiprocess files.")
 @_option("--verify-artifacts-write", env="VERIFY_ARTIFACTS_WRITE", is_flag=True, default=False,
          help="At start, also write and delete a probe file in the artifact destination.")
+@_option("--presigned-downloads", env="PRESIGNED_DOWNLOADS", is_flag=True, default=False,
+         help="Let clients download artifacts straight from the store through presigned "
+              "URLs, where the artifact plugin offers them; clients must reach the store.")
 @_option("--header-timeout", env="HEADER_TIMEOUT", default=cfg.DEFAULT_HEADER_TIMEOUT,
          type=click.FloatRange(min=0), show_default=True,
          help="Seconds a client may take to send a request's headers (0: no limit); late "
@@ -137,6 +140,7 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         dev=opts["dev"],
         expose_prometheus=opts["expose_prometheus"] or None,
         verify_artifacts_write=opts["verify_artifacts_write"],
+        presigned_downloads=opts["presigned_downloads"],
         header_timeout=opts["header_timeout"],
         body_timeout=opts["body_timeout"],
         max_header_size=opts["max_header_size"],

@@ -8,7 +8,9 @@ How a store author uses this package:
    (whose order_by is a list of ``{field_name, ascending, dataset_name?,
    dataset_digest?}`` objects), registered models and model versions. Bad input raises
    ``tracklog.errors.invalid`` (HTTP 400, ``INVALID_PARAMETER_VALUE``) with MLflow's
-   wording, naming the culprit, before any store is called.
+   wording, naming the culprit, before any store is called. The parser also bounds
+   complexity (:data:`MAX_FILTER_CLAUSES`, :data:`MAX_FILTER_LENGTH`,
+   :data:`MAX_ORDER_BY_KEYS`), so a store never receives more than it can serve at once.
 2. The store receives the AST of :mod:`tracklog.search.ast`: a ``Filter`` (tuple of
    :class:`Comparison`, all of which must hold) and a tuple of :class:`OrderBy`.
    Identifiers are canonical (aliases such as ``created`` or ```Run Name``` resolved) and
@@ -53,6 +55,9 @@ from tracklog.search.evaluate import (
     sort_runs,
 )
 from tracklog.search.parser import (
+    MAX_FILTER_CLAUSES,
+    MAX_FILTER_LENGTH,
+    MAX_ORDER_BY_KEYS,
     parse_experiment_filter,
     parse_experiment_order_by,
     parse_logged_model_filter,
@@ -67,6 +72,9 @@ from tracklog.search.parser import (
 from tracklog.search.tokens import decode_page_token, encode_page_token, paginate
 
 __all__ = [
+    "MAX_FILTER_CLAUSES",
+    "MAX_FILTER_LENGTH",
+    "MAX_ORDER_BY_KEYS",
     "Comparison",
     "Filter",
     "Identifier",

@@ -10,6 +10,13 @@ types it accepts. Every rejection is ``tracklog.errors.invalid`` naming the culp
 Quoted strings keep their inner text verbatim, as MLflow does: ``'it''s'`` is the five
 characters ``it''s`` and ``'a\\'b'`` is ``a\\'b``; to match a value holding a quote, quote
 it with the other kind (``"it's"``).
+
+Complexity is bounded here, once for every store: a filter holds at most
+:data:`MAX_FILTER_CLAUSES` comparisons in at most :data:`MAX_FILTER_LENGTH` characters, and
+an order-by at most :data:`MAX_ORDER_BY_KEYS` keys. MLflow's UI sends a few comparisons and
+one ordering; the limits are far above that and low enough that every backend answers at
+once (a SQL store compiles each comparison into its statement, and SQLite refuses
+expression trees deeper than 1,000).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from tracklog.errors import invalid
 from tracklog.search.ast import Comparison, Filter, Identifier, Kind, Op, OrderBy, Value
 
 __all__ = [
+    "MAX_FILTER_CLAUSES",
+    "MAX_FILTER_LENGTH",
+    "MAX_ORDER_BY_KEYS",
     "parse_experiment_filter",
     "parse_experiment_order_by",
     "parse_logged_model_filter",
@@ -34,6 +44,13 @@ __all__ = [
     "parse_run_filter",
     "parse_run_order_by",
 ]
+
+#: Most comparisons one filter may AND together.
+MAX_FILTER_CLAUSES = 100
+#: Longest filter string, in characters (an ``IN`` list of 1,000 run ids takes ~36,000).
+MAX_FILTER_LENGTH = 100_000
+#: Most ordering keys one search may give.
+MAX_ORDER_BY_KEYS = 20
 
 # --- lexical pieces -------------------------------------------------------------------
 
@@ -393,8 +410,14 @@ def _read_list(sc: _Scanner, ident: Identifier) -> tuple[str, ...]:
     return tuple(items)
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _number(raw: str) -> int | float:
-    if re.fullmatch(r"-?\d+", raw):
+    """An integer literal stays an int while it fits the stores' 64-bit columns; beyond,
+    it compares as the float it is closest to (a 100,000-digit literal is ``inf``)."""
+    raw = raw.strip()
+    if re.fullmatch(r"-?\d+", raw) and len(raw) <= 20 and int(raw) in _INT64:
         return int(raw)
     return float(raw)
 
@@ -406,7 +429,7 @@ def _read_scalar(sc: _Scanner, grammar: _Grammar, ident: Identifier, numeric: bo
         if not numeric:
             return _parse_string_literal(raw_string)
         if grammar.quoted_numbers and re.fullmatch(r"-?\d+", raw_string[1:-1].strip()):
-            return int(raw_string[1:-1])
+            return _number(raw_string[1:-1])
         if ident.kind is Kind.METRIC:
             raise invalid(
                 f"Expected numeric value type for metric. Found {raw_string} for '{ident}'"
@@ -499,9 +522,19 @@ def _parse_filter(grammar: _Grammar, text: str | None) -> Filter:
         raise invalid(f"Invalid filter {text!r}: expected a string")
     if not text.strip():
         return ()
+    if len(text) > MAX_FILTER_LENGTH:
+        raise invalid(
+            f"Invalid filter: {len(text):,} characters exceed the limit of "
+            f"{MAX_FILTER_LENGTH:,} characters per search filter"
+        )
     sc = _Scanner(text)
     out: list[Comparison] = []
     while True:
+        if len(out) == MAX_FILTER_CLAUSES:
+            raise invalid(
+                f"Invalid filter: more than {MAX_FILTER_CLAUSES} comparisons; a search "
+                f"filter may AND together at most {MAX_FILTER_CLAUSES}"
+            )
         out.append(_parse_comparison(sc, grammar))
         if sc.at_end():
             return tuple(out)
@@ -522,6 +555,14 @@ def _parse_filter(grammar: _Grammar, text: str | None) -> Filter:
 
 
 # --- order by -------------------------------------------------------------------------
+
+
+def _check_order_by_count(count: int) -> None:
+    if count > MAX_ORDER_BY_KEYS:
+        raise invalid(
+            f"Invalid order_by: {count} keys exceed the limit of {MAX_ORDER_BY_KEYS} "
+            "ordering keys per search"
+        )
 
 
 def _parse_order_clause(grammar: _Grammar, clause: str) -> tuple[Identifier, bool]:
@@ -551,6 +592,7 @@ def _parse_order_by(grammar: _Grammar, clauses: Sequence[str] | None) -> tuple[O
         return ()
     if isinstance(clauses, str):
         clauses = [clauses]
+    _check_order_by_count(len(clauses))
     out = []
     for clause in clauses:
         ident, ascending = _parse_order_clause(grammar, clause)
@@ -597,6 +639,7 @@ def parse_logged_model_order_by(items: Sequence[Mapping[str, Any]] | None) -> tu
     """
     if not items:
         return ()
+    _check_order_by_count(len(items))
     out = []
     for item in items:
         if not isinstance(item, Mapping):

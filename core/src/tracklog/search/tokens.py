@@ -49,7 +49,8 @@ def _offset(token: str | None) -> int:
     if not data:
         return 0
     offset = data.get("offset")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    # Offsets handed out stay far below 2**62; a larger one is forged.
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise invalid(f"Invalid page token {token!r}, offset={offset!r}")
     return offset
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,8 +18,15 @@ from starlette.routing import Route
 
 from tracklog import __version__, errors
 from tracklog.config import ServerConfig
+from tracklog.interrupt import Interrupt, cancelled, serving
 from tracklog.server import hosts, middleware
-from tracklog.server.codec import JSONResponse, Req, error_response, request_from_json
+from tracklog.server.codec import (
+    JSONResponse,
+    Req,
+    check_query,
+    error_response,
+    request_from_json,
+)
 from tracklog.server.routes import artifacts, experiments, logged_models, misc, registry, runs
 from tracklog.server.routing import (
     RULE_ATTR,
@@ -67,18 +76,60 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(parts)
 
 
-def _internal(exc: BaseException) -> JSONResponse:
-    log.exception("unexpected error", exc_info=exc)
-    return error_response(errors.TracklogError(
-        f"Internal server error: {type(exc).__name__}: {exc}", errors.ErrorCode.INTERNAL_ERROR
+#: Response header carrying the id that a 500's log entry is filed under.
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def internal_error(request: Request, exc: BaseException) -> JSONResponse:
+    """The answer to an unexpected failure: ``internal error (request id …)`` and the id
+    in a header; the exception text and traceback go to the server log only, under the
+    same id (they may hold SQL with bound values or server paths)."""
+    request_id = uuid.uuid4().hex
+    log.error("internal error (request id %s) on %s %s", request_id, request.method,
+              request.url.path, exc_info=exc)
+    response = error_response(errors.TracklogError(
+        f"internal error (request id {request_id})", errors.ErrorCode.INTERNAL_ERROR
     ))
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+async def _fire_on_disconnect(request: Request, interrupt: Interrupt) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    # Stopping may mean a network round trip (a PostgreSQL cancel request): never on the
+    # event loop, and not in the worker pool, which may be the very thing exhausted.
+    threading.Thread(target=interrupt.fire, name="tracklog-interrupt", daemon=True).start()
+
+
+async def _run_interruptible(handler: Any, state: ServerState, req: Req,
+                             request: Request) -> Any:
+    """Run a read handler in a worker thread; if the client disconnects first, interrupt
+    the store's work (a SQL statement is cancelled and its connection freed)."""
+    interrupt = Interrupt()
+    error: Exception | None = None
+    with serving(interrupt):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_fire_on_disconnect, request, interrupt)
+            try:
+                result = await anyio.to_thread.run_sync(handler, state, req)
+            except Exception as exc:  # raised below, outside the task group
+                error = exc
+            tasks.cancel_scope.cancel()
+    if error is None:
+        return result
+    if interrupt.fired:
+        raise cancelled() from None
+    raise error
 
 
 def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     handler, rule, is_get = spec.handler, spec.rule, spec.method == "GET"
+    interruptible = rule.action == "read"
 
     async def endpoint(request: Request) -> Response:
         try:
+            check_query(request.query_params, request.path_params)
             if is_get and request.query_params:
                 req = Req(None, request.query_params, request.path_params)
             else:
@@ -86,17 +137,22 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                 if is_get and not body:
                     req = Req(None, request.query_params, request.path_params)
                 else:
-                    req = request_from_json(body, request.path_params)
+                    req = request_from_json(body, request.path_params,
+                                            request.headers.get("content-type"))
             if state.auth_enabled:
                 await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
-            result = await anyio.to_thread.run_sync(handler, state, req)
+            if interruptible:
+                result = await _run_interruptible(handler, state, req, request)
+            else:
+                result = await anyio.to_thread.run_sync(handler, state, req)
+            # Encoded here so that a value orjson refuses is an internal error like any other.
+            return result if isinstance(result, Response) else JSONResponse(result)
         except errors.TracklogError as err:
             return error_response(err)
         except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
             return Response(status_code=400)
         except Exception as exc:
-            return _internal(exc)
-        return result if isinstance(result, Response) else JSONResponse(result)
+            return internal_error(request, exc)
 
     return endpoint
 
@@ -107,6 +163,7 @@ def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     async def endpoint(request: Request) -> Any:
         try:
             req = Req(None, request.query_params, request.path_params)
+            check_query(request.query_params, request.path_params)
             if state.auth_enabled:
                 await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
             return await handler(state, request, req)
@@ -115,7 +172,7 @@ def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
         except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
             return Response(status_code=400)
         except Exception as exc:
-            return _internal(exc)
+            return internal_error(request, exc)
 
     return endpoint
 
@@ -257,6 +314,12 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     @app.exception_handler(errors.TracklogError)
     async def tracklog_error(request: Request, exc: errors.TracklogError) -> Response:
         return error_response(exc)
+
+    # Anything else that escapes a route or a middleware (plugin routes included): the
+    # same JSON 500 with a request id instead of Starlette's plain-text one.
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        return internal_error(request, exc)
 
     # Innermost: inside every other middleware, so they all still see these requests.
     app.add_middleware(middleware.ExactRoutes, routes=app.state.tracklog_exact_routes)

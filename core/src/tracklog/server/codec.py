@@ -10,6 +10,7 @@ protobuf-JSON strings, fields never set omitted. Encoded with orjson.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
@@ -33,7 +34,7 @@ from tracklog.entities import (
     RunStatus,
     ViewType,
 )
-from tracklog.validation import invalid_value, missing, to_double, to_int
+from tracklog.validation import invalid_value, missing, nul_refused, to_double, to_int
 
 # Proto enum numbers, for clients that send enums as integers.
 _ENUM_NUMBERS: dict[type[Enum], dict[int, Enum]] = {
@@ -181,17 +182,135 @@ class Req:
         return value
 
 
-def request_from_json(body: bytes, path_params: Mapping[str, str] | None = None) -> Req:
+#: Deepest JSON nesting a request may have. MLflow's bodies nest five levels at most; a
+#: cap keeps every later recursive walk of a value (error messages, encoders) safe.
+MAX_JSON_DEPTH = 64
+
+_JSON_TYPES = ("application/json",)
+# Braces become brackets (for depth only the nesting counts); all but brackets and
+# quotes is dropped.
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_NON_FINITE_LITERAL = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity)(?![\w\"])")
+
+
+def nests_deeper(body: bytes, limit: int) -> bool:
+    """Whether the valid JSON ``body`` nests more than ``limit`` levels, exactly, in a few
+    C-level passes over bytes: the brackets outside strings are kept, and each removal of
+    the adjacent pairs ``[]`` takes away one level."""
+    if b"\\" in body:
+        # Escaped backslashes, then escaped quotes: what is left of an escape is a
+        # backslash and letters, which the translation drops.
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Adjacent quotes are an empty string or the gap between two strings: no structure.
+    marks = body.translate(_AS_BRACKETS, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in marks:
+        # Some strings hold brackets: keep what lies between strings only.
+        marks = b"".join(marks.split(b'"')[::2])
+    if len(marks) <= 2 * limit:
+        return False
+    for _ in range(limit):
+        marks = marks.replace(b"[]", b"")
+        if not marks:
+            return False
+    return True
+
+
+def find_nul(data: Any, path: str = "") -> str | None:
+    """The field path of the first string (or object key) in ``data`` holding U+0000."""
+    if isinstance(data, str):
+        return path or "body" if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return name
+            found = find_nul(value, name)
+            if found:
+                return found
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found = find_nul(value, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def check_content_type(content_type: str | None) -> None:
+    """A JSON body must be sent as ``application/json`` (a missing type is let through,
+    as a bare ``curl --data-binary`` or a hand-written client may omit it)."""
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in _JSON_TYPES and not media.endswith("+json"):
+        raise errors.invalid(
+            f"Bad Request. Content-Type must be application/json, got '{media[:100]}'."
+        )
+
+
+def request_from_json(
+    body: bytes,
+    path_params: Mapping[str, str] | None = None,
+    content_type: str | None = None,
+) -> Req:
+    """Decode a JSON request body. A body that is not JSON, holds ``NaN``/``Infinity``
+    literals, is not an object, nests deeper than :data:`MAX_JSON_DEPTH` or holds a NUL
+    character anywhere is refused with a 400 saying which."""
     if not body:
         return Req({}, None, path_params)
+    check_content_type(content_type)
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # MLflow treats an unparsable body as empty: the missing field is what gets reported.
-        data = {}
+    except orjson.JSONDecodeError as exc:
+        if _NON_FINITE_LITERAL.search(body):
+            raise errors.invalid(
+                "The request body is not valid JSON: NaN and Infinity are not JSON numbers; "
+                'send non-finite values as the strings "NaN", "Infinity" or "-Infinity".'
+            ) from None
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise errors.invalid(
+                f"The request body nests deeper than {MAX_JSON_DEPTH} levels."
+            ) from None
+        raise errors.invalid(f"The request body is not valid JSON: {exc}") from None
+    if isinstance(data, str) and data.lstrip().startswith("{"):
+        # Older MLflow clients post their JSON encoded twice; MLflow's server decodes again.
+        return request_from_json(data.encode(), path_params)
     if not isinstance(data, dict):
-        raise errors.invalid("The request body must be a JSON object.")
+        raise errors.invalid(
+            f"The request body must be a JSON object, got a JSON {_json_type(data)}."
+        )
+    if nests_deeper(body, MAX_JSON_DEPTH):
+        raise errors.invalid(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
+    # A NUL can only arrive escaped ("\u0000"); the parsed value tells a real one from
+    # an escaped backslash followed by "u0000". Most bodies hold no backslash at all, and
+    # looking for one byte is a memchr.
+    if b"\\" in body and b"\\u0000" in body:
+        field = find_nul(data)
+        if field is not None:
+            raise nul_refused(field)
     return Req(data, None, path_params)
+
+
+def check_query(query: QueryParams, path_params: Mapping[str, str] | None = None) -> None:
+    """Refuse a NUL character in a query string or a path parameter, naming the field."""
+    for key, value in query.multi_items():
+        if "\x00" in key or "\x00" in value:
+            raise nul_refused(key)
+    for key, value in (path_params or {}).items():
+        if isinstance(value, str) and "\x00" in value:
+            raise nul_refused(key)
+
+
+def _json_type(data: Any) -> str:
+    if isinstance(data, list):
+        return "array"
+    if isinstance(data, str):
+        return "string"
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "boolean"
+    return "number"
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -205,7 +324,8 @@ class JSONResponse(Response):
 
 
 def error_response(err: errors.TracklogError) -> JSONResponse:
-    return JSONResponse(err.to_dict(), status_code=err.http_status)
+    headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
+    return JSONResponse(err.to_dict(), status_code=err.http_status, headers=headers)
 
 
 # --- entities ------------------------------------------------------------------------

@@ -26,6 +26,14 @@ through the public API::
 Optional behaviour is declared with :class:`ArtifactRequirements`; a test that needs a
 capability the repository does not declare is skipped with that capability's name. To
 bypass a single test, override the method in the subclass.
+
+Beyond one repository object, the kit checks that a second repository opened from the
+same URI through the installed plugins (:func:`tracklog.artifacts.resolve_repository`)
+sees what the first wrote: the repository's plugin must be installed in the test
+environment. The multipart and presigned-download tests talk to the URLs the repository
+hands out over plain HTTP with ``httpx`` (``pip install tracklog-core[testing]``); the
+expiry test shortens :attr:`~tracklog.artifacts.PresignedDownloadRepository.presigned_url_lifetime`
+to one second and expects the service to refuse the URL a few seconds later.
 """
 
 from __future__ import annotations
@@ -34,11 +42,13 @@ import hashlib
 import io
 import os
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 
-from tracklog.artifacts.base import ArtifactRepository
+from tracklog.artifacts.base import ArtifactRepository, CompletedPart
 from tracklog.entities import FileInfo
 from tracklog.errors import ErrorCode, TracklogError
 
@@ -79,10 +89,28 @@ class ArtifactRequirements:
     :param empty_directories: a directory with no files can exist (local file systems,
         SFTP, FTP); object stores cannot hold one and list it as absent.
     :param large_files: files of tens of megabytes are cheap enough to test here.
+    :param multipart_upload: the repository is a
+        :class:`~tracklog.artifacts.MultipartUploadRepository` and the service accepts
+        part uploads to its presigned URLs (parts of :data:`MULTIPART_PART_SIZE` bytes).
+    :param presigned_download: the repository is a
+        :class:`~tracklog.artifacts.PresignedDownloadRepository` whose URLs the service
+        serves.
+    :param presigned_expiry_enforced: the service refuses a presigned URL once its
+        lifetime has passed (emulators often do not check).
+    :param listing_page_size: how many entries the service returns in one listing page;
+        the kit lists one more than that. None skips the test.
     """
 
     empty_directories: bool = False
     large_files: bool = True
+    multipart_upload: bool = False
+    presigned_download: bool = False
+    presigned_expiry_enforced: bool = False
+    listing_page_size: int | None = None
+
+
+#: The size of every multipart part but the last: S3's smallest allowed part.
+MULTIPART_PART_SIZE = 5 * 1024 * 1024
 
 
 def _write(repo: ArtifactRepository, path: str, data: bytes) -> None:
@@ -103,6 +131,12 @@ def _walk(repo: ArtifactRepository, path: str = "") -> dict[str, int | None]:
         else:
             out[entry.path] = entry.file_size
     return out
+
+
+def _http():
+    import httpx
+
+    return httpx.Client(timeout=120)
 
 
 def _expect_code(code: ErrorCode, func, *args) -> TracklogError:
@@ -365,3 +399,115 @@ class ArtifactRepositoryConformance:
         for name in names:
             assert _read(repo, name) == name.encode()
         assert {f.path for f in repo.list_artifacts("ünïcødé")} == {"ünïcødé/名前.txt"}
+
+    # -- the same URI, another repository object ----------------------------------------
+
+    def test_second_repository_sees_writes(self, tree):
+        """A repository resolved again from the same URI through the installed plugins
+        reads what the first wrote, and the first reads what the second writes."""
+        from tracklog.artifacts import resolve_repository
+
+        other = resolve_repository(tree.artifact_uri)
+        assert _walk(other) == {p: len(d) for p, d in STANDARD_TREE.items()}
+        assert _read(other, "dir/sub/deep/d.bin") == STANDARD_TREE["dir/sub/deep/d.bin"]
+        _write(other, "dir/from-other.txt", b"other")
+        assert _read(tree, "dir/from-other.txt") == b"other"
+
+    # -- listings longer than a page ------------------------------------------------------
+
+    def test_listing_follows_every_page(self, repo):
+        """A directory with one entry more than the service's page lists whole, files and
+        sub-directories alike, and deleting it removes every entry."""
+        page = self.requirements.listing_page_size
+        if page is None:
+            pytest.skip("repository does not declare listing_page_size")
+        count = page + 1
+        # Odd entries are sub-directories, so both kinds of entry span the pages.
+        paths = [
+            f"many/d{i:05d}/x.txt" if i % 2 else f"many/f{i:05d}.txt" for i in range(count)
+        ]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda p: _write(repo, p, b"x"), paths))
+        expected = [
+            FileInfo(f"many/d{i:05d}", True, None) if i % 2
+            else FileInfo(f"many/f{i:05d}.txt", False, 1)
+            for i in range(count)
+        ]
+        assert repo.list_artifacts("many") == sorted(expected, key=lambda f: f.path)
+        repo.delete_artifacts("many")
+        assert repo.list_artifacts("many") == []
+        assert repo.list_artifacts() == []
+
+    # -- multipart upload ---------------------------------------------------------------
+
+    def test_multipart_upload_round_trip(self, repo):
+        """Parts PUT over plain HTTP to the presigned URLs (the last one first) and then
+        completed read back as exactly the bytes sent."""
+        self._need("multipart_upload")
+        data = random.Random(3).randbytes(MULTIPART_PART_SIZE + 4321)
+        chunks = [data[:MULTIPART_PART_SIZE], data[MULTIPART_PART_SIZE:]]
+        upload_id, credentials = repo.create_multipart_upload("mpu/model.bin", len(chunks))
+        assert [c.part_number for c in credentials] == [1, 2]
+        parts = []
+        with _http() as http:
+            for credential, chunk in reversed(list(zip(credentials, chunks, strict=True))):
+                response = http.put(credential.url, content=chunk, headers=credential.headers)
+                assert response.status_code in (200, 201), response.text[:300]
+                etag = response.headers.get("etag", "")
+                parts.append(CompletedPart(credential.part_number, etag, credential.url))
+        parts.sort(key=lambda p: p.part_number)
+        repo.complete_multipart_upload("mpu/model.bin", upload_id, parts)
+        assert repo.file_info("mpu/model.bin") == FileInfo("mpu/model.bin", False, len(data))
+        assert hashlib.sha256(_read(repo, "mpu/model.bin")).digest() == (
+            hashlib.sha256(data).digest()
+        )
+
+    def test_multipart_abort_leaves_nothing(self, repo):
+        """An aborted upload with a part already sent leaves nothing listable, and
+        completing it afterwards is a TracklogError."""
+        self._need("multipart_upload")
+        upload_id, credentials = repo.create_multipart_upload("mpu/aborted.bin", 2)
+        with _http() as http:
+            response = http.put(credentials[0].url, content=b"p" * MULTIPART_PART_SIZE,
+                                headers=credentials[0].headers)
+        assert response.status_code in (200, 201), response.text[:300]
+        etag = response.headers.get("etag", "")
+        repo.abort_multipart_upload("mpu/aborted.bin", upload_id)
+        assert repo.list_artifacts() == []
+        assert repo.file_info("mpu/aborted.bin") is None
+        with pytest.raises(TracklogError):
+            repo.complete_multipart_upload(
+                "mpu/aborted.bin", upload_id, [CompletedPart(1, etag, credentials[0].url)]
+            )
+        assert repo.list_artifacts() == []
+
+    # -- presigned downloads ------------------------------------------------------------
+
+    def test_presigned_download_returns_bytes(self, tree):
+        """A presigned URL serves exactly the file's bytes; its size is reported; a
+        missing file is RESOURCE_DOES_NOT_EXIST."""
+        self._need("presigned_download")
+        data = STANDARD_TREE["dir/sub/deep/d.bin"]
+        url, headers, size = tree.presigned_download_url("dir/sub/deep/d.bin")
+        assert size == len(data)
+        with _http() as http:
+            response = http.get(url, headers=headers)
+        assert response.status_code == 200, response.text[:300]
+        assert response.content == data
+        _expect_code(ErrorCode.RESOURCE_DOES_NOT_EXIST, tree.presigned_download_url, "ghost")
+
+    def test_presigned_download_expires(self, tree):
+        """A presigned URL with a one-second lifetime is refused a few seconds later."""
+        self._need("presigned_download")
+        if not self.requirements.presigned_expiry_enforced:
+            pytest.skip(
+                "the service does not enforce the expiry of presigned URLs "
+                "(declare presigned_expiry_enforced where it does)"
+            )
+        tree.presigned_url_lifetime = 1
+        url, headers, _ = tree.presigned_download_url("a.txt")
+        time.sleep(3)
+        with _http() as http:
+            response = http.get(url, headers=headers)
+        assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+        assert response.content != STANDARD_TREE["a.txt"]

@@ -8,7 +8,10 @@ Multipart uploads map onto Azure's block staging: each part URL is a ``Put Block
 (``comp=block&blockid=…``) on the target blob with a write-only SAS; completing commits
 the block list in part order. Azure has no upload object to abort: uncommitted blocks are
 invisible to readers and listings, are discarded by the next commit of that blob, and are
-garbage-collected by the service after seven days.
+garbage-collected by the service after seven days. Aborting an upload of a new file
+commits an empty block list only while the blob is still missing and deletes that empty
+blob at once, which discards the staged parts, so completing afterwards fails; aborting
+an overwrite leaves the existing file untouched and its staged parts to the service.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from tracklog.artifacts import (
 )
 from tracklog_artifacts_azure.repository import AzureBlobArtifactRepository
 
-DOWNLOAD_TTL = "TRACKLOG_AZURE_DOWNLOAD_URL_TTL"
+DOWNLOAD_TTL = "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS"
 UPLOAD_TTL = "TRACKLOG_AZURE_UPLOAD_URL_TTL"
 DEFAULT_DOWNLOAD_TTL = 300
 DEFAULT_UPLOAD_TTL = 3600
@@ -75,7 +78,7 @@ class AzureSigningArtifactRepository(
         **options: Any,
     ) -> None:
         super().__init__(artifact_uri, **options)
-        self.download_ttl = download_ttl or _ttl(DOWNLOAD_TTL, DEFAULT_DOWNLOAD_TTL)
+        self.presigned_url_lifetime = download_ttl or _ttl(DOWNLOAD_TTL, DEFAULT_DOWNLOAD_TTL)
         self.upload_ttl = upload_ttl or _ttl(UPLOAD_TTL, DEFAULT_UPLOAD_TTL)
         self._delegation_lock = threading.Lock()
         self._delegation_key: Any = None
@@ -123,7 +126,7 @@ class AzureSigningArtifactRepository(
             raise errors.not_found(f"No such artifact: '{rel}'")
         if info.is_dir:
             raise errors.invalid(f"Artifact path '{rel}' is a directory")
-        return self._sas_url(rel, self.download_ttl, read=True), {}, info.file_size or 0
+        return self._sas_url(rel, self.presigned_url_lifetime, read=True), {}, info.file_size or 0
 
     # -- multipart uploads --------------------------------------------------------------
 
@@ -169,6 +172,23 @@ class AzureSigningArtifactRepository(
     def abort_multipart_upload(self, path: str, upload_id: str) -> None:
         # Nothing to delete: uncommitted blocks are never readable or listed, and the
         # service discards them (see the module docstring).
-        self._target(path)
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+
+        rel = self._target(path)
         if not _UPLOAD_ID.fullmatch(upload_id or ""):
             raise errors.invalid(f"Invalid upload_id {upload_id!r}")
+        blob = self.container.get_blob_client(self.location.key(rel))
+
+        def discard() -> dict[str, Any] | None:
+            try:
+                # Only while no file exists: an empty commit discards every staged block.
+                return blob.commit_block_list([], match_condition=MatchConditions.IfMissing)
+            except (ResourceExistsError, ResourceModifiedError):
+                return None  # an existing file: left as it is, with its staged parts
+
+        action = "abort the multipart upload of"
+        done = self._call(action, rel, discard)
+        if done is not None:
+            self._call(action, rel, blob.delete_blob, etag=done["etag"],
+                       match_condition=MatchConditions.IfNotModified)

@@ -53,6 +53,7 @@ class GCSArtifactRepository(MultipartUploads, PresignedDownloadRepository, Artif
         super().__init__(artifact_uri)
         self.bucket_name, self.prefix = parse_uri(artifact_uri)
         self.settings = settings or Settings.from_env()
+        self.presigned_url_lifetime = self.settings.presigned_url_ttl
         self.list_page_size = list_page_size
         timeout = self.settings.timeout
         retry = DEFAULT_RETRY if timeout is None else DEFAULT_RETRY.with_timeout(timeout)
@@ -195,7 +196,7 @@ class GCSArtifactRepository(MultipartUploads, PresignedDownloadRepository, Artif
             url = blob.generate_signed_url(
                 version="v4",
                 method="GET",
-                expiration=timedelta(seconds=self.settings.presigned_url_ttl),
+                expiration=timedelta(seconds=self.presigned_url_lifetime),
                 api_access_endpoint=self._client.api_endpoint,
                 generation=blob.generation,
                 **signing_kwargs(self.artifact_uri, self._client._credentials),

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from tracklog.entities import Metric
+from tracklog.validation import INT64_MAX, INT64_MIN
 from tracklog_store_file.fsio import log
 
 # (timestamp, value, step, run_id, dataset_name, dataset_digest)
@@ -60,12 +61,17 @@ def _parse(line: str, model: bool) -> Point:
         if len(parts) not in (4, 6):
             raise ValueError(f"expected 4 or 6 fields, found {len(parts)}")
         ds = (parts[4], parts[5]) if len(parts) == 6 else (None, None)
-        return int(parts[0]), float(parts[1]), int(parts[2]), parts[3], ds[0], ds[1]
-    if len(parts) not in (2, 3, 5):
-        raise ValueError(f"expected 2, 3 or 5 fields, found {len(parts)}")
-    step = int(parts[2]) if len(parts) >= 3 else 0
-    ds = (parts[3], parts[4]) if len(parts) == 5 else (None, None)
-    return int(parts[0]), float(parts[1]), step, None, ds[0], ds[1]
+        point = int(parts[0]), float(parts[1]), int(parts[2]), parts[3], ds[0], ds[1]
+    else:
+        if len(parts) not in (2, 3, 5):
+            raise ValueError(f"expected 2, 3 or 5 fields, found {len(parts)}")
+        step = int(parts[2]) if len(parts) >= 3 else 0
+        ds = (parts[3], parts[4]) if len(parts) == 5 else (None, None)
+        point = int(parts[0]), float(parts[1]), step, None, ds[0], ds[1]
+    # A point no client could have sent (the protocol's integers are int64) is malformed.
+    if not (INT64_MIN <= point[0] <= INT64_MAX and INT64_MIN <= point[2] <= INT64_MAX):
+        raise ValueError("timestamp or step is not a 64-bit integer")
+    return point
 
 
 def order_key(p: Point) -> tuple[int, int, float]:

@@ -69,6 +69,13 @@ from tracklog.search.evaluate import (
 )
 from tracklog.search.tokens import paginate
 from tracklog.stores import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, TrackingStore
+from tracklog.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    check_int64,
+    check_int64_column,
+    check_no_nul,
+)
 from tracklog_store_file import fsio, metrics, yamlio
 from tracklog_store_file.fsio import log
 
@@ -114,10 +121,27 @@ def _to_uri(location: str) -> str:
     return Path(os.path.abspath(location)).as_uri()
 
 
-def _corrupt(path: str, exc: BaseException) -> errors.TracklogError:
-    return errors.TracklogError(
-        f"Unreadable store entry {path}: {exc}", errors.ErrorCode.INTERNAL_ERROR
+def _unreadable(what: str, ident: str, path: str, exc: BaseException) -> errors.TracklogError:
+    """A record that exists but cannot be read: the caller gets a 404 naming the record
+    (searches leave it out the same way), the server log gets the file and the cause."""
+    log.warning("Unreadable %s %s: %s", what.lower(), path, exc)
+    # An OSError's text holds the server path: the caller gets its reason only.
+    cause = (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else str(exc)
+    return errors.not_found(
+        f"{what} {ident} cannot be read: its record is malformed ({cause[:200]}). "
+        "The server log names the file."
     )
+
+
+def _int64_field(meta: dict[str, Any], key: str) -> int | None:
+    """An optional integer field of a meta.yaml; ValueError if it is not an int64."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{key} {value!r} is not a 64-bit integer")
+    return value
 
 
 def _md5(*parts: str) -> str:
@@ -203,8 +227,8 @@ class FileStore(TrackingStore):
             artifact_location=str(meta.get("artifact_location") or ""),
             lifecycle_stage=LifecycleStage(stage),
             tags=fsio.read_key_files(os.path.join(folder, TAGS), self._text),
-            creation_time=meta.get("creation_time"),
-            last_update_time=meta.get("last_update_time"),
+            creation_time=_int64_field(meta, "creation_time"),
+            last_update_time=_int64_field(meta, "last_update_time"),
         )
 
     def _experiment_or_raise(self, experiment_id: str) -> tuple[Experiment, str]:
@@ -215,7 +239,9 @@ class FileStore(TrackingStore):
         try:
             return self._read_experiment(folder), folder
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise _corrupt(os.path.join(folder, META), exc) from exc
+            raise _unreadable(
+                "Experiment", experiment_id, os.path.join(folder, META), exc
+            ) from exc
 
     def _active_experiment(self, experiment_id: str) -> tuple[Experiment, str]:
         exp, folder = self._experiment_or_raise(experiment_id)
@@ -306,6 +332,8 @@ class FileStore(TrackingStore):
     ) -> str:
         if not isinstance(name, str) or not name:
             raise errors.invalid("Invalid experiment name: must be a non-empty string")
+        check_no_nul("name", name, artifact_location)
+        check_no_nul("tags.value", *(t.value for t in tags))
         for tag in tags:
             fsio.key_path(self.root, tag.key, "tag key")
         with self._locks.hold(self.root):
@@ -328,7 +356,7 @@ class FileStore(TrackingStore):
         return self._experiment_or_raise(experiment_id)[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self._name_taken(name)
+        return None if "\x00" in name else self._name_taken(name)
 
     def search_experiments(
         self,
@@ -352,6 +380,7 @@ class FileStore(TrackingStore):
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         if not isinstance(new_name, str) or not new_name:
             raise errors.invalid("Invalid experiment name: must be a non-empty string")
+        check_no_nul("new_name", new_name)
         with self._locks.hold(self.root):
             exp, folder = self._experiment_or_raise(experiment_id)
             if exp.lifecycle_stage != LifecycleStage.ACTIVE:
@@ -394,9 +423,11 @@ class FileStore(TrackingStore):
             if not os.path.isfile(os.path.join(folder, META)):
                 raise errors.not_found(f"No active experiment with id={experiment_id} exists")
             if os.path.exists(os.path.join(self.trash, experiment_id)):
+                log.warning("Cannot delete experiment %s: %s already exists", experiment_id,
+                            os.path.join(self.trash, experiment_id))
                 raise errors.TracklogError(
-                    f"Cannot delete experiment {experiment_id}: "
-                    f"{os.path.join(self.trash, experiment_id)} already exists",
+                    f"Cannot delete experiment {experiment_id}: a deleted experiment with "
+                    "that id already exists in the store's trash",
                     errors.ErrorCode.RESOURCE_CONFLICT,
                 )
             now = _now()
@@ -429,6 +460,7 @@ class FileStore(TrackingStore):
             self._model_exp.clear()
 
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
+        check_no_nul("tag.value", tag.value)
         _, folder = self._active_experiment(experiment_id)
         self._write_key(folder, TAGS, tag.key, tag.value, "tag key")
 
@@ -512,8 +544,8 @@ class FileStore(TrackingStore):
             run_name=str(name),
             user_id=str(meta.get("user_id") or ""),
             status=status,
-            start_time=meta.get("start_time"),
-            end_time=meta.get("end_time"),
+            start_time=_int64_field(meta, "start_time"),
+            end_time=_int64_field(meta, "end_time"),
             artifact_uri=str(meta.get("artifact_uri") or ""),
             lifecycle_stage=LifecycleStage(meta.get("lifecycle_stage") or "active"),
         )
@@ -525,7 +557,7 @@ class FileStore(TrackingStore):
         except FileNotFoundError as exc:
             raise errors.not_found(f"Run with id={run_id} not found") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise _corrupt(os.path.join(folder, META), exc) from exc
+            raise _unreadable("Run", run_id, os.path.join(folder, META), exc) from exc
 
     def _active_run(self, run_id: str) -> tuple[RunInfo, str]:
         info, folder = self._run_info_or_raise(run_id)
@@ -541,6 +573,7 @@ class FileStore(TrackingStore):
         tags: Sequence[RunTag] = (),
         run_name: str | None = None,
     ) -> Run:
+        start = _now() if start_time is None else check_int64(int(start_time), "start_time")
         exp, exp_folder = self._active_experiment(experiment_id)
         tag_name = next((t.value for t in tags if t.key == RUN_NAME_TAG), None)
         if run_name and tag_name and run_name != tag_name:
@@ -549,6 +582,9 @@ class FileStore(TrackingStore):
                 "are given, with different values"
             )
         run_name = run_name or tag_name or generate_run_name()
+        check_no_nul("run_name", run_name)
+        check_no_nul("user_id", user_id)
+        check_no_nul("tags.value", *(t.value for t in tags))
         all_tags = [t for t in tags if t.key != RUN_NAME_TAG] + [RunTag(RUN_NAME_TAG, run_name)]
         for tag in all_tags:
             fsio.key_path(exp_folder, tag.key, "tag key")
@@ -571,7 +607,7 @@ class FileStore(TrackingStore):
             "source_name": "",
             "source_type": _SOURCE_TYPE_LOCAL,
             "source_version": "",
-            "start_time": _now() if start_time is None else int(start_time),
+            "start_time": start,
             "status": _RUN_STATUS_INT[RunStatus.RUNNING],
             "tags": [],
             "user_id": user_id or "",
@@ -686,7 +722,8 @@ class FileStore(TrackingStore):
         if run_status is not None:
             changes["status"] = _RUN_STATUS_INT[RunStatus(run_status)]
         if end_time is not None:
-            changes["end_time"] = int(end_time)
+            changes["end_time"] = check_int64(int(end_time), "end_time")
+        check_no_nul("run_name", run_name)
         with self._locks.hold(folder):
             if run_name:
                 changes["run_name"] = run_name
@@ -716,6 +753,11 @@ class FileStore(TrackingStore):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
+        if metrics:
+            check_int64_column([int(m.timestamp) for m in metrics], "metrics[{}].timestamp")
+            check_int64_column([int(m.step) for m in metrics], "metrics[{}].step")
+        check_no_nul("params.value", *(None if p.value is None else str(p.value) for p in params))
+        check_no_nul("tags.value", *(t.value for t in tags))
         info, folder = self._active_run(run_id)
         base_metrics = os.path.join(folder, METRICS)
         base_params = os.path.join(folder, PARAMS)
@@ -947,6 +989,7 @@ class FileStore(TrackingStore):
         self._write_meta(edge, data)
 
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        check_int64_column([int(m.step) for m in models], "models[{}].step")
         _, folder = self._active_run(run_id)
         with self._locks.hold(folder):
             for model in models:
@@ -992,8 +1035,8 @@ class FileStore(TrackingStore):
             experiment_id=exp_id,
             name=str(meta.get("name") or ""),
             artifact_location=str(meta.get("artifact_location") or ""),
-            creation_timestamp=int(meta.get("creation_timestamp") or 0),
-            last_updated_timestamp=int(meta.get("last_updated_timestamp") or 0),
+            creation_timestamp=_int64_field(meta, "creation_timestamp") or 0,
+            last_updated_timestamp=_int64_field(meta, "last_updated_timestamp") or 0,
             status=status,
             model_type=meta.get("model_type"),
             source_run_id=meta.get("source_run_id"),
@@ -1013,7 +1056,7 @@ class FileStore(TrackingStore):
         except FileNotFoundError as exc:
             raise errors.not_found(f"Logged model with id={model_id} not found") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise _corrupt(os.path.join(folder, META), exc) from exc
+            raise _unreadable("Logged model", model_id, os.path.join(folder, META), exc) from exc
         if model.lifecycle_stage == LifecycleStage.DELETED and not allow_deleted:
             raise errors.not_found(f"Logged model with id={model_id} not found")
         return model, folder

@@ -2,7 +2,10 @@
 
 Everything backend-specific about connecting lives here: SQLite pragmas and
 ``BEGIN IMMEDIATE`` write transactions, pool settings from the environment, MySQL TLS
-and character set, and redaction of passwords from every URI we print.
+and character set, statement timeouts, stopping a running statement when the caller goes
+away, and redaction of passwords from every URI we print.
+
+Limits on what one request may cost live in :mod:`tracklog_store_sql.limits`.
 """
 
 from __future__ import annotations
@@ -11,16 +14,28 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from tracklog import errors
+from tracklog.interrupt import cancelled, current, interruptible
+from tracklog_store_sql.limits import (
+    RETRY_AFTER_S,
+    configure_mysql_timeout,
+    driver_code,
+    is_stopped,
+    no_statement_timeout,
+    polling,
+    postgres_options,
+    statement_timeout,
+    url_sets_timeout,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -28,7 +43,12 @@ _POOL_ENV = {
     "pool_size": "POOL_SIZE",
     "pool_recycle": "POOL_RECYCLE",
     "max_overflow": "MAX_OVERFLOW",
+    "pool_timeout": "POOL_TIMEOUT",
 }
+#: Pool settings for a database server unless the environment says otherwise: twenty
+#: connections at most per server process (four workers stay under PostgreSQL's default
+#: 100), and a request finding all busy waits 10 s before it is answered 503.
+POOL_DEFAULTS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 10}
 
 
 def redact(uri: str) -> str:
@@ -83,8 +103,9 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(store_uri: str) -> Engine:
-    """An engine for ``store_uri`` with tracklog's connection settings applied."""
+def create_engine(store_uri: str, pooled: bool = True) -> Engine:
+    """An engine for ``store_uri`` with tracklog's connection settings applied
+    (``pooled=False``: a fresh connection each time, for rare side jobs)."""
     try:
         url = make_url(store_uri)
     except Exception:
@@ -101,9 +122,15 @@ def create_engine(store_uri: str) -> Engine:
             if url.database:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs.update(pool_options())
+    elif not pooled:
+        kwargs["poolclass"] = NullPool
     else:
         kwargs["pool_pre_ping"] = True
+        kwargs.update(POOL_DEFAULTS)
         kwargs.update(pool_options())
+    timeout_ms = 0 if url_sets_timeout(url) else int(statement_timeout() * 1000)
+    if backend == "postgresql" and timeout_ms:
+        connect_args["options"] = postgres_options(url, timeout_ms)
     if backend in ("mysql", "mariadb"):
         if url.drivername in ("mysql", "mariadb"):
             url = url.set(drivername=f"{backend}+pymysql")
@@ -129,6 +156,8 @@ def create_engine(store_uri: str) -> Engine:
         ) from None
     if backend == "sqlite":
         _configure_sqlite(engine, memory=_is_memory_sqlite(url))
+    if backend in ("mysql", "mariadb") and timeout_ms:
+        configure_mysql_timeout(engine, timeout_ms)
     return engine
 
 
@@ -155,6 +184,13 @@ def _configure_sqlite(engine: Engine, memory: bool) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _unreachable() -> errors.TracklogError:
+    """A lost or refused database connection: the client retries a 503, and a restarting
+    database is back within seconds."""
+    return errors.unavailable("The database cannot be reached; retry in a moment",
+                              RETRY_AFTER_S)
+
+
 class Database:
     """An engine plus transaction helpers that are safe to share between threads."""
 
@@ -162,22 +198,93 @@ class Database:
         self.uri = store_uri
         self.engine = create_engine(store_uri)
         self.dialect = self.engine.dialect.name
+        self.statement_timeout = statement_timeout()
+        self._url_timeout = url_sets_timeout(self.engine.url)
         # One shared in-memory connection (StaticPool) must not be used concurrently.
         self._lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
+        self._killer: Engine | None = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-        with self._locked(), self.engine.connect() as conn:
-            conn.execution_options(tracklog_write=True)
-            with conn.begin():
-                yield conn
+        try:
+            with self._locked(), self._connect() as conn:
+                conn.execution_options(tracklog_write=True)
+                with conn.begin():
+                    yield conn
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise _unreachable() from None
+            if not is_stopped(exc):
+                raise
+            raise errors.unavailable(
+                f"A write took longer than the statement timeout of {self._timeout_text()} "
+                "and was rolled back; retry later", RETRY_AFTER_S
+            ) from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (rolled back at the end)."""
-        with self._locked(), self.engine.connect() as conn:
+        """A read-only transaction (rolled back at the end). Inside a server request it
+        is interruptible: when the client disconnects, the running statement is stopped
+        and the connection goes back to the pool."""
+        try:
+            with self._locked(), self._connect() as conn:
+                interrupt = current()
+                if interrupt is None:
+                    yield conn
+                elif self.dialect == "sqlite":
+                    with polling(conn.connection.dbapi_connection, interrupt):
+                        yield conn
+                else:
+                    with interruptible(self._stopper(conn)):
+                        yield conn
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise _unreachable() from None
+            if not is_stopped(exc):
+                raise
+            interrupt = current()
+            if interrupt is not None and interrupt.fired:
+                raise cancelled() from None
+            raise errors.invalid(
+                f"The query ran longer than the statement timeout of {self._timeout_text()} "
+                "and was stopped; narrow the search (a more selective filter, fewer "
+                "experiments or a smaller page)"
+            ) from None
+
+    def _timeout_text(self) -> str:
+        if self._url_timeout:
+            return "the database URL"
+        return f"{self.statement_timeout:g} s"
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            conn = self.engine.connect()
+        except sa.exc.TimeoutError:
+            raise errors.unavailable(
+                "Every database connection is busy; retry in a moment", RETRY_AFTER_S
+            ) from None
+        except sa.exc.DBAPIError:  # the server is down or restarting
+            raise _unreachable() from None
+        with conn:
             yield conn
+
+    def _stopper(self, conn: Connection) -> Callable[[], None]:
+        """A callable that stops the statement ``conn`` is running, from another thread."""
+        dbapi_conn = conn.connection.dbapi_connection
+        if self.dialect == "postgresql":
+            return getattr(dbapi_conn, "cancel_safe", None) or dbapi_conn.cancel
+        if self.dialect in ("mysql", "mariadb"):
+            return functools.partial(self._kill_query, dbapi_conn.thread_id())
+        return lambda: None
+
+    def _kill_query(self, thread_id: int) -> None:
+        # A connection of its own: the pool may have none to spare.
+        if self._killer is None:
+            self._killer = create_engine(self.uri, pooled=False)
+        with self._killer.connect() as conn:
+            conn.exec_driver_sql(f"KILL QUERY {int(thread_id)}")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -189,6 +296,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._killer is not None:
+            self._killer.dispose()
 
 
 #: Driver error codes of transient conflicts worth retrying: PostgreSQL deadlock and
@@ -198,13 +307,7 @@ _RETRYABLE = {"40P01", "40001", 1213, 1205}
 
 def is_transient(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the whole transaction may simply be rerun."""
-    orig = getattr(exc, "orig", None)
-    if orig is None:
-        return False
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if code is None and getattr(orig, "args", None):
-        code = orig.args[0]
-    return code in _RETRYABLE
+    return driver_code(exc) in _RETRYABLE
 
 
 # --- migrations ------------------------------------------------------------------------
@@ -252,7 +355,7 @@ def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | Non
     """Migrate the schema to ``revision``; returns (revision before, revision after)."""
     from alembic import command
 
-    with db.write() as conn:
+    with db.write() as conn, no_statement_timeout(conn):
         before = current_revision(conn)
         command.upgrade(_alembic_config(conn), revision)
         after = current_revision(conn)
@@ -277,7 +380,8 @@ def ensure_schema(db: Database) -> None:
                     )
                 from alembic import command
 
-                command.upgrade(_alembic_config(conn), "head")
+                with no_statement_timeout(conn):
+                    command.upgrade(_alembic_config(conn), "head")
         return
     if current not in known_revisions():
         raise errors.TracklogError(

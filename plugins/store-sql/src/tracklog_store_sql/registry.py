@@ -29,7 +29,16 @@ from tracklog_store_sql.schema import (
     registered_model_tags,
     registered_models,
 )
-from tracklog_store_sql.sqlutil import chunks, decode_token, page, string_condition, upsert
+from tracklog_store_sql.sqlutil import (
+    chunk_size,
+    chunks,
+    decode_token,
+    in_ids,
+    page,
+    page_limit,
+    string_condition,
+    upsert,
+)
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -150,16 +159,18 @@ class RegistryMixin:
                 model_id=r.model_id,
             )
         names = sorted({r.name for r in rows})
-        for chunk in chunks(names):
+        for chunk in chunks(names, chunk_size(self.dialect)):
             for t in conn.execute(
-                sa.select(model_version_tags).where(model_version_tags.c.name.in_(chunk))
+                sa.select(model_version_tags).where(
+                    in_ids(model_version_tags.c.name, chunk, self.dialect)
+                )
             ):
                 mv = out.get((t.name, t.version))
                 if mv is not None:
                     mv.tags[t.key] = t.value
             for a in conn.execute(
                 sa.select(registered_model_aliases)
-                .where(registered_model_aliases.c.name.in_(chunk))
+                .where(in_ids(registered_model_aliases.c.name, chunk, self.dialect))
                 .order_by(registered_model_aliases.c.alias)
             ):
                 mv = out.get((a.name, a.version))
@@ -178,14 +189,16 @@ class RegistryMixin:
                 user_id=r.user_id,
             )
         names = list(out)
-        for chunk in chunks(names):
+        for chunk in chunks(names, chunk_size(self.dialect)):
             for t in conn.execute(
-                sa.select(registered_model_tags).where(registered_model_tags.c.name.in_(chunk))
+                sa.select(registered_model_tags).where(
+                    in_ids(registered_model_tags.c.name, chunk, self.dialect)
+                )
             ):
                 out[t.name].tags[t.key] = t.value
             for a in conn.execute(
                 sa.select(registered_model_aliases)
-                .where(registered_model_aliases.c.name.in_(chunk))
+                .where(in_ids(registered_model_aliases.c.name, chunk, self.dialect))
                 .order_by(registered_model_aliases.c.alias)
             ):
                 out[a.name].aliases.append(RegisteredModelAlias(a.alias, str(a.version)))
@@ -193,7 +206,7 @@ class RegistryMixin:
             mv = model_versions.c
             newest = (
                 sa.select(mv.name, mv.current_stage, sa.func.max(mv.version).label("version"))
-                .where(mv.name.in_(chunk))
+                .where(in_ids(mv.name, chunk, self.dialect))
                 .group_by(mv.name, mv.current_stage)
                 .subquery()
             )
@@ -308,7 +321,7 @@ class RegistryMixin:
             stmt = stmt.where(
                 _no_prompt(registered_model_tags, registered_models.c.name, self.dialect)
             )
-        stmt = stmt.limit(max_results + 1).offset(offset)
+        stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
             return PagedList(self._load_models_rm(conn, rows), token)
@@ -507,7 +520,7 @@ class RegistryMixin:
         stmt = sqlsearch.model_versions_query(self.dialect, filter, order_by)
         if not prompts:
             stmt = stmt.where(_no_prompt(model_version_tags, model_versions.c.name, self.dialect))
-        stmt = stmt.limit(max_results + 1).offset(offset)
+        stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
             return PagedList(self._load_versions(conn, rows), token)

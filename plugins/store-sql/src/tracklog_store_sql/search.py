@@ -1,9 +1,15 @@
 """The search AST and order-by clauses as ONE SQL statement per search.
 
 Each comparison on a param/tag/metric/dataset becomes a correlated ``EXISTS`` on the
-child table's primary key (so a run lacking the key never matches, ``!=`` included);
-each ordering key becomes a ``LEFT OUTER JOIN`` on a primary key (no row multiplication)
-with NULLs (and NaN metrics) sorted last in both directions.
+child table's primary key (so a run lacking the key never matches, ``!=`` included),
+which the planner turns into a semi-join. Past :data:`MAX_SEMI_JOINS` such comparisons,
+PostgreSQL's planning time explodes, so a long filter is compiled differently: the
+comparisons on one child table become ONE correlated count (a run has at most one row per
+key, so "every key's row satisfies its comparisons" is "the rows satisfying them number
+as many as the keys"), and dataset comparisons, which cannot be counted (different
+inputs may satisfy different ones), stay per-row tests inside a ``CASE``. Each ordering
+key becomes a ``LEFT OUTER JOIN`` on a primary key (no row multiplication) with NULLs
+(and NaN metrics) sorted last in both directions.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from tracklog_store_sql.schema import (
     runs,
     tags,
 )
-from tracklog_store_sql.sqlutil import nulls_last, numeric_condition, string_condition
+from tracklog_store_sql.sqlutil import in_ids, nulls_last, numeric_condition, string_condition
 
 _TRUE = sa.true()
 
@@ -60,37 +66,122 @@ def _value_condition(col, cmp: Comparison, dialect: str, numeric: bool):
     return string_condition(col, cmp.op, cmp.value, dialect)
 
 
-def _kv_exists(table, owner_col, owner, key: str, cmp: Comparison, dialect: str):
-    """EXISTS / NOT EXISTS on a key-value child table (params, tags)."""
-    key_match = sa.and_(owner_col == owner, table.c.key == key)
+#: Backends whose key comparison ignores trailing spaces ('k' = 'k '): such keys share a row.
+_PAD_SPACE = frozenset({"mysql", "mariadb", "mssql"})
+
+
+#: Up to this many comparisons on child tables, each is its own ``EXISTS``: the planner
+#: turns them into semi-joins and picks the best order. Beyond it PostgreSQL's planning
+#: time explodes (4 semi-joins: 1 ms, 6: 12 ms, 8: 125 ms, 60: 2.5 s, 100: minutes), so
+#: comparisons are grouped.
+MAX_SEMI_JOINS = 6
+
+
+def _child_conditions(clauses: Sequence[Comparison], owner_match, key_col, value_condition,
+                      dialect: str, group: bool) -> list:
+    """WHERE conditions for comparisons on one child table keyed by (owner, key).
+
+    ``owner_match`` ties a child row to the searched entity, ``value_condition(cmp)`` is
+    the comparison on a present row. Each comparison is an ``EXISTS`` (``NOT EXISTS`` for
+    IS NULL), unless ``group`` and there are several: then one correlated count of the rows
+    satisfying their key's comparisons must equal the number of keys (a row per key at
+    most), and one ``NOT EXISTS`` covers the IS NULL keys. A count is a per-row test the
+    planner does not join, so planning stays instant; it costs an index probe per
+    candidate row, which is why lone and few comparisons keep their ``EXISTS``.
+    """
+    if not group or len(clauses) == 1:
+        return [_exists(cmp, owner_match, key_col, value_condition) for cmp in clauses]
+    absent: list[str] = []
+    keys: dict[str, tuple[str, list]] = {}
+    for cmp in clauses:
+        key = cmp.ident.key
+        if cmp.op is Op.IS_NULL:
+            absent.append(key)
+            continue
+        _, conditions = keys.setdefault(key.rstrip(" ") if dialect in _PAD_SPACE else key,
+                                        (key, []))
+        if cmp.op is not Op.IS_NOT_NULL:
+            conditions.append(value_condition(cmp))
+    out = []
+    if keys:
+        satisfied = sa.or_(*[sa.and_(key_col == key, *conds) for key, conds in keys.values()])
+        count = sa.select(sa.func.count()).where(owner_match, satisfied).scalar_subquery()
+        out.append(count == len(keys))
+    if absent:
+        out.append(~sa.exists().where(owner_match, in_ids(key_col, absent, dialect)))
+    return out
+
+
+def _exists(cmp: Comparison, owner_match, key_col, value_condition):
+    key_match = sa.and_(owner_match, key_col == cmp.ident.key)
     if cmp.op is Op.IS_NULL:
         return ~sa.exists().where(key_match)
     if cmp.op is Op.IS_NOT_NULL:
         return sa.exists().where(key_match)
-    return sa.exists().where(key_match, string_condition(table.c.value, cmp.op, cmp.value, dialect))
+    return sa.exists().where(key_match, value_condition(cmp))
+
+
+def _kv_conditions(clauses: Sequence[Comparison], table, owner_col, owner, dialect: str,
+                   group: bool) -> list:
+    """Conditions for every comparison of ``clauses`` on a (owner, key, value) table."""
+    return _child_conditions(
+        clauses,
+        owner_col == owner,
+        table.c.key,
+        lambda c: string_condition(table.c.value, c.op, c.value, dialect),
+        dialect,
+        group,
+    )
+
+
+def _split(filter: Filter, *kinds: Kind) -> tuple[dict[Kind, list[Comparison]], list]:
+    """The comparisons on each of ``kinds`` (child tables), and the others in order."""
+    grouped: dict[Kind, list[Comparison]] = {k: [] for k in kinds}
+    rest = []
+    for cmp in filter:
+        if cmp.ident.kind in grouped:
+            grouped[cmp.ident.kind].append(cmp)
+        else:
+            rest.append(cmp)
+    return grouped, rest
+
+
+def _unplanned(condition, many: bool):
+    """``condition`` kept out of the planner's join search when there are ``many``
+    comparisons: an EXISTS inside a CASE stays a per-row test, not a semi-join."""
+    return sa.case((condition, 1), else_=0) == 1 if many else condition
 
 
 # --- runs --------------------------------------------------------------------------------
 
 
-def run_condition(cmp: Comparison, dialect: str):
+def _latest_metric_value(cmp: Comparison):
+    lm = latest_metrics.c
+    return sa.and_(lm.is_nan == sa.false(), numeric_condition(lm.value, cmp.op, cmp.value))
+
+
+def run_conditions(filter: Filter, dialect: str) -> list:
+    """The WHERE conditions of a run filter (see the module docstring for their shape)."""
+    rid = runs.c.run_uuid
+    grouped, rest = _split(filter, Kind.METRIC, Kind.PARAM, Kind.TAG)
+    datasets_compared = sum(c.ident.kind is Kind.DATASET for c in rest)
+    group = sum(map(len, grouped.values())) + datasets_compared > MAX_SEMI_JOINS
+    lm = latest_metrics.c
+    out = _child_conditions(
+        grouped[Kind.METRIC], lm.run_uuid == rid, lm.key, _latest_metric_value, dialect, group
+    )
+    out += _kv_conditions(grouped[Kind.PARAM], params, params.c.run_uuid, rid, dialect, group)
+    out += _kv_conditions(grouped[Kind.TAG], tags, tags.c.run_uuid, rid, dialect, group)
+    return out + [
+        _unplanned(_run_row_condition(cmp, dialect), group and cmp.ident.kind is Kind.DATASET)
+        for cmp in rest
+    ]
+
+
+def _run_row_condition(cmp: Comparison, dialect: str):
+    """An attribute or dataset comparison of a run filter."""
     kind, key = cmp.ident.kind, cmp.ident.key
     rid = runs.c.run_uuid
-    if kind is Kind.METRIC:
-        lm = latest_metrics.c
-        if cmp.op in (Op.IS_NULL, Op.IS_NOT_NULL):
-            present = sa.exists().where(lm.run_uuid == rid, lm.key == key)
-            return ~present if cmp.op is Op.IS_NULL else present
-        return sa.exists().where(
-            lm.run_uuid == rid,
-            lm.key == key,
-            lm.is_nan == sa.false(),
-            numeric_condition(lm.value, cmp.op, cmp.value),
-        )
-    if kind is Kind.PARAM:
-        return _kv_exists(params, params.c.run_uuid, rid, key, cmp, dialect)
-    if kind is Kind.TAG:
-        return _kv_exists(tags, tags.c.run_uuid, rid, key, cmp, dialect)
     if kind is Kind.ATTRIBUTE:
         col = RUN_ATTRIBUTES.get(key)
         if col is None:
@@ -157,11 +248,12 @@ def runs_query(
     stmt = (
         sa.select(runs.c.run_uuid)
         .select_from(source)
-        .where(runs.c.experiment_id.in_(list(experiment_ids)), runs.c.lifecycle_stage.in_(stages))
+        .where(
+            in_ids(runs.c.experiment_id, experiment_ids, dialect),
+            runs.c.lifecycle_stage.in_(stages),
+        )
     )
-    for cmp in filter:
-        stmt = stmt.where(run_condition(cmp, dialect))
-    return stmt.order_by(*order_terms)
+    return stmt.where(*run_conditions(filter, dialect)).order_by(*order_terms)
 
 
 # --- experiments -------------------------------------------------------------------------
@@ -174,17 +266,18 @@ _EXPERIMENT_ATTRIBUTES = {
 }
 
 
-def experiment_condition(cmp: Comparison, dialect: str):
+def experiment_conditions(filter: Filter, dialect: str) -> list:
+    grouped, rest = _split(filter, Kind.TAG)
+    et = experiment_tags
+    out = _kv_conditions(
+        grouped[Kind.TAG], et, et.c.experiment_id, experiments.c.experiment_id, dialect,
+        len(grouped[Kind.TAG]) > MAX_SEMI_JOINS,
+    )
+    return out + [_experiment_attribute_condition(cmp, dialect) for cmp in rest]
+
+
+def _experiment_attribute_condition(cmp: Comparison, dialect: str):
     kind, key = cmp.ident.kind, cmp.ident.key
-    if kind is Kind.TAG:
-        return _kv_exists(
-            experiment_tags,
-            experiment_tags.c.experiment_id,
-            experiments.c.experiment_id,
-            key,
-            cmp,
-            dialect,
-        )
     if kind is Kind.ATTRIBUTE and key in _EXPERIMENT_ATTRIBUTES:
         col = _EXPERIMENT_ATTRIBUTES[key]
         if key == "experiment_id":
@@ -204,9 +297,9 @@ def _as_strings(value):
 
 def experiments_query(dialect: str, view: ViewType, filter: Filter, order_by: Sequence[OrderBy]):
     stages = [s.value for s in view.stages()]
-    stmt = sa.select(experiments).where(experiments.c.lifecycle_stage.in_(stages))
-    for cmp in filter:
-        stmt = stmt.where(experiment_condition(cmp, dialect))
+    stmt = sa.select(experiments).where(
+        experiments.c.lifecycle_stage.in_(stages), *experiment_conditions(filter, dialect)
+    )
     terms: list = []
     keys = set()
     for ob in order_by:
@@ -218,7 +311,9 @@ def experiments_query(dialect: str, view: ViewType, filter: Filter, order_by: Se
     if not order_by:
         terms += nulls_last(experiments.c.creation_time, False)
     if "experiment_id" not in keys:
-        terms.append(experiments.c.experiment_id.asc())
+        # MLflow breaks ties by ascending id by default, by descending id after clauses.
+        tiebreak = experiments.c.experiment_id
+        terms.append(tiebreak.desc() if order_by else tiebreak.asc())
     return stmt.order_by(*terms)
 
 
@@ -273,17 +368,25 @@ def _model_metric_value(key: str, ds: Sequence[dict[str, str]], alias: str):
     )
 
 
-def logged_model_condition(cmp: Comparison, dialect: str, ds: Sequence[dict[str, str]], i: int):
-    kind, key = cmp.ident.kind, cmp.ident.key
+def logged_model_conditions(filter: Filter, dialect: str, ds: Sequence[dict[str, str]]) -> list:
+    grouped, rest = _split(filter, Kind.PARAM, Kind.TAG)
     mid = logged_models.c.model_id
+    lmp, lmt = logged_model_params, logged_model_tags
+    group = len(grouped[Kind.PARAM]) + len(grouped[Kind.TAG]) > MAX_SEMI_JOINS
+    out = _kv_conditions(grouped[Kind.PARAM], lmp, lmp.c.model_id, mid, dialect, group)
+    out += _kv_conditions(grouped[Kind.TAG], lmt, lmt.c.model_id, mid, dialect, group)
+    return out + [
+        _logged_model_row_condition(cmp, dialect, ds, i) for i, cmp in enumerate(rest)
+    ]
+
+
+def _logged_model_row_condition(
+    cmp: Comparison, dialect: str, ds: Sequence[dict[str, str]], i: int
+):
+    """A metric or attribute comparison of a logged-model filter."""
+    kind, key = cmp.ident.kind, cmp.ident.key
     if kind is Kind.METRIC:
         return numeric_condition(_model_metric_value(key, ds, f"f{i}"), cmp.op, cmp.value)
-    if kind is Kind.PARAM:
-        return _kv_exists(
-            logged_model_params, logged_model_params.c.model_id, mid, key, cmp, dialect
-        )
-    if kind is Kind.TAG:
-        return _kv_exists(logged_model_tags, logged_model_tags.c.model_id, mid, key, cmp, dialect)
     if kind is Kind.ATTRIBUTE and key in _MODEL_ATTRIBUTES:
         return _value_condition(
             _MODEL_ATTRIBUTES[key], cmp, dialect, key in _NUMERIC_MODEL_ATTRIBUTES
@@ -299,11 +402,10 @@ def logged_models_query(
     order_by: Sequence[OrderBy],
 ):
     stmt = sa.select(logged_models).where(
-        logged_models.c.experiment_id.in_(list(experiment_ids)),
+        in_ids(logged_models.c.experiment_id, experiment_ids, dialect),
         logged_models.c.lifecycle_stage == "active",
+        *logged_model_conditions(filter, dialect, ds),
     )
-    for i, cmp in enumerate(filter):
-        stmt = stmt.where(logged_model_condition(cmp, dialect, ds, i))
     terms: list = []
     for i, ob in enumerate(order_by):
         kind, key = ob.ident.kind, ob.ident.key
@@ -333,16 +435,15 @@ def registered_models_query(dialect: str, filter: Filter, order_by: Sequence[Ord
         "timestamp": rm.creation_time,
         "last_updated_timestamp": rm.last_updated_time,
     }
-    stmt = sa.select(registered_models)
-    for cmp in filter:
+    grouped, rest = _split(filter, Kind.TAG)
+    rmt = registered_model_tags
+    stmt = sa.select(registered_models).where(
+        *_kv_conditions(grouped[Kind.TAG], rmt, rmt.c.name, rm.name, dialect,
+                        len(grouped[Kind.TAG]) > MAX_SEMI_JOINS)
+    )
+    for cmp in rest:
         kind, key = cmp.ident.kind, cmp.ident.key
-        if kind is Kind.TAG:
-            stmt = stmt.where(
-                _kv_exists(
-                    registered_model_tags, registered_model_tags.c.name, rm.name, key, cmp, dialect
-                )
-            )
-        elif kind is Kind.ATTRIBUTE and key == "name":
+        if kind is Kind.ATTRIBUTE and key == "name":
             stmt = stmt.where(string_condition(rm.name, cmp.op, cmp.value, dialect))
         else:
             raise _unsupported("registered model filter", cmp)
@@ -366,22 +467,21 @@ def model_versions_query(dialect: str, filter: Filter, order_by: Sequence[OrderB
         "creation_timestamp": mv.creation_time,
         "last_updated_timestamp": mv.last_updated_time,
     }
-    stmt = sa.select(model_versions)
-    for cmp in filter:
+    grouped, rest = _split(filter, Kind.TAG)
+    mvt = model_version_tags.c
+    stmt = sa.select(model_versions).where(
+        *_child_conditions(
+            grouped[Kind.TAG],
+            sa.and_(mvt.name == mv.name, mvt.version == mv.version),
+            mvt.key,
+            lambda c: string_condition(mvt.value, c.op, c.value, dialect),
+            dialect,
+            len(grouped[Kind.TAG]) > MAX_SEMI_JOINS,
+        )
+    )
+    for cmp in rest:
         kind, key = cmp.ident.kind, cmp.ident.key
-        if kind is Kind.TAG:
-            mvt = model_version_tags.c
-            key_match = sa.and_(mvt.name == mv.name, mvt.version == mv.version, mvt.key == key)
-            if cmp.op is Op.IS_NULL:
-                cond = ~sa.exists().where(key_match)
-            elif cmp.op is Op.IS_NOT_NULL:
-                cond = sa.exists().where(key_match)
-            else:
-                cond = sa.exists().where(
-                    key_match, string_condition(mvt.value, cmp.op, cmp.value, dialect)
-                )
-            stmt = stmt.where(cond)
-        elif kind is Kind.ATTRIBUTE and key in cols:
+        if kind is Kind.ATTRIBUTE and key in cols:
             stmt = stmt.where(_value_condition(cols[key], cmp, dialect, key == "version_number"))
         else:
             raise _unsupported("model version filter", cmp)

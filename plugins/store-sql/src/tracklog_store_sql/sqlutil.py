@@ -40,16 +40,22 @@ def chunk_size(dialect: str) -> int:
     return CHUNK if dialect == "mssql" else 10_000
 
 
-def in_ids(col, ids: Sequence[str], dialect: str):
-    """``col IN ids`` with the list bound as a single parameter where the backend allows
-    it (a JSON array on SQLite, an array on PostgreSQL): no per-element placeholders to
-    render, bind and parse when a page holds thousands of runs."""
+def in_ids(col, ids: Sequence[str] | Sequence[int], dialect: str):
+    """``col IN ids`` (strings or integers) with the list bound as a single parameter where
+    the backend allows it (a JSON array on SQLite, an array on PostgreSQL): no per-element
+    placeholders to render, bind and parse when a page holds thousands of runs, and no
+    limit on their number (PostgreSQL takes at most 65,535 parameters per statement).
+    MySQL's driver inlines the values client-side, so a plain IN has no such limit."""
+    ids = list(ids)
     if dialect == "sqlite":
-        each = sa.func.json_each(json.dumps(list(ids))).table_valued("value")
+        each = sa.func.json_each(json.dumps(ids)).table_valued("value")
         return col.in_(sa.select(each.c.value))
     if dialect == "postgresql":
+        if ids and isinstance(ids[0], int):
+            param = sa.bindparam(None, "{" + ",".join(map(str, map(int, ids))) + "}")
+            return col == sa.any_(_pg_array_param(param, sa.BigInteger))
         return col == sa.any_(_pg_text_array_param(sa.bindparam(None, pg_text_array(ids))))
-    return col.in_(list(ids))
+    return col.in_(ids)
 
 
 def in_bound_ids(col, name: str, dialect: str):
@@ -66,9 +72,13 @@ def bound_ids(ids: Sequence[str], dialect: str) -> Any:
 
 
 def _pg_text_array_param(param):
+    return _pg_array_param(param, sa.String)
+
+
+def _pg_array_param(param, item_type):
     from sqlalchemy.dialects.postgresql import ARRAY
 
-    return sa.cast(param, ARRAY(sa.String))
+    return sa.cast(param, ARRAY(item_type))
 
 
 def pg_text_array(items: Sequence[str]) -> str:
@@ -319,9 +329,9 @@ def string_condition(col, op: Op, value: Any, dialect: str):
     if op is Op.ILIKE:
         return _like(col, value, dialect, insensitive=True)
     if op is Op.IN:
-        return cs(col, dialect).in_(list(value))
+        return in_ids(cs(col, dialect), value, dialect)
     if op is Op.NOT_IN:
-        return cs(col, dialect).not_in(list(value))
+        return ~in_ids(cs(col, dialect), value, dialect)
     raise errors.invalid(f"Operator {op.value} is not supported for string comparisons")
 
 
@@ -363,11 +373,19 @@ def decode_token(token: str | None) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
         offset = data["offset"]
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        # Offsets this store hands out stay far below 2**62; a larger one would overflow
+        # the database's LIMIT/OFFSET arithmetic.
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**62:
             raise ValueError(offset)
     except Exception:
         raise errors.invalid(f"Invalid page token {token!r}") from None
     return offset
+
+
+def page_limit(max_results: int) -> int:
+    """The LIMIT that fetches one page plus one row (to know whether another page
+    follows), kept inside the databases' 64-bit range however large the page asked for."""
+    return min(max_results, 2**62) + 1
 
 
 def page(rows: list, max_results: int, offset: int) -> tuple[list, str | None]:

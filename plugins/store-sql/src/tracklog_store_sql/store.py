@@ -47,6 +47,7 @@ from tracklog.stores import (
     ModelRegistryStore,
     TrackingStore,
 )
+from tracklog.validation import check_int64, check_int64_column, check_no_nul
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.registry import RegistryMixin
@@ -81,6 +82,7 @@ from tracklog_store_sql.sqlutil import (
     in_ids,
     insert_ignore,
     page,
+    page_limit,
     upsert,
     write_metric_points,
 )
@@ -190,7 +192,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         return row
 
     def _run_row(self, conn: Connection, run_id: str, for_write: bool = False):
-        row = conn.execute(_RUN_ROW, {"run_id": run_id}).first()
+        # An id with NUL was never handed out (and PostgreSQL cannot even compare it).
+        row = None if "\x00" in run_id else conn.execute(_RUN_ROW, {"run_id": run_id}).first()
         if row is None:
             raise errors.not_found(f"Run with id={run_id} not found")
         if for_write and row.lifecycle_stage != _ACTIVE:
@@ -207,9 +210,11 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def _experiments(self, conn: Connection, rows: Sequence[Any]) -> list[Experiment]:
         ids = [r.experiment_id for r in rows]
         tag_map: dict[int, dict[str, str]] = {i: {} for i in ids}
-        for chunk in chunks(ids):
+        for chunk in chunks(ids, chunk_size(self.dialect)):
             for t in conn.execute(
-                sa.select(experiment_tags).where(experiment_tags.c.experiment_id.in_(chunk))
+                sa.select(experiment_tags).where(
+                    in_ids(experiment_tags.c.experiment_id, chunk, self.dialect)
+                )
             ):
                 tag_map[t.experiment_id][t.key] = t.value
         return [
@@ -237,6 +242,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             raise errors.invalid("Invalid experiment name: the name must be a non-empty string")
         if len(name) > 500:
             raise errors.invalid("Experiment name exceeds the maximum length of 500 characters")
+        check_no_nul("name", name, artifact_location)
+        _check_tags(tags, "tags")
         now = _now()
         try:
             with self.db.write() as conn:
@@ -277,6 +284,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             return self._experiments(conn, [row])[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
+        if "\x00" in name:
+            return None  # never stored (and PostgreSQL cannot even compare it)
         with self.db.read() as conn:
             row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
             if row is None:
@@ -294,7 +303,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         offset = decode_token(page_token)
         stmt = (
             sqlsearch.experiments_query(self.dialect, ViewType(view_type), filter, order_by)
-            .limit(max_results + 1)
+            .limit(page_limit(max_results))
             .offset(offset)
         )
         with self.db.read() as conn:
@@ -304,6 +313,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         if not new_name:
             raise errors.invalid("Invalid experiment name: the name must be a non-empty string")
+        check_no_nul("new_name", new_name)
         try:
             with self.db.write() as conn:
                 row = self._experiment_row(conn, experiment_id)
@@ -376,6 +386,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             )
 
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
+        _check_tags([tag], "tag")
         with self.db.write() as conn:
             row = self._experiment_row(conn, experiment_id, for_write=True)
             upsert(
@@ -424,9 +435,11 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             )
         name = run_name or tag_name or generate_run_name()
         _check_run_name(name)
+        check_no_nul("user_id", user_id)
+        _check_tags(tags, "tags")
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
-        start = start_time if start_time is not None else _now()
+        start = check_int64(start_time, "start_time") if start_time is not None else _now()
         with self.db.write() as conn:
             exp = self._experiment_row(conn, experiment_id, for_write=True)
             artifact_uri = _join_uri(exp.artifact_location, run_id, "artifacts")
@@ -479,7 +492,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         if run_status is not None:
             values["status"] = RunStatus(run_status).value
         if end_time is not None:
-            values["end_time"] = end_time
+            values["end_time"] = check_int64(end_time, "end_time")
         if run_name:
             _check_run_name(run_name)
             values["name"] = run_name
@@ -526,6 +539,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         tag_rows = {t.key: _clip(t.value, TAG_VALUE_MAX) for t in sorted(tags, key=_key)}
         for key in tag_rows:
             _check_key(key, "tag")
+        check_no_nul("tags.value", *tag_rows.values())
         if RUN_NAME_TAG in tag_rows:
             _check_run_name(tag_rows[RUN_NAME_TAG])
         for attempt in range(_WRITE_ATTEMPTS):
@@ -663,7 +677,9 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         ids = sorted({r["model_id"] for r in rows})
         found = set(
             conn.execute(
-                sa.select(logged_models.c.model_id).where(logged_models.c.model_id.in_(ids))
+                sa.select(logged_models.c.model_id).where(
+                    in_ids(logged_models.c.model_id, ids, self.dialect)
+                )
             ).scalars()
         )
         missing = [i for i in ids if i not in found]
@@ -706,7 +722,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             .order_by(m.timestamp, m.step, m.value)
         )
         if max_results is not None:
-            stmt = stmt.limit(max_results + 1).offset(offset)
+            stmt = stmt.limit(page_limit(max_results)).offset(offset)
         elif offset:
             stmt = stmt.offset(offset).limit(_NO_LIMIT)
         with self.db.read() as conn, gc_paused():
@@ -748,7 +764,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         # The search sorts narrow rows (ids only); full rows are fetched for the page.
         stmt = (
             sqlsearch.runs_query(self.dialect, ids, ViewType(run_view_type), filter, order_by)
-            .limit(max_results + 1)
+            .limit(page_limit(max_results))
             .offset(offset)
         )
         with self.db.read() as conn, gc_paused():
@@ -984,6 +1000,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 )
 
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
+        check_int64_column([m.step for m in models], "models[{}].step")
         with self.db.write() as conn:
             self._check_active_run(conn, run_id)
             rows = {m.model_id: m.step for m in models}
@@ -1001,7 +1018,9 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def _require_models(self, conn: Connection, model_ids: list[str]) -> None:
         found = set(
             conn.execute(
-                sa.select(logged_models.c.model_id).where(logged_models.c.model_id.in_(model_ids))
+                sa.select(logged_models.c.model_id).where(
+                    in_ids(logged_models.c.model_id, model_ids, self.dialect)
+                )
             ).scalars()
         )
         for mid in model_ids:
@@ -1205,7 +1224,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         ids = [parse_experiment_id(e) for e in experiment_ids]
         ids = [i for i in ids if i <= _INT32_MAX]
         stmt = sqlsearch.logged_models_query(self.dialect, ids, filter, datasets, order_by)
-        stmt = stmt.limit(max_results + 1).offset(offset)
+        stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
             return PagedList(self._load_models(conn, rows), token)
@@ -1314,6 +1333,7 @@ def _check_run_name(name: str) -> None:
         raise errors.invalid(
             f"Run name {name[:50]!r}... is {len(name)} characters long; the limit is {RUN_NAME_MAX}"
         )
+    check_no_nul("run_name", name)
 
 
 def _check_key(key: str, what: str) -> None:
@@ -1321,6 +1341,13 @@ def _check_key(key: str, what: str) -> None:
         raise errors.invalid(
             f"Invalid {what} key {key[:50]!r}: keys must be 1 to {KEY_MAX} characters long"
         )
+    check_no_nul(f"{what} key", key)
+
+
+def _check_tags(tags: Iterable[Any], field: str) -> None:
+    for tag in tags:
+        check_no_nul(f"{field}.key", tag.key)
+        check_no_nul(f"{field}.value", tag.value)
 
 
 def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
@@ -1328,6 +1355,7 @@ def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
     for p in params:
         _check_key(p.key, "param")
         value = _clip(str(p.value), PARAM_VALUE_MAX)
+        check_no_nul("params.value", value)
         if p.key in rows and rows[p.key] != value:
             raise errors.invalid(
                 f"Duplicate parameter keys with different values in the batch for run "
@@ -1390,6 +1418,8 @@ def _metric_rows(run_id: str, metrics_: Sequence[Metric]):
         model_rows: list[dict[str, Any]] = []
     else:
         points, best, model_rows = _metric_rows_general(run_id, metrics_)
+    check_int64_column(points.timestamps, "metrics[{}].timestamp")
+    check_int64_column(points.steps, "metrics[{}].step")
     for key in best:
         _check_key(key, "metric")
     # Sorted so concurrent writers lock latest_metrics rows in one order (no deadlocks).

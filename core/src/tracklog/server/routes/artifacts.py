@@ -34,6 +34,8 @@ table = RouteTable()
 proxy = RouteTable()
 
 _PROXY = "/mlflow-artifacts"
+#: Most parts one multipart upload may have (S3's limit; each part gets a presigned URL).
+MAX_MULTIPART_PARTS = 10_000
 _MPU_UNSUPPORTED = (
     "Multipart upload is not supported for the current artifact repository"
 )
@@ -134,8 +136,10 @@ def create_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
     path = _multipart_target(req)
     num_parts = req.int("num_parts", required=True)
-    if num_parts < 1:
-        raise validation.invalid_value("num_parts", num_parts, "It must be at least 1.")
+    if not 1 <= num_parts <= MAX_MULTIPART_PARTS:
+        raise validation.invalid_value(
+            "num_parts", num_parts, f"It must be between 1 and {MAX_MULTIPART_PARTS}."
+        )
     upload_id, credentials = repo.create_multipart_upload(path, num_parts)
     return {
         "upload_id": upload_id,
@@ -177,6 +181,10 @@ def presigned_download(state: ServerState, req: Req) -> dict[str, Any]:
     if not isinstance(repo, PresignedDownloadRepository):
         raise errors.not_implemented(
             "Presigned downloads are not supported for the current artifact repository"
+        )
+    if not state.config.presigned_downloads:
+        raise errors.not_implemented(
+            "Presigned downloads are turned off on this server (--presigned-downloads)"
         )
     url, headers, size = repo.presigned_download_url(
         safe_relpath(req.path_params["artifact_path"])

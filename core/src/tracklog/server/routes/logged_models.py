@@ -54,6 +54,7 @@ def search_logged_models(state: ServerState, req: Req) -> dict[str, Any]:
     experiment_ids = req.str_list("experiment_ids")
     if not experiment_ids:
         raise validation.missing("experiment_ids")
+    validation.validate_experiment_ids(experiment_ids, "SearchLoggedModels")
     max_results = req.int("max_results")
     if max_results is None:
         max_results = 50

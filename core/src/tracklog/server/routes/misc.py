@@ -35,7 +35,10 @@ def server_info(state: ServerState, req: Req) -> dict[str, Any]:
         "workspaces_enabled": False,
         "trace_archival_enabled": False,
         "multipart_uploads_enabled": isinstance(repo, MultipartUploadRepository),
-        "multipart_downloads_enabled": isinstance(repo, PresignedDownloadRepository),
+        # Off unless asked for: a client told so fetches every file from the store
+        # itself, which fails where clients cannot reach it.
+        "multipart_downloads_enabled": state.config.presigned_downloads
+        and isinstance(repo, PresignedDownloadRepository),
         "presigned_upload_run_id_supported": False,
         "presigned_upload_model_id_supported": False,
         "features_enabled": {"gateway": False},

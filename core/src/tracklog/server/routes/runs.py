@@ -136,7 +136,9 @@ def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
     max_results = validation.validate_max_results(
         req.int("max_results"), default=1000, limit=validation.MAX_RESULTS_RUNS
     )
-    experiment_ids = req.str_list("experiment_ids")
+    experiment_ids = validation.validate_experiment_ids(
+        req.str_list("experiment_ids"), "SearchRuns"
+    )
     run_filter = search.parse_run_filter(req.str("filter"))
     order_by = search.parse_run_order_by(req.str_list("order_by"))
     view_type = req.enum("run_view_type", ViewType, ViewType.ACTIVE_ONLY)

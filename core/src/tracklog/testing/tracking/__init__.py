@@ -6,6 +6,7 @@ See :class:`TrackingStoreConformance` for the plugin-author guide.
 from __future__ import annotations
 
 from ._base import StoreRequirements, requires
+from .bounds import BoundsTests
 from .concurrency import ConcurrencyTests
 from .experiments import ExperimentTests
 from .inputs import InputTests
@@ -34,6 +35,7 @@ TOPIC_CLASSES = (
     LoggedModelTests,
     RegistryTests,
     ConcurrencyTests,
+    BoundsTests,
 )
 
 
@@ -140,6 +142,11 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         existing versions leave one version in the stage.
     ``ConcurrencyTests`` (``concurrent_writers``)
         threads writing through one store lose nothing.
+    ``BoundsTests``
+        what a store refuses before writing anything, with INVALID_PARAMETER_VALUE
+        naming the field: start/end times, metric timestamps and steps outside int64
+        (the extremes of int64 round-trip), page tokens with offsets past int64 or
+        below zero, text holding NUL (U+0000); an id or a name with NUL finds nothing.
 
     Filters and order-bys are written as strings and parsed with :mod:`tracklog.search`,
     exactly as the server does, so a store only ever sees the AST of

@@ -225,6 +225,18 @@ FILTER_TRUTH_TABLE: dict[str, list[tuple[str, frozenset[str]]]] = {
         ("metrics.acc > 0.85 AND params.lr = '0.01'", frozenset({"alpha", "gamma"})),
         ("tags.team IS NULL AND params.lr IS NULL", frozenset({"eta", "theta"})),
         ("attributes.start_time > 1000 AND datasets.context = 'training'", frozenset({"beta"})),
+        # Several comparisons on one table: each key's value must satisfy all of its own.
+        ("params.lr = '0.01' AND params.optimizer = 'SGD'", frozenset({"gamma"})),
+        ("params.lr = '0.01' AND params.lr != '0.1' AND params.lr LIKE '0.0%'",
+         frozenset({"alpha", "gamma"})),
+        ("params.lr IS NULL AND params.note IS NOT NULL", frozenset({"eta"})),
+        ("params.lr IS NOT NULL AND params.optimizer IS NULL", frozenset({"epsilon"})),
+        ("tags.team LIKE 'vision%' AND tags.team != 'vision' AND tags.tier IS NULL",
+         frozenset({"delta"})),
+        ("tags.tier = 't1' AND tags.tier = 't2'", frozenset()),
+        ("metrics.loss > 0.2 AND metrics.acc < 0.85", frozenset({"beta"})),
+        ("metrics.loss > 0 AND metrics.big > 0", frozenset({"epsilon"})),
+        ("datasets.name = 'train-ds' AND datasets.context = 'evaluation'", frozenset({"alpha"})),
     ],
 }
 
@@ -396,3 +408,34 @@ class SearchRunsTests(KitBase):
         assert found(ViewType.ACTIVE_ONLY) == {"alpha", "gamma"}
         assert found(ViewType.DELETED_ONLY) == {"omega"}
         assert found(ViewType.ALL) == {"alpha", "gamma", "omega"}
+
+    def test_filter_at_the_complexity_cap(self, store: TrackingStore) -> None:
+        """A filter of the parser's maximum number of comparisons is answered, and every
+        one of them counts: the last comparison alone narrows the result."""
+        from tracklog.search import MAX_FILTER_CLAUSES
+
+        exp_id, ids = build_run_scenario(store)
+        names = {v: k for k, v in ids.items()}
+        # Each of these holds for alpha and gamma (and only the metric one fails others).
+        cycle = ("params.lr = '0.01'", "tags.team ILIKE 'vision'", "metrics.acc > 0.85",
+                 "params.optimizer LIKE '%'", "tags.tier IS NOT NULL",
+                 "attributes.start_time < 5000", "datasets.name = 'eval-ds'",
+                 "params.lr != 'x{i}'", "metrics.loss > -{i}", "tags.team != 't{i}'")
+        clauses = [cycle[i % len(cycle)].format(i=i) for i in range(MAX_FILTER_CLAUSES - 1)]
+        clauses.append("attributes.status = 'FAILED'")
+        flt = run_filter(" AND ".join(clauses))
+        assert len(flt) == MAX_FILTER_CLAUSES
+        found = {names[r.info.run_id] for r in store.search_runs([exp_id], filter=flt)}
+        assert found == {"gamma"}
+
+    def test_order_by_at_the_complexity_cap(self, store: TrackingStore) -> None:
+        """An order_by of the parser's maximum number of keys is honoured to the last key."""
+        from tracklog.search import MAX_ORDER_BY_KEYS
+
+        exp_id, ids = build_run_scenario(store)
+        names = {v: k for k, v in ids.items()}
+        # Keys no run has tie every run; the last key alone decides the order.
+        clauses = [f"params.absent{i} DESC" for i in range(MAX_ORDER_BY_KEYS - 1)]
+        clauses.append("attributes.run_name ASC")
+        runs = store.search_runs([exp_id], order_by=run_order(clauses), max_results=100)
+        assert [names[r.info.run_id] for r in runs] == sorted(RUN_NAMES)

@@ -1,0 +1,27 @@
+"""Plugin registration for tracklog-artifacts-s3 (boto3 is imported only when a repository
+is created)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tracklog.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from tracklog.artifacts import ArtifactRepository
+
+
+def _factory(artifact_uri: str) -> ArtifactRepository:
+    from tracklog_artifacts_s3.repository import S3ArtifactRepository
+
+    return S3ArtifactRepository(artifact_uri)
+
+
+@hookimpl
+def register_artifact_repositories(
+    register: Callable[[str, Callable[[str], ArtifactRepository]], None],
+) -> None:
+    """Serve ``s3://bucket/prefix`` with an
+    :class:`~tracklog_artifacts_s3.repository.S3ArtifactRepository`."""
+    register("s3", _factory)
