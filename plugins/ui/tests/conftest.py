@@ -147,8 +147,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             process.wait(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Chromium for one module: Playwright's sync API holds an event loop in the main
+    thread while it runs, which later tests' own asyncio/anyio loops must not meet."""
     if not os.path.exists(CHROMIUM):
         service_unavailable("chromium", f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
