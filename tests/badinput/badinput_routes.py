@@ -126,6 +126,11 @@ ROUTES: dict[tuple[str, str], Route | None] = {
     ("GET", "/mlflow/metrics/get-history"): _r(
         "GET", f"{API}/metrics/get-history", {**RUN, "metric_key": "m", "max_results": "10"},
         ("run_id", "metric_key"), max_results="int"),
+    ("GET", "/mlflow/metrics/get-history-bulk-interval"): _r(
+        "GET", f"{API}/metrics/get-history-bulk-interval",
+        {"run_ids": "{run}", "metric_key": "m", "max_results": "10", "start_step": "0",
+         "end_step": "5"},
+        ("run_ids", "metric_key"), max_results="int", start_step="int", end_step="int"),
     ("POST", "/mlflow/runs/log-inputs"): _r(
         "POST", f"{API}/runs/log-inputs",
         {**RUN, "datasets": [{"dataset": {"name": "d", "digest": "abc", "source_type": "local",

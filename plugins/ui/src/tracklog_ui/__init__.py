@@ -1,0 +1,1 @@
+"""tracklog web UI."""
