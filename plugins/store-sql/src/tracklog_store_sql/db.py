@@ -203,6 +203,9 @@ class Database:
         # One shared in-memory connection (StaticPool) must not be used concurrently.
         self._lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
         self._killer: Engine | None = None
+        #: Set once the store has opened the database: a connection lost after that is a
+        #: passing outage (503), before it a configuration error the store reports itself.
+        self.opened = False
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -213,7 +216,7 @@ class Database:
                 with conn.begin():
                     yield conn
         except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:
+            if exc.connection_invalidated and self.opened:
                 raise _unreachable() from None
             if not is_stopped(exc):
                 raise
@@ -239,7 +242,7 @@ class Database:
                     with interruptible(self._stopper(conn)):
                         yield conn
         except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:
+            if exc.connection_invalidated and self.opened:
                 raise _unreachable() from None
             if not is_stopped(exc):
                 raise
@@ -265,8 +268,10 @@ class Database:
             raise errors.unavailable(
                 "Every database connection is busy; retry in a moment", RETRY_AFTER_S
             ) from None
-        except sa.exc.DBAPIError:  # the server is down or restarting
-            raise _unreachable() from None
+        except sa.exc.DBAPIError:
+            if not self.opened:
+                raise
+            raise _unreachable() from None  # the server is down or restarting
         with conn:
             yield conn
 

@@ -133,6 +133,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         try:
             dbmod.ensure_schema(self.db)
             self._ensure_default_experiment()
+            self.db.opened = True
         except errors.TracklogError:
             self.db.dispose()
             raise
