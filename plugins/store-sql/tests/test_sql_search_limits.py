@@ -92,6 +92,24 @@ def test_statement_timeout_stops_a_read_with_a_400(backend, server_url, monkeypa
         assert store.get_experiment(exp).experiment_id == exp
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_statement_timeout_stops_a_binary_history_read_with_a_400(backend, server_url,
+                                                                   monkeypatch):
+    """Long histories are read through the driver's own cursor on PostgreSQL: a timeout
+    there is the same 400 as anywhere else, not the driver's exception."""
+    with _closing(_open(server_url, monkeypatch)) as store:
+        run_id = store.create_run(store.create_experiment(f"h-{uuid.uuid4().hex[:8]}"),
+                                  "u", 0).info.run_id
+        for start in range(0, 100_000, 1000):
+            store.log_batch(run_id, [Metric("m", float(i), i, i)
+                                     for i in range(start, start + 1000)])
+    with _closing(_open(server_url, monkeypatch, STATEMENT_TIMEOUT=0.001)) as store:
+        with pytest.raises(TracklogError) as err:
+            store.get_metric_history(run_id, "m")
+        assert err.value.error_code is ErrorCode.INVALID_PARAMETER_VALUE
+        assert "statement timeout" in err.value.message
+
+
 def test_busy_pool_answers_503_with_retry_after(backend, server_url, monkeypatch):
     """With every pooled connection taken, a request waits pool_timeout seconds and is
     then told to come back (503 + Retry-After), not handed a 500."""

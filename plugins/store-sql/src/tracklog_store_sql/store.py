@@ -734,9 +734,18 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 # Binary results: numbers arrive as machine values, not text to parse
                 # (a third of the fetch on long histories).
                 compiled = stmt.compile(dialect=conn.dialect)
-                with conn.connection.driver_connection.cursor() as cur:
-                    cur.execute(compiled.string, compiled.params, binary=True)
-                    points = _history(metric_key, cur)
+                dbapi = conn.dialect.loaded_dbapi
+                try:
+                    with conn.connection.driver_connection.cursor() as cur:
+                        cur.execute(compiled.string, compiled.params, binary=True)
+                        points = _history(metric_key, cur)
+                except dbapi.Error as exc:
+                    # As SQLAlchemy wraps it, so that timeouts and lost connections get
+                    # the store's usual answers.
+                    raise sa.exc.DBAPIError.instance(
+                        compiled.string, compiled.params, exc, dbapi.Error,
+                        connection_invalidated=conn.dialect.is_disconnect(exc, None, None),
+                    ) from exc
             else:
                 result = conn.execute(stmt)
                 try:
