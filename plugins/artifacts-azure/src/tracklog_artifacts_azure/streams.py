@@ -18,9 +18,9 @@ READ_AHEAD = 3
 
 # A file this size or smaller goes in one request; larger ones are staged in blocks of
 # this size, at most ``UPLOAD_CONCURRENCY`` in flight: upload memory stays below
-# BLOCK_SIZE * (UPLOAD_CONCURRENCY + 1) whatever the file size. 50,000 blocks of 4 MiB
-# make Azure's largest block blob about 195 GiB through this path.
-BLOCK_SIZE = 4 * 1024 * 1024
+# BLOCK_SIZE * (UPLOAD_CONCURRENCY + 1) whatever the file size. 50,000 blocks of 8 MiB
+# make Azure's largest block blob about 390 GiB through this path.
+BLOCK_SIZE = 8 * 1024 * 1024
 UPLOAD_CONCURRENCY = 4
 
 
