@@ -106,6 +106,13 @@ class ArtifactRepository(abc.ABC):
     def open_artifact(self, path: str) -> BinaryIO:
         """Stream a file. A directory is INVALID_PARAMETER_VALUE, nothing there
         RESOURCE_DOES_NOT_EXIST."""
+        rel, _ = self._existing_file(path)
+        return self._open(rel)
+
+    def _existing_file(self, path: str) -> tuple[str, FileInfo]:
+        """The safe relative path of file ``path`` and its info, checked as
+        :meth:`open_artifact` checks it (for capabilities that hand a file out otherwise,
+        such as presigned downloads)."""
         rel = safe_relpath(path)
         if rel == "":
             raise errors.invalid("Invalid artifact path: '' is the root directory")
@@ -114,7 +121,7 @@ class ArtifactRepository(abc.ABC):
             raise errors.not_found(f"No such artifact: '{rel}'")
         if info.is_dir:
             raise errors.invalid(f"Artifact path '{rel}' is a directory")
-        return self._open(rel)
+        return rel, info
 
     def iter_artifact(self, path: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         with self.open_artifact(path) as stream:

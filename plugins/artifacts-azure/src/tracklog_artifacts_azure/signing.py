@@ -118,14 +118,7 @@ class AzureSigningArtifactRepository(
     # -- presigned downloads ------------------------------------------------------------
 
     def presigned_download_url(self, path: str) -> tuple[str, dict[str, str], int]:
-        rel = safe_relpath(path)
-        if rel == "":
-            raise errors.invalid("Invalid artifact path: '' is the root directory")
-        info = self._stat(rel)
-        if info is None:
-            raise errors.not_found(f"No such artifact: '{rel}'")
-        if info.is_dir:
-            raise errors.invalid(f"Artifact path '{rel}' is a directory")
+        rel, info = self._existing_file(path)
         return self._sas_url(rel, self.presigned_url_lifetime, read=True), {}, info.file_size or 0
 
     # -- multipart uploads --------------------------------------------------------------

@@ -308,12 +308,7 @@ class S3ArtifactRepository(
     # -- presigned downloads ------------------------------------------------------------
 
     def presigned_download_url(self, path: str) -> tuple[str, dict[str, str], int]:
-        path = safe_relpath(path)
-        info = self._stat(path) if path else None
-        if info is None:
-            raise errors.not_found(f"No such artifact: '{path}'")
-        if info.is_dir:
-            raise errors.invalid(f"Artifact path '{path}' is a directory")
+        path, info = self._existing_file(path)
         url = self._presign(
             "get_object", {"Key": self._key(path)}, self.presigned_url_lifetime, path
         )
