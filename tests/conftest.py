@@ -190,10 +190,35 @@ def api(sqlite_server: Server) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def server_starter():
-    """``start_server(tmp_dir, backend_uri, *options)`` for suites that start their own
-    servers on other stores (the caller stops them)."""
-    return start_server
+def private_database(request: pytest.FixtureRequest):
+    """``private_database(admin_url, backend)``: the URL of a new database on the
+    PostgreSQL or MariaDB server ``admin_url`` names, dropped at the end of the session;
+    a server that cannot be reached is an unavailable service."""
+    import sqlalchemy as sa
+
+    from tracklog.testing import service_unavailable
+
+    def make(admin_url: str, backend: str) -> str:
+        name = f"tracklog_e2e_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT",
+                                  connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        except Exception as exc:
+            engine.dispose()
+            service_unavailable(backend, f"{sa.make_url(admin_url).render_as_string()}: {exc}")
+
+        def drop() -> None:
+            force = " WITH (FORCE)" if backend == "postgresql" else ""
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+            engine.dispose()
+
+        request.addfinalizer(drop)
+        return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,6 @@ from starlette.testclient import TestClient
 from tracklog.config import ServerConfig
 from tracklog.plugins import hookimpl, register_plugin, unregister_plugin
 from tracklog.server import create_app, rule
-from tracklog.testing import service_unavailable
 
 MARIADB_ADMIN_URL = os.environ.get("TRACKLOG_TEST_MYSQL_URL",
                                    "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -34,26 +33,8 @@ API = "/api/2.0/mlflow"
 
 
 @pytest.fixture(scope="module")
-def mariadb_uri() -> Iterator[str]:
-    """A private MariaDB database for this module, dropped afterwards."""
-    import sqlalchemy as sa
-
-    name = f"tracklog_e2e_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                              connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except Exception as exc:
-        engine.dispose()
-        service_unavailable("mariadb", str(exc))
-    try:
-        yield sa.make_url(MARIADB_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        engine.dispose()
+def mariadb_uri(private_database) -> str:
+    return private_database(MARIADB_ADMIN_URL, "mariadb")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb", "file"])

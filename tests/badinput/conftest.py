@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-
-from tracklog.testing import service_unavailable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -27,27 +24,6 @@ from badinput_support import API, PROXY, Probe, Seed  # noqa: E402 - needs the p
 PG_ADMIN = os.environ.get("TRACKLOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN = os.environ.get("TRACKLOG_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 BACKENDS = ["sqlite", "postgresql", "mysql", "file"]
-
-
-def _private_database(admin_url: str, backend: str) -> Iterator[str]:
-    import sqlalchemy as sa
-
-    name = f"tracklog_bad_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                              connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except Exception as exc:
-        engine.dispose()
-        service_unavailable(backend, f"{sa.make_url(admin_url).render_as_string()}: {exc}")
-    try:
-        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        force = " WITH (FORCE)" if backend == "postgresql" else ""
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        engine.dispose()
 
 
 def _seed(client: httpx.Client) -> Seed:
@@ -81,7 +57,7 @@ def _seed(client: httpx.Client) -> Seed:
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def bad_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-               server_starter) -> Iterator[tuple[str, object, Path]]:
+               serve, private_database) -> Iterator[tuple[str, object, Path]]:
     backend = request.param
     # The server's directory sits deep inside a box of its own, so a path that escapes
     # it by several levels still lands where the paths test looks, and nowhere else.
@@ -92,11 +68,8 @@ def bad_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     elif backend == "file":
         uri = f"file://{tmp / 'mlruns'}"
     else:
-        admin = PG_ADMIN if backend == "postgresql" else MYSQL_ADMIN
-        databases = _private_database(admin, backend)
-        uri = next(databases)
-        request.addfinalizer(lambda: next(databases, None))
-    server = server_starter(tmp, uri)
+        uri = private_database(PG_ADMIN if backend == "postgresql" else MYSQL_ADMIN, backend)
+    server = serve(tmp, uri)
     yield backend, server, tmp
     server.stop()
 
