@@ -29,6 +29,7 @@ from tracklog.entities import (
     Metric,
     Param,
     RunTag,
+    metric_from_fields,
 )
 
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -319,7 +320,7 @@ def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> l
     out: list[Metric] = []
     append = out.append
     good_key = _good_key
-    new = tuple.__new__
+    new = metric_from_fields
     top, bottom = INT64_MAX, INT64_MIN
     known = _GOOD_KEYS
     for i, m in enumerate(raw):
@@ -336,9 +337,8 @@ def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> l
                  or not (get("model_id") or get("dataset_name") or get("dataset_digest")))
             and (key in known or good_key(key) and _remember_good(key))
         ):
-            # Metric(key, value, ts, step), built without the Python-level __new__.
-            append(new(Metric, (key, float(value), ts, 0 if step is None else step,
-                                None, None, None, None)))
+            append(new((key, float(value), ts, 0 if step is None else step,
+                        None, None, None, None)))
         else:
             append(
                 validate_metric(
