@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from itertools import islice
+from operator import attrgetter, gt
 from typing import ClassVar
 
 from tracklog import errors
@@ -51,6 +53,7 @@ from tracklog.entities import (
     TraceInfo,
     ViewType,
 )
+from tracklog.sampling import sample_min_max
 from tracklog.search.ast import Filter, OrderBy
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -212,6 +215,32 @@ class TrackingStore(abc.ABC):
     ) -> PagedList[Metric]:
         """All points of one metric ordered by timestamp, step, value. With
         ``max_results`` None: everything, no token. Unknown run or key: empty."""
+
+    def sample_metric_history(
+        self,
+        run_id: str,
+        metric_key: str,
+        max_points: int,
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> list[Metric]:
+        """At most ``max_points`` points of one metric for a chart, ordered by step then
+        timestamp: the first and the last point, and the lowest and highest value of each
+        bucket of consecutive points, so spikes survive. With ``start_step`` and
+        ``end_step``, only points whose step lies between them (inclusive).
+
+        This default reads the whole history and thins it here; a store that can pick
+        the points where they are kept overrides it (long histories then never travel
+        whole). Unknown run or key: empty."""
+        history = list(self.get_metric_history(run_id, metric_key))
+        steps = [m.step for m in history]
+        # Stores order by timestamp; steps usually rise with it, and then the order is
+        # already right (a C-level scan instead of a sort with a Python key).
+        if any(map(gt, steps, islice(steps, 1, None))):
+            history.sort(key=attrgetter("step", "timestamp"))
+        if start_step is not None and end_step is not None:
+            history = [m for m in history if start_step <= m.step <= end_step]
+        return sample_min_max(history, max_points)
 
     @abc.abstractmethod
     def search_runs(

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-from itertools import islice
-from operator import attrgetter, gt
 from typing import Any
 
 from tracklog import errors, search, validation
 from tracklog.entities import LoggedModelInput, LoggedModelOutput, RunStatus, ViewType
 from tracklog.perf import gc_paused
-from tracklog.sampling import sample_min_max
 from tracklog.server import codec
 from tracklog.server.codec import Req
 from tracklog.server.routing import RouteTable, ServerState, by_experiment, by_experiments, by_run
@@ -220,15 +217,7 @@ def get_metric_history_bulk_interval(state: ServerState, req: Req) -> dict[str, 
     finite, double = math.isfinite, codec.double
     out: list[dict[str, Any]] = []
     for run_id in dict.fromkeys(run_ids):
-        history = list(state.store.get_metric_history(run_id, key))
-        steps = [m.step for m in history]
-        # Stores order by timestamp; steps usually rise with it, and then the order
-        # is already right (a C-level scan instead of a sort with a Python key).
-        if any(map(gt, steps, islice(steps, 1, None))):
-            history.sort(key=attrgetter("step", "timestamp"))
-        if start is not None:
-            history = [m for m in history if start <= m.step <= end]
-        for m in sample_min_max(history, max_results):
+        for m in state.store.sample_metric_history(run_id, key, max_results, start, end):
             out.append({"key": m.key, "value": m.value if finite(m.value) else double(m.value),
                         "timestamp": m.timestamp, "step": m.step, "run_id": run_id})
     return {"metrics": out} if out else {}
