@@ -50,6 +50,15 @@ def plugins(as_json: bool) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
 
 
+def _builtin_commands() -> None:
+    from tracklog.migrate_cli import migrate
+
+    cli.add_command(migrate)
+
+
+_builtin_commands()
+
+
 def main() -> None:
     from tracklog.plugins import load_plugins, pm
 

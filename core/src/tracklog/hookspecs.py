@@ -159,3 +159,19 @@ def startup(app: Any, config: ServerConfig) -> None:
     All implementations are called once per worker process before it accepts requests;
     an exception stops the server with the plugin's name in the message.
     """
+
+
+# --- migration -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def migration_source(uri: str) -> Any | None:
+    """Offer to read ``uri`` as the source of ``tracklog migrate`` when it holds data in a
+    format that is not a tracklog store (an MLflow database, say).
+
+    :param uri: the source the user named.
+    :returns: a :class:`tracklog.importing.MigrationSource`, or None when this plugin does
+        not recognise ``uri`` (the source is then opened as a tracklog store).
+
+    First non-None result wins. Probe cheaply and import heavy libraries inside.
+    """

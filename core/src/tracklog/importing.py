@@ -1,0 +1,275 @@
+"""Copying tracking data between stores with ids kept: the import capability a store
+may offer, the sources a migration reads, and the migration itself.
+
+A migration walks a :class:`MigrationSource` experiment by experiment and run by run and
+writes each into an :class:`ImportStore`. Ids, names, times, statuses and lifecycle
+stages are kept, so the client's links and ``runs:/`` URIs stay valid. It is resumable:
+a run is first written with the marker tag :data:`INCOMPLETE_TAG`, its params, tags and
+full metric histories follow in batches (each write is idempotent: the same param, tag
+or point written twice is stored once), and the marker goes last. A run found complete
+in the destination is skipped; one found with the marker is written again. At the end
+each copied run is verified: counts and a checksum of its params and metric histories,
+read back from both sides.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import math
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from tracklog.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+    ViewType,
+)
+from tracklog.stores import TrackingStore
+
+#: Marks a run whose copy has begun but not finished.
+INCOMPLETE_TAG = "tracklog.migration.incomplete"
+#: Points per write: large enough for bulk inserts, small enough to keep memory flat.
+BATCH_POINTS = 10_000
+_PARAMS_TAGS_PER_BATCH = 100
+
+
+class ImportStore(abc.ABC):
+    """The capability to write records with their own ids, times and lifecycle stages.
+
+    A store offers it by inheriting this class next to :class:`TrackingStore`. Params,
+    tags and metric histories of an imported run are then written with the store's
+    usual ``log_batch``, which must accept them while the run is being imported, whatever
+    its final status and lifecycle stage."""
+
+    @abc.abstractmethod
+    def import_experiment(self, experiment: Experiment) -> bool:
+        """Create ``experiment`` with its id, name, artifact location, lifecycle stage,
+        times and tags. Returns False, changing nothing, when an experiment with this id
+        and name exists already; an existing id or name belonging to another experiment is
+        INVALID_PARAMETER_VALUE. Later experiments created normally get ids above every
+        imported one."""
+
+    @abc.abstractmethod
+    def import_run(self, info: RunInfo) -> None:
+        """Create the run described by ``info`` (its id, experiment, name, user, status,
+        times and artifact URI) in the ACTIVE stage, so its data can be logged; or, if it
+        exists, make it ACTIVE again. :meth:`finish_import` sets its final stage."""
+
+    @abc.abstractmethod
+    def finish_import(self, run_id: str, lifecycle_stage: LifecycleStage) -> None:
+        """Give an imported run its final lifecycle stage (DELETED keeps it restorable
+        and in reach of garbage collection, as a run deleted through the API)."""
+
+
+class MigrationSource(Protocol):
+    """What a migration reads. Iterators may stream from the source; nothing requires the
+    whole source in memory."""
+
+    def describe(self) -> str: ...
+
+    def experiments(self) -> Iterator[Experiment]: ...
+
+    def runs(self, experiment_id: str) -> Iterator[Run]:
+        """Every run of the experiment (deleted ones too), with params, tags and latest
+        metrics; histories come from :meth:`history`."""
+        ...
+
+    def history(self, run_id: str, key: str) -> Iterable[Metric]: ...
+
+    def close(self) -> None: ...
+
+
+class StoreSource:
+    """Any tracklog store, read through the store contract."""
+
+    def __init__(self, store: TrackingStore, uri: str) -> None:
+        self.store, self.uri = store, uri
+
+    def describe(self) -> str:
+        return self.uri
+
+    def experiments(self) -> Iterator[Experiment]:
+        yield from _pages(lambda token: self.store.search_experiments(
+            ViewType.ALL, max_results=1000, page_token=token))
+
+    def runs(self, experiment_id: str) -> Iterator[Run]:
+        yield from _pages(lambda token: self.store.search_runs(
+            [experiment_id], run_view_type=ViewType.ALL, max_results=1000, page_token=token))
+
+    def history(self, run_id: str, key: str) -> Iterable[Metric]:
+        return self.store.get_metric_history(run_id, key)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _pages(fetch: Callable[[str | None], PagedList]) -> Iterator:
+    token = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+@dataclass
+class Report:
+    """What a migration did (or, with ``dry_run``, would do)."""
+
+    experiments: int = 0
+    experiments_skipped: int = 0
+    runs: int = 0
+    runs_skipped: int = 0
+    params: int = 0
+    tags: int = 0
+    points: int = 0
+    mismatches: list[str] = field(default_factory=list)
+
+
+def migrate(
+    source: MigrationSource,
+    dest: TrackingStore,
+    dry_run: bool = False,
+    verify: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+    new_experiment_ids: bool = False,
+) -> Report:
+    """Copy everything ``source`` holds into ``dest`` (see the module docstring).
+
+    With ``new_experiment_ids``, experiments are created in ``dest`` as new ones (found
+    again by name when resuming) and their runs moved under the new ids; run ids are
+    kept either way."""
+    if not dry_run and not isinstance(dest, ImportStore):
+        from tracklog import errors
+
+        raise errors.invalid(
+            f"The destination store ({type(dest).__name__}) cannot import records with "
+            f"their ids"
+        )
+    report = Report()
+    for exp in source.experiments():
+        target = exp.experiment_id
+        if dry_run:
+            report.experiments += 1
+        elif new_experiment_ids:
+            target, created = _recreate_experiment(dest, exp)
+            report.experiments += created
+            report.experiments_skipped += not created
+        elif dest.import_experiment(exp):  # type: ignore[attr-defined]
+            report.experiments += 1
+        else:
+            report.experiments_skipped += 1
+        for run in source.runs(exp.experiment_id):
+            if not dry_run and _complete(dest, run.info.run_id):
+                report.runs_skipped += 1
+                continue
+            if target != run.info.experiment_id:
+                run = replace(run, info=replace(run.info, experiment_id=target))
+            _copy_run(source, dest, run, report, dry_run)
+            report.runs += 1
+            progress(f"{report.runs} runs, {report.points:,} points")
+            if verify and not dry_run:
+                mismatch = _verify(source, dest, run)
+                if mismatch:
+                    report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
+    return report
+
+
+def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, bool]:
+    """(id in ``dest``, whether it was created now) of a source experiment given a new
+    id; one with the same name (an earlier, interrupted run) is reused."""
+    from tracklog.entities import ExperimentTag
+
+    found = dest.get_experiment_by_name(exp.name)
+    if found is not None:
+        return found.experiment_id, False
+    new_id = dest.create_experiment(
+        exp.name, exp.artifact_location or None,
+        [ExperimentTag(k, v) for k, v in exp.tags.items()])
+    if exp.lifecycle_stage == LifecycleStage.DELETED:
+        dest.delete_experiment(new_id)
+    return new_id, True
+
+
+def _complete(dest: TrackingStore, run_id: str) -> bool:
+    from tracklog.errors import TracklogError
+
+    try:
+        return INCOMPLETE_TAG not in dest.get_run(run_id).data.tags
+    except TracklogError as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+
+
+def _copy_run(source: MigrationSource, dest, run: Run, report: Report, dry_run: bool) -> None:
+    run_id = run.info.run_id
+    params = [Param(k, v) for k, v in sorted(run.data.params.items())]
+    tags = [RunTag(k, v) for k, v in sorted(run.data.tags.items())]
+    report.params += len(params)
+    report.tags += len(tags)
+    if not dry_run:
+        dest.import_run(run.info)
+        dest.log_batch(run_id, tags=[RunTag(INCOMPLETE_TAG, "true")])
+        for i in range(0, max(len(params), len(tags)), _PARAMS_TAGS_PER_BATCH):
+            dest.log_batch(run_id, params=params[i:i + _PARAMS_TAGS_PER_BATCH],
+                           tags=tags[i:i + _PARAMS_TAGS_PER_BATCH])
+    for key in sorted(run.data.metrics):
+        batch: list[Metric] = []
+        for point in source.history(run_id, key):
+            batch.append(point)
+            if len(batch) >= BATCH_POINTS:
+                report.points += len(batch)
+                if not dry_run:
+                    dest.log_batch(run_id, metrics=batch)
+                batch = []
+        report.points += len(batch)
+        if batch and not dry_run:
+            dest.log_batch(run_id, metrics=batch)
+    if not dry_run:
+        dest.delete_tag(run_id, INCOMPLETE_TAG)
+        dest.finish_import(run_id, run.info.lifecycle_stage)
+
+
+def checksum(params: dict[str, str], histories: dict[str, Iterable[Metric]]) -> str:
+    """A digest of a run's params and full metric histories, independent of order and
+    of how a store spells NaN."""
+    h = hashlib.sha256()
+    for key in sorted(params):
+        h.update(f"p\0{key}\0{params[key]}\0".encode())
+    for key in sorted(histories):
+        points = sorted(
+            (p.timestamp, p.step, "nan" if math.isnan(p.value) else struct.pack("<d", p.value))
+            for p in histories[key]
+        )
+        h.update(f"m\0{key}\0".encode())
+        for ts, step, value in points:
+            h.update(struct.pack("<qq", ts, step))
+            h.update(value if isinstance(value, bytes) else value.encode())
+    return h.hexdigest()
+
+
+def _verify(source: MigrationSource, dest: TrackingStore, run: Run) -> str | None:
+    copied = dest.get_run(run.info.run_id)
+    if copied.info.lifecycle_stage != run.info.lifecycle_stage:
+        return f"lifecycle stage {copied.info.lifecycle_stage} != {run.info.lifecycle_stage}"
+    if set(copied.data.metrics) != set(run.data.metrics):
+        return "metric keys differ"
+    tags = {k: v for k, v in copied.data.tags.items() if k != INCOMPLETE_TAG}
+    if tags != run.data.tags:
+        return "tags differ"
+    keys = sorted(run.data.metrics)
+    want = checksum(run.data.params, {k: source.history(run.info.run_id, k) for k in keys})
+    got = checksum(copied.data.params,
+                   {k: dest.get_metric_history(run.info.run_id, k) for k in keys})
+    return None if want == got else "params or metric histories differ"
