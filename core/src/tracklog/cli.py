@@ -51,8 +51,10 @@ def plugins(as_json: bool) -> None:
 
 
 def _builtin_commands() -> None:
+    from tracklog.gc_cli import gc
     from tracklog.migrate_cli import migrate
 
+    cli.add_command(gc)
     cli.add_command(migrate)
 
 

@@ -51,6 +51,7 @@ from tracklog.validation import check_int64, check_int64_column, check_no_nul
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.importing import ImportMixin
+from tracklog_store_sql.purging import PurgeMixin
 from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.sampling import SamplingMixin
 from tracklog_store_sql.schema import (
@@ -122,7 +123,7 @@ def parse_experiment_id(experiment_id: Any) -> int:
 
 
 class SqlTrackingStore(
-    SamplingMixin, ImportMixin, RegistryMixin, TrackingStore, ModelRegistryStore
+    SamplingMixin, ImportMixin, PurgeMixin, RegistryMixin, TrackingStore, ModelRegistryStore
 ):
     """A tracking store (and model registry) in a SQL database."""
 

@@ -1,0 +1,177 @@
+"""Garbage collection: permanently removing what users deleted.
+
+Runs, experiments and logged models in the deleted lifecycle stage are removed for good:
+their artifacts first, from whatever repository holds them, then their metadata. That
+order makes an interrupted collection safe to run again: what lost its artifacts but
+not its record is found and finished next time, and a record never outlives nothing.
+One item that fails is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tracklog import errors
+from tracklog.entities import Experiment, LoggedModel, RunInfo, ViewType, now_ms
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_older_than(text: str) -> int:
+    """Milliseconds from MLflow's ``1d2h3m4s`` form (any part may be left out)."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise errors.invalid(
+            f"--older-than {text!r} is not a duration like 30d, 12h, 1d2h3m4s")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000
+
+
+class PurgeStore(abc.ABC):
+    """The capability to find deleted records and remove them for good. A store offers it
+    by inheriting this class next to :class:`tracklog.stores.TrackingStore`.
+
+    ``deleted_before`` is an epoch-millisecond cutoff: only records deleted at or before
+    it (None: any deleted record). Purging an unknown id does nothing, so a collection
+    can be repeated; purging a record that is not deleted is INVALID_PARAMETER_VALUE."""
+
+    @abc.abstractmethod
+    def deleted_runs(
+        self, deleted_before: int | None, experiment_ids: Sequence[str] | None = None
+    ) -> list[RunInfo]:
+        """Runs in the deleted stage (of the given experiments only, when given)."""
+
+    @abc.abstractmethod
+    def purge_run(self, run_id: str) -> None:
+        """Remove a deleted run with its params, tags, metric histories, inputs and
+        outputs."""
+
+    @abc.abstractmethod
+    def deleted_experiments(self, deleted_before: int | None) -> list[Experiment]:
+        """Experiments in the deleted stage (their last update is when they were
+        deleted)."""
+
+    @abc.abstractmethod
+    def purge_experiment(self, experiment_id: str) -> None:
+        """Remove a deleted experiment with everything left in it: runs, datasets,
+        logged models and tags."""
+
+    @abc.abstractmethod
+    def deleted_logged_models(
+        self, deleted_before: int | None, experiment_ids: Sequence[str] | None = None
+    ) -> list[LoggedModel]:
+        """Logged models in the deleted stage (their last update is their deletion)."""
+
+    @abc.abstractmethod
+    def purge_logged_model(self, model_id: str) -> None:
+        """Remove a deleted logged model with its tags, params and metrics."""
+
+
+@dataclass
+class GcReport:
+    runs: list[str] = field(default_factory=list)
+    experiments: list[str] = field(default_factory=list)
+    logged_models: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def collect(
+    store: object,
+    delete_artifacts: Callable[[str], None],
+    older_than_ms: int = 0,
+    run_ids: Sequence[str] = (),
+    experiment_ids: Sequence[str] = (),
+    logged_model_ids: Sequence[str] = (),
+    dry_run: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> GcReport:
+    """Remove deleted records of ``store`` (a tracking store that is a
+    :class:`PurgeStore`). ``delete_artifacts(uri)`` removes everything under an artifact
+    URI. Named ids limit the collection to them; a named id that is not deleted is
+    reported as failed, never removed."""
+    if not isinstance(store, PurgeStore):
+        raise errors.invalid(
+            f"The store ({type(store).__name__}) cannot remove records permanently")
+    cutoff = now_ms() - older_than_ms
+    report = GcReport()
+    only_named = bool(run_ids or experiment_ids or logged_model_ids)
+
+    def attempt(kind: str, ident: str, artifacts: str | None, purge: Callable[[], None],
+                done: list[str]) -> None:
+        try:
+            if not dry_run:
+                if artifacts:
+                    delete_artifacts(artifacts)
+                purge()
+            done.append(ident)
+            progress(f"{kind} {ident}")
+        except Exception as exc:  # one failure is reported; the others go on
+            report.failed.append(f"{kind} {ident}: {exc}")
+
+    # Runs named, or all deleted runs (of the named experiments, when given).
+    runs: list[RunInfo] = []
+    if run_ids:
+        for rid in run_ids:
+            try:
+                info = store.get_run(rid).info  # type: ignore[attr-defined]
+            except errors.TracklogError as exc:
+                report.failed.append(f"run {rid}: {exc.message}")
+                continue
+            if info.lifecycle_stage != "deleted":
+                report.failed.append(f"run {rid}: not deleted (delete it first)")
+            else:
+                runs.append(info)
+    if not only_named or experiment_ids:
+        runs += store.deleted_runs(cutoff, list(experiment_ids) or None)
+    for info in runs:
+        attempt("run", info.run_id, info.artifact_uri,
+                lambda info=info: store.purge_run(info.run_id), report.runs)
+
+    models: list[LoggedModel] = []
+    if logged_model_ids:
+        for mid in logged_model_ids:
+            found = store.deleted_logged_models(None)
+            model = next((m for m in found if m.model_id == mid), None)
+            if model is None:
+                report.failed.append(f"logged model {mid}: not found among deleted models")
+            else:
+                models.append(model)
+    if not only_named or experiment_ids:
+        models += store.deleted_logged_models(cutoff, list(experiment_ids) or None)
+    for m in models:
+        attempt("logged model", m.model_id, m.artifact_location,
+                lambda m=m: store.purge_logged_model(m.model_id), report.logged_models)
+
+    if not only_named or experiment_ids:
+        exps = store.deleted_experiments(cutoff)
+        if experiment_ids:
+            wanted = set(experiment_ids)
+            exps = [e for e in exps if e.experiment_id in wanted]
+            for missing in sorted(wanted - {e.experiment_id for e in exps}):
+                report.failed.append(
+                    f"experiment {missing}: not deleted, or deleted after the cutoff")
+        for exp in exps:
+            # Whatever is left in it (runs deleted with it) goes with it.
+            seen = set(report.runs)
+            left = [i for i in _all_runs(store, exp.experiment_id) if i.run_id not in seen]
+            for info in left:
+                attempt("run", info.run_id, info.artifact_uri,
+                        lambda info=info: store.purge_run(info.run_id), report.runs)
+            attempt("experiment", exp.experiment_id, exp.artifact_location,
+                    lambda exp=exp: store.purge_experiment(exp.experiment_id),
+                    report.experiments)
+    return report
+
+
+def _all_runs(store, experiment_id: str) -> list[RunInfo]:
+    out, token = [], None
+    while True:
+        page = store.search_runs([experiment_id], run_view_type=ViewType.ALL,
+                                 max_results=1000, page_token=token)
+        out += [r.info for r in page]
+        token = page.token
+        if not token:
+            return out

@@ -1,0 +1,129 @@
+"""`tracklog gc` against a running server's SQLite and PostgreSQL stores, with artifacts
+on local disk: deleted runs, experiments and logged models go for good with their
+artifacts, live ones stay, and a run whose artifacts cannot be removed is reported,
+left whole, and removed by the next run once it can be."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
+
+
+def _gc(uri: str, dest: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([TRACKLOG, "gc", "--backend-store-uri", uri,
+                           "--artifacts-destination", str(dest), *extra],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _run_with_artifact(client: MlflowClient, exp: str, tmp: Path, name: str) -> str:
+    run = client.create_run(exp, run_name=name)
+    rid = run.info.run_id
+    f = tmp / f"{name}.txt"
+    f.write_text(name)
+    client.log_artifact(rid, str(f), "files")
+    client.log_metric(rid, "loss", 0.5, step=1)
+    client.log_param(rid, "p", name)
+    client.set_terminated(rid)
+    return rid
+
+
+def _immutable(path: Path, on: bool) -> None:
+    subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_uri(request, tmp_path, private_database):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/gc.db"
+    return private_database("postgresql://postgres@127.0.0.1:5432/test", "postgresql")
+
+
+def test_gc_removes_deleted_records_and_resumes_after_a_failure(tmp_path, serve, store_uri,
+                                                                  monkeypatch):
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is needed to make a file impossible to delete")
+    server = serve(tmp_path, store_uri)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        client = MlflowClient(server.url)
+        keep = client.create_experiment("keep")
+        kept = _run_with_artifact(client, keep, tmp_path, "kept")
+        stuck = _run_with_artifact(client, keep, tmp_path, "stuck")
+        client.delete_run(stuck)
+        gone_exp = client.create_experiment("gone")
+        in_gone = _run_with_artifact(client, gone_exp, tmp_path, "in-gone")
+        model = client.create_logged_model(keep, name="m")
+        client.delete_logged_model(model.model_id)
+        client.delete_experiment(gone_exp)
+        dest = server.artifacts
+        stuck_file = dest / keep / stuck / "artifacts" / "files" / "stuck.txt"
+        assert stuck_file.exists() and (dest / gone_exp / in_gone).exists()
+
+        dry = _gc(store_uri, dest, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert f"would remove run {stuck}" in dry.stdout
+        assert f"would remove experiment {gone_exp}" in dry.stdout
+        assert f"would remove logged model {model.model_id}" in dry.stdout
+        young = _gc(store_uri, dest, "--older-than", "1d")
+        assert "removed 0 runs, 0 logged models, 0 experiments" in young.stdout
+        assert client.get_run(stuck).info.lifecycle_stage == "deleted"
+
+        _immutable(stuck_file, True)
+        try:
+            first = _gc(store_uri, dest)
+        finally:
+            _immutable(stuck_file, False)
+        assert first.returncode == 1
+        assert f"failed: run {stuck}" in first.stderr
+        assert "removed 1 runs, 1 logged models, 1 experiments" in first.stdout
+        assert client.get_run(stuck).info.lifecycle_stage == "deleted"  # record kept
+        for gone_id in (in_gone,):
+            with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST|not found"):
+                client.get_run(gone_id)
+        with pytest.raises(MlflowException):
+            client.get_experiment(gone_exp)
+        assert not (dest / gone_exp).exists()
+
+        second = _gc(store_uri, dest)
+        assert second.returncode == 0, second.stderr
+        assert "removed 1 runs" in second.stdout
+        with pytest.raises(MlflowException):
+            client.get_run(stuck)
+        assert not (dest / keep / stuck).exists()
+
+        # The live run is untouched, data and artifacts.
+        run = client.get_run(kept)
+        assert run.data.params == {"p": "kept"} and run.data.metrics == {"loss": 0.5}
+        assert [f.path for f in client.list_artifacts(kept, "files")] == ["files/kept.txt"]
+        assert client.get_experiment(keep).lifecycle_stage == "active"
+        again = _gc(store_uri, dest)
+        assert "removed 0 runs, 0 logged models, 0 experiments" in again.stdout
+    finally:
+        server.stop()
+        mlflow.set_tracking_uri(None)
+
+
+def test_gc_names_what_it_cannot_take(tmp_path, serve):
+    uri = f"sqlite:///{tmp_path}/gc.db"
+    server = serve(tmp_path, uri)
+    try:
+        client = MlflowClient(server.url)
+        live = client.create_run("0").info.run_id
+    finally:
+        server.stop()
+    out = _gc(uri, server.artifacts, "--run-ids", f"{live},nosuchrun")
+    assert out.returncode == 1
+    assert f"failed: run {live}: not deleted" in out.stderr
+    assert "failed: run nosuchrun" in out.stderr
+    bad = _gc(uri, server.artifacts, "--older-than", "3 weeks")
+    assert bad.returncode != 0 and "not a duration" in bad.stderr
