@@ -13,6 +13,7 @@ from .inputs import InputTests
 from .lifecycle import LifecycleTests
 from .log_batch import LogBatchTests
 from .logged_models import LoggedModelTests
+from .maintenance import ImportTests, PurgeTests
 from .metrics import MetricTests
 from .pagination import PaginationTests
 from .params import ParamTests
@@ -36,6 +37,8 @@ TOPIC_CLASSES = (
     RegistryTests,
     ConcurrencyTests,
     BoundsTests,
+    ImportTests,
+    PurgeTests,
 )
 
 
@@ -147,6 +150,14 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         naming the field: start/end times, metric timestamps and steps outside int64
         (the extremes of int64 round-trip), page tokens with offsets past int64 or
         below zero, text holding NUL (U+0000); an id or a name with NUL finds nothing.
+    ``ImportTests`` (a store that is a :class:`tracklog.importing.ImportStore`)
+        experiments and runs imported with their ids, times, statuses and lifecycle
+        stages; importing again is a no-op or reopens the run; clashing ids and names
+        are INVALID_PARAMETER_VALUE; new experiments never collide with imported ids.
+    ``PurgeTests`` (a store that is a :class:`tracklog.gc.PurgeStore`)
+        deleted runs, experiments and logged models found (with the deletion cutoff) and
+        removed for good with everything in them, neighbours untouched; live records
+        refused with INVALID_PARAMETER_VALUE; purging twice is a no-op.
 
     Filters and order-bys are written as strings and parsed with :mod:`tracklog.search`,
     exactly as the server does, so a store only ever sees the AST of

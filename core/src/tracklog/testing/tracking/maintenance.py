@@ -1,0 +1,151 @@
+"""Kit sections for the maintenance capabilities: :class:`tracklog.importing.ImportStore`
+(``tracklog migrate``) and :class:`tracklog.gc.PurgeStore` (``tracklog gc``). A store
+without the capability skips its section with the reason."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tracklog.entities import Experiment, LifecycleStage, RunInfo, RunStatus
+from tracklog.errors import ErrorCode
+from tracklog.gc import PurgeStore
+from tracklog.importing import ImportStore
+
+from ._base import KitBase, error_code, metric, new_experiment, new_run, params, tags, unique
+
+
+def _need(store, capability: type) -> None:
+    if not isinstance(store, capability):
+        pytest.skip(f"store does not declare {capability.__name__}")
+
+
+class ImportTests(KitBase):
+    """Records written with their own ids, times and lifecycle stages."""
+
+    def _experiment(self, eid: str = "77") -> Experiment:
+        return Experiment(eid, unique("imported"), f"/elsewhere/{eid}",
+                          LifecycleStage.ACTIVE, {"team": "a"}, 1_600_000_000_000,
+                          1_600_000_000_500)
+
+    def test_import_keeps_ids_times_and_stages(self, store):
+        _need(store, ImportStore)
+        exp = self._experiment()
+        assert store.import_experiment(exp) is True
+        got = store.get_experiment("77")
+        assert (got.name, got.artifact_location, got.tags) == (exp.name,
+                                                                exp.artifact_location,
+                                                                exp.tags)
+        assert got.creation_time == exp.creation_time
+        info = RunInfo("ab" * 16, "77", "old-run", "ana", RunStatus.FAILED,
+                       1_600_000_001_000, 1_600_000_002_000, "/elsewhere/77/run/artifacts")
+        store.import_run(info)
+        store.log_batch(info.run_id, metrics=[metric("loss", 0.5, 1_600_000_001_500, 3)],
+                        params=params(lr="0.1"), tags=tags(k="v"))
+        store.finish_import(info.run_id, LifecycleStage.DELETED)
+        run = store.get_run(info.run_id)
+        assert dataclasses.replace(run.info, lifecycle_stage=LifecycleStage.ACTIVE,
+                                   run_name="old-run") == info
+        assert run.info.lifecycle_stage == LifecycleStage.DELETED
+        assert run.data.params == {"lr": "0.1"} and run.data.tags["k"] == "v"
+        assert [p.step for p in store.get_metric_history(info.run_id, "loss")] == [3]
+        # New experiments never collide with imported ids.
+        fresh = new_experiment(store)
+        assert fresh != "77"
+        assert store.get_experiment("77").name == exp.name
+
+    def test_import_is_repeatable_and_conflicts_are_refused(self, store):
+        _need(store, ImportStore)
+        exp = self._experiment("78")
+        assert store.import_experiment(exp) is True
+        assert store.import_experiment(exp) is False
+        clash = dataclasses.replace(exp, name=unique("other"))
+        assert error_code(lambda: store.import_experiment(clash)) \
+            == ErrorCode.INVALID_PARAMETER_VALUE
+        same_name = dataclasses.replace(exp, experiment_id="79")
+        assert error_code(lambda: store.import_experiment(same_name)) \
+            == ErrorCode.INVALID_PARAMETER_VALUE
+
+    def test_importing_a_run_again_reopens_it(self, store):
+        _need(store, ImportStore)
+        info = RunInfo("cd" * 16, "0", "again", "u", RunStatus.FINISHED, 1, 2, "/x")
+        store.import_run(info)
+        store.finish_import(info.run_id, LifecycleStage.DELETED)
+        store.import_run(info)  # a resumed migration writes the run again
+        store.log_batch(info.run_id, params=params(p="1"))
+        store.finish_import(info.run_id, LifecycleStage.ACTIVE)
+        run = store.get_run(info.run_id)
+        assert run.info.lifecycle_stage == LifecycleStage.ACTIVE
+        assert run.data.params == {"p": "1"}
+
+
+class PurgeTests(KitBase):
+    """Deleted records found and removed for good; live ones never."""
+
+    def test_purged_run_is_gone_and_its_neighbour_stays(self, store):
+        _need(store, PurgeStore)
+        exp = new_experiment(store)
+        doomed, neighbour = new_run(store, exp), new_run(store, exp)
+        for r in (doomed, neighbour):
+            store.log_batch(r.info.run_id, metrics=[metric("loss", 1.0)],
+                            params=params(p="1"), tags=tags(t="x"))
+        store.delete_run(doomed.info.run_id)
+        assert doomed.info.run_id in {i.run_id for i in store.deleted_runs(None, [exp])}
+        assert neighbour.info.run_id not in {i.run_id for i in store.deleted_runs(None)}
+        store.purge_run(doomed.info.run_id)
+        assert error_code(lambda: store.get_run(doomed.info.run_id)) \
+            == ErrorCode.RESOURCE_DOES_NOT_EXIST
+        assert list(store.get_metric_history(doomed.info.run_id, "loss")) == []
+        assert doomed.info.run_id not in {i.run_id for i in store.deleted_runs(None)}
+        store.purge_run(doomed.info.run_id)  # again: nothing to do
+        kept = store.get_run(neighbour.info.run_id)
+        assert kept.data.params == {"p": "1"} and "loss" in kept.data.metrics
+        assert len(list(store.get_metric_history(neighbour.info.run_id, "loss"))) == 1
+
+    def test_live_records_are_refused(self, store):
+        _need(store, PurgeStore)
+        run = new_run(store)
+        assert error_code(lambda: store.purge_run(run.info.run_id)) \
+            == ErrorCode.INVALID_PARAMETER_VALUE
+        assert store.get_run(run.info.run_id).info.lifecycle_stage == LifecycleStage.ACTIVE
+        exp = new_experiment(store)
+        assert error_code(lambda: store.purge_experiment(exp)) \
+            == ErrorCode.INVALID_PARAMETER_VALUE
+        assert store.get_experiment(exp).lifecycle_stage == LifecycleStage.ACTIVE
+
+    def test_cutoff_keeps_recent_deletions(self, store):
+        _need(store, PurgeStore)
+        run = new_run(store)
+        store.delete_run(run.info.run_id)
+        assert run.info.run_id not in {i.run_id for i in store.deleted_runs(0)}
+        assert run.info.run_id in {i.run_id for i in store.deleted_runs(2**62)}
+
+    def test_purged_experiment_takes_its_runs_and_frees_its_name(self, store):
+        _need(store, PurgeStore)
+        exp = new_experiment(store)
+        name = store.get_experiment(exp).name
+        run = new_run(store, exp)
+        store.log_batch(run.info.run_id, metrics=[metric("m", 2.0)])
+        model = store.create_logged_model(exp, name="m")
+        store.delete_experiment(exp)
+        assert exp in {e.experiment_id for e in store.deleted_experiments(None)}
+        store.purge_experiment(exp)
+        assert error_code(lambda: store.get_experiment(exp)) \
+            == ErrorCode.RESOURCE_DOES_NOT_EXIST
+        assert error_code(lambda: store.get_run(run.info.run_id)) \
+            == ErrorCode.RESOURCE_DOES_NOT_EXIST
+        assert error_code(lambda: store.get_logged_model(model.model_id, allow_deleted=True)) \
+            == ErrorCode.RESOURCE_DOES_NOT_EXIST
+        assert store.get_experiment_by_name(name) is None
+        store.create_experiment(name)
+
+    def test_purged_logged_model_is_gone(self, store):
+        _need(store, PurgeStore)
+        exp = new_experiment(store)
+        model = store.create_logged_model(exp, name="m")
+        store.delete_logged_model(model.model_id)
+        assert model.model_id in {m.model_id for m in store.deleted_logged_models(None)}
+        store.purge_logged_model(model.model_id)
+        assert error_code(lambda: store.get_logged_model(model.model_id, allow_deleted=True)) \
+            == ErrorCode.RESOURCE_DOES_NOT_EXIST

@@ -1,0 +1,108 @@
+"""The kit's import and purge sections can fail: each mutant breaks one rule of the real
+SQL store's capability, and the kit test for that rule passes on the real store and fails
+on the mutant (as the core's tracking-kit mutants do)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tracklog.entities import LifecycleStage
+from tracklog.errors import TracklogError
+from tracklog.stores import TrackingStore, resolve_store
+from tracklog.testing.tracking import TrackingStoreConformance
+from tracklog_store_sql.schema import runs
+
+Mutant = Callable[[type], type]
+MUTANTS: dict[str, tuple[str, Mutant]] = {}
+
+
+def mutant(name: str, kit_test: str) -> Callable[[Mutant], Mutant]:
+    def register(fn: Mutant) -> Mutant:
+        MUTANTS[name] = (kit_test, fn)
+        return fn
+
+    return register
+
+
+@mutant("import_experiment hands out a new id", "test_import_keeps_ids_times_and_stages")
+def _new_ids(base: type) -> type:
+    class M(base):
+        def import_experiment(self, experiment):
+            self.create_experiment(experiment.name, experiment.artifact_location)
+            return True
+
+    return M
+
+
+@mutant("finish_import leaves runs active", "test_import_keeps_ids_times_and_stages")
+def _stage_ignored(base: type) -> type:
+    class M(base):
+        def finish_import(self, run_id, lifecycle_stage):
+            super().finish_import(run_id, LifecycleStage.ACTIVE)
+
+    return M
+
+
+@mutant("purge_run deletes live runs first", "test_live_records_are_refused")
+def _purges_live(base: type) -> type:
+    class M(base):
+        def purge_run(self, run_id):
+            if self.get_run(run_id).info.lifecycle_stage == LifecycleStage.ACTIVE:
+                self.delete_run(run_id)
+            super().purge_run(run_id)
+
+    return M
+
+
+@mutant("deleted_runs ignores the cutoff", "test_cutoff_keeps_recent_deletions")
+def _no_cutoff(base: type) -> type:
+    class M(base):
+        def deleted_runs(self, deleted_before, experiment_ids=None):
+            return super().deleted_runs(None, experiment_ids)
+
+    return M
+
+
+@mutant("purge_experiment leaves its runs",
+        "test_purged_experiment_takes_its_runs_and_frees_its_name")
+def _runs_left(base: type) -> type:
+    class M(base):
+        def purge_experiment(self, experiment_id):
+            # Hides the experiment's runs in the Default experiment instead of removing
+            # them, so the experiment row itself can go.
+            with self.db.write() as conn:
+                conn.execute(runs.update().where(runs.c.experiment_id == int(experiment_id))
+                             .values(experiment_id=0))
+            super().purge_experiment(experiment_id)
+
+    return M
+
+
+def _sqlite_store(tmp_path) -> TrackingStore:
+    try:
+        return resolve_store(f"sqlite:///{tmp_path}/kit.db", str(tmp_path / "artifacts"))
+    except TracklogError as exc:
+        pytest.skip(f"no installed plugin provides sqlite:// stores: {exc.message}")
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_kit_catches_mutant(name: str, tmp_path) -> None:
+    kit_test, make = MUTANTS[name]
+    kit = TrackingStoreConformance()
+    real = _sqlite_store(tmp_path / "real")
+    try:
+        getattr(kit, kit_test)(real)
+    finally:
+        real.close()
+    broken = _sqlite_store(tmp_path / "mutant")
+    broken.__class__ = make(type(broken))
+    try:
+        getattr(kit, kit_test)(broken)
+    except (Exception, pytest.fail.Exception) as exc:
+        assert not isinstance(exc, pytest.skip.Exception)
+    else:
+        pytest.fail(f"{kit_test} passed against a store whose {name}")
+    finally:
+        broken.close()
