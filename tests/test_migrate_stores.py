@@ -53,3 +53,35 @@ def test_file_store_into_sqlite(tmp_path):
     finally:
         dst.close()
         src.close()
+
+
+def test_from_a_tracking_server_over_http(tmp_path, serve):
+    from mlflow.tracking import MlflowClient
+
+    server = serve(tmp_path, f"sqlite:///{tmp_path}/served.db")
+    try:
+        client = MlflowClient(server.url)
+        exp = client.create_experiment("remote", tags={"k": "v"})
+        rid = client.create_run(exp, run_name="r").info.run_id
+        client.log_batch(rid, metrics=[
+            __import__("mlflow").entities.Metric("loss", float(s), 1000 + s, s)
+            for s in range(30_000 // 30)])
+        client.log_param(rid, "p", "x")
+        client.log_metric(rid, "nan", math.nan)
+        client.delete_run(client.create_run(exp, run_name="d").info.run_id)
+        dst_uri = f"sqlite:///{tmp_path}/copy.db"
+        done = _migrate(server.url, dst_uri)
+        assert done.returncode == 0, done.stderr
+        assert "tracking server" in done.stderr
+        assert "copied 1 experiments, 2 runs" in done.stdout and "verified 2 runs" in done.stdout
+        dst = resolve_store(dst_uri, None)
+        try:
+            got = dst.get_run(rid)
+            assert got.data.params == {"p": "x"}
+            assert len(list(dst.get_metric_history(rid, "loss"))) == 1000
+            assert math.isnan(got.data.metrics["nan"].value)
+            assert dst.get_experiment(exp).tags["k"] == "v"
+        finally:
+            dst.close()
+    finally:
+        server.stop()

@@ -273,3 +273,94 @@ def _verify(source: MigrationSource, dest: TrackingStore, run: Run) -> str | Non
     got = checksum(copied.data.params,
                    {k: dest.get_metric_history(run.info.run_id, k) for k in keys})
     return None if want == got else "params or metric histories differ"
+
+
+class RestSource:
+    """An MLflow-protocol tracking server (MLflow itself, or tracklog) read over its REST
+    API: experiments and runs searched page by page, histories fetched in pages."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url + "/api/2.0/mlflow", headers=headers,
+                                 timeout=300)
+
+    def describe(self) -> str:
+        return f"tracking server {self.url}"
+
+    def _call(self, method: str, path: str, **kw) -> dict:
+        from tracklog import errors
+
+        r = self.http.request(method, path, **kw)
+        if r.status_code != 200:
+            raise errors.invalid(f"{self.url} answered {r.status_code} to {path}: "
+                                 f"{r.text[:300]}")
+        return r.json()
+
+    def _search(self, path: str, body: dict, key: str) -> Iterator[dict]:
+        token = None
+        while True:
+            page = self._call("POST", path, json={**body, **({"page_token": token}
+                                                             if token else {})})
+            yield from page.get(key, [])
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+    def experiments(self) -> Iterator[Experiment]:
+        for e in self._search("/experiments/search",
+                              {"max_results": 1000, "view_type": "ALL"}, "experiments"):
+            yield Experiment(
+                e["experiment_id"], e["name"], e.get("artifact_location", ""),
+                LifecycleStage(e.get("lifecycle_stage", "active")),
+                {t["key"]: t.get("value", "") for t in e.get("tags", [])},
+                _int(e.get("creation_time")), _int(e.get("last_update_time")))
+
+    def runs(self, experiment_id: str) -> Iterator[Run]:
+        from tracklog.entities import RunData, RunStatus
+
+        body = {"experiment_ids": [experiment_id], "run_view_type": "ALL", "max_results": 1000}
+        for r in self._search("/runs/search", body, "runs"):
+            info, data = r["info"], r.get("data", {})
+            metrics = {}
+            for m in data.get("metrics", []):
+                metrics[m["key"]] = Metric(m["key"], _float(m.get("value")),
+                                           _int(m.get("timestamp")) or 0,
+                                           _int(m.get("step")) or 0)
+            yield Run(
+                RunInfo(info["run_id"], info["experiment_id"], info.get("run_name", ""),
+                        info.get("user_id", ""), RunStatus(info.get("status", "RUNNING")),
+                        _int(info.get("start_time")), _int(info.get("end_time")),
+                        info.get("artifact_uri", ""),
+                        LifecycleStage(info.get("lifecycle_stage", "active"))),
+                RunData(metrics,
+                        {p["key"]: p.get("value", "") for p in data.get("params", [])},
+                        {t["key"]: t.get("value", "") for t in data.get("tags", [])}))
+
+    def history(self, run_id: str, key: str) -> Iterable[Metric]:
+        token = None
+        while True:
+            query = {"run_id": run_id, "metric_key": key, "max_results": 25_000}
+            if token:
+                query["page_token"] = token
+            page = self._call("GET", "/metrics/get-history", params=query)
+            for m in page.get("metrics", []):
+                yield Metric(key, _float(m.get("value")), _int(m.get("timestamp")) or 0,
+                             _int(m.get("step")) or 0)
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def _float(value: object) -> float:
+    # The protocol writes non-finite doubles as strings ("NaN", "Infinity").
+    return float(value) if value is not None else 0.0  # type: ignore[arg-type]

@@ -25,16 +25,25 @@ def migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
     """Copy experiments, runs, params, tags and full metric histories from SOURCE to
     DESTINATION, keeping ids, names, times and lifecycle stages.
 
-    SOURCE is any store URI tracklog can open, or an MLflow tracking database
-    (sqlite:///mlflow.db, postgresql://…), which is only read. Interrupted, it resumes:
-    complete runs are skipped and an unfinished one is written again."""
+    SOURCE is any store URI tracklog can open, an MLflow tracking database
+    (sqlite:///mlflow.db, postgresql://…), which is only read, or an MLflow-protocol
+    server (http://host:5000; MLFLOW_TRACKING_TOKEN is sent as a bearer token).
+    Interrupted, it resumes: complete runs are skipped and an unfinished one is written
+    again."""
     from tracklog.importing import StoreSource
     from tracklog.importing import migrate as run_migration
     from tracklog.plugins import load_plugins, pm
     from tracklog.stores import resolve_store
 
     load_plugins()
-    src = pm.hook.migration_source(uri=source)
+    if source.startswith(("http://", "https://")):
+        import os
+
+        from tracklog.importing import RestSource
+
+        src = RestSource(source, os.environ.get("MLFLOW_TRACKING_TOKEN"))
+    else:
+        src = pm.hook.migration_source(uri=source)
     if src is None:
         src = StoreSource(resolve_store(source, None), source)
     dest = resolve_store(destination, artifact_root)
