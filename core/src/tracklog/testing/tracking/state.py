@@ -95,6 +95,7 @@ def _view(store: TrackingStore, ids: dict[str, Any]) -> dict[str, Any]:
         seen["registered"] = store.get_registered_model(name)
         seen["version"] = store.get_model_version(name, "1")
         seen["by_alias"] = store.get_model_version_by_alias(name, "champion")
+        seen["latest"] = store.get_latest_versions(name)
     return seen
 
 
@@ -186,7 +187,8 @@ def _scribble(seen: dict[str, Any]) -> None:
             mv.tags["scribbled"] = "x"
             mv.aliases.clear()
         rm.latest_versions.clear()
-        for key in ("version", "by_alias"):
-            seen[key].tags["scribbled"] = "x"
-            seen[key].aliases.clear()
-            seen[key].run_id = "scribbled"
+        for mv in (seen["version"], seen["by_alias"], *seen["latest"]):
+            mv.tags["scribbled"] = "x"
+            mv.aliases.clear()
+            mv.run_id = "scribbled"
+        seen["latest"].clear()
