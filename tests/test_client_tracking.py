@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 
+import httpx
 import mlflow
 import pytest
 from mlflow.entities import Metric, Param, RunTag, ViewType
@@ -157,6 +158,26 @@ def test_search_runs_filters_and_order(client, experiment_id):
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+def test_metric_order_and_filters_with_nan(client, experiment_id):
+    """As MLflow: sorting by a metric puts its numbers first, then NaN, then the runs
+    without the metric, in both directions; NaN fails > and < but satisfies !=."""
+    for name, value in [("low", 1.0), ("nan", math.nan), ("none", None), ("high", 2.0)]:
+        with mlflow.start_run(run_name=name):
+            if value is not None:
+                mlflow.log_metric("m", value)
+    exp = [experiment_id]
+
+    def names(filter_string: str = "", order_by=None) -> list[str]:
+        return [r.info.run_name for r in client.search_runs(exp, filter_string,
+                                                            order_by=order_by)]
+
+    assert names(order_by=["metrics.m ASC"]) == ["low", "high", "nan", "none"]
+    assert names(order_by=["metrics.m DESC"]) == ["high", "low", "nan", "none"]
+    assert sorted(names("metrics.m != 1")) == ["high", "nan"]
+    assert sorted(names("metrics.m > 0")) == ["high", "low"]
+    assert names("metrics.m < 1") == []
+
+
 def test_search_pagination_over_250_runs(client, experiment_id):
     now = int(time.time() * 1000)
     for i in range(250):
@@ -281,6 +302,40 @@ def test_pyfunc_log_register_and_load(client, experiment_id):
     assert client.get_model_version_by_alias(name, "champion").version == "2"
     tags = client.get_logged_model(info.model_id).tags
     assert name in tags.get("mlflow.modelVersions", "")
+
+
+def test_versions_from_logged_models_name_their_run(client, experiment_id):
+    """A version registered from a logged model (``models:/m-...``) carries the run that
+    logged the model, as MLflow fills it in: through ``log_model(registered_model_name=)``
+    and through ``register_model``."""
+    name = f"model-{uuid.uuid4().hex[:8]}"
+    with mlflow.start_run() as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Doubler(),
+                                       pip_requirements=[], registered_model_name=name)
+    run_id = run.info.run_id
+    assert info.model_uri == f"models:/{info.model_id}"
+    first = client.get_model_version(name, "1")
+    assert (first.run_id, first.source) == (run_id, info.model_uri)
+    second = mlflow.register_model(info.model_uri, name)
+    assert second.run_id == run_id
+    assert client.get_model_version(name, "2").run_id == run_id
+    found = client.search_model_versions(f"run_id = '{run_id}'")
+    assert sorted(v.version for v in found) == ["1", "2"]
+
+
+def test_unknown_alias_is_a_bad_parameter(client, server):
+    """As MLflow: an alias the model lacks is INVALID_PARAMETER_VALUE (HTTP 400); an
+    unknown model stays RESOURCE_DOES_NOT_EXIST (HTTP 404)."""
+    name = f"model-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    with pytest.raises(MlflowException) as info:
+        client.get_model_version_by_alias(name, "nope")
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+    url = f"{server.url}/api/2.0/mlflow/registered-models/alias"
+    answer = httpx.get(url, params={"name": name, "alias": "nope"})
+    assert (answer.status_code, answer.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    answer = httpx.get(url, params={"name": f"{name}-missing", "alias": "nope"})
+    assert (answer.status_code, answer.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
 def test_error_codes_the_client_branches_on(client, experiment_id):

@@ -302,7 +302,9 @@ def test_registry_and_logged_model_error_statuses(api, registered, run_id):
          400, "INVALID_PARAMETER_VALUE"),
         ("POST", "registered-models/alias", {"name": name, "alias": "v2", "version": "1"},
          400, "INVALID_PARAMETER_VALUE"),
-        ("GET", "registered-models/alias", {"name": name, "alias": "none"}, 404,
+        ("GET", "registered-models/alias", {"name": name, "alias": "none"}, 400,
+         "INVALID_PARAMETER_VALUE"),
+        ("GET", "registered-models/alias", {"name": "missing-model", "alias": "none"}, 404,
          "RESOURCE_DOES_NOT_EXIST"),
         ("POST", "model-versions/transition-stage",
          {"name": name, "version": "1", "stage": "Bogus", "archive_existing_versions": False},
@@ -354,3 +356,33 @@ def test_registry_round_trip_encoding(api, registered):
                        json={"name": name}).status_code == 200
     r = api.get(f"{API}/registered-models/get", params={"name": name})
     assert r.status_code == 404
+
+
+def test_model_version_run_comes_from_its_logged_model(api, run_id):
+    """As MLflow: without a run_id, a version takes the run that logged its model (named
+    by ``model_id`` or by a ``models:/<model_id>`` source); a given run_id is kept, and an
+    unknown model leaves the run empty."""
+    exp = api.get(f"{API}/runs/get", params={"run_id": run_id}).json()["run"]["info"][
+        "experiment_id"]
+    created = api.post(f"{API}/logged-models", json={"experiment_id": exp,
+                                                     "source_run_id": run_id})
+    model_id = created.json()["model"]["info"]["model_id"]
+    name = f"lineage-{uuid.uuid4().hex[:8]}"
+    assert api.post(f"{API}/registered-models/create", json={"name": name}).status_code == 200
+    other_run = api.post(f"{API}/runs/create", json={"experiment_id": exp}).json()["run"][
+        "info"]["run_id"]
+    cases = [
+        ({"source": f"models:/{model_id}"}, run_id),
+        ({"source": "s3://bucket/model", "model_id": model_id}, run_id),
+        ({"source": f"models:/{model_id}", "run_id": other_run}, other_run),
+        ({"source": f"models:/m-{'0' * 32}"}, ""),
+        ({"source": "s3://bucket/model"}, ""),
+    ]
+    for body, expected in cases:
+        answer = api.post(f"{API}/model-versions/create", json={"name": name, **body})
+        assert answer.status_code == 200, answer.text
+        version = answer.json()["model_version"]
+        assert version["run_id"] == expected, body
+        got = api.get(f"{API}/model-versions/get",
+                      params={"name": name, "version": version["version"]})
+        assert got.json()["model_version"]["run_id"] == expected, body

@@ -82,6 +82,19 @@ BROKEN = {
         """,
         ["test_second_repository_sees_writes"],
     ),
+    "reads_its_own_writes_from_memory": (
+        """
+        def _write(self, path, stream):
+            data = stream.read()
+            self.__dict__.setdefault("written", {})[path] = data
+            super()._write(path, io.BytesIO(data))
+
+        def _open(self, path):
+            data = self.__dict__.get("written", {}).get(path)
+            return io.BytesIO(data) if data is not None else super()._open(path)
+        """,
+        ["test_second_repository_sees_writes"],
+    ),
     "lists_one_page": (
         """
         def _list(self, path):

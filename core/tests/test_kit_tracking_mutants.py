@@ -8,6 +8,7 @@ plugin these tests skip.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import time
@@ -426,6 +427,135 @@ def _stripped_nul(base: type) -> type:
     return M
 
 
+@mutant("tags kept in the store object, never written", "test_reopened_store_sees_everything")
+def _unwritten_tags(base: type) -> type:
+    # A write-back cache that is never flushed: this store object sees its tags, no other.
+    class M(base):
+        def set_tag(self, run_id, tag):
+            self.__dict__.setdefault("pending", {}).setdefault(run_id, {})[tag.key] = tag.value
+
+        def get_run(self, run_id):
+            run = super().get_run(run_id)
+            run.data.tags.update(self.__dict__.get("pending", {}).get(run_id, {}))
+            return run
+
+    return M
+
+
+@mutant("get_run hands out its cached runs", "test_returned_entities_are_snapshots")
+def _shared_runs(base: type) -> type:
+    class M(base):
+        def get_run(self, run_id):
+            cache = self.__dict__.setdefault("runs", {})
+            if run_id not in cache:
+                cache[run_id] = super().get_run(run_id)
+            return cache[run_id]
+
+    return M
+
+
+@mutant("get_registered_model hands out its cached models",
+        "test_returned_entities_are_snapshots")
+def _shared_registered_models(base: type) -> type:
+    class M(base):
+        def get_registered_model(self, name):
+            cache = self.__dict__.setdefault("models", {})
+            if name not in cache:
+                cache[name] = super().get_registered_model(name)
+            return cache[name]
+
+    return M
+
+
+@mutant("batches overlapping another are dropped", "test_concurrent_batches")
+def _overlapping_batches_dropped(base: type) -> type:
+    # What a store sharing one unguarded connection between threads can do: a batch that
+    # runs while another is in flight is silently lost.
+    busy = threading.Lock()
+
+    class M(base):
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            if not busy.acquire(blocking=False):
+                return
+            try:
+                time.sleep(0.002)  # long enough for the other threads to overlap it
+                super().log_batch(run_id, metrics, params, tags)
+            finally:
+                busy.release()
+
+    return M
+
+
+@mutant("NaN points never de-duplicated", "test_nan_duplicates_stored_once")
+def _nan_kept_twice(base: type) -> type:
+    # As a store comparing stored values with = would do: NaN = NaN is false, so every
+    # NaN point logged again is stored again.
+    class M(base):
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            logged = self.__dict__.setdefault("nans", [])
+            logged += [(run_id, m) for m in metrics if math.isnan(m.value)]
+            super().log_batch(run_id, metrics, params, tags)
+
+        def log_metric(self, run_id, metric):
+            self.log_batch(run_id, metrics=[metric])
+
+        def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
+            page = super().get_metric_history(run_id, metric_key, max_results, page_token)
+            out = []
+            for m in page:
+                same = [n for r, n in self.__dict__.get("nans", ()) if r == run_id
+                        and (n.key, n.timestamp, n.step) == (m.key, m.timestamp, m.step)]
+                out += [m] * (len(same) if math.isnan(m.value) and same else 1)
+            return PagedList(out, page.token)
+
+    return M
+
+
+@mutant("NaN metrics sort after the runs without them", "test_order_by_truth_table")
+def _nan_with_missing(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), run_view_type=ViewType.ACTIVE_ONLY,
+                        max_results=1000, order_by=(), page_token=None):
+            page = super().search_runs(experiment_ids, filter, run_view_type, max_results,
+                                       order_by, page_token)
+            if order_by and order_by[0].ident.kind is Kind.METRIC:
+                key = order_by[0].ident.key
+
+                def rank(run):
+                    m = run.data.metrics.get(key)
+                    return 1 if m is None else 2 if math.isnan(m.value) else 0
+
+                page = PagedList(sorted(page, key=rank), page.token)
+            return page
+
+    return M
+
+
+@mutant("NaN never satisfies !=", "test_filter_metrics")
+def _nan_fails_ne(base: type) -> type:
+    class M(base):
+        def search_runs(self, experiment_ids, filter=(), *args, **kwargs):
+            page = super().search_runs(experiment_ids, filter, *args, **kwargs)
+            keys = [c.ident.key for c in filter if c.ident.kind is Kind.METRIC and c.op is Op.NE]
+            kept = [r for r in page if not any(
+                k in r.data.metrics and math.isnan(r.data.metrics[k].value) for k in keys)]
+            return PagedList(kept, page.token)
+
+    return M
+
+
+@mutant("an unknown alias is RESOURCE_DOES_NOT_EXIST", "test_aliases")
+def _alias_not_found(base: type) -> type:
+    class M(base):
+        def get_model_version_by_alias(self, name, alias):
+            try:
+                return super().get_model_version_by_alias(name, alias)
+            except TracklogError as exc:
+                raise TracklogError(exc.message, ErrorCode.RESOURCE_DOES_NOT_EXIST) from None
+
+    return M
+
+
 def _sqlite_store(tmp_path) -> TrackingStore:
     try:
         return resolve_store(f"sqlite:///{tmp_path}/kit.db", str(tmp_path / "artifacts"))
@@ -439,15 +569,27 @@ def test_kit_catches_mutant(name: str, tmp_path) -> None:
     (an assertion, a pytest.raises that did not raise, or an unexpected error)."""
     kit_test, make = MUTANTS[name]
     kit = TrackingStoreConformance()
-    real = _sqlite_store(tmp_path / "real")
+    # The kit's fixtures a test asks for besides ``store``: only ``reopen``.
+    wants_reopen = "reopen" in inspect.signature(getattr(kit, kit_test)).parameters
+
+    def opened(where, broken: bool = False) -> TrackingStore:
+        store = _sqlite_store(where)
+        if broken:
+            store.__class__ = make(type(store))
+        return store
+
+    def run(store: TrackingStore, where, broken: bool = False) -> None:
+        extra = {"reopen": lambda: opened(where, broken)} if wants_reopen else {}
+        getattr(kit, kit_test)(store, **extra)
+
+    real = opened(tmp_path / "real")
     try:
-        getattr(kit, kit_test)(real)
+        run(real, tmp_path / "real")
     finally:
         real.close()
-    broken = _sqlite_store(tmp_path / "mutant")
-    broken.__class__ = make(type(broken))
+    broken = opened(tmp_path / "mutant", broken=True)
     try:
-        getattr(kit, kit_test)(broken)
+        run(broken, tmp_path / "mutant", broken=True)
     except (Exception, pytest.fail.Exception) as exc:
         assert not isinstance(exc, pytest.skip.Exception)
     else:

@@ -107,7 +107,7 @@ RUN_TRUTH = [
     ("metrics.acc < 0", {"r4"}),
     ("metrics.acc = 0.5", {"r2"}),
     ("metrics.acc != 0.5", {"r1", "r3", "r4"}),
-    ("metrics.loss != 0.1", set()),  # r2's NaN satisfies nothing; r3, r4 lack it
+    ("metrics.loss != 0.1", {"r2"}),  # r2's NaN satisfies only !=; r3, r4 lack it
     ("metrics.loss < 1", {"r1"}),
     ("metrics.loss >= -1e9", {"r1"}),
     ("metrics.missing != 1", set()),
@@ -469,11 +469,23 @@ def test_model_version_ordering():
     assert keys(["creation_timestamp DESC"]) == ["n/1", "m/10", "m/2", "m/1"]
 
 
-def test_nan_never_matches_but_inf_does():
+def test_nan_matches_only_not_equal_but_inf_does():
+    """As MLflow: NaN fails every comparison except !=, which it satisfies."""
     runs = [_run("a", metrics={"m": math.inf}), _run("b", metrics={"m": math.nan})]
-    for flt in ["metrics.m > 1e300", "metrics.m != 0", "metrics.m >= -1e300"]:
+    for flt in ["metrics.m > 1e300", "metrics.m >= -1e300"]:
         parsed = parse_run_filter(flt)
         assert [r.info.run_id for r in runs if run_matches(r, parsed)] == ["a"]
+    parsed = parse_run_filter("metrics.m != 0")
+    assert [r.info.run_id for r in runs if run_matches(r, parsed)] == ["a", "b"]
+
+
+def test_nan_sorts_after_numbers_and_before_missing():
+    """As MLflow, in both directions: the numbers, then NaN, then runs without the key."""
+    runs = [_run("none", start=4), _run("nan", start=3, metrics={"m": math.nan}),
+            _run("low", start=2, metrics={"m": -1.0}), _run("high", start=1, metrics={"m": 9.0})]
+    for direction, numbers in (("ASC", ["low", "high"]), ("DESC", ["high", "low"])):
+        ordered = sort_runs(runs, parse_run_order_by([f"metrics.m {direction}"]))
+        assert [r.info.run_id for r in ordered] == [*numbers, "nan", "none"]
 
 
 def test_package_docstring_example_runs():

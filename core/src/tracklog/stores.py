@@ -430,7 +430,9 @@ class ModelRegistryStore(abc.ABC):
     def delete_registered_model_alias(self, name: str, alias: str) -> None: ...
 
     @abc.abstractmethod
-    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version ``alias`` points at; an unknown model is RESOURCE_DOES_NOT_EXIST, an
+        alias the model lacks INVALID_PARAMETER_VALUE (as MLflow)."""
 
 
 class TraceStore(abc.ABC):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,11 @@ from tracklog_store_file.store import FileStore, open_store
 
 class TestFileStoreConformance(TrackingStoreConformance):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[FileStore]:
-        s = open_store(f"file://{tmp_path}/mlruns")
+    def reopen(self, tmp_path: Path) -> Callable[[], FileStore]:
+        return lambda: open_store(f"file://{tmp_path}/mlruns")
+
+    @pytest.fixture
+    def store(self, reopen: Callable[[], FileStore]) -> Iterator[FileStore]:
+        s = reopen()
         yield s
         s.close()

@@ -164,6 +164,10 @@ def _unsupported(cmp: Comparison, what: str) -> Exception:
 _RUN_NUMERIC_ATTRS = frozenset({"start_time", "end_time"})
 
 
+def _is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
 def _run_metric(key: str) -> Callable[[Run], Any]:
     def get(run: Run) -> Any:
         m = run.data.metrics.get(key)
@@ -195,7 +199,11 @@ def _run_dataset_predicate(cmp: Comparison) -> Predicate:
 def _run_predicate(cmp: Comparison) -> Predicate:
     kind, key = cmp.ident.kind, cmp.ident.key
     if kind is Kind.METRIC:
-        return _field_predicate(_run_metric(key), cmp, numeric=True)
+        get = _run_metric(key)
+        predicate = _field_predicate(get, cmp, numeric=True)
+        if cmp.op is Op.NE:  # a run's NaN fails every comparison but != (as MLflow)
+            return lambda r: predicate(r) or _is_nan(get(r))
+        return predicate
     if kind is Kind.PARAM:
         return _field_predicate(lambda r: r.data.params.get(key), cmp)
     if kind is Kind.TAG:
@@ -395,12 +403,18 @@ def _compiled_cached(compiler: Callable[[Filter], Predicate], flt: Filter) -> Pr
 Getter = Callable[[Any], Any]
 
 
-def _sortable(v: Any) -> Any:
-    """None for missing and NaN (they sort last), the plain value otherwise."""
+_NAN, _MISSING = 1, 2
+
+
+def _sortable(v: Any) -> tuple[int, Any]:
+    """``(0, value)``, or the rank of a NaN or missing value, which sort after every value
+    in both directions: NaN first, then missing (as MLflow)."""
     v = _enum_value(v)
+    if v is None:
+        return _MISSING, None
     if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
+        return _NAN, None
+    return 0, v
 
 
 def _id_key(v: Any) -> Any:
@@ -410,14 +424,15 @@ def _id_key(v: Any) -> Any:
 
 
 def _sorted(items: Iterable[T], keys: Sequence[tuple[Getter, bool]]) -> list[T]:
-    """Stable multi-key sort; each key is (getter, ascending); None values go last."""
+    """Stable multi-key sort; each key is (getter, ascending); NaN, then None, go last."""
     out = list(items)
     for get, ascending in reversed(keys):
         decorated = [(_sortable(get(x)), x) for x in out]
-        present = [d for d in decorated if d[0] is not None]
-        missing = [d[1] for d in decorated if d[0] is None]
-        present.sort(key=lambda d: d[0], reverse=not ascending)
-        out = [d[1] for d in present] + missing
+        present = [d for d in decorated if d[0][0] == 0]
+        present.sort(key=lambda d: d[0][1], reverse=not ascending)
+        nan = [d[1] for d in decorated if d[0][0] == _NAN]
+        missing = [d[1] for d in decorated if d[0][0] == _MISSING]
+        out = [d[1] for d in present] + nan + missing
     return out
 
 

@@ -404,7 +404,8 @@ class ArtifactRepositoryConformance:
 
     def test_second_repository_sees_writes(self, tree):
         """A repository resolved again from the same URI through the installed plugins
-        reads what the first wrote, and the first reads what the second writes."""
+        reads what the first wrote, and the first reads what the second writes,
+        overwrites and deletes (no object serves its own stale copy)."""
         from tracklog.artifacts import resolve_repository
 
         other = resolve_repository(tree.artifact_uri)
@@ -412,6 +413,11 @@ class ArtifactRepositoryConformance:
         assert _read(other, "dir/sub/deep/d.bin") == STANDARD_TREE["dir/sub/deep/d.bin"]
         _write(other, "dir/from-other.txt", b"other")
         assert _read(tree, "dir/from-other.txt") == b"other"
+        _write(other, "a.txt", b"overwritten by the other")
+        assert _read(tree, "a.txt") == b"overwritten by the other"
+        other.delete_artifacts("dir/sub")
+        assert not any(p.startswith("dir/sub/") for p in _walk(tree))
+        _expect_code(ErrorCode.RESOURCE_DOES_NOT_EXIST, tree.open_artifact, "dir/sub/c.json")
 
     # -- listings longer than a page ------------------------------------------------------
 

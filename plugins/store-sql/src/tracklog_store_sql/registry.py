@@ -584,9 +584,8 @@ class RegistryMixin:
                 )
             ).scalar()
             if version is None:
-                raise errors.not_found(
-                    f"Registered model alias {alias} not found for model {name}."
-                )
+                # MLflow answers an unknown alias of a known model with 400, not 404.
+                raise errors.invalid(f"Registered model alias {alias} not found.")
             return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
 
 

@@ -9,7 +9,7 @@ key, so "every key's row satisfies its comparisons" is "the rows satisfying them
 as many as the keys"), and dataset comparisons, which cannot be counted (different
 inputs may satisfy different ones), stay per-row tests inside a ``CASE``. Each ordering
 key becomes a ``LEFT OUTER JOIN`` on a primary key (no row multiplication) with NULLs
-(and NaN metrics) sorted last in both directions.
+sorted last in both directions (NaN metrics just before them).
 """
 
 from __future__ import annotations
@@ -156,7 +156,10 @@ def _unplanned(condition, many: bool):
 
 
 def _latest_metric_value(cmp: Comparison):
+    # NaN is stored as 0 with is_nan set: it fails every comparison but != (as MLflow).
     lm = latest_metrics.c
+    if cmp.op is Op.NE:
+        return sa.or_(lm.is_nan == _TRUE, numeric_condition(lm.value, cmp.op, cmp.value))
     return sa.and_(lm.is_nan == sa.false(), numeric_condition(lm.value, cmp.op, cmp.value))
 
 
@@ -229,8 +232,10 @@ def runs_query(
             source = source.outerjoin(
                 lm, sa.and_(lm.c.run_uuid == runs.c.run_uuid, lm.c.key == key)
             )
-            missing = sa.or_(lm.c.value.is_(None), lm.c.is_nan == _TRUE)
-            order_terms += nulls_last(lm.c.value, ob.ascending, missing)
+            # After every number come NaN, then runs without the metric, either way
+            # (as MLflow); NaN rows all hold 0, so they tie on the value.
+            rank = sa.case((lm.c.is_nan == _TRUE, 1), (lm.c.value.is_(None), 2), else_=0)
+            order_terms += [rank, lm.c.value.asc() if ob.ascending else lm.c.value.desc()]
         elif kind in (Kind.PARAM, Kind.TAG):
             table = (params if kind is Kind.PARAM else tags).alias(f"o{i}")
             source = source.outerjoin(

@@ -354,10 +354,9 @@ def numeric_condition(col, op: Op, value: Any):
     return ops[op](value)
 
 
-def nulls_last(col, ascending: bool, missing=None) -> list:
-    """ORDER BY terms putting NULLs (or rows where ``missing`` holds) last either way."""
-    flag = missing if missing is not None else col.is_(None)
-    return [sa.case((flag, 1), else_=0), col.asc() if ascending else col.desc()]
+def nulls_last(col, ascending: bool) -> list:
+    """ORDER BY terms putting NULLs last either way."""
+    return [sa.case((col.is_(None), 1), else_=0), col.asc() if ascending else col.desc()]
 
 
 # --- page tokens -------------------------------------------------------------------------

@@ -6,9 +6,10 @@ for a store without the registry capability.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from tracklog import search, validation
+from tracklog import errors, search, validation
 from tracklog.server import codec
 from tracklog.server.codec import Req
 from tracklog.server.routing import RouteTable, ServerState, by_registered_model
@@ -143,19 +144,40 @@ def get_by_alias(state: ServerState, req: Req) -> dict[str, Any]:
     return {"model_version": codec.model_version(version)}
 
 
+_LOGGED_MODEL_SOURCE = re.compile(r"models:/(m-[0-9a-f]{32})(?:/|$)")
+
+
+def _source_run_id(state: ServerState, source: str, model_id: str | None) -> str | None:
+    """The run that logged the version's model, as MLflow fills it in: the logged model
+    ``model_id`` names, else the one a ``models:/<model_id>`` source names."""
+    if not model_id:
+        found = _LOGGED_MODEL_SOURCE.match(source)
+        model_id = found.group(1) if found else None
+    if not model_id:
+        return None
+    try:
+        return state.store.get_logged_model(model_id, allow_deleted=True).source_run_id or None
+    except errors.TracklogError as exc:
+        if exc.error_code in (errors.ErrorCode.RESOURCE_DOES_NOT_EXIST,
+                              errors.ErrorCode.INVALID_PARAMETER_VALUE):
+            return None
+        raise
+
+
 @table.rpc("POST", _MV + "/create", "update", by_registered_model)
 def create_model_version(state: ServerState, req: Req) -> dict[str, Any]:
     source = req.str("source", required=True)
     if "\x00" in source or ".." in source.replace("\\", "/").split("/"):
         raise validation.invalid_value("source", source, "Invalid model version source.")
+    model_id = req.str("model_id") or None
     version = _registry(state).create_model_version(
         _name(req),
         source,
-        run_id=req.str("run_id") or None,
+        run_id=req.str("run_id") or _source_run_id(state, source, model_id),
         tags=_tags(req),
         run_link=req.str("run_link") or None,
         description=req.str("description") or None,
-        model_id=req.str("model_id") or None,
+        model_id=model_id,
     )
     return {"model_version": codec.model_version(version)}
 

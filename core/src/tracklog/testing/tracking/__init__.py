@@ -20,6 +20,7 @@ from .params import ParamTests
 from .registry import RegistryTests
 from .runs import RunTests
 from .search_runs import FILTER_TRUTH_TABLE, ORDER_TRUTH_TABLE, SearchRunsTests
+from .state import StateTests
 from .tags import TagTests
 
 TOPIC_CLASSES = (
@@ -39,6 +40,7 @@ TOPIC_CLASSES = (
     BoundsTests,
     ImportTests,
     PurgeTests,
+    StateTests,
 )
 
 
@@ -46,9 +48,10 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
     """Every behaviour of the :class:`tracklog.stores.TrackingStore` contract, as tests.
 
     **Using the kit.** In your plugin's test suite, subclass this class in a module whose
-    name pytest collects, with a class name starting with ``Test``, and give it ONE
-    fixture, ``store``, that yields a fresh, empty store (holding only the ``Default``
-    experiment ``"0"``) and cleans up afterwards::
+    name pytest collects, with a class name starting with ``Test``, and give it two
+    fixtures: ``reopen``, a callable that opens a store on storage of the test's own, and
+    ``store``, that yields a fresh, empty store (holding only the ``Default`` experiment
+    ``"0"``) opened so and cleans up afterwards::
 
         # tests/test_conformance.py
         import pytest
@@ -61,14 +64,20 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
             requirements = StoreRequirements(integer_experiment_ids=True)
 
             @pytest.fixture
-            def store(self, tmp_path):
+            def reopen(self, tmp_path):
                 uri = f"sqlite:///{tmp_path}/kit.db"
-                store = resolve_store(uri, str(tmp_path / "artifacts"))
+                return lambda: resolve_store(uri, str(tmp_path / "artifacts"))
+
+            @pytest.fixture
+            def store(self, reopen):
+                store = reopen()
                 yield store
                 store.close()
 
     Use your own scheme's URI (the one your plugin registers through
-    ``register_tracking_stores``), or build your store class directly.
+    ``register_tracking_stores``), or build your store class directly. ``reopen`` is
+    called again while ``store`` is open, to check that a second store on the same
+    storage (another server process) sees everything; the kit closes what it opens.
     Then run ``pytest tests/test_conformance.py``. The fixture is function-scoped: every
     test builds its own scenario through the public store API and asserts the values it
     reads back through the same API, so tests never depend on each other. For a real
@@ -109,8 +118,8 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         params are immutable: same value is a no-op, another value is
         INVALID_PARAMETER_VALUE; 6000-character values.
     ``MetricTests``
-        history order (timestamp, step, value); exact duplicates stored once; the
-        latest value is the max ``(step, timestamp, value)``; NaN and ±inf round trip
+        history order (timestamp, step, value); exact duplicates stored once, NaN ones
+        too; the latest value is the max ``(step, timestamp, value)``; NaN and ±inf round trip
         (inf may come back clamped to ±1.7976931348623157e308); history paging; unknown
         key or run gives an empty history.
     ``TagTests``
@@ -119,7 +128,8 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         the truth tables :data:`FILTER_TRUTH_TABLE` and :data:`ORDER_TRUTH_TABLE` over
         the scenario drawn in :mod:`tracklog.testing.tracking.search_runs`: every
         operator and identifier type, missing keys, LIKE vs ILIKE, IN / NOT IN on
-        run_id, datasets, NaN; missing keys last in both directions; default order
+        run_id, datasets, NaN (it fails every comparison but ``!=``); in both
+        directions numbers, then NaN, then missing keys; default order
         ``start_time DESC, run_id ASC``.
     ``PaginationTests``
         250 runs in pages of 7, each exactly once and in order; tokens only when more
@@ -138,13 +148,15 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
     ``RegistryTests`` (``model_registry``)
         registered models CRUD, versions ``max + 1`` from "1", READY in stage "None",
         stage transitions with ``archive_existing_versions``, latest versions, aliases,
-        tags, registry searches and paging (prompts, tagged ``mlflow.prompt.is_prompt`` =
-        ``'true'``, hidden unless the filter asks for them), download URIs; with
+        tags, an unknown alias INVALID_PARAMETER_VALUE, registry searches and paging
+        (prompts, tagged ``mlflow.prompt.is_prompt`` = ``'true'``, hidden unless the
+        filter asks for them), download URIs; with
         ``concurrent_writers``, sixteen threads registering versions of one model at once
         all succeed with the numbers 1..16, and concurrent promotions that archive the
         existing versions leave one version in the stage.
     ``ConcurrencyTests`` (``concurrent_writers``)
-        threads writing through one store lose nothing.
+        threads writing through one store lose nothing: four creating runs and logging,
+        eight logging batches to runs of their own and to one shared run.
     ``BoundsTests``
         what a store refuses before writing anything, with INVALID_PARAMETER_VALUE
         naming the field: start/end times, metric timestamps and steps outside int64
@@ -158,6 +170,11 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         deleted runs, experiments and logged models found (with the deletion cutoff) and
         removed for good with everything in them, neighbours untouched; live records
         refused with INVALID_PARAMETER_VALUE; purging twice is a no-op.
+    ``StateTests``
+        a store opened again with ``reopen`` reads back everything the first wrote
+        (experiments, runs, history, inputs, logged models, the registry), and each of two
+        open stores sees the other's writes; entities a store returns are snapshots:
+        changing their tags, params, metrics or lists changes nothing stored.
 
     Filters and order-bys are written as strings and parsed with :mod:`tracklog.search`,
     exactly as the server does, so a store only ever sees the AST of

@@ -102,6 +102,13 @@ class KitBase:
             if not getattr(reqs, cap):
                 pytest.skip(f"store does not declare {cap}")
 
+    @pytest.fixture
+    def reopen(self) -> Callable[[], TrackingStore]:
+        """A callable opening another store on the storage of ``store`` (the kit closes
+        what it opens). Override it in the implementer's subclass."""
+        pytest.fail("the kit needs a `reopen` fixture: a callable that opens a second store "
+                    "on the same storage as `store` (see TrackingStoreConformance)")
+
 
 # --- builders -----------------------------------------------------------------------
 

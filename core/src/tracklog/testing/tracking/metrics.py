@@ -47,6 +47,20 @@ class MetricTests(KitBase):
         assert points(store.get_metric_history(run_id, "m")) == [
             (10, 1, 1.0), (10, 1, 2.0), (10, 2, 1.0), (11, 1, 1.0)]
 
+    def test_nan_duplicates_stored_once(self, store: TrackingStore) -> None:
+        """A NaN point logged twice (same key, timestamp and step) is stored once, like a
+        finite one: NaN counts as equal to NaN here (as MLflow)."""
+        run_id = new_run(store).info.run_id
+        store.log_metric(run_id, metric("m", math.nan, 10, 1))
+        store.log_metric(run_id, metric("m", math.nan, 10, 1))
+        store.log_batch(run_id, metrics=[metric("m", math.nan, 10, 1),
+                                         metric("m", math.nan, 10, 1),
+                                         metric("m", math.nan, 10, 2)])
+        store.log_metric(run_id, metric("m", 0.0, 10, 1))
+        history = store.get_metric_history(run_id, "m")
+        assert sorted((m.timestamp, m.step, math.isnan(m.value)) for m in history) == [
+            (10, 1, False), (10, 1, True), (10, 2, True)]
+
     def test_latest_value_is_max_step_timestamp_value(self, store: TrackingStore) -> None:
         """The run's metric is the point with the greatest (step, timestamp, value)."""
         run_id = new_run(store).info.run_id

@@ -130,7 +130,9 @@ FILTER_TRUTH_TABLE: dict[str, list[tuple[str, frozenset[str]]]] = {
         ("metrics.loss >= 0.75", frozenset({"gamma", "epsilon"})),
         ("metrics.loss = 0.25", frozenset({"beta"})),
         ("metrics.loss = 1", frozenset({"gamma"})),
-        ("metrics.loss != 0.25", frozenset({"alpha", "gamma", "epsilon", "zeta"})),
+        ("metrics.loss != 0.25", frozenset({"alpha", "gamma", "delta", "epsilon", "zeta"})),
+        ("metrics.loss != 0", frozenset({"alpha", "beta", "gamma", "delta", "epsilon",
+                                          "zeta"})),
         ("metrics.loss > 1.5", frozenset()),
         ("metrics.loss < 0", frozenset({"zeta"})),
         ("metric.loss = -1.5", frozenset({"zeta"})),
@@ -140,6 +142,9 @@ FILTER_TRUTH_TABLE: dict[str, list[tuple[str, frozenset[str]]]] = {
         ("metrics.`f1 score` > 0.2", frozenset({"theta"})),
         ("metrics.missing > 0", frozenset()),
         ("metrics.missing != 0", frozenset()),
+        ("metrics.loss = 0", frozenset()),
+        ("metrics.loss >= -10", frozenset({"alpha", "beta", "gamma", "epsilon", "zeta"})),
+        ("metrics.loss <= 10", frozenset({"alpha", "beta", "gamma", "epsilon", "zeta"})),
         ("metrics.loss = 0.5 AND metrics.acc = 0.9", frozenset({"alpha"})),
         ("metrics.loss < 10 AND metrics.loss > -10", frozenset(
             {"alpha", "beta", "gamma", "epsilon", "zeta"})),
@@ -240,8 +245,10 @@ FILTER_TRUTH_TABLE: dict[str, list[tuple[str, frozenset[str]]]] = {
     ],
 }
 
-#: (order_by clauses, expected run names in order). A frozenset stands for runs whose
-#: relative order the contract leaves open (NaN and missing values, both sorted last).
+#: (order_by clauses, expected run names in order). In both directions a metric's numbers
+#: come first, then NaN (delta's loss), then the runs without the metric, each group tied
+#: and so in the default order (as MLflow). A frozenset stands for runs whose relative
+#: order the contract leaves open.
 ORDER_TRUTH_TABLE: list[tuple[tuple[str, ...], tuple[str | frozenset[str], ...]]] = [
     ((), ("theta", "eta", "zeta", "epsilon", "delta", "gamma", "beta", "alpha")),
     (("start_time DESC",),
@@ -257,9 +264,11 @@ ORDER_TRUTH_TABLE: list[tuple[tuple[str, ...], tuple[str | frozenset[str], ...]]
     (("metrics.acc ASC",),
      ("beta", "gamma", "alpha", "theta", "eta", "zeta", "epsilon", "delta")),
     (("metrics.loss ASC",),
-     ("zeta", "beta", "alpha", "epsilon", "gamma", frozenset({"delta", "eta", "theta"}))),
+     ("zeta", "beta", "alpha", "epsilon", "gamma", "delta", "theta", "eta")),
     (("metrics.loss DESC",),
-     ("gamma", "epsilon", "alpha", "beta", "zeta", frozenset({"delta", "eta", "theta"}))),
+     ("gamma", "epsilon", "alpha", "beta", "zeta", "delta", "theta", "eta")),
+    (("metrics.loss DESC", "start_time ASC"),
+     ("gamma", "epsilon", "alpha", "beta", "zeta", "delta", "eta", "theta")),
     (("metrics.`f1 score` DESC",),
      ("theta", "eta", "zeta", "epsilon", "delta", "gamma", "beta", "alpha")),
     (("params.lr ASC",),
@@ -279,7 +288,9 @@ ORDER_TRUTH_TABLE: list[tuple[tuple[str, ...], tuple[str | frozenset[str], ...]]
     (("attributes.status ASC", "attributes.start_time ASC"),
      ("gamma", "alpha", "beta", "zeta", "epsilon", "delta", "eta", "theta")),
     (("metrics.acc DESC", "metrics.loss ASC"),
-     ("alpha", "gamma", "beta", "zeta", "epsilon", frozenset({"delta", "eta", "theta"}))),
+     ("alpha", "gamma", "beta", "zeta", "epsilon", "delta", "theta", "eta")),
+    (("metrics.acc ASC", "metrics.loss DESC"),
+     ("beta", "gamma", "alpha", "epsilon", "zeta", "delta", "theta", "eta")),
 ]
 
 
@@ -314,7 +325,8 @@ class SearchRunsTests(KitBase):
         assert not failures, "filter truth table mismatches:\n" + "\n".join(failures)
 
     def test_filter_metrics(self, store: TrackingStore) -> None:
-        """Metric comparisons use the latest value; NaN and missing keys never match."""
+        """Metric comparisons use the latest value; missing keys never match, NaN matches
+        only != (as MLflow)."""
         self._check_filters(store, "metrics")
 
     def test_filter_params(self, store: TrackingStore) -> None:
@@ -338,7 +350,8 @@ class SearchRunsTests(KitBase):
         self._check_filters(store, "combined")
 
     def test_order_by_truth_table(self, store: TrackingStore) -> None:
-        """Each order_by list yields the exact expected order; missing keys sort last."""
+        """Each order_by list yields the exact expected order; missing keys sort last, and
+        a NaN metric after every number and before the runs without it."""
         exp_id, ids = build_run_scenario(store)
         names = {v: k for k, v in ids.items()}
         failures = []
