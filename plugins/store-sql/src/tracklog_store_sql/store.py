@@ -16,11 +16,9 @@ from sqlalchemy.engine import Connection
 
 from tracklog import errors
 from tracklog.entities import (
-    Dataset,
     DatasetInput,
     Experiment,
     ExperimentTag,
-    InputTag,
     LifecycleStage,
     LoggedModel,
     LoggedModelInput,
@@ -51,6 +49,28 @@ from tracklog.validation import check_int64, check_int64_column, check_no_nul
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.registry import RegistryMixin
+from tracklog_store_sql.rows import (
+    ACTIVE,
+    DELETED,
+    INT32_MAX,
+    RUN_NAME_TAG,
+    RunSet,
+    check_active_run,
+    check_run_name,
+    experiment_row,
+    history,
+    join_uri,
+    load_experiments,
+    load_models,
+    load_runs,
+    model_row,
+    parse_experiment_id,
+    require_models,
+    run_info,
+    run_row,
+    select_runs,
+    tuples,
+)
 from tracklog_store_sql.schema import (
     KEY_MAX,
     PARAM_VALUE_MAX,
@@ -74,11 +94,9 @@ from tracklog_store_sql.schema import (
 )
 from tracklog_store_sql.sqlutil import (
     MAX_DOUBLE,
-    bound_ids,
     chunk_size,
     chunks,
     decode_token,
-    in_bound_ids,
     in_ids,
     insert_ignore,
     page,
@@ -87,36 +105,12 @@ from tracklog_store_sql.sqlutil import (
     write_metric_points,
 )
 
-RUN_NAME_TAG = "mlflow.runName"
-RUN_NAME_MAX = 250
-_INT32_MAX = 2**31 - 1
 _WRITE_ATTEMPTS = 3
 _SERIES_CACHE_MAX = 200_000
-_ACTIVE = LifecycleStage.ACTIVE.value
-_DELETED = LifecycleStage.DELETED.value
 
 
 def _now() -> int:
     return int(time.time() * 1000)
-
-
-def _join_uri(root: str, *parts: str) -> str:
-    """Append path parts to a URI or path without doubling or dropping slashes."""
-    base = root.rstrip("/")
-    if base.endswith(":"):  # "mlflow-artifacts:/" -> "mlflow-artifacts:/0"
-        base += "/"
-        return base + "/".join(parts)
-    return "/".join([base, *parts])
-
-
-def parse_experiment_id(experiment_id: Any) -> int:
-    try:
-        value = int(str(experiment_id), 10)
-    except (TypeError, ValueError):
-        raise errors.invalid(f"Invalid experiment ID '{experiment_id}'") from None
-    if value < 0:
-        raise errors.invalid(f"Invalid experiment ID '{experiment_id}'")
-    return value
 
 
 class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
@@ -168,8 +162,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         row = {
             "experiment_id": 0,
             "name": DEFAULT_EXPERIMENT_NAME,
-            "artifact_location": _join_uri(self.default_artifact_root, DEFAULT_EXPERIMENT_ID),
-            "lifecycle_stage": _ACTIVE,
+            "artifact_location": join_uri(self.default_artifact_root, DEFAULT_EXPERIMENT_ID),
+            "lifecycle_stage": ACTIVE,
             "creation_time": now,
             "last_update_time": now,
         }
@@ -178,58 +172,6 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 insert_default_experiment(conn, row)
         except sa.exc.IntegrityError:
             pass  # another process created it first
-
-    def _experiment_row(self, conn: Connection, experiment_id: str, for_write: bool = False):
-        eid = parse_experiment_id(experiment_id)
-        row = None
-        if eid <= _INT32_MAX:
-            row = conn.execute(
-                sa.select(experiments).where(experiments.c.experiment_id == eid)
-            ).first()
-        if row is None:
-            raise errors.not_found(f"No Experiment with id={experiment_id} exists")
-        if for_write and row.lifecycle_stage != _ACTIVE:
-            raise errors.not_active("experiment", experiment_id, row.lifecycle_stage)
-        return row
-
-    def _run_row(self, conn: Connection, run_id: str, for_write: bool = False):
-        # An id with NUL was never handed out (and PostgreSQL cannot even compare it).
-        row = None if "\x00" in run_id else conn.execute(_RUN_ROW, {"run_id": run_id}).first()
-        if row is None:
-            raise errors.not_found(f"Run with id={run_id} not found")
-        if for_write and row.lifecycle_stage != _ACTIVE:
-            raise errors.not_active("run", run_id, row.lifecycle_stage)
-        return row
-
-    def _check_active_run(self, conn: Connection, run_id: str) -> None:
-        stage = conn.execute(_RUN_STAGE, {"run_id": run_id}).scalar()
-        if stage is None:
-            raise errors.not_found(f"Run with id={run_id} not found")
-        if stage != _ACTIVE:
-            raise errors.not_active("run", run_id, stage)
-
-    def _experiments(self, conn: Connection, rows: Sequence[Any]) -> list[Experiment]:
-        ids = [r.experiment_id for r in rows]
-        tag_map: dict[int, dict[str, str]] = {i: {} for i in ids}
-        for chunk in chunks(ids, chunk_size(self.dialect)):
-            for t in conn.execute(
-                sa.select(experiment_tags).where(
-                    in_ids(experiment_tags.c.experiment_id, chunk, self.dialect)
-                )
-            ):
-                tag_map[t.experiment_id][t.key] = t.value
-        return [
-            Experiment(
-                experiment_id=str(r.experiment_id),
-                name=r.name,
-                artifact_location=r.artifact_location,
-                lifecycle_stage=LifecycleStage(r.lifecycle_stage),
-                tags=tag_map[r.experiment_id],
-                creation_time=r.creation_time,
-                last_update_time=r.last_update_time,
-            )
-            for r in rows
-        ]
 
     # -- experiments --------------------------------------------------------------------
 
@@ -257,7 +199,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     experiments.insert().values(
                         name=name,
                         artifact_location=artifact_location or None,
-                        lifecycle_stage=_ACTIVE,
+                        lifecycle_stage=ACTIVE,
                         creation_time=now,
                         last_update_time=now,
                     )
@@ -267,7 +209,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     conn.execute(
                         experiments.update()
                         .where(experiments.c.experiment_id == eid)
-                        .values(artifact_location=_join_uri(self.default_artifact_root, str(eid)))
+                        .values(artifact_location=join_uri(self.default_artifact_root, str(eid)))
                     )
                 tag_rows = {t.key: t.value for t in tags}
                 if tag_rows:
@@ -281,8 +223,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         with self.db.read() as conn:
-            row = self._experiment_row(conn, experiment_id)
-            return self._experiments(conn, [row])[0]
+            row = experiment_row(conn, experiment_id)
+            return load_experiments(conn, [row])[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         if "\x00" in name:
@@ -291,7 +233,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
             if row is None:
                 return None
-            return self._experiments(conn, [row])[0]
+            return load_experiments(conn, [row])[0]
 
     def search_experiments(
         self,
@@ -309,7 +251,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         )
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
-            return PagedList(self._experiments(conn, rows), token)
+            return PagedList(load_experiments(conn, rows), token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         if not new_name:
@@ -317,8 +259,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         check_no_nul("new_name", new_name)
         try:
             with self.db.write() as conn:
-                row = self._experiment_row(conn, experiment_id)
-                if row.lifecycle_stage != _ACTIVE:
+                row = experiment_row(conn, experiment_id)
+                if row.lifecycle_stage != ACTIVE:
                     raise errors.invalid("Cannot rename a non-active experiment.")
                 taken = conn.execute(
                     sa.select(experiments.c.experiment_id).where(
@@ -338,14 +280,14 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 
     def delete_experiment(self, experiment_id: str) -> None:
         with self.db.write() as conn:
-            row = self._experiment_row(conn, experiment_id)
+            row = experiment_row(conn, experiment_id)
             if row.experiment_id == int(DEFAULT_EXPERIMENT_ID):
                 # MLflow's words; 400, not its 500, which the client would retry.
                 raise errors.invalid(
                     f"Cannot delete the default experiment '{DEFAULT_EXPERIMENT_ID}'. "
                     "This is an internally reserved experiment."
                 )
-            if row.lifecycle_stage != _ACTIVE:
+            if row.lifecycle_stage != ACTIVE:
                 raise errors.not_found(
                     f"Experiment with id={experiment_id} does not exist or is already deleted"
                 )
@@ -353,21 +295,21 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             conn.execute(
                 experiments.update()
                 .where(experiments.c.experiment_id == row.experiment_id)
-                .values(lifecycle_stage=_DELETED, last_update_time=now)
+                .values(lifecycle_stage=DELETED, last_update_time=now)
             )
             conn.execute(
                 runs.update()
                 .where(
                     runs.c.experiment_id == row.experiment_id,
-                    runs.c.lifecycle_stage == _ACTIVE,
+                    runs.c.lifecycle_stage == ACTIVE,
                 )
-                .values(lifecycle_stage=_DELETED, deleted_time=now)
+                .values(lifecycle_stage=DELETED, deleted_time=now)
             )
 
     def restore_experiment(self, experiment_id: str) -> None:
         with self.db.write() as conn:
-            row = self._experiment_row(conn, experiment_id)
-            if row.lifecycle_stage != _DELETED:
+            row = experiment_row(conn, experiment_id)
+            if row.lifecycle_stage != DELETED:
                 raise errors.not_found(
                     f"Experiment with id={experiment_id} is not deleted; nothing to restore"
                 )
@@ -376,20 +318,20 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 runs.update()
                 .where(
                     runs.c.experiment_id == row.experiment_id,
-                    runs.c.lifecycle_stage == _DELETED,
+                    runs.c.lifecycle_stage == DELETED,
                 )
-                .values(lifecycle_stage=_ACTIVE, deleted_time=None)
+                .values(lifecycle_stage=ACTIVE, deleted_time=None)
             )
             conn.execute(
                 experiments.update()
                 .where(experiments.c.experiment_id == row.experiment_id)
-                .values(lifecycle_stage=_ACTIVE, last_update_time=_now())
+                .values(lifecycle_stage=ACTIVE, last_update_time=_now())
             )
 
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
         _check_tags([tag], "tag")
         with self.db.write() as conn:
-            row = self._experiment_row(conn, experiment_id, for_write=True)
+            row = experiment_row(conn, experiment_id, for_write=True)
             upsert(
                 conn,
                 experiment_tags,
@@ -405,7 +347,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
         with self.db.write() as conn:
-            row = self._experiment_row(conn, experiment_id, for_write=True)
+            row = experiment_row(conn, experiment_id, for_write=True)
             deleted = conn.execute(
                 experiment_tags.delete().where(
                     experiment_tags.c.experiment_id == row.experiment_id,
@@ -435,15 +377,15 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 f"different values (run_name='{run_name}', mlflow.runName='{tag_name}')."
             )
         name = run_name or tag_name or generate_run_name()
-        _check_run_name(name)
+        check_run_name(name)
         check_no_nul("user_id", user_id)
         _check_tags(tags, "tags")
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         start = check_int64(start_time, "start_time") if start_time is not None else _now()
         with self.db.write() as conn:
-            exp = self._experiment_row(conn, experiment_id, for_write=True)
-            artifact_uri = _join_uri(exp.artifact_location, run_id, "artifacts")
+            exp = experiment_row(conn, experiment_id, for_write=True)
+            artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
             conn.execute(
                 runs.insert().values(
                     run_uuid=run_id,
@@ -452,7 +394,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     status=RunStatus.RUNNING.value,
                     start_time=start,
                     end_time=None,
-                    lifecycle_stage=_ACTIVE,
+                    lifecycle_stage=ACTIVE,
                     artifact_uri=artifact_uri,
                     experiment_id=exp.experiment_id,
                 )
@@ -479,8 +421,8 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
-            row = self._run_row(conn, run_id)
-            return self._load_runs(conn, [row])[0]
+            row = run_row(conn, run_id)
+            return load_runs(conn, [row])[0]
 
     def update_run_info(
         self,
@@ -495,10 +437,10 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         if end_time is not None:
             values["end_time"] = check_int64(end_time, "end_time")
         if run_name:
-            _check_run_name(run_name)
+            check_run_name(run_name)
             values["name"] = run_name
         with self.db.write() as conn:
-            self._check_active_run(conn, run_id)
+            check_active_run(conn, run_id)
             if values:
                 conn.execute(runs.update().where(runs.c.run_uuid == run_id).values(**values))
             if run_name:
@@ -509,18 +451,18 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     ["run_uuid", "key"],
                     ["value"],
                 )
-            row = self._run_row(conn, run_id)
-        return _run_info(row)
+            row = run_row(conn, run_id)
+        return run_info(row)
 
     def delete_run(self, run_id: str) -> None:
-        self._set_run_stage(run_id, _DELETED, _now())
+        self._set_run_stage(run_id, DELETED, _now())
 
     def restore_run(self, run_id: str) -> None:
-        self._set_run_stage(run_id, _ACTIVE, None)
+        self._set_run_stage(run_id, ACTIVE, None)
 
     def _set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
         with self.db.write() as conn:
-            self._run_row(conn, run_id)
+            run_row(conn, run_id)
             conn.execute(
                 runs.update()
                 .where(runs.c.run_uuid == run_id)
@@ -542,7 +484,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             _check_key(key, "tag")
         check_no_nul("tags.value", *tag_rows.values())
         if RUN_NAME_TAG in tag_rows:
-            _check_run_name(tag_rows[RUN_NAME_TAG])
+            check_run_name(tag_rows[RUN_NAME_TAG])
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with gc_paused():
@@ -558,7 +500,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
         series: dict[str, int] = {}
         with self.db.write() as conn:
-            self._check_active_run(conn, run_id)
+            check_active_run(conn, run_id)
             if param_rows:
                 self._write_params(conn, run_id, param_rows)
             if metric_rows is not None:
@@ -692,7 +634,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.db.write() as conn:
-            self._check_active_run(conn, run_id)
+            check_active_run(conn, run_id)
             deleted = conn.execute(
                 tags.delete().where(tags.c.run_uuid == run_id, tags.c.key == key)
             ).rowcount
@@ -738,7 +680,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 try:
                     with conn.connection.driver_connection.cursor() as cur:
                         cur.execute(compiled.string, compiled.params, binary=True)
-                        points = _history(metric_key, cur)
+                        points = history(metric_key, cur)
                 except dbapi.Error as exc:
                     # As SQLAlchemy wraps it, so that timeouts and lost connections get
                     # the store's usual answers.
@@ -749,7 +691,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             else:
                 result = conn.execute(stmt)
                 try:
-                    points = _history(metric_key, result.cursor)
+                    points = history(metric_key, result.cursor)
                 finally:
                     result.close()
             token = None
@@ -768,7 +710,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     ) -> PagedList[Run]:
         offset = decode_token(page_token)
         # A malformed id is the caller's error (as MLflow); an unknown one matches nothing.
-        ids = [i for i in map(parse_experiment_id, experiment_ids) if i <= _INT32_MAX]
+        ids = [i for i in map(parse_experiment_id, experiment_ids) if i <= INT32_MAX]
         if not ids:
             return PagedList([], None)
         # The search sorts narrow rows (ids only); full rows are fetched for the page.
@@ -778,157 +720,13 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             .offset(offset)
         )
         with self.db.read() as conn, gc_paused():
-            run_ids, token = page(_tuples(conn, stmt), max_results, offset)
+            run_ids, token = page(tuples(conn, stmt), max_results, offset)
             rows: dict[str, Any] = {}
             for chunk in chunks([r[0] for r in run_ids], chunk_size(self.dialect)):
-                stmt, args = self._runs_where(chunk)(
-                    "runs", lambda of: sa.select(runs).where(of(runs.c.run_uuid))
-                )
-                for r in _tuples(conn, stmt, args):
+                for r in tuples(conn, *RunSet(chunk, self.dialect).select(select_runs)):
                     rows[r[0]] = r
             found = [rows[r[0]] for r in run_ids if r[0] in rows]
-            return PagedList(self._load_runs(conn, found), token)
-
-    def _load_runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
-        """Runs with their data: a constant number of statements per chunk of runs."""
-        out: dict[str, Run] = {}
-        for r in rows:
-            out[r[0]] = Run(info=_run_info(r))
-        ids = list(out)
-        lm, o = latest_metrics.c, run_outputs.c
-        for chunk in chunks(ids, chunk_size(self.dialect)):
-            where = self._runs_where(chunk)
-            latest = _tuples(
-                conn,
-                *where(
-                    "latest",
-                    lambda of: sa.select(
-                        lm.run_uuid, lm.key, lm.timestamp, lm.step, lm.value, lm.is_nan
-                    ).where(of(lm.run_uuid)),
-                ),
-            )
-            new = tuple.__new__  # Metric(...) without its Python-level __new__
-            for run_uuid, key, ts, step, value, is_nan in latest:
-                out[run_uuid].data.metrics[key] = new(
-                    Metric, (key, _NAN if is_nan else value, ts, step, None, None, None, None)
-                )
-            for run_uuid, key, value in _tuples(
-                conn,
-                *where(
-                    "params",
-                    lambda of: sa.select(params.c.run_uuid, params.c.key, params.c.value).where(
-                        of(params.c.run_uuid)
-                    ),
-                ),
-            ):
-                out[run_uuid].data.params[key] = value
-            for run_uuid, key, value in _tuples(
-                conn,
-                *where(
-                    "tags",
-                    lambda of: sa.select(tags.c.run_uuid, tags.c.key, tags.c.value).where(
-                        of(tags.c.run_uuid)
-                    ),
-                ),
-            ):
-                out[run_uuid].data.tags[key] = value
-            self._load_inputs(conn, where, out)
-            for run_uuid, model_id, step in _tuples(
-                conn,
-                *where(
-                    "outputs",
-                    lambda of: (
-                        sa.select(o.run_uuid, o.model_id, o.step)
-                        .where(of(o.run_uuid))
-                        .order_by(o.run_uuid, o.model_id)
-                    ),
-                ),
-            ):
-                out[run_uuid].outputs.model_outputs.append(LoggedModelOutput(model_id, step))
-        return list(out.values())
-
-    def _runs_where(self, chunk: Sequence[str]):
-        """``where(name, build)`` -> (statement, parameters) selecting rows of the runs in
-        ``chunk``; ``build(of)`` makes the statement, with ``of(column)`` as its condition.
-        The statements are built once and the ids bound: building and caching a fresh
-        statement cost more than running it (get_run, the commonest read, is one run)."""
-        if len(chunk) == 1:
-            run_id = chunk[0]
-
-            def one(name: str, build) -> tuple[Any, dict[str, str]]:
-                stmt = _ONE_RUN_STATEMENTS.get(name)
-                if stmt is None:
-                    stmt = _ONE_RUN_STATEMENTS[name] = build(
-                        lambda col: col == sa.bindparam("one_run_id")
-                    )
-                return stmt, {"one_run_id": run_id}
-
-            return one
-        dialect = self.dialect
-        if dialect in ("sqlite", "postgresql"):  # the id list is one parameter
-            args = {"run_ids": bound_ids(chunk, dialect)}
-
-            def many(name: str, build) -> tuple[Any, dict[str, Any]]:
-                stmt = _MANY_RUN_STATEMENTS.get((name, dialect))
-                if stmt is None:
-                    stmt = _MANY_RUN_STATEMENTS[name, dialect] = build(
-                        lambda col: in_bound_ids(col, "run_ids", dialect)
-                    )
-                return stmt, args
-
-            return many
-        return lambda name, build: (build(lambda col: in_ids(col, chunk, dialect)), None)
-
-    def _load_inputs(self, conn: Connection, where, out: dict[str, Run]) -> None:
-        i, d, t = inputs.c, datasets.c, input_tags.c
-        stmt, args = where(
-            "inputs",
-            lambda of: (
-                sa.select(
-                    i.input_uuid,
-                    i.destination_id,
-                    i.source_type,
-                    i.source_id,
-                    d.name,
-                    d.digest,
-                    d.dataset_source_type,
-                    d.dataset_source,
-                    d.dataset_schema,
-                    d.dataset_profile,
-                    t.name.label("tag_name"),
-                    t.value.label("tag_value"),
-                )
-                .select_from(
-                    inputs.outerjoin(
-                        datasets, sa.and_(i.source_type == "DATASET", d.dataset_uuid == i.source_id)
-                    ).outerjoin(input_tags, t.input_uuid == i.input_uuid)
-                )
-                .where(i.destination_type == "RUN", of(i.destination_id))
-                .order_by(i.destination_id, i.input_uuid, t.name)
-            ),
-        )
-        grouped: dict[str, dict[str, Any]] = {}
-        for r in conn.execute(stmt, args):
-            g = grouped.get(r.input_uuid)
-            if g is None:
-                g = grouped[r.input_uuid] = {"row": r, "tags": []}
-            if r.tag_name is not None:
-                g["tags"].append(InputTag(r.tag_name, r.tag_value))
-        for g in grouped.values():
-            r = g["row"]
-            run = out[r.destination_id]
-            if r.source_type == "MODEL":
-                run.inputs.model_inputs.append(LoggedModelInput(r.source_id))
-            elif r.name is not None:
-                ds = Dataset(
-                    name=r.name,
-                    digest=r.digest,
-                    source_type=r.dataset_source_type,
-                    source=r.dataset_source,
-                    schema=r.dataset_schema,
-                    profile=r.dataset_profile,
-                )
-                run.inputs.dataset_inputs.append(DatasetInput(ds, tuple(g["tags"])))
+            return PagedList(load_runs(conn, found), token)
 
     def log_inputs(
         self,
@@ -937,7 +735,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         models: Sequence[LoggedModelInput] = (),
     ) -> None:
         with self.db.write() as conn:
-            run = self._run_row(conn, run_id, for_write=True)
+            run = run_row(conn, run_id, for_write=True)
             for di in datasets:
                 ds = di.dataset
                 dataset_uuid = conn.execute(
@@ -992,7 +790,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     )
             model_ids = list(dict.fromkeys(m.model_id for m in models))
             if model_ids:
-                self._require_models(conn, model_ids)
+                require_models(conn, model_ids)
                 insert_ignore(
                     conn,
                     inputs,
@@ -1012,11 +810,11 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
         check_int64_column([m.step for m in models], "models[{}].step")
         with self.db.write() as conn:
-            self._check_active_run(conn, run_id)
+            check_active_run(conn, run_id)
             rows = {m.model_id: m.step for m in models}
             if not rows:
                 return
-            self._require_models(conn, list(rows))
+            require_models(conn, list(rows))
             upsert(
                 conn,
                 run_outputs,
@@ -1024,18 +822,6 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 ["run_uuid", "model_id"],
                 ["step"],
             )
-
-    def _require_models(self, conn: Connection, model_ids: list[str]) -> None:
-        found = set(
-            conn.execute(
-                sa.select(logged_models.c.model_id).where(
-                    in_ids(logged_models.c.model_id, model_ids, self.dialect)
-                )
-            ).scalars()
-        )
-        for mid in model_ids:
-            if mid not in found:
-                raise errors.not_found(f"Logged model with id={mid} not found")
 
     # -- logged models ------------------------------------------------------------------
 
@@ -1052,10 +838,10 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         name = name or generate_run_name()
         now = _now()
         with self.db.write() as conn:
-            exp = self._experiment_row(conn, experiment_id, for_write=True)
+            exp = experiment_row(conn, experiment_id, for_write=True)
             if source_run_id:
-                self._run_row(conn, source_run_id)
-            location = _join_uri(exp.artifact_location, "models", model_id, "artifacts")
+                run_row(conn, source_run_id)
+            location = join_uri(exp.artifact_location, "models", model_id, "artifacts")
             conn.execute(
                 logged_models.insert().values(
                     model_id=model_id,
@@ -1065,7 +851,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     creation_timestamp=now,
                     last_updated_timestamp=now,
                     status=LoggedModelStatus.LOGGED_MODEL_PENDING.value,
-                    lifecycle_stage=_ACTIVE,
+                    lifecycle_stage=ACTIVE,
                     model_type=model_type,
                     source_run_id=source_run_id,
                 )
@@ -1082,70 +868,12 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                     logged_model_params.insert(),
                     [{"model_id": model_id, "key": k, "value": v} for k, v in param_rows.items()],
                 )
-            return self._load_models(conn, [self._model_row(conn, model_id)])[0]
-
-    def _model_row(self, conn: Connection, model_id: str, allow_deleted: bool = True):
-        row = conn.execute(
-            sa.select(logged_models).where(logged_models.c.model_id == model_id)
-        ).first()
-        if row is None or (not allow_deleted and row.lifecycle_stage != _ACTIVE):
-            raise errors.not_found(f"Logged model with id={model_id} not found")
-        return row
-
-    def _load_models(self, conn: Connection, rows: Sequence[Any]) -> list[LoggedModel]:
-        out: dict[str, LoggedModel] = {}
-        for r in rows:
-            out[r.model_id] = LoggedModel(
-                model_id=r.model_id,
-                experiment_id=str(r.experiment_id),
-                name=r.name,
-                artifact_location=r.artifact_location,
-                creation_timestamp=r.creation_timestamp,
-                last_updated_timestamp=r.last_updated_timestamp,
-                status=LoggedModelStatus(r.status),
-                model_type=r.model_type,
-                source_run_id=r.source_run_id,
-                status_message=r.status_message,
-                lifecycle_stage=LifecycleStage(r.lifecycle_stage),
-            )
-        ids = list(out)
-        for chunk in chunks(ids):
-            for r in conn.execute(
-                sa.select(logged_model_tags).where(
-                    in_ids(logged_model_tags.c.model_id, chunk, self.dialect)
-                )
-            ):
-                out[r.model_id].tags[r.key] = r.value
-            for r in conn.execute(
-                sa.select(logged_model_params).where(
-                    in_ids(logged_model_params.c.model_id, chunk, self.dialect)
-                )
-            ):
-                out[r.model_id].params[r.key] = r.value
-            mm = logged_model_metrics.c
-            for r in conn.execute(
-                sa.select(logged_model_metrics)
-                .where(in_ids(mm.model_id, chunk, self.dialect))
-                .order_by(mm.model_id, mm.key, mm.timestamp, mm.step)
-            ):
-                out[r.model_id].metrics.append(
-                    Metric(
-                        key=r.key,
-                        value=_NAN if r.is_nan else r.value,
-                        timestamp=r.timestamp,
-                        step=r.step,
-                        model_id=r.model_id,
-                        dataset_name=r.dataset_name,
-                        dataset_digest=r.dataset_digest,
-                        run_id=r.run_uuid,
-                    )
-                )
-        return list(out.values())
+            return load_models(conn, [model_row(conn, model_id)])[0]
 
     def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         with self.db.read() as conn:
-            row = self._model_row(conn, model_id, allow_deleted=allow_deleted)
-            return self._load_models(conn, [row])[0]
+            row = model_row(conn, model_id, allow_deleted=allow_deleted)
+            return load_models(conn, [row])[0]
 
     def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
         status = LoggedModelStatus(status)
@@ -1158,17 +886,17 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
                 "LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED"
             )
         with self.db.write() as conn:
-            self._model_row(conn, model_id, allow_deleted=False)
+            model_row(conn, model_id, allow_deleted=False)
             conn.execute(
                 logged_models.update()
                 .where(logged_models.c.model_id == model_id)
                 .values(status=status.value, last_updated_timestamp=_now())
             )
-            return self._load_models(conn, [self._model_row(conn, model_id)])[0]
+            return load_models(conn, [model_row(conn, model_id)])[0]
 
     def set_logged_model_tags(self, model_id: str, tags: Sequence[LoggedModelTag]) -> None:
         with self.db.write() as conn:
-            self._model_row(conn, model_id, allow_deleted=False)
+            model_row(conn, model_id, allow_deleted=False)
             rows = {t.key: t.value for t in tags}
             upsert(
                 conn,
@@ -1188,7 +916,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
         with self.db.write() as conn:
-            self._model_row(conn, model_id, allow_deleted=False)
+            model_row(conn, model_id, allow_deleted=False)
             deleted = conn.execute(
                 logged_model_tags.delete().where(
                     logged_model_tags.c.model_id == model_id, logged_model_tags.c.key == key
@@ -1202,7 +930,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         self, model_id: str, params: Sequence[LoggedModelParameter]
     ) -> None:
         with self.db.write() as conn:
-            self._model_row(conn, model_id, allow_deleted=False)
+            model_row(conn, model_id, allow_deleted=False)
             rows = {p.key: p.value for p in params}
             upsert(
                 conn,
@@ -1214,11 +942,11 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 
     def delete_logged_model(self, model_id: str) -> None:
         with self.db.write() as conn:
-            self._model_row(conn, model_id, allow_deleted=False)
+            model_row(conn, model_id, allow_deleted=False)
             conn.execute(
                 logged_models.update()
                 .where(logged_models.c.model_id == model_id)
-                .values(lifecycle_stage=_DELETED, last_updated_timestamp=_now())
+                .values(lifecycle_stage=DELETED, last_updated_timestamp=_now())
             )
 
     def search_logged_models(
@@ -1232,12 +960,12 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
     ) -> PagedList[LoggedModel]:
         offset = decode_token(page_token)
         ids = [parse_experiment_id(e) for e in experiment_ids]
-        ids = [i for i in ids if i <= _INT32_MAX]
+        ids = [i for i in ids if i <= INT32_MAX]
         stmt = sqlsearch.logged_models_query(self.dialect, ids, filter, datasets, order_by)
         stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
-            return PagedList(self._load_models(conn, rows), token)
+            return PagedList(load_models(conn, rows), token)
 
 
 # --- module helpers ---------------------------------------------------------------------
@@ -1245,10 +973,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
 # The tables under names that method parameters (``tags``, ``datasets``) do not shadow.
 tags_table = tags
 datasets_table = datasets
-_NAN = float("nan")
 _NO_LIMIT = 2**62
-_RUN_ROW = sa.select(runs).where(runs.c.run_uuid == sa.bindparam("run_id"))
-_RUN_STAGE = sa.select(runs.c.lifecycle_stage).where(runs.c.run_uuid == sa.bindparam("run_id"))
 
 
 def _newer(old, new):
@@ -1336,14 +1061,6 @@ def _clip(value: str | None, limit: int) -> str | None:
     if value is not None and len(value) > limit:
         return value[:limit]
     return value
-
-
-def _check_run_name(name: str) -> None:
-    if len(name) > RUN_NAME_MAX:
-        raise errors.invalid(
-            f"Run name {name[:50]!r}... is {len(name)} characters long; the limit is {RUN_NAME_MAX}"
-        )
-    check_no_nul("run_name", name)
 
 
 def _check_key(key: str, what: str) -> None:
@@ -1495,41 +1212,3 @@ def _metric_rows_general(run_id: str, metrics_: Sequence[Metric]):
     return points, _newest(keys, steps, tss, vals, nans), model_rows
 
 
-_STATUS = {s.value: s for s in RunStatus}
-_ONE_RUN_STATEMENTS: dict[str, Any] = {}
-_MANY_RUN_STATEMENTS: dict[tuple[str, str], Any] = {}
-_STAGE = {s.value: s for s in LifecycleStage}
-
-
-def _tuples(conn: Connection, stmt, args: dict[str, Any] | None = None) -> list[tuple]:
-    """Rows of ``stmt`` as plain DBAPI tuples (no Row objects or result processors; for
-    columns that need no conversion, on paths that read many rows)."""
-    result = conn.execute(stmt, args)
-    try:
-        return result.cursor.fetchall()
-    finally:
-        result.close()
-
-
-def _run_info(r: Sequence[Any]) -> RunInfo:
-    """RunInfo from a ``runs`` row (a Row or a plain tuple, in the table's column order)."""
-    run_uuid, name, user_id, status, start, end, _deleted, stage, uri, experiment_id = r
-    return RunInfo(
-        run_id=run_uuid,
-        experiment_id=str(experiment_id),
-        run_name=name or "",
-        user_id=user_id or "",
-        status=_STATUS[status],
-        start_time=start,
-        end_time=end,
-        artifact_uri=uri,
-        lifecycle_stage=_STAGE[stage],
-    )
-
-
-def _history(key: str, rows: Iterable[Any]) -> list[Metric]:
-    new = tuple.__new__  # Metric(...) without its Python-level __new__
-    return [
-        new(Metric, (key, _NAN if value is None else value, ts, step, None, None, None, None))
-        for ts, step, value in rows
-    ]
