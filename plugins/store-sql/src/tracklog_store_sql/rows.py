@@ -33,6 +33,7 @@ from tracklog.entities import (
 )
 from tracklog.validation import check_no_nul
 from tracklog_store_sql.schema import (
+    KEY_MAX,
     datasets,
     experiment_tags,
     experiments,
@@ -89,6 +90,26 @@ def check_run_name(name: str) -> None:
             f"Run name {name[:50]!r}... is {len(name)} characters long; the limit is {RUN_NAME_MAX}"
         )
     check_no_nul("run_name", name)
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    if value is not None and len(value) > limit:
+        return value[:limit]
+    return value
+
+
+def check_key(key: str, what: str) -> None:
+    if not key or len(key) > KEY_MAX:
+        raise errors.invalid(
+            f"Invalid {what} key {key[:50]!r}: keys must be 1 to {KEY_MAX} characters long"
+        )
+    check_no_nul(f"{what} key", key)
+
+
+def check_tags(tags: Iterable[Any], field: str) -> None:
+    for tag in tags:
+        check_no_nul(f"{field}.key", tag.key)
+        check_no_nul(f"{field}.value", tag.value)
 
 
 def tuples(conn: Connection, stmt, args: dict[str, Any] | None = None) -> list[tuple]:
@@ -263,8 +284,10 @@ def _select_tags(of):
 
 def _select_outputs(of):
     o = run_outputs.c
-    return sa.select(o.run_uuid, o.model_id, o.step).where(of(o.run_uuid)).order_by(
-        o.run_uuid, o.model_id
+    return (
+        sa.select(o.run_uuid, o.model_id, o.step)
+        .where(of(o.run_uuid))
+        .order_by(o.run_uuid, o.model_id)
     )
 
 
@@ -304,9 +327,7 @@ def load_runs(conn: Connection, rows: Sequence[Any]) -> list[Run]:
     new = metric_from_fields
     for chunk in chunks(list(out), chunk_size(dialect)):
         run_set = RunSet(chunk, dialect)
-        for run_uuid, key, ts, step, value, is_nan in tuples(
-            conn, *run_set.select(_select_latest)
-        ):
+        for run_uuid, key, ts, step, value, is_nan in tuples(conn, *run_set.select(_select_latest)):
             out[run_uuid].data.metrics[key] = new(
                 (key, NAN if is_nan else value, ts, step, None, None, None, None)
             )

@@ -56,7 +56,10 @@ from tracklog_store_sql.rows import (
     RUN_NAME_TAG,
     RunSet,
     check_active_run,
+    check_key,
     check_run_name,
+    check_tags,
+    clip,
     experiment_row,
     history,
     join_uri,
@@ -72,7 +75,6 @@ from tracklog_store_sql.rows import (
     tuples,
 )
 from tracklog_store_sql.schema import (
-    KEY_MAX,
     PARAM_VALUE_MAX,
     TAG_VALUE_MAX,
     datasets,
@@ -186,7 +188,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         if len(name) > 500:
             raise errors.invalid("Experiment name exceeds the maximum length of 500 characters")
         check_no_nul("name", name, artifact_location)
-        _check_tags(tags, "tags")
+        check_tags(tags, "tags")
         now = _now()
         try:
             with self.db.write() as conn:
@@ -329,7 +331,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             )
 
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
-        _check_tags([tag], "tag")
+        check_tags([tag], "tag")
         with self.db.write() as conn:
             row = experiment_row(conn, experiment_id, for_write=True)
             upsert(
@@ -379,7 +381,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         name = run_name or tag_name or generate_run_name()
         check_run_name(name)
         check_no_nul("user_id", user_id)
-        _check_tags(tags, "tags")
+        check_tags(tags, "tags")
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         start = check_int64(start_time, "start_time") if start_time is not None else _now()
@@ -402,7 +404,7 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
             conn.execute(
                 tags_table.insert(),
                 [
-                    {"run_uuid": run_id, "key": k, "value": _clip(v, TAG_VALUE_MAX)}
+                    {"run_uuid": run_id, "key": k, "value": clip(v, TAG_VALUE_MAX)}
                     for k, v in tag_map.items()
                 ],
             )
@@ -479,9 +481,9 @@ class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
         param_rows = _param_rows(run_id, params)
         with gc_paused():  # thousands of small acyclic tuples; see gc_paused
             metric_rows, latest_rows, model_rows = _metric_rows(run_id, metrics)
-        tag_rows = {t.key: _clip(t.value, TAG_VALUE_MAX) for t in sorted(tags, key=_key)}
+        tag_rows = {t.key: clip(t.value, TAG_VALUE_MAX) for t in sorted(tags, key=_key)}
         for key in tag_rows:
-            _check_key(key, "tag")
+            check_key(key, "tag")
         check_no_nul("tags.value", *tag_rows.values())
         if RUN_NAME_TAG in tag_rows:
             check_run_name(tag_rows[RUN_NAME_TAG])
@@ -1057,31 +1059,11 @@ def _key(item: Any) -> str:
     return item.key
 
 
-def _clip(value: str | None, limit: int) -> str | None:
-    if value is not None and len(value) > limit:
-        return value[:limit]
-    return value
-
-
-def _check_key(key: str, what: str) -> None:
-    if not key or len(key) > KEY_MAX:
-        raise errors.invalid(
-            f"Invalid {what} key {key[:50]!r}: keys must be 1 to {KEY_MAX} characters long"
-        )
-    check_no_nul(f"{what} key", key)
-
-
-def _check_tags(tags: Iterable[Any], field: str) -> None:
-    for tag in tags:
-        check_no_nul(f"{field}.key", tag.key)
-        check_no_nul(f"{field}.value", tag.value)
-
-
 def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
     rows: dict[str, str] = {}
     for p in params:
-        _check_key(p.key, "param")
-        value = _clip(str(p.value), PARAM_VALUE_MAX)
+        check_key(p.key, "param")
+        value = clip(str(p.value), PARAM_VALUE_MAX)
         check_no_nul("params.value", value)
         if p.key in rows and rows[p.key] != value:
             raise errors.invalid(
@@ -1148,7 +1130,7 @@ def _metric_rows(run_id: str, metrics_: Sequence[Metric]):
     check_int64_column(points.timestamps, "metrics[{}].timestamp")
     check_int64_column(points.steps, "metrics[{}].step")
     for key in best:
-        _check_key(key, "metric")
+        check_key(key, "metric")
     # Sorted so concurrent writers lock latest_metrics rows in one order (no deadlocks).
     latest = [
         {
