@@ -16,10 +16,7 @@ from sqlalchemy.engine import Connection
 
 from tracklog import errors
 from tracklog.entities import (
-    DatasetInput,
     LoggedModel,
-    LoggedModelInput,
-    LoggedModelOutput,
     LoggedModelParameter,
     LoggedModelStatus,
     LoggedModelTag,
@@ -39,6 +36,7 @@ from tracklog.validation import check_int64_column, check_no_nul
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.experiments import ExperimentsMixin
+from tracklog_store_sql.inputs import InputsMixin
 from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.rows import (
     ACTIVE,
@@ -55,7 +53,6 @@ from tracklog_store_sql.rows import (
     load_models,
     model_row,
     parse_experiment_id,
-    require_models,
     run_row,
 )
 from tracklog_store_sql.runs import RunsMixin
@@ -63,8 +60,6 @@ from tracklog_store_sql.schema import (
     PARAM_VALUE_MAX,
     TAG_VALUE_MAX,
     datasets,
-    input_tags,
-    inputs,
     latest_metrics,
     logged_model_metrics,
     logged_model_params,
@@ -73,7 +68,6 @@ from tracklog_store_sql.schema import (
     metric_points,
     metric_series,
     params,
-    run_outputs,
     runs,
     tags,
 )
@@ -101,6 +95,7 @@ def _now() -> int:
 class SqlTrackingStore(
     ExperimentsMixin,
     RunsMixin,
+    InputsMixin,
     RegistryMixin,
     TrackingStore,
     ModelRegistryStore,
@@ -375,101 +370,6 @@ class SqlTrackingStore(
             if max_results is not None:
                 points, token = page(points, max_results, offset)
             return PagedList(points, token)
-
-    def log_inputs(
-        self,
-        run_id: str,
-        datasets: Sequence[DatasetInput] = (),
-        models: Sequence[LoggedModelInput] = (),
-    ) -> None:
-        with self.db.write() as conn:
-            run = run_row(conn, run_id, for_write=True)
-            for di in datasets:
-                ds = di.dataset
-                dataset_uuid = conn.execute(
-                    sa.select(datasets_table.c.dataset_uuid).where(
-                        datasets_table.c.experiment_id == run.experiment_id,
-                        datasets_table.c.name == ds.name,
-                        datasets_table.c.digest == ds.digest,
-                    )
-                ).scalar()
-                if dataset_uuid is None:
-                    dataset_uuid = uuid.uuid4().hex
-                    conn.execute(
-                        datasets_table.insert().values(
-                            dataset_uuid=dataset_uuid,
-                            experiment_id=run.experiment_id,
-                            name=ds.name,
-                            digest=ds.digest,
-                            dataset_source_type=ds.source_type,
-                            dataset_source=ds.source,
-                            dataset_schema=ds.schema,
-                            dataset_profile=ds.profile,
-                        )
-                    )
-                exists = conn.execute(
-                    sa.select(inputs.c.input_uuid).where(
-                        inputs.c.source_type == "DATASET",
-                        inputs.c.source_id == dataset_uuid,
-                        inputs.c.destination_type == "RUN",
-                        inputs.c.destination_id == run_id,
-                    )
-                ).first()
-                if exists:
-                    continue
-                input_uuid = uuid.uuid4().hex
-                conn.execute(
-                    inputs.insert().values(
-                        input_uuid=input_uuid,
-                        source_type="DATASET",
-                        source_id=dataset_uuid,
-                        destination_type="RUN",
-                        destination_id=run_id,
-                    )
-                )
-                tag_rows = {t.key: t.value for t in di.tags}
-                if tag_rows:
-                    conn.execute(
-                        input_tags.insert(),
-                        [
-                            {"input_uuid": input_uuid, "name": k, "value": v}
-                            for k, v in tag_rows.items()
-                        ],
-                    )
-            model_ids = list(dict.fromkeys(m.model_id for m in models))
-            if model_ids:
-                require_models(conn, model_ids)
-                insert_ignore(
-                    conn,
-                    inputs,
-                    [
-                        {
-                            "input_uuid": uuid.uuid4().hex,
-                            "source_type": "MODEL",
-                            "source_id": mid,
-                            "destination_type": "RUN",
-                            "destination_id": run_id,
-                        }
-                        for mid in model_ids
-                    ],
-                    ["source_type", "source_id", "destination_type", "destination_id"],
-                )
-
-    def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
-        check_int64_column([m.step for m in models], "models[{}].step")
-        with self.db.write() as conn:
-            check_active_run(conn, run_id)
-            rows = {m.model_id: m.step for m in models}
-            if not rows:
-                return
-            require_models(conn, list(rows))
-            upsert(
-                conn,
-                run_outputs,
-                [{"run_uuid": run_id, "model_id": k, "step": v} for k, v in rows.items()],
-                ["run_uuid", "model_id"],
-                ["step"],
-            )
 
     # -- logged models ------------------------------------------------------------------
 
