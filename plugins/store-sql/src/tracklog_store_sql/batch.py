@@ -12,10 +12,10 @@ from sqlalchemy.engine import Connection
 from tracklog import errors
 from tracklog.entities import Metric, Param, RunTag
 from tracklog.perf import gc_paused
-from tracklog.validation import check_no_nul
+from tracklog.validation import check_no_nul, validate_param
 from tracklog_store_sql import db as dbmod
-from tracklog_store_sql.rows import RUN_NAME_TAG, check_active_run, check_key, check_run_name, clip
-from tracklog_store_sql.schema import PARAM_VALUE_MAX, TAG_VALUE_MAX, params, runs, tags
+from tracklog_store_sql.rows import RUN_NAME_TAG, check_active_run, check_run_name, run_tag_rows
+from tracklog_store_sql.schema import params, runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
 from tracklog_store_sql.sqlutil import chunks, in_ids, insert_ignore, upsert
 
@@ -41,10 +41,8 @@ class BatchMixin:
         param_rows = _param_rows(run_id, params)
         with gc_paused():  # thousands of small acyclic tuples; see gc_paused
             metric_rows, latest_rows, model_rows = self._metric_rows(run_id, metrics)
-        tag_rows = {t.key: clip(t.value, TAG_VALUE_MAX) for t in sorted(tags, key=_key)}
-        for key in tag_rows:
-            check_key(key, "tag")
-        check_no_nul("tags.value", *tag_rows.values())
+        # Sorted so concurrent writers lock tag rows in one order (no deadlocks).
+        tag_rows = run_tag_rows(sorted(tags, key=_key))
         if RUN_NAME_TAG in tag_rows:
             check_run_name(tag_rows[RUN_NAME_TAG])
         for attempt in range(_WRITE_ATTEMPTS):
@@ -132,8 +130,7 @@ def _key(item: Any) -> str:
 def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
     rows: dict[str, str] = {}
     for p in params:
-        check_key(p.key, "param")
-        value = clip(str(p.value), PARAM_VALUE_MAX)
+        value = validate_param(p.key, str(p.value), "params").value
         check_no_nul("params.value", value)
         if p.key in rows and rows[p.key] != value:
             raise errors.invalid(

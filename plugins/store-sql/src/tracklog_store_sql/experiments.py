@@ -12,7 +12,7 @@ from tracklog import errors
 from tracklog.entities import Experiment, ExperimentTag, PagedList, ViewType, now_ms
 from tracklog.search.ast import Filter, OrderBy
 from tracklog.stores import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME
-from tracklog.validation import check_no_nul
+from tracklog.validation import check_no_nul, validate_experiment_name
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.rows import (
     ACTIVE,
@@ -64,10 +64,7 @@ class ExperimentsMixin:
         artifact_location: str | None = None,
         tags: Sequence[ExperimentTag] = (),
     ) -> str:
-        if not name or not isinstance(name, str):
-            raise errors.invalid("Invalid experiment name: the name must be a non-empty string")
-        if len(name) > 500:
-            raise errors.invalid("Experiment name exceeds the maximum length of 500 characters")
+        validate_experiment_name(name)
         check_no_nul("name", name, artifact_location)
         check_tags(tags, "tags")
         now = now_ms()
@@ -137,8 +134,7 @@ class ExperimentsMixin:
             return PagedList(load_experiments(conn, rows), token)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        if not new_name:
-            raise errors.invalid("Invalid experiment name: the name must be a non-empty string")
+        validate_experiment_name(new_name, "new_name")
         check_no_nul("new_name", new_name)
         try:
             with self.db.write() as conn:

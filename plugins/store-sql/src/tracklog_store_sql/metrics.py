@@ -15,8 +15,8 @@ from sqlalchemy.engine import Connection
 from tracklog import errors
 from tracklog.entities import MAX_DOUBLE, Metric, PagedList
 from tracklog.perf import gc_paused
-from tracklog.validation import check_int64_column
-from tracklog_store_sql.rows import check_key, history
+from tracklog.validation import check_int64_column, validate_key
+from tracklog_store_sql.rows import history
 from tracklog_store_sql.schema import (
     latest_metrics,
     logged_model_metrics,
@@ -330,7 +330,7 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
     check_int64_column(points.timestamps, "metrics[{}].timestamp")
     check_int64_column(points.steps, "metrics[{}].step")
     for key in best:
-        check_key(key, "metric")
+        validate_key(key, "metrics.key", "A metric name")
     # Sorted so concurrent writers lock latest_metrics rows in one order (no deadlocks).
     latest = [
         {

@@ -31,9 +31,8 @@ from tracklog.entities import (
     RunStatus,
     metric_from_fields,
 )
-from tracklog.validation import check_no_nul
+from tracklog.validation import check_length, check_no_nul, validate_tag
 from tracklog_store_sql.schema import (
-    KEY_MAX,
     datasets,
     experiment_tags,
     experiments,
@@ -85,25 +84,19 @@ def parse_experiment_id(experiment_id: Any) -> int:
 
 
 def check_run_name(name: str) -> None:
-    if len(name) > RUN_NAME_MAX:
-        raise errors.invalid(
-            f"Run name {name[:50]!r}... is {len(name)} characters long; the limit is {RUN_NAME_MAX}"
-        )
+    check_length("run_name", name, RUN_NAME_MAX)
     check_no_nul("run_name", name)
 
 
-def clip(value: str | None, limit: int) -> str | None:
-    if value is not None and len(value) > limit:
-        return value[:limit]
-    return value
-
-
-def check_key(key: str, what: str) -> None:
-    if not key or len(key) > KEY_MAX:
-        raise errors.invalid(
-            f"Invalid {what} key {key[:50]!r}: keys must be 1 to {KEY_MAX} characters long"
-        )
-    check_no_nul(f"{what} key", key)
+def run_tag_rows(tags: Iterable[Any], field: str = "tags") -> dict[str, str]:
+    """``{key: value}`` of run tags checked and trimmed as core validates them (the last
+    of a repeated key wins); text holding NUL is refused."""
+    rows: dict[str, str] = {}
+    for t in tags:
+        tag = validate_tag(t.key, t.value, field)
+        rows[tag.key] = tag.value
+    check_no_nul(f"{field}.value", *rows.values())
+    return rows
 
 
 def check_tags(tags: Iterable[Any], field: str) -> None:

@@ -31,18 +31,17 @@ from tracklog_store_sql.rows import (
     RunSet,
     check_active_run,
     check_run_name,
-    check_tags,
-    clip,
     experiment_row,
     join_uri,
     load_runs,
     parse_experiment_id,
     run_info,
     run_row,
+    run_tag_rows,
     select_runs,
     tuples,
 )
-from tracklog_store_sql.schema import TAG_VALUE_MAX, runs, tags
+from tracklog_store_sql.schema import runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
 from tracklog_store_sql.sqlutil import chunk_size, chunks, decode_token, page, page_limit, upsert
 
@@ -64,7 +63,7 @@ class RunsMixin:
         tags: Sequence[RunTag] = (),
         run_name: str | None = None,
     ) -> Run:
-        tag_map = {t.key: t.value for t in tags}
+        tag_map = run_tag_rows(tags)
         tag_name = tag_map.get(RUN_NAME_TAG)
         if run_name and tag_name and run_name != tag_name:
             raise errors.invalid(
@@ -74,7 +73,6 @@ class RunsMixin:
         name = run_name or tag_name or generate_run_name()
         check_run_name(name)
         check_no_nul("user_id", user_id)
-        check_tags(tags, "tags")
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         start = check_int64(start_time, "start_time") if start_time is not None else now_ms()
@@ -97,7 +95,7 @@ class RunsMixin:
             conn.execute(
                 tags_table.insert(),
                 [
-                    {"run_uuid": run_id, "key": k, "value": clip(v, TAG_VALUE_MAX)}
+                    {"run_uuid": run_id, "key": k, "value": v}
                     for k, v in tag_map.items()
                 ],
             )
