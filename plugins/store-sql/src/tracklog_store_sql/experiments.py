@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from tracklog import errors
 from tracklog.entities import Experiment, ExperimentTag, PagedList, ViewType, now_ms
 from tracklog.search.ast import Filter, OrderBy
+from tracklog.search.tokens import decode_offset_token
 from tracklog.stores import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME
 from tracklog.validation import check_no_nul, validate_experiment_name
 from tracklog_store_sql import search as sqlsearch
@@ -23,7 +24,7 @@ from tracklog_store_sql.rows import (
     load_experiments,
 )
 from tracklog_store_sql.schema import experiment_tags, experiments, runs
-from tracklog_store_sql.sqlutil import decode_token, page, page_limit, upsert
+from tracklog_store_sql.sqlutil import page, page_limit, upsert
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -123,7 +124,7 @@ class ExperimentsMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         stmt = (
             sqlsearch.experiments_query(self.dialect, ViewType(view_type), filter, order_by)
             .limit(page_limit(max_results))

@@ -19,6 +19,7 @@ from tracklog.entities import (
 )
 from tracklog.names import generate_run_name
 from tracklog.search.ast import Filter, OrderBy
+from tracklog.search.tokens import decode_offset_token
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.rows import (
     ACTIVE,
@@ -32,7 +33,7 @@ from tracklog_store_sql.rows import (
     run_row,
 )
 from tracklog_store_sql.schema import logged_model_params, logged_model_tags, logged_models
-from tracklog_store_sql.sqlutil import decode_token, page, page_limit, upsert
+from tracklog_store_sql.sqlutil import page, page_limit, upsert
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -177,7 +178,7 @@ class LoggedModelsMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[LoggedModel]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         ids = [parse_experiment_id(e) for e in experiment_ids]
         ids = [i for i in ids if i <= INT32_MAX]
         stmt = sqlsearch.logged_models_query(self.dialect, ids, filter, datasets, order_by)

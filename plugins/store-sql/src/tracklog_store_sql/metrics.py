@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from tracklog import errors
 from tracklog.entities import MAX_DOUBLE, Metric, PagedList
 from tracklog.perf import gc_paused
+from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
 from tracklog_store_sql.rows import history
 from tracklog_store_sql.schema import (
@@ -27,7 +28,6 @@ from tracklog_store_sql.schema import (
 from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
-    decode_token,
     in_ids,
     insert_ignore,
     page,
@@ -148,7 +148,7 @@ class MetricsMixin:
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> PagedList[Metric]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         m, series = metric_points.c, metric_series.c
         # A scalar subquery, not a join: the planner then walks the primary key of the one
         # series in history order, with no sort.

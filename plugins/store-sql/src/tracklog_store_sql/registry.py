@@ -19,6 +19,7 @@ from tracklog.entities import (
     RegisteredModelAlias,
 )
 from tracklog.search.ast import Filter, Kind, Op, OrderBy
+from tracklog.search.tokens import decode_offset_token
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.schema import (
@@ -32,7 +33,6 @@ from tracklog_store_sql.schema import (
 from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
-    decode_token,
     in_ids,
     page,
     page_limit,
@@ -314,7 +314,7 @@ class RegistryMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[RegisteredModel]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         filter, prompts = _prompt_filter(filter)
         stmt = sqlsearch.registered_models_query(self.dialect, filter, order_by)
         if not prompts:
@@ -515,7 +515,7 @@ class RegistryMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[ModelVersion]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         filter, prompts = _prompt_filter(filter)
         stmt = sqlsearch.model_versions_query(self.dialect, filter, order_by)
         if not prompts:

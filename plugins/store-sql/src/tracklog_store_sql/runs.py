@@ -21,6 +21,7 @@ from tracklog.entities import (
 from tracklog.names import generate_run_name
 from tracklog.perf import gc_paused
 from tracklog.search.ast import Filter, OrderBy
+from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64, check_no_nul
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.rows import (
@@ -43,7 +44,7 @@ from tracklog_store_sql.rows import (
 )
 from tracklog_store_sql.schema import runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
-from tracklog_store_sql.sqlutil import chunk_size, chunks, decode_token, page, page_limit, upsert
+from tracklog_store_sql.sqlutil import chunk_size, chunks, page, page_limit, upsert
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -171,7 +172,7 @@ class RunsMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[Run]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         # A malformed id is the caller's error (as MLflow); an unknown one matches nothing.
         ids = [i for i in map(parse_experiment_id, experiment_ids) if i <= INT32_MAX]
         if not ids:
