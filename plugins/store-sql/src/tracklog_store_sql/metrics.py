@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
+from functools import cache
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -244,30 +245,26 @@ _LATEST_UPDATE = (
 )
 
 
+@cache
 def _latest_upsert(dialect: str):
-    """One INSERT … ON CONFLICT DO UPDATE … WHERE newer (SQLite, PostgreSQL)."""
-    stmt = _LATEST_UPSERTS.get(dialect)
-    if stmt is None:
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        ins = insert(latest_metrics)
-        ex = ins.excluded
-        stmt = _LATEST_UPSERTS[dialect] = ins.on_conflict_do_update(
-            index_elements=["run_uuid", "key"],
-            set_={
-                "value": ex.value,
-                "timestamp": ex.timestamp,
-                "step": ex.step,
-                "is_nan": ex.is_nan,
-            },
-            where=_newer(latest_metrics.c, ex),
-        )
-    return stmt
-
-
-_LATEST_UPSERTS: dict[str, Any] = {}
+    """One INSERT … ON CONFLICT DO UPDATE … WHERE newer (SQLite, PostgreSQL), built once
+    per dialect."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    ins = insert(latest_metrics)
+    ex = ins.excluded
+    return ins.on_conflict_do_update(
+        index_elements=["run_uuid", "key"],
+        set_={
+            "value": ex.value,
+            "timestamp": ex.timestamp,
+            "step": ex.step,
+            "is_nan": ex.is_nan,
+        },
+        where=_newer(latest_metrics.c, ex),
+    )
 
 
 class _Points(NamedTuple):
