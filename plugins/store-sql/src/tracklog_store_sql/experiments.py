@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -18,7 +18,6 @@ from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.rows import (
     ACTIVE,
     DELETED,
-    check_tags,
     experiment_row,
     join_uri,
     load_experiments,
@@ -67,7 +66,7 @@ class ExperimentsMixin:
     ) -> str:
         validate_experiment_name(name)
         check_no_nul("name", name, artifact_location)
-        check_tags(tags, "tags")
+        _check_tags(tags, "tags")
         now = now_ms()
         try:
             with self.db.write() as conn:
@@ -209,7 +208,7 @@ class ExperimentsMixin:
             )
 
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
-        check_tags([tag], "tag")
+        _check_tags([tag], "tag")
         with self.db.write() as conn:
             row = experiment_row(conn, experiment_id, for_write=True)
             upsert(
@@ -252,3 +251,9 @@ def insert_default_experiment(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(experiments.insert().values(**row))
     if dialect == "mssql":
         conn.exec_driver_sql("SET IDENTITY_INSERT experiments OFF")
+
+
+def _check_tags(tags: Iterable[Any], field: str) -> None:
+    for tag in tags:
+        check_no_nul(f"{field}.key", tag.key)
+        check_no_nul(f"{field}.value", tag.value)

@@ -18,11 +18,10 @@ from tracklog.entities import MAX_DOUBLE, Metric, PagedList
 from tracklog.perf import gc_paused
 from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
-from tracklog_store_sql.rows import history
+from tracklog_store_sql.rows import history, require_models
 from tracklog_store_sql.schema import (
     latest_metrics,
     logged_model_metrics,
-    logged_models,
     metric_points,
     metric_series,
 )
@@ -57,11 +56,11 @@ class MetricsMixin:
 
     def _remember_series(self, run_id: str, series: dict[str, int]) -> None:
         """Cache the series ids of a committed batch."""
-        cache = self._series_cache
-        if len(cache) > _SERIES_CACHE_MAX:
-            cache.clear()
+        known = self._series_cache
+        if len(known) > _SERIES_CACHE_MAX:
+            known.clear()
         for key, sid in series.items():
-            cache[run_id, key] = sid
+            known[run_id, key] = sid
 
     def _write_metrics(
         self, conn: Connection, run_id: str, points: _Points, latest: list[dict[str, Any]]
@@ -127,17 +126,7 @@ class MetricsMixin:
     def _write_model_metrics(
         self, conn: Connection, run_id: str, rows: list[dict[str, Any]]
     ) -> None:
-        ids = sorted({r["model_id"] for r in rows})
-        found = set(
-            conn.execute(
-                sa.select(logged_models.c.model_id).where(
-                    in_ids(logged_models.c.model_id, ids, self.dialect)
-                )
-            ).scalars()
-        )
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise errors.not_found(f"Logged model with id={missing[0]} not found")
+        require_models(conn, sorted({r["model_id"] for r in rows}))
         insert_ignore(
             conn, logged_model_metrics, rows, ["model_id", "key", "timestamp", "step", "run_uuid"]
         )

@@ -99,12 +99,6 @@ def run_tag_rows(tags: Iterable[Any], field: str = "tags") -> dict[str, str]:
     return rows
 
 
-def check_tags(tags: Iterable[Any], field: str) -> None:
-    for tag in tags:
-        check_no_nul(f"{field}.key", tag.key)
-        check_no_nul(f"{field}.value", tag.value)
-
-
 def tuples(conn: Connection, stmt, args: dict[str, Any] | None = None) -> list[tuple]:
     """Rows of ``stmt`` as plain DBAPI tuples (no Row objects or result processors; for
     columns that need no conversion, on paths that read many rows)."""
