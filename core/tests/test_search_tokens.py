@@ -9,7 +9,13 @@ import pytest
 
 from tracklog.entities import PagedList
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog.search.tokens import decode_page_token, encode_page_token, paginate
+from tracklog.search.tokens import (
+    decode_offset_token,
+    decode_page_token,
+    encode_offset_token,
+    encode_page_token,
+    paginate,
+)
 
 
 def test_round_trip_is_urlsafe_and_compact():
@@ -68,6 +74,23 @@ def test_no_token_when_the_page_ends_exactly():
 def test_bad_offsets_rejected(offset):
     with pytest.raises(TracklogError, match="Invalid page token"):
         paginate([1, 2, 3], 1, encode_page_token({"offset": offset}))
+
+
+def test_offset_tokens_round_trip_and_read_the_older_spaced_form():
+    """Offset tokens as the SQL store wrote them before (``{"offset": 40}`` with a space,
+    padded urlsafe base64) still read as their offset."""
+    assert decode_offset_token(encode_offset_token(40)) == 40
+    older = base64.urlsafe_b64encode(json.dumps({"offset": 40}).encode()).decode()
+    assert older != encode_offset_token(40)
+    assert decode_offset_token(older) == 40
+    assert decode_offset_token(None) == decode_offset_token("") == 0
+
+
+@pytest.mark.parametrize("offset", [-1, 2**62, 2**63, "3", None, True])
+def test_forged_offset_tokens_refused(offset):
+    with pytest.raises(TracklogError, match="Invalid page token") as info:
+        decode_offset_token(encode_page_token({"offset": offset}))
+    assert info.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
 
 
 @pytest.mark.parametrize("max_results", [0, -1, True])

@@ -25,6 +25,7 @@ from tracklog.search import (
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql import sqlutil
+from tracklog_store_sql.metrics import _LATEST_UPDATE
 from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.schema import (
     latest_metrics,
@@ -34,7 +35,6 @@ from tracklog_store_sql.schema import (
     params,
     tags,
 )
-from tracklog_store_sql.store import _LATEST_UPDATE
 
 DIALECT = mssql.dialect()
 

@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 from tracklog.entities import PagedList
 from tracklog.errors import invalid
 
-__all__ = ["decode_page_token", "encode_page_token", "paginate"]
+__all__ = [
+    "decode_offset_token",
+    "decode_page_token",
+    "encode_offset_token",
+    "encode_page_token",
+    "paginate",
+]
 
 T = TypeVar("T")
 
@@ -44,7 +50,15 @@ def decode_page_token(token: str | None) -> dict[str, Any]:
     return data
 
 
-def _offset(token: str | None) -> int:
+def encode_offset_token(offset: int) -> str:
+    """The token of the page that starts ``offset`` items in."""
+    return encode_page_token({"offset": offset})
+
+
+def decode_offset_token(token: str | None) -> int:
+    """The offset of a token from :func:`encode_offset_token`; 0 for no token. Tokens
+    written with spaces (``{"offset": 100}``), without padding or in standard base64
+    decode too."""
     data = decode_page_token(token)
     if not data:
         return 0
@@ -62,7 +76,7 @@ def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> Pa
     """
     if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
         raise invalid(f"Invalid value {max_results!r} for max_results: must be at least 1")
-    start = _offset(page_token)
+    start = decode_offset_token(page_token)
     end = start + max_results
-    token = encode_page_token({"offset": end}) if end < len(items) else None
+    token = encode_offset_token(end) if end < len(items) else None
     return PagedList(items[start:end], token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,10 @@ from tracklog.entities import (
     PagedList,
     RegisteredModel,
     RegisteredModelAlias,
+    now_ms,
 )
 from tracklog.search.ast import Filter, Kind, Op, OrderBy
+from tracklog.search.tokens import decode_offset_token
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.schema import (
@@ -32,7 +33,6 @@ from tracklog_store_sql.schema import (
 from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
-    decode_token,
     in_ids,
     page,
     page_limit,
@@ -46,10 +46,6 @@ if TYPE_CHECKING:
 _STAGES = {s.value.lower(): s.value for s in ModelVersionStage}
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
 _VERSION_ATTEMPTS = 5
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def canonical_stage(stage: str) -> str:
@@ -228,7 +224,7 @@ class RegistryMixin:
         self, name: str, tags: Sequence[tuple[str, str]] = (), description: str | None = None
     ) -> RegisteredModel:
         _check_model_name(name)
-        now = _now()
+        now = now_ms()
         try:
             with self.db.write() as conn:
                 if conn.execute(
@@ -277,7 +273,7 @@ class RegistryMixin:
                 conn.execute(
                     registered_models.update()
                     .where(registered_models.c.name == name)
-                    .values(name=new_name, last_updated_time=_now())
+                    .values(name=new_name, last_updated_time=now_ms())
                 )
                 return self._load_models_rm(conn, [self._rm_row(conn, new_name)])[0]
         except sa.exc.IntegrityError:
@@ -291,7 +287,7 @@ class RegistryMixin:
             conn.execute(
                 registered_models.update()
                 .where(registered_models.c.name == name)
-                .values(description=description or "", last_updated_time=_now())
+                .values(description=description or "", last_updated_time=now_ms())
             )
             return self._load_models_rm(conn, [self._rm_row(conn, name)])[0]
 
@@ -314,7 +310,7 @@ class RegistryMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[RegisteredModel]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         filter, prompts = _prompt_filter(filter)
         stmt = sqlsearch.registered_models_query(self.dialect, filter, order_by)
         if not prompts:
@@ -393,7 +389,7 @@ class RegistryMixin:
             # Lock the model row first, so concurrent registrations take numbers one at
             # a time.
             self._rm_row(conn, name, lock=True)
-            now = _now()
+            now = now_ms()
             current = conn.execute(
                 sa.select(sa.func.max(model_versions.c.version)).where(
                     model_versions.c.name == name
@@ -442,7 +438,7 @@ class RegistryMixin:
             conn.execute(
                 model_versions.update()
                 .where(model_versions.c.name == name, model_versions.c.version == row.version)
-                .values(description=description or "", last_updated_time=_now())
+                .values(description=description or "", last_updated_time=now_ms())
             )
             return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
 
@@ -450,7 +446,7 @@ class RegistryMixin:
         self, name: str, version: str, stage: str, archive_existing_versions: bool
     ) -> ModelVersion:
         stage = canonical_stage(stage)
-        now = _now()
+        now = now_ms()
         with self.db.write() as conn:
             row = self._mv_row(conn, name, version)
             self._rm_row(conn, name, lock=True)
@@ -490,7 +486,7 @@ class RegistryMixin:
             conn.execute(
                 registered_models.update()
                 .where(registered_models.c.name == name)
-                .values(last_updated_time=_now())
+                .values(last_updated_time=now_ms())
             )
 
     def get_model_version_download_uri(self, name: str, version: str) -> str:
@@ -515,7 +511,7 @@ class RegistryMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[ModelVersion]:
-        offset = decode_token(page_token)
+        offset = decode_offset_token(page_token)
         filter, prompts = _prompt_filter(filter)
         stmt = sqlsearch.model_versions_query(self.dialect, filter, order_by)
         if not prompts:

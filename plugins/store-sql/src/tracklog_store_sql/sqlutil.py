@@ -1,9 +1,8 @@
 """Dialect-aware SQL building blocks: bulk insert-or-ignore, upserts, case-sensitive
-string comparisons, NULLs-last ordering and page tokens."""
+string comparisons, NULLs-last ordering and page limits."""
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Sequence
@@ -13,9 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tracklog import errors
+from tracklog.entities import MAX_DOUBLE
 from tracklog.search.ast import Op
+from tracklog.search.tokens import encode_offset_token
 
-MAX_DOUBLE = 1.7976931348623157e308
 #: Default IN-list chunk size (see chunk_size).
 CHUNK = 1000
 _CACHE: dict[tuple, Any] = {}
@@ -359,26 +359,7 @@ def nulls_last(col, ascending: bool) -> list:
     return [sa.case((col.is_(None), 1), else_=0), col.asc() if ascending else col.desc()]
 
 
-# --- page tokens -------------------------------------------------------------------------
-
-
-def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-        offset = data["offset"]
-        # Offsets this store hands out stay far below 2**62; a larger one would overflow
-        # the database's LIMIT/OFFSET arithmetic.
-        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**62:
-            raise ValueError(offset)
-    except Exception:
-        raise errors.invalid(f"Invalid page token {token!r}") from None
-    return offset
+# --- pages -------------------------------------------------------------------------------
 
 
 def page_limit(max_results: int) -> int:
@@ -390,5 +371,5 @@ def page_limit(max_results: int) -> int:
 def page(rows: list, max_results: int, offset: int) -> tuple[list, str | None]:
     """Split a fetch of ``max_results + 1`` rows into the page and the next token."""
     if len(rows) > max_results:
-        return rows[:max_results], encode_token(offset + max_results)
+        return rows[:max_results], encode_offset_token(offset + max_results)
     return rows, None

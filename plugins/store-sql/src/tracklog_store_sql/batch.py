@@ -1,0 +1,141 @@
+"""Batch logging: params, tags and metrics of a run written in one transaction, and
+tags deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tracklog import errors
+from tracklog.entities import Metric, Param, RunTag
+from tracklog.perf import gc_paused
+from tracklog.validation import check_no_nul, validate_param
+from tracklog_store_sql import db as dbmod
+from tracklog_store_sql.rows import RUN_NAME_TAG, check_active_run, check_run_name, run_tag_rows
+from tracklog_store_sql.schema import params, runs, tags
+from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
+from tracklog_store_sql.sqlutil import chunks, in_ids, insert_ignore, upsert
+
+if TYPE_CHECKING:
+    from tracklog_store_sql.db import Database
+
+
+class BatchMixin:
+    """The params, tags and batch-logging section of the tracking store. The metrics of
+    a batch go through ``_metric_rows``, ``_write_metrics``, ``_write_model_metrics`` and
+    ``_remember_series`` of :class:`~tracklog_store_sql.metrics.MetricsMixin`."""
+
+    db: Database
+    dialect: str
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        param_rows = _param_rows(run_id, params)
+        with gc_paused():  # thousands of small acyclic tuples; see gc_paused
+            metric_rows, latest_rows, model_rows = self._metric_rows(run_id, metrics)
+        # Sorted so concurrent writers lock tag rows in one order (no deadlocks).
+        tag_rows = run_tag_rows(sorted(tags, key=_key))
+        if RUN_NAME_TAG in tag_rows:
+            check_run_name(tag_rows[RUN_NAME_TAG])
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                with gc_paused():
+                    self._log_batch(
+                        run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows
+                    )
+                return
+            except sa.exc.DBAPIError as exc:
+                # Rerunning is safe: every part of a batch is idempotent.
+                if attempt + 1 == _WRITE_ATTEMPTS or not dbmod.is_transient(exc):
+                    raise
+
+    def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
+        series: dict[str, int] = {}
+        with self.db.write() as conn:
+            check_active_run(conn, run_id)
+            if param_rows:
+                self._write_params(conn, run_id, param_rows)
+            if metric_rows is not None:
+                series = self._write_metrics(conn, run_id, metric_rows, latest_rows)
+            if model_rows:
+                self._write_model_metrics(conn, run_id, model_rows)
+            if tag_rows:
+                upsert(
+                    conn,
+                    tags_table,
+                    [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_rows.items()],
+                    ["run_uuid", "key"],
+                    ["value"],
+                )
+                if RUN_NAME_TAG in tag_rows:
+                    conn.execute(
+                        runs.update()
+                        .where(runs.c.run_uuid == run_id)
+                        .values(name=tag_rows[RUN_NAME_TAG])
+                    )
+        # Only once committed: a rolled-back transaction's new series do not exist.
+        self._remember_series(run_id, series)
+
+    def _write_params(self, conn: Connection, run_id: str, rows: dict[str, str]) -> None:
+        # Insert first, then compare what is stored: a concurrent writer of the same key
+        # is waited for by the insert, so a conflicting value is always seen.
+        insert_ignore(
+            conn,
+            params,
+            [{"run_uuid": run_id, "key": k, "value": v} for k, v in rows.items()],
+            ["run_uuid", "key"],
+        )
+        conflicts = []
+        for chunk in chunks(list(rows)):
+            for key, value in conn.execute(
+                sa.select(params.c.key, params.c.value).where(
+                    params.c.run_uuid == run_id, in_ids(params.c.key, chunk, self.dialect)
+                )
+            ):
+                # .get: MySQL's PAD SPACE collations match 'k' for 'k ' (a conflict too).
+                if value != rows.get(key):
+                    conflicts.append({"key": key, "old_value": value, "new_value": rows.get(key)})
+        if conflicts:
+            # Raising rolls the whole batch back.
+            raise errors.invalid(
+                f"Changing param values is not allowed. Params were already logged="
+                f"'{conflicts}' for run ID='{run_id}'."
+            )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self.db.write() as conn:
+            check_active_run(conn, run_id)
+            deleted = conn.execute(
+                tags.delete().where(tags.c.run_uuid == run_id, tags.c.key == key)
+            ).rowcount
+            if not deleted:
+                raise errors.not_found(f"No tag with name: {key} in run with id {run_id}")
+
+
+_WRITE_ATTEMPTS = 3
+
+
+def _key(item: Any) -> str:
+    return item.key
+
+
+def _param_rows(run_id: str, params: Iterable[Param]) -> dict[str, str]:
+    rows: dict[str, str] = {}
+    for p in params:
+        value = validate_param(p.key, str(p.value), "params").value
+        check_no_nul("params.value", value)
+        if p.key in rows and rows[p.key] != value:
+            raise errors.invalid(
+                f"Duplicate parameter keys with different values in the batch for run "
+                f"ID='{run_id}': {p.key!r}"
+            )
+        rows[p.key] = value
+    return rows

@@ -1,0 +1,193 @@
+"""Runs: create, read, update, delete and restore, and search."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tracklog import errors
+from tracklog.entities import (
+    LifecycleStage,
+    PagedList,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+    now_ms,
+)
+from tracklog.names import generate_run_name
+from tracklog.perf import gc_paused
+from tracklog.search.ast import Filter, OrderBy
+from tracklog.search.tokens import decode_offset_token
+from tracklog.validation import check_int64, check_no_nul
+from tracklog_store_sql import search as sqlsearch
+from tracklog_store_sql.rows import (
+    ACTIVE,
+    DELETED,
+    INT32_MAX,
+    RUN_NAME_TAG,
+    RunSet,
+    check_active_run,
+    check_run_name,
+    experiment_row,
+    join_uri,
+    load_runs,
+    parse_experiment_id,
+    run_info,
+    run_row,
+    run_tag_rows,
+    select_runs,
+    tuples,
+)
+from tracklog_store_sql.schema import runs, tags
+from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
+from tracklog_store_sql.sqlutil import chunk_size, chunks, page, page_limit, upsert
+
+if TYPE_CHECKING:
+    from tracklog_store_sql.db import Database
+
+
+class RunsMixin:
+    """The runs section of the tracking store."""
+
+    db: Database
+    dialect: str
+
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int | None,
+        tags: Sequence[RunTag] = (),
+        run_name: str | None = None,
+    ) -> Run:
+        tag_map = run_tag_rows(tags)
+        tag_name = tag_map.get(RUN_NAME_TAG)
+        if run_name and tag_name and run_name != tag_name:
+            raise errors.invalid(
+                f"Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                f"different values (run_name='{run_name}', mlflow.runName='{tag_name}')."
+            )
+        name = run_name or tag_name or generate_run_name()
+        check_run_name(name)
+        check_no_nul("user_id", user_id)
+        tag_map[RUN_NAME_TAG] = name
+        run_id = uuid.uuid4().hex
+        start = check_int64(start_time, "start_time") if start_time is not None else now_ms()
+        with self.db.write() as conn:
+            exp = experiment_row(conn, experiment_id, for_write=True)
+            artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
+            conn.execute(
+                runs.insert().values(
+                    run_uuid=run_id,
+                    name=name,
+                    user_id=user_id,
+                    status=RunStatus.RUNNING.value,
+                    start_time=start,
+                    end_time=None,
+                    lifecycle_stage=ACTIVE,
+                    artifact_uri=artifact_uri,
+                    experiment_id=exp.experiment_id,
+                )
+            )
+            conn.execute(
+                tags_table.insert(),
+                [
+                    {"run_uuid": run_id, "key": k, "value": v}
+                    for k, v in tag_map.items()
+                ],
+            )
+        info = RunInfo(
+            run_id=run_id,
+            experiment_id=str(exp.experiment_id),
+            run_name=name,
+            user_id=user_id,
+            status=RunStatus.RUNNING,
+            start_time=start,
+            end_time=None,
+            artifact_uri=artifact_uri,
+            lifecycle_stage=LifecycleStage.ACTIVE,
+        )
+        return Run(info=info, data=RunData(tags=tag_map))
+
+    def get_run(self, run_id: str) -> Run:
+        with self.db.read() as conn:
+            row = run_row(conn, run_id)
+            return load_runs(conn, [row])[0]
+
+    def update_run_info(
+        self,
+        run_id: str,
+        run_status: RunStatus | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        values: dict[str, Any] = {}
+        if run_status is not None:
+            values["status"] = RunStatus(run_status).value
+        if end_time is not None:
+            values["end_time"] = check_int64(end_time, "end_time")
+        if run_name:
+            check_run_name(run_name)
+            values["name"] = run_name
+        with self.db.write() as conn:
+            check_active_run(conn, run_id)
+            if values:
+                conn.execute(runs.update().where(runs.c.run_uuid == run_id).values(**values))
+            if run_name:
+                upsert(
+                    conn,
+                    tags,
+                    [{"run_uuid": run_id, "key": RUN_NAME_TAG, "value": run_name}],
+                    ["run_uuid", "key"],
+                    ["value"],
+                )
+            row = run_row(conn, run_id)
+        return run_info(row)
+
+    def delete_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, DELETED, now_ms())
+
+    def restore_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, ACTIVE, None)
+
+    def _set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
+        with self.db.write() as conn:
+            run_row(conn, run_id)
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_uuid == run_id)
+                .values(lifecycle_stage=stage, deleted_time=deleted_time)
+            )
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter: Filter = (),
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        offset = decode_offset_token(page_token)
+        # A malformed id is the caller's error (as MLflow); an unknown one matches nothing.
+        ids = [i for i in map(parse_experiment_id, experiment_ids) if i <= INT32_MAX]
+        if not ids:
+            return PagedList([], None)
+        # The search sorts narrow rows (ids only); full rows are fetched for the page.
+        stmt = (
+            sqlsearch.runs_query(self.dialect, ids, ViewType(run_view_type), filter, order_by)
+            .limit(page_limit(max_results))
+            .offset(offset)
+        )
+        with self.db.read() as conn, gc_paused():
+            run_ids, token = page(tuples(conn, stmt), max_results, offset)
+            rows: dict[str, Any] = {}
+            for chunk in chunks([r[0] for r in run_ids], chunk_size(self.dialect)):
+                for r in tuples(conn, *RunSet(chunk, self.dialect).select(select_runs)):
+                    rows[r[0]] = r
+            found = [rows[r[0]] for r in run_ids if r[0] in rows]
+            return PagedList(load_runs(conn, found), token)
