@@ -18,7 +18,7 @@ import abc
 import hashlib
 import math
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -68,6 +68,54 @@ class ImportStore(abc.ABC):
     def finish_import(self, run_id: str, lifecycle_stage: LifecycleStage) -> None:
         """Give an imported run its final lifecycle stage (DELETED keeps it restorable
         and in reach of garbage collection, as a run deleted through the API)."""
+
+    def existing_runs(self, run_ids: Sequence[str]) -> dict[str, bool]:
+        """Which of ``run_ids`` exist here: run id -> True when complete, False when an
+        interrupted import left it marked with :data:`INCOMPLETE_TAG`. This default
+        reads each run; stores override it with one query."""
+        from tracklog.errors import TracklogError
+
+        out: dict[str, bool] = {}
+        for run_id in run_ids:
+            try:
+                tags = self.get_run(run_id).data.tags  # type: ignore[attr-defined]
+            except TracklogError as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                continue
+            out[run_id] = INCOMPLETE_TAG not in tags
+        return out
+
+    def import_runs(self, runs: Sequence[ImportedRun]) -> None:
+        """Write runs that do not exist here yet, whole: info, params, tags and every
+        metric point, each with its final lifecycle stage. Stores override this with one
+        transaction for all of them (a batch then lands whole or not at all); this
+        default writes them one after the other, each marked incomplete until done."""
+        for item in runs:
+            _write_whole(self, item)
+
+
+@dataclass
+class ImportedRun:
+    """A run to import: its info, params and tags (in ``run``) and all its points."""
+
+    run: Run
+    metrics: list[Metric]
+
+
+def _write_whole(dest, item: ImportedRun) -> None:
+    info, data = item.run.info, item.run.data
+    dest.import_run(info)
+    dest.log_batch(info.run_id, tags=[RunTag(INCOMPLETE_TAG, "true")])
+    params = [Param(k, v) for k, v in sorted(data.params.items())]
+    tags = [RunTag(k, v) for k, v in sorted(data.tags.items())]
+    for i in range(0, max(len(params), len(tags)), _PARAMS_TAGS_PER_BATCH):
+        dest.log_batch(info.run_id, params=params[i:i + _PARAMS_TAGS_PER_BATCH],
+                       tags=tags[i:i + _PARAMS_TAGS_PER_BATCH])
+    for i in range(0, len(item.metrics), 1000):
+        dest.log_batch(info.run_id, metrics=item.metrics[i:i + 1000])
+    dest.delete_tag(info.run_id, INCOMPLETE_TAG)
+    dest.finish_import(info.run_id, info.lifecycle_stage)
 
 
 class MigrationSource(Protocol):
@@ -169,20 +217,92 @@ def migrate(
             report.experiments += 1
         else:
             report.experiments_skipped += 1
-        for run in source.runs(exp.experiment_id):
-            if not dry_run and _complete(dest, run.info.run_id):
-                report.runs_skipped += 1
-                continue
-            if target != run.info.experiment_id:
-                run = replace(run, info=replace(run.info, experiment_id=target))
-            _copy_run(source, dest, run, report, dry_run)
-            report.runs += 1
-            progress(f"{report.runs} runs, {report.points:,} points")
-            if verify and not dry_run:
-                mismatch = _verify(source, dest, run)
-                if mismatch:
-                    report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
+        for chunk in _chunked(source.runs(exp.experiment_id), _RUNS_PER_CHECK):
+            if target != exp.experiment_id:
+                chunk = [replace(r, info=replace(r.info, experiment_id=target))
+                         for r in chunk]
+            _copy_chunk(source, dest, chunk, report, dry_run, verify, progress)
     return report
+
+
+_RUNS_PER_CHECK = 200
+
+
+def _chunked(items: Iterable, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _copy_chunk(source: MigrationSource, dest, chunk: list[Run], report: Report,
+                dry_run: bool, verify: bool, progress: Callable[[str], None]) -> None:
+    """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
+    written many at a time, each batch atomically; longer ones, and runs an interrupted
+    migration left incomplete, are streamed one by one."""
+    state = ({} if dry_run else
+             dest.existing_runs([r.info.run_id for r in chunk]))  # type: ignore[attr-defined]
+    pending: list[ImportedRun] = []
+    pending_points = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_points
+        if pending:
+            dest.import_runs(pending)
+            for item in pending:
+                _verified(source, dest, item.run, report, verify)
+        pending, pending_points = [], 0
+
+    for run in chunk:
+        if state.get(run.info.run_id) is True:
+            report.runs_skipped += 1
+            continue
+        histories = None if run.info.run_id in state else _read_small(source, run)
+        if histories is None:
+            flush()
+            _copy_run(source, dest, run, report, dry_run)
+            if not dry_run:
+                _verified(source, dest, run, report, verify)
+        else:
+            n = sum(map(len, histories.values()))
+            report.points += n
+            report.params += len(run.data.params)
+            report.tags += len(run.data.tags)
+            if not dry_run:
+                pending.append(ImportedRun(run, [m for h in histories.values() for m in h]))
+                pending_points += n
+                if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
+                    flush()
+        report.runs += 1
+        progress(f"{report.runs} runs, {report.points:,} points")
+    flush()
+
+
+def _read_small(source: MigrationSource, run: Run) -> dict[str, list[Metric]] | None:
+    """The run's histories when they hold at most :data:`BATCH_POINTS` points in all,
+    else None (the run is then streamed)."""
+    out: dict[str, list[Metric]] = {}
+    total = 0
+    for key in sorted(run.data.metrics):
+        points = []
+        for p in source.history(run.info.run_id, key):
+            points.append(p)
+            total += 1
+            if total > BATCH_POINTS:
+                return None
+        out[key] = points
+    return out
+
+
+def _verified(source, dest, run: Run, report: Report, verify: bool) -> None:
+    if verify:
+        mismatch = _verify(source, dest, run)
+        if mismatch:
+            report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
 
 
 def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, bool]:
@@ -199,17 +319,6 @@ def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, boo
     if exp.lifecycle_stage == LifecycleStage.DELETED:
         dest.delete_experiment(new_id)
     return new_id, True
-
-
-def _complete(dest: TrackingStore, run_id: str) -> bool:
-    from tracklog.errors import TracklogError
-
-    try:
-        return INCOMPLETE_TAG not in dest.get_run(run_id).data.tags
-    except TracklogError as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return False
-        raise
 
 
 def _copy_run(source: MigrationSource, dest, run: Run, report: Report, dry_run: bool) -> None:

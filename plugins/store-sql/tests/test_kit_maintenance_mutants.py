@@ -45,6 +45,15 @@ def _stage_ignored(base: type) -> type:
     return M
 
 
+@mutant("existing_runs calls incomplete runs complete", "test_import_runs_writes_whole_runs")
+def _all_complete(base: type) -> type:
+    class M(base):
+        def existing_runs(self, run_ids):
+            return dict.fromkeys(super().existing_runs(run_ids), True)
+
+    return M
+
+
 @mutant("purge_run deletes live runs first", "test_live_records_are_refused")
 def _purges_live(base: type) -> type:
     class M(base):

@@ -3,20 +3,33 @@ with their own ids, times and lifecycle stages (``tracklog migrate``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from tracklog import errors
 from tracklog.entities import Experiment, LifecycleStage, RunInfo, now_ms
-from tracklog.importing import ImportStore
-from tracklog_store_sql.schema import experiment_tags, experiments, runs
+from tracklog.importing import INCOMPLETE_TAG, ImportedRun, ImportStore
+from tracklog.validation import check_no_nul, validate_param, validate_tag
+from tracklog_store_sql.metrics import metric_rows
+from tracklog_store_sql.schema import (
+    experiment_tags,
+    experiments,
+    latest_metrics,
+    metric_series,
+    params,
+    runs,
+    tags,
+)
+from tracklog_store_sql.sqlutil import chunk_size, chunks, in_ids, write_metric_points
 
 _INT32_MAX = 2**31 - 1
 
 
 class ImportMixin(ImportStore):
     db: Any
+    dialect: str
 
     def import_experiment(self, experiment: Experiment) -> bool:
         try:
@@ -96,3 +109,81 @@ class ImportMixin(ImportStore):
                 lifecycle_stage=str(lifecycle_stage),
                 deleted_time=now_ms() if deleted else None,
             ))
+
+    def existing_runs(self, run_ids: Sequence[str]) -> dict[str, bool]:
+        out: dict[str, bool] = {}
+        with self.db.read() as conn:
+            for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
+                for rid in conn.execute(sa.select(runs.c.run_uuid)
+                                        .where(in_ids(runs.c.run_uuid, chunk, self.dialect))
+                                        ).scalars():
+                    out[rid] = True
+                for rid in conn.execute(
+                    sa.select(tags.c.run_uuid).where(
+                        in_ids(tags.c.run_uuid, chunk, self.dialect),
+                        tags.c.key == INCOMPLETE_TAG)
+                ).scalars():
+                    out[rid] = False
+        return out
+
+    def import_runs(self, items: Sequence[ImportedRun]) -> None:
+        """All of ``items`` in one transaction: a handful of bulk statements for the
+        batch rather than a few per run."""
+        if not items:
+            return
+        now = now_ms()
+        run_rows, param_rows, tag_rows, latest_rows = [], [], [], []
+        columns: list[tuple[str, Any]] = []
+        for item in items:
+            info, data = item.run.info, item.run.data
+            check_no_nul("run", info.run_id, info.run_name, info.user_id, info.artifact_uri)
+            deleted = info.lifecycle_stage == LifecycleStage.DELETED
+            run_rows.append({
+                "run_uuid": info.run_id, "name": info.run_name, "user_id": info.user_id,
+                "status": str(info.status), "start_time": info.start_time,
+                "end_time": info.end_time, "deleted_time": now if deleted else None,
+                "lifecycle_stage": str(info.lifecycle_stage),
+                "artifact_uri": info.artifact_uri, "experiment_id": int(info.experiment_id),
+            })
+            for k, v in data.params.items():
+                p = validate_param(k, v, "params")
+                param_rows.append({"run_uuid": info.run_id, "key": p.key, "value": p.value})
+            for k, v in data.tags.items():
+                t = validate_tag(k, v, "tags")
+                tag_rows.append({"run_uuid": info.run_id, "key": t.key, "value": t.value})
+            points, latest, _ = metric_rows(info.run_id, item.metrics)
+            if points is not None:
+                columns.append((info.run_id, points))
+                latest_rows += latest
+        with self.db.write() as conn:
+            conn.execute(runs.insert(), run_rows)
+            if param_rows:
+                conn.execute(params.insert(), param_rows)
+            if tag_rows:
+                conn.execute(tags.insert(), tag_rows)
+            if not latest_rows:
+                return
+            conn.execute(metric_series.insert(),
+                         [{"run_uuid": r["run_uuid"], "key": r["key"]} for r in latest_rows])
+            ids: dict[tuple[str, str], int] = {}
+            s = metric_series.c
+            run_ids = [rid for rid, _ in columns]
+            for chunk in chunks(run_ids, chunk_size(self.dialect)):
+                for rid, key, sid in conn.execute(
+                    sa.select(s.run_uuid, s.key, s.series_id)
+                    .where(in_ids(s.run_uuid, chunk, self.dialect))
+                ):
+                    ids[rid, key] = sid
+            sids: list[int] = []
+            tss: list[int] = []
+            steps: list[int] = []
+            vals: list[float] = []
+            nans: list[Any] = []
+            for rid, pts in columns:
+                sids += [ids[rid, k] for k in pts.keys]
+                tss += pts.timestamps
+                steps += pts.steps
+                vals += pts.values
+                nans += pts.nans
+            write_metric_points(conn, sids, tss, steps, vals, nans)
+            conn.execute(latest_metrics.insert(), latest_rows)

@@ -80,6 +80,37 @@ class ImportTests(KitBase):
         assert run.data.params == {"p": "1"}
 
 
+    def test_import_runs_writes_whole_runs(self, store):
+        _need(store, ImportStore)
+        from tracklog.entities import Run, RunData
+        from tracklog.importing import INCOMPLETE_TAG, ImportedRun
+
+        def imported(rid: str, stage: LifecycleStage) -> ImportedRun:
+            info = RunInfo(rid, "0", f"n-{rid[:4]}", "u", RunStatus.FINISHED, 10, 20, "/a",
+                           stage)
+            data = RunData(params={"p": rid[:6]}, tags={"mlflow.runName": f"n-{rid[:4]}"})
+            points = [metric("loss", float(s), 100 + s, s) for s in range(50)]
+            points.append(metric("loss", float("nan"), 200, 60))
+            return ImportedRun(Run(info, data), points)
+
+        a, b = "1a" * 16, "2b" * 16
+        store.import_runs([imported(a, LifecycleStage.ACTIVE),
+                           imported(b, LifecycleStage.DELETED)])
+        got_a, got_b = store.get_run(a), store.get_run(b)
+        assert got_b.info.lifecycle_stage == LifecycleStage.DELETED
+        assert (got_a.info.status, got_a.info.start_time, got_a.info.end_time) == (
+            RunStatus.FINISHED, 10, 20)
+        assert got_a.data.params == {"p": a[:6]}
+        history = list(store.get_metric_history(a, "loss"))
+        assert len(history) == 51 and history[-1].step == 60
+        assert got_a.data.metrics["loss"].step == 60  # the latest is the NaN point
+        marked = "3c" * 16
+        store.import_run(RunInfo(marked, "0", "m", "u", RunStatus.RUNNING, 1, None, "/m"))
+        store.log_batch(marked, tags=tags(**{INCOMPLETE_TAG: "true"}))
+        assert store.existing_runs([a, b, marked, "9" * 32]) == {a: True, b: True,
+                                                                  marked: False}
+
+
 class PurgeTests(KitBase):
     """Deleted records found and removed for good; live ones never."""
 
