@@ -4,14 +4,17 @@ Usage (from the repository root, after ``tools/services/install-azurite`` for Az
 
     .venv/bin/python bench/artifacts_bench.py                      # every backend, 200 MB
     .venv/bin/python bench/artifacts_bench.py --backends local,s3 --size-mb 50
+    .venv/bin/python bench/artifacts_bench.py --backends local,sftp,ftp   # as root
     .venv/bin/python bench/artifacts_bench.py --mlflow             # also `mlflow server` 3.17.2
 
 For each backend (local disk, S3 on moto, GCS on fake-gcs-server, Azure Blob on Azurite,
-each emulator started here on a free loopback port) it prints the MB/s of:
+SFTP on OpenSSH's sshd, FTP on vsftpd, WebHDFS on the plugin's test double; each server
+started here on a free loopback port) it prints the MB/s of:
 
-- ``direct``: the storage SDK in this process talking to the emulator itself (boto3,
-  google-cloud-storage with the plugin's upload chunk size, azure-storage-blob; for local
-  disk a file copy): the ceiling a proxy is measured against;
+- ``direct``: the storage SDK in this process talking to the server itself (boto3,
+  google-cloud-storage with the plugin's upload chunk size, azure-storage-blob, paramiko's
+  ``putfo``/``getfo``, ftplib's ``storbinary``/``retrbinary``, httpx to the WebHDFS
+  double; for local disk a file copy): the ceiling a proxy is measured against;
 - ``tracklog``: the MLflow client's ``log_artifact`` / ``download_artifacts`` through a
   `tracklog server --artifacts-destination <backend URI>`;
 - ``mlflow`` (with ``--mlflow``): the same through ``mlflow server --artifacts-destination``
@@ -20,7 +23,10 @@ each emulator started here on a free loopback port) it prints the MB/s of:
 
 Each figure is the median of ``--repeat`` transfers of one file of ``--size-mb`` MB.
 Emulators are not the cloud: they measure the server's own overhead, not a network.
-Nothing here asserts a timing.
+sshd and vsftpd are the real servers (Debian ``openssh-server``, ``vsftpd``; vsftpd needs
+root, to make its login account); the WebHDFS double is a Python test server, so its
+figure is no HDFS figure. ``--mlflow`` skips sftp and webhdfs (MLflow's server needs
+pysftp or libhdfs for them). Nothing here asserts a timing.
 """
 
 from __future__ import annotations
@@ -188,8 +194,175 @@ def azure_backend(tmp: Path) -> Backend:
         {"AZURE_STORAGE_CONNECTION_STRING": connection}, direct, process)
 
 
+def sftp_backend(tmp: Path) -> Backend:
+    """A private sshd; the tracklog server finds host, port, user and key in the SSH
+    configuration of a home directory of its own."""
+    import getpass
+
+    import paramiko
+
+    home = tmp / "sftp-home"
+    (home / ".ssh").mkdir(parents=True)
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(tmp / f"{name}_key")], check=True)
+    shutil.copy(tmp / "client_key.pub", tmp / "authorized_keys")
+    port = free_port()
+    user = getpass.getuser()
+    (tmp / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp}/host_key\n"
+        f"PidFile {tmp}/sshd.pid\nAuthorizedKeysFile {tmp}/authorized_keys\nStrictModes no\n"
+        f"UsePAM no\nPasswordAuthentication no\nAllowUsers {user}\n"
+        "Subsystem sftp internal-sftp\nForceCommand internal-sftp\n")
+    os.makedirs("/run/sshd", exist_ok=True)
+    process = spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")],
+                    tmp / "sshd.log")
+    host_key = (tmp / "host_key.pub").read_text().split()[:2]
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
+    (home / ".ssh" / "config").write_text(
+        f"Host bench-sftp\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n"
+        f"  IdentityFile {tmp}/client_key\n  IdentitiesOnly yes\n")
+    remote = tmp / "sftp-root"
+    remote.mkdir()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            client.connect("127.0.0.1", port, user, key_filename=str(tmp / "client_key"),
+                           allow_agent=False, look_for_keys=False, timeout=5)
+            break
+        except (OSError, paramiko.SSHException):
+            if time.monotonic() > deadline or process.poll() is not None:
+                log = (tmp / "sshd.log").read_text()
+                raise RuntimeError(f"sshd did not start: {log}") from None
+            time.sleep(0.1)
+    sftp = client.open_sftp()
+
+    def direct(src: Path, dst: Path) -> tuple[float, float]:
+        target = f"{remote}/direct-{uuid.uuid4().hex}"
+        with open(src, "rb") as f:
+            up = timed(lambda: sftp.putfo(f, target))
+        with open(dst, "wb") as f:
+            down = timed(lambda: sftp.getfo(target, f))
+        sftp.remove(target)
+        return up, down
+
+    return Backend("sftp", lambda prefix: f"sftp://bench-sftp{remote}/{prefix}",
+                   {"HOME": str(home)}, direct, process)
+
+
+FTP_USER = "tracklog-ftp"
+FTP_PASSWORD = "tracklog-ftp-bench-password"
+
+
+def ftp_backend(tmp: Path) -> Backend:
+    """A private vsftpd; as in the plugin's tests, a system account to log in as (vsftpd
+    refuses root), admitted by this vsftpd's user list only."""
+    import ftplib
+    import pwd
+
+    if os.geteuid() != 0:
+        raise RuntimeError("the ftp backend runs vsftpd, which needs root to set up")
+    try:
+        pwd.getpwnam(FTP_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir",
+                        "/var/tmp/tracklog-ftp-home", "--shell", "/bin/sh", FTP_USER],
+                       check=True)
+    entry = pwd.getpwnam(FTP_USER)
+    subprocess.run(["chpasswd"], input=f"{FTP_USER}:{FTP_PASSWORD}\n", text=True, check=True)
+    os.makedirs(entry.pw_dir, exist_ok=True)
+    os.chown(entry.pw_dir, entry.pw_uid, entry.pw_gid)
+    remote = Path(tempfile.mkdtemp(prefix="tracklog-ftp-bench-"))
+    os.chown(remote, entry.pw_uid, entry.pw_gid)
+    os.chmod(tmp, 0o755)
+    (tmp / "user_list").write_text(FTP_USER + "\n")
+    port, pasv = free_port(), free_port()
+    (tmp / "vsftpd.conf").write_text("\n".join([
+        "listen=YES", "listen_ipv6=NO", "listen_address=127.0.0.1", f"listen_port={port}",
+        "background=NO", "anonymous_enable=NO", "local_enable=YES", "write_enable=YES",
+        "pasv_enable=YES", "pasv_address=127.0.0.1", f"pasv_min_port={pasv}",
+        f"pasv_max_port={pasv + 20}", "seccomp_sandbox=NO",
+        "secure_chroot_dir=/var/run/vsftpd/empty", "pam_service_name=vsftpd",
+        "userlist_enable=YES", "userlist_deny=NO", f"userlist_file={tmp}/user_list",
+        "max_per_ip=0", "max_clients=0", "",
+    ]))
+    process = spawn(["/usr/sbin/vsftpd", str(tmp / "vsftpd.conf")], tmp / "vsftpd.log")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            ftp = ftplib.FTP()
+            ftp.connect("127.0.0.1", port, timeout=5)
+            ftp.login(FTP_USER, FTP_PASSWORD)
+            break
+        except (OSError, ftplib.Error):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("vsftpd did not start") from None
+            time.sleep(0.1)
+
+    def direct(src: Path, dst: Path) -> tuple[float, float]:
+        target = f"{remote}/direct-{uuid.uuid4().hex}"
+        with open(src, "rb") as f:
+            up = timed(lambda: ftp.storbinary(f"STOR {target}", f, 1024 * 1024))
+        with open(dst, "wb") as f:
+            down = timed(lambda: ftp.retrbinary(f"RETR {target}", f.write, 1024 * 1024))
+        ftp.delete(target)
+        return up, down
+
+    return Backend(
+        "ftp",
+        lambda prefix: f"ftp://{FTP_USER}:{FTP_PASSWORD}@127.0.0.1:{port}{remote}/{prefix}",
+        {}, direct, process)
+
+
+def webhdfs_backend(tmp: Path) -> Backend:
+    """The WebHDFS test double of the plugin's tests, in a thread of this process."""
+    import importlib.util
+
+    import httpx
+
+    spec = importlib.util.spec_from_file_location(
+        "webhdfs_double", ROOT / "plugins" / "artifacts-hdfs" / "tests" / "webhdfs_double.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp / "hdfs").mkdir()
+    double = module.WebHDFSDouble(tmp / "hdfs").start()
+    base = f"http://127.0.0.1:{double.port}/webhdfs/v1"
+
+    def direct(src: Path, dst: Path) -> tuple[float, float]:
+        path = f"/direct-{uuid.uuid4().hex}"
+
+        def up() -> None:
+            step = httpx.put(f"{base}{path}?op=CREATE&user.name=bench")
+            with open(src, "rb") as f:
+                httpx.put(step.headers["location"], content=f, timeout=600).raise_for_status()
+
+        def down() -> None:
+            step = httpx.get(f"{base}{path}?op=OPEN&user.name=bench")
+            with httpx.stream("GET", step.headers["location"], timeout=600) as r, \
+                    open(dst, "wb") as out:
+                for chunk in r.iter_bytes(1024 * 1024):
+                    out.write(chunk)
+
+        return timed(up), timed(down)
+
+    class Stopper:  # what stop() expects of a process
+        def terminate(self) -> None:
+            double.stop()
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+    return Backend("webhdfs", lambda prefix: f"webhdfs://127.0.0.1:{double.port}/{prefix}",
+                   {}, direct, Stopper())
+
+
 BACKENDS = {"local": local_backend, "s3": s3_backend, "gcs": gcs_backend,
-            "azure": azure_backend}
+            "azure": azure_backend, "sftp": sftp_backend, "ftp": ftp_backend,
+            "webhdfs": webhdfs_backend}
+#: Backends MLflow's own server cannot serve from its venv (no pysftp, no libhdfs).
+NO_MLFLOW = {"sftp", "webhdfs"}
 
 
 def start_server(kind: str, backend: Backend, tmp: Path,
@@ -263,7 +436,8 @@ def main() -> None:
                 direct_up.append(up)
                 direct_down.append(down)
             results = {}
-            for kind in ["tracklog", "mlflow"] if args.mlflow else ["tracklog"]:
+            with_mlflow = args.mlflow and name not in NO_MLFLOW
+            for kind in ["tracklog", "mlflow"] if with_mlflow else ["tracklog"]:
                 url, process = start_server(kind, backend, tmp, args.mlflow_venv)
                 try:
                     results[kind] = through_server(url, src, tmp, args.repeat)
@@ -274,7 +448,9 @@ def main() -> None:
                 ours = results["tracklog"][i]
                 line = f"{name:8} {direction:9} {mbps(args.size_mb, direct)} "
                 line += mbps(args.size_mb, ours)
-                if args.mlflow:
+                if args.mlflow and not with_mlflow:
+                    line += f" {'n/a':>8} {'':9}"
+                if with_mlflow:
                     theirs = results["mlflow"][i]
                     ratio = statistics.median(theirs) / statistics.median(ours)
                     line += f" {mbps(args.size_mb, theirs)} {ratio:8.2f}x"

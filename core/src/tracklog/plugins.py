@@ -46,8 +46,10 @@ KNOWN_ARTIFACT_SCHEMES = {
     "abfss": "tracklog-artifacts-azure",
     "sftp": "tracklog-artifacts-sftp",
     "ftp": "tracklog-artifacts-ftp",
+    "ftps": "tracklog-artifacts-ftp",
     "hdfs": "tracklog-artifacts-hdfs",
     "webhdfs": "tracklog-artifacts-hdfs",
+    "viewfs": "tracklog-artifacts-hdfs",
 }
 
 hookimpl = pluggy.HookimplMarker(ENTRY_POINT_GROUP)

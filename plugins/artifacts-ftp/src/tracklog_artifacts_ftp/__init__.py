@@ -1,0 +1,1 @@
+"""tracklog artifact repository for FTP and FTPS servers."""

@@ -1,0 +1,1 @@
+"""tracklog artifact repository for HDFS (WebHDFS and libhdfs)."""

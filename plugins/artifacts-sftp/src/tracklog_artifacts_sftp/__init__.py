@@ -1,0 +1,1 @@
+"""tracklog artifact repository for SFTP servers."""
