@@ -268,9 +268,11 @@ class TracklogHttpProtocol(HttpToolsProtocol):
 
     def _response_complete(self, started: float) -> None:
         elapsed = (time.perf_counter() - started) * 1000
-        client, method, path, version, status = self.access_logger.args
-        ACCESS_LOG.info('%s - "%s %s HTTP/%s" %d %.1f ms', client, method, path, version,
-                        status, elapsed)
+        args = self.access_logger.args
+        if len(args) == 5:
+            ACCESS_LOG.info('%s - "%s %s HTTP/%s" %d %.1f ms', *args, elapsed)
+        else:  # a uvicorn that reports other fields
+            ACCESS_LOG.info("%s %.1f ms", " ".join(map(str, args)), elapsed)
         self.on_response_complete()
 
 
@@ -387,6 +389,8 @@ def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> N
         "h11_max_incomplete_event_size": config.max_header_size,
     }
     options.update(extra)
+    if options["http"] is not TracklogHttpProtocol:  # another protocol: uvicorn's own lines
+        options["access_log"] = config.access_log
     sockets = None
     port = options["port"]
     if options.get("fd") is None and options.get("uds") is None:
