@@ -181,10 +181,11 @@ def test_banner_and_one_line_per_request(tmp_path, launch):
         server.stop()
 
 
-def test_quiet_logs_no_requests(tmp_path, launch):
+@pytest.mark.parametrize("option", [["--quiet"], ["--uvicorn-opts", "--no-access-log"]])
+def test_quiet_logs_no_requests(tmp_path, launch, option):
     import httpx
 
-    server = launch(tmp_path, "--quiet")
+    server = launch(tmp_path, *option)
     try:
         assert httpx.get(server.url + "/version").status_code == 200
         httpx.get(server.url + "/health")
@@ -194,6 +195,12 @@ def test_quiet_logs_no_requests(tmp_path, launch):
         assert "GET /version" not in log and "GET /health" not in log
     finally:
         server.stop()
+
+
+def test_unknown_host_is_one_line(shared_dir):
+    line = start_refused(shared_dir, str(shared_dir / "artifacts"), "--host",
+                         "no-such-host.invalid", starts="Error: cannot listen on")
+    assert "'no-such-host.invalid'" in line
 
 
 def test_banner_masks_the_store_password(tmp_path, private_database, serve):
