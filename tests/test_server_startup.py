@@ -122,3 +122,117 @@ def test_stale_upload_temporaries_are_removed_at_start(tmp_path, launch):
         assert sorted(os.listdir(deep)) == [".tracklog-tmp-live", "MLmodel"]
     finally:
         server.stop()
+
+
+def test_port_in_use_is_one_line_before_startup(shared_dir):
+    """A port another process listens on stops the start with one line, before the
+    application starts (no 'Application startup complete' first)."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = start_refused(shared_dir, str(shared_dir / "artifacts"), "--port", str(port),
+                             starts="Error: port")
+        assert line == f"Error: port {port} on 127.0.0.1 is already in use"
+        line = start_refused(shared_dir, str(shared_dir / "artifacts"), "--port", str(port),
+                             "--workers", "2", starts="Error: port")
+        assert line == f"Error: port {port} on 127.0.0.1 is already in use"
+
+
+def _log_lines(server, contains: str) -> list[str]:
+    for _ in range(200):
+        lines = [x for x in server.log.read_text().splitlines() if contains in x]
+        if lines:
+            return lines
+        time.sleep(0.05)
+    return []
+
+
+def test_banner_and_one_line_per_request(tmp_path, launch):
+    """The banner says where data goes and which URL to use; every request, the MLflow
+    client's included, gets one line with method, path, status and duration."""
+    import httpx
+    import mlflow
+
+    server = launch(tmp_path)
+    try:
+        mlflow.set_tracking_uri(server.url)
+        client = mlflow.MlflowClient(server.url)
+        run = client.create_run("0")
+        client.log_metric(run.info.run_id, "loss", 0.5)
+        assert httpx.get(server.url + "/api/2.0/mlflow/runs/get").status_code == 400
+        log = server.log.read_text()
+        assert f"tracklog {tracklog_version()} serving on {server.url} " in log
+        assert f"  tracking store   {server.backend} ({tmp_path / 'tracklog.db'})  " \
+               "[store-sql]" in log
+        assert f"  artifacts        {server.artifacts}  (clients reach it" in log
+        assert f"  clients          export MLFLOW_TRACKING_URI={server.url}\n" in log
+        plugins = next(x for x in log.splitlines() if x.startswith("  plugins "))
+        assert "store-sql 0.1.0" in plugins and "tracklog.builtin" not in plugins
+        assert log.index("Application startup complete") < log.index("serving on")
+        line = _log_lines(server, '"POST /api/2.0/mlflow/runs/log-metric HTTP/1.1" 200 ')
+        assert len(line) == 1 and line[0].endswith(" ms"), line
+        assert float(line[0].split()[-2]) > 0
+        bad = _log_lines(server, '"GET /api/2.0/mlflow/runs/get HTTP/1.1" 400 ')
+        assert len(bad) == 1, bad
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("option", [["--quiet"], ["--uvicorn-opts", "--no-access-log"]])
+def test_quiet_logs_no_requests(tmp_path, launch, option):
+    import httpx
+
+    server = launch(tmp_path, *option)
+    try:
+        assert httpx.get(server.url + "/version").status_code == 200
+        httpx.get(server.url + "/health")
+        time.sleep(0.3)
+        log = server.log.read_text()
+        assert "request log      off (--quiet)" in log
+        assert "GET /version" not in log and "GET /health" not in log
+    finally:
+        server.stop()
+
+
+def test_unknown_host_is_one_line(shared_dir):
+    line = start_refused(shared_dir, str(shared_dir / "artifacts"), "--host",
+                         "no-such-host.invalid", starts="Error: cannot listen on")
+    assert "'no-such-host.invalid'" in line
+
+
+def test_banner_masks_the_store_password(tmp_path, private_database, serve):
+    """PostgreSQL here trusts any password: the one in the URI must still not be shown."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(private_database("postgresql://postgres@127.0.0.1:5432/test", "postgresql"))
+    uri = url.set(password="s3cret-pw").render_as_string(hide_password=False)
+    server = serve(tmp_path, uri)
+    try:
+        log = server.log.read_text()
+        assert "s3cret-pw" not in log
+        assert f"  tracking store   postgresql://postgres:***@127.0.0.1:5432/{url.database}" \
+               in log
+    finally:
+        server.stop()
+
+
+def tracklog_version() -> str:
+    import tracklog
+
+    return tracklog.__version__
+
+
+def test_mask_and_url():
+    from tracklog.server.startup import mask, server_url
+
+    assert mask("postgresql://u:p%40ss@db/x?sslmode=require&password=pw") == \
+        "postgresql://u:***@db/x?sslmode=require&password=***"
+    assert mask("s3://bucket/prefix") == "s3://bucket/prefix"
+    assert mask("wasbs://c@acct.blob.core.windows.net/p?sig=abc") == \
+        "wasbs://c@acct.blob.core.windows.net/p?sig=***"
+    assert server_url("0.0.0.0", 5000, "/t/") == "http://127.0.0.1:5000/t"
+    assert server_url("::", 80) == "http://[::1]:80"
+    assert server_url("fe80::1", 80) == "http://[fe80::1]:80"

@@ -1,4 +1,4 @@
-"""tracklog: an experiment-tracking server and SDK that speaks the MLflow tracking protocol."""
+"""tracklog: an experiment-tracking server that speaks the MLflow tracking protocol."""
 
 from importlib.metadata import PackageNotFoundError, version
 

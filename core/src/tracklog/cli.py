@@ -27,10 +27,13 @@ def cli() -> None:
     """tracklog: experiment tracking that speaks the MLflow protocol."""
 
 
-@cli.command()
+@cli.group(cls=_Group, invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def plugins(as_json: bool) -> None:
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
     """List installed plugins, the hooks they implement and the URI schemes they serve."""
+    if ctx.invoked_subcommand is not None:
+        return
     from tracklog.plugins import plugin_infos
 
     infos = plugin_infos()
@@ -48,6 +51,23 @@ def plugins(as_json: bool) -> None:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option("--kind", required=True, type=click.Choice(["store", "artifacts", "auth", "routes"]),
+              help="What the plugin provides.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="Where to write it (must not exist, or be empty). Default: ./tracklog-NAME.")
+def new_plugin(name: str, kind: str, directory: str | None) -> None:
+    """Write a new plugin distribution NAME that works and passes its own tests."""
+    from tracklog.scaffold import Names, write_plugin
+
+    target, files = write_plugin(name, kind, directory)
+    click.echo(f"Wrote {Names.of(name).distribution} ({kind} plugin) in {target}:")
+    for path in files:
+        click.echo(f"  {path}")
+    click.echo(f"Next: cd {target} && pip install -e '.[test]' && pytest")
 
 
 def _builtin_commands() -> None:

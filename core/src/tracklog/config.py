@@ -42,3 +42,5 @@ class ServerConfig:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
     artifact_uploads: int = DEFAULT_ARTIFACT_UPLOADS
+    #: One line per request on stderr (method, path, status, duration).
+    access_log: bool = True

@@ -224,3 +224,36 @@ def test_schema_from_a_newer_release_is_refused(tmp_path):
         SqlTrackingStore(url, "/a")
     assert "0099_future" in err.value.message
     assert "upgrade tracklog-store-sql" in err.value.message
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_database_created_by_mlflow_is_named_as_such(fresh_url):
+    """A database `mlflow server` created (here by the installed mlflow package's own
+    store, which runs MLflow's migrations) is refused as MLflow's, naming its revision."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    mlflow_url = fresh_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    SqlAlchemyStore(mlflow_url, "/a").engine.dispose()
+    engine = sa.create_engine(fresh_url)
+    with engine.connect() as conn:
+        revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    engine.dispose()
+    with pytest.raises(TracklogError) as err:
+        SqlTrackingStore(fresh_url, "/a")
+    assert err.value.message.endswith(
+        f"was created by MLflow (schema {revision}); tracklog cannot serve it directly."
+    ), err.value.message
+    assert "newer" not in err.value.message
+
+
+def test_foreign_alembic_revision_is_not_taken_for_a_newer_tracklog(tmp_path):
+    url = f"sqlite:///{tmp_path}/other.db"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('ae1027a6acf')")
+    engine.dispose()
+    with pytest.raises(TracklogError) as err:
+        SqlTrackingStore(url, "/a")
+    assert "'ae1027a6acf', which is not a tracklog revision" in err.value.message
+    assert "newer" not in err.value.message

@@ -93,6 +93,8 @@ def _option(*names: str, env: str, **kwargs: Any) -> Any:
 @_option("--artifact-uploads", env="ARTIFACT_UPLOADS",
          default=cfg.DEFAULT_ARTIFACT_UPLOADS, type=click.IntRange(min=1), show_default=True,
          help="Artifact uploads written at once (a thread pool of their own).")
+@_option("--quiet", "-q", env="QUIET", is_flag=True, default=False,
+         help="Do not log a line per request (method, path, status, duration).")
 @_option("--uvicorn-opts", env="UVICORN_OPTS", default=None,
          help='Extra uvicorn options, e.g. "--timeout-keep-alive 60".')
 @_option("--env-file", env="ENV_FILE", default=None,
@@ -145,6 +147,7 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
         body_timeout=opts["body_timeout"],
         max_header_size=opts["max_header_size"],
         artifact_uploads=opts["artifact_uploads"],
+        access_log=not opts["quiet"],
     )
     serve(config, uvicorn_opts)
 

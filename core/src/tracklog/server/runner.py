@@ -13,24 +13,34 @@ adds both: headers not complete ``--header-timeout`` seconds after the request's
 byte (or after the connection opened, for a connection that sends nothing) get 408, and
 a request line plus headers over ``--max-header-size`` bytes gets 431; either closes the
 connection.
+
+Every answered request is logged as one line with its duration (``--quiet``: none), and
+the listening socket is bound before the application starts, so a port in use stops the
+start with one line.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shlex
 import socket
-from dataclasses import asdict, dataclass
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import httptools
 import orjson
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tracklog import config as cfg
 from tracklog.config import ServerConfig
+from tracklog.errors import TracklogError
 
 CONFIG_ENV = "TRACKLOG_SERVER_CONFIG_JSON"
 _FLUSH_AT = 256 * 1024
@@ -98,14 +108,63 @@ class HeaderLimits:
 
     timeout: float = cfg.DEFAULT_HEADER_TIMEOUT
     max_size: int = cfg.DEFAULT_MAX_HEADER_SIZE
+    access_log: bool = False
 
 
 LIMITS = HeaderLimits()
 
 
+class _RequestLog:
+    """Writes the line of each answered request to stderr, in uvicorn's format plus the
+    duration: directly, since a line through the logging module costs several times
+    more than the write itself."""
+
+    def __init__(self) -> None:
+        self.stream: Any = None
+        self.prefix = "INFO:     "
+
+    def open(self, stream: Any) -> None:
+        self.stream = stream
+        tty = getattr(stream, "isatty", lambda: False)()
+        self.prefix = ("\x1b[32mINFO\x1b[0m" if tty else "INFO") + ":     "
+
+    def write(self, args: tuple[Any, ...], elapsed_ms: float) -> None:
+        if len(args) == 5:
+            client, method, path, version, status = args
+            line = f'{client} - "{method} {path} HTTP/{version}" {status} {elapsed_ms:.1f} ms\n'
+        else:  # a uvicorn that reports other fields
+            line = f"{' '.join(map(str, args))} {elapsed_ms:.1f} ms\n"
+        try:
+            self.stream.write(self.prefix + line)
+            self.stream.flush()
+        except (OSError, ValueError):  # stderr closed or gone: the response still counts
+            pass
+
+
+REQUEST_LOG = _RequestLog()
+
+
 def configure(config: ServerConfig) -> None:
     LIMITS.timeout = config.header_timeout
     LIMITS.max_size = config.max_header_size
+    LIMITS.access_log = config.access_log
+    if config.access_log:
+        REQUEST_LOG.open(sys.stderr)
+
+
+class _ResponseLine:
+    """Takes the place of uvicorn's access logger on one connection: uvicorn hands it the
+    client, request line and status as each response starts (responses on a connection
+    are sequential), and the line is logged when the response completes, with its
+    duration."""
+
+    __slots__ = ("args",)
+
+    def __init__(self) -> None:
+        self.args: tuple[Any, ...] = ()
+
+    def info(self, _message: str, *args: Any) -> None:
+        self.args = args
 
 
 class _Refused(Exception):
@@ -121,6 +180,10 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         self._header_timer: Any = None
         self._refusal: tuple[int, str, str] | None = None
         self._discarding = False
+        self._started = 0.0
+        if LIMITS.access_log:
+            self.access_logger = _ResponseLine()
+            self.access_log = True
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -209,6 +272,8 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         self._arm_header_timer()
+        if self.access_log:
+            self._started = time.perf_counter()
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
@@ -217,7 +282,16 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         if size > LIMITS.max_size:
             self._refusal = self._too_large()
             raise _Refused
+        previous = self.cycle
         super().on_headers_complete()
+        if self.access_log and self.cycle is not previous:
+            self.cycle.on_response = partial(self._response_complete, self._started)
+
+    # -- one line per request ------------------------------------------------------------
+
+    def _response_complete(self, started: float) -> None:
+        REQUEST_LOG.write(self.access_logger.args, (time.perf_counter() - started) * 1000)
+        self.on_response_complete()
 
 
 def app_from_env() -> Any:
@@ -262,24 +336,69 @@ def parse_uvicorn_opts(opts: str | None) -> dict[str, Any]:
     return out
 
 
-def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> None:
-    """Run the server until interrupted. The artifact destination is checked first: an
-    unusable one stops the start with a one-line ``TracklogError``."""
-    import uvicorn
+#: uvicorn's exit status for a start that failed.
+STARTUP_FAILURE = 3
 
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Bound sockets for every address of ``host`` (as asyncio would bind them), or a
+    one-line ``TracklogError``: a port in use is found here, before the application
+    starts, rather than by uvicorn after it claimed a successful start."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise TracklogError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(
+                (i[0], i[1], i[2], "", i[4]) for i in infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise TracklogError(f"port {port} on {host} is already in use") from None
+        raise TracklogError(f"cannot listen on port {port} of {host}: {exc.strerror}") from None
+    return sockets
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, printing the banner once the application has started."""
+
+    banner: Any = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.banner is not None:
+            self.banner()
+
+
+def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> None:
+    """Run the server until interrupted. The artifact destination and the port are
+    checked first: an unusable one stops the start with a one-line ``TracklogError``."""
     from tracklog.server import startup
 
     startup.check_default_artifact_root(config)
     repo = startup.check_artifact_destination(config)
-    if repo is not None:
-        startup.sweep_stale_temp_files(repo)
 
+    extra = dict(uvicorn_opts or {})
+    # --uvicorn-opts "--no-access-log" keeps meaning what it means to uvicorn users.
+    config = replace(config, access_log=config.access_log and bool(extra.pop("access_log",
+                                                                               True)))
     options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
         "http": TracklogHttpProtocol,
         "log_level": "debug" if config.dev else "info",
-        "access_log": config.dev,
+        # Requests are logged by TracklogHttpProtocol, with their duration.
+        "access_log": False,
         "lifespan": "on",
         "timeout_keep_alive": 30,
         # The API is plain HTTP; "auto" would import a WebSocket library at every start.
@@ -287,9 +406,27 @@ def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> N
         # The header size limit, should --uvicorn-opts choose the h11 protocol instead.
         "h11_max_incomplete_event_size": config.max_header_size,
     }
-    options.update(uvicorn_opts or {})
+    options.update(extra)
+    if options["http"] is not TracklogHttpProtocol:  # another protocol: uvicorn's own lines
+        options["access_log"] = config.access_log
+    sockets = None
+    port = options["port"]
+    if options.get("fd") is None and options.get("uds") is None:
+        sockets = listen(options["host"], options["port"])
+        port = sockets[0].getsockname()[1]
+    if repo is not None:
+        startup.sweep_stale_temp_files(repo)
     configure(config)
+
+    def banner() -> None:
+        print(startup.banner(config, options["host"], port), file=sys.stderr, flush=True)
+
     if config.workers > 1 or config.dev:
+        # uvicorn's supervisors bind the port themselves: this process only checked it.
+        for sock in sockets or ():
+            sock.close()
+        options["port"] = port
+        config = replace(config, port=port)
         os.environ[CONFIG_ENV] = json.dumps(asdict(config))
         if config.dev:
             import tracklog
@@ -299,8 +436,20 @@ def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> N
             logging.getLogger("tracklog").setLevel(logging.DEBUG)
         else:
             options["workers"] = config.workers
+        banner()
         uvicorn.run("tracklog.server.runner:app_from_env", factory=True, **options)
         return
     from tracklog.server.app import create_app
 
-    uvicorn.run(create_app(config), **options)
+    server = None
+    try:
+        server = _Server(uvicorn.Config(create_app(config), **options))
+        server.banner = banner
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets or ():
+            sock.close()
+    if server is None or not server.started:
+        sys.exit(STARTUP_FAILURE)

@@ -5,8 +5,10 @@ interrupted by a crash left behind."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from urllib.parse import urlsplit
 
 from tracklog.artifacts.base import ArtifactRepository
 from tracklog.config import ServerConfig
@@ -60,3 +62,87 @@ def sweep_stale_temp_files(repo: ArtifactRepository) -> threading.Thread:
     thread = threading.Thread(target=sweep, name="tracklog-temp-sweep", daemon=True)
     thread.start()
     return thread
+
+
+# --- the banner ------------------------------------------------------------------------
+
+_SECRET_QUERY_KEYS = ("password", "secret", "token", "sig", "key", "credential")
+
+
+def mask(uri: str) -> str:
+    """``uri`` with its password and any secret-looking query value replaced by ``***``."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    if password:
+        uri = uri.replace(f":{password}@", ":***@", 1)
+    if parts.query:
+        query = "&".join(
+            f"{k}=***" if sep and any(s in k.lower() for s in _SECRET_QUERY_KEYS) else
+            f"{k}{sep}{v}"
+            for k, sep, v in (item.partition("=") for item in parts.query.split("&"))
+        )
+        uri = uri.replace("?" + parts.query, "?" + query, 1)
+    return uri
+
+
+def _where(location: str) -> str:
+    """A store or artifact location as the operator should read it: a local path made
+    absolute, anything else masked."""
+    if len(urlsplit(location).scheme) <= 1:  # a plain path (or a Windows drive letter)
+        return os.path.abspath(location)
+    if location.startswith("file:"):
+        return location
+    if location.startswith("sqlite:///") and location[len("sqlite:///"):] not in ("", ":memory:"):
+        path = location[len("sqlite:///"):].split("?", 1)[0]
+        return f"{mask(location)} ({os.path.abspath(path)})"
+    return mask(location)
+
+
+def server_url(host: str, port: int, prefix: str = "") -> str:
+    """The URL a browser or client on this machine opens for a server bound to
+    ``host``: a wildcard address is reached through loopback."""
+    shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host)
+    if shown is None:
+        shown = f"[{host}]" if ":" in host else host
+    prefix = prefix.strip()
+    prefix = "" if prefix in ("", "/") else "/" + prefix.strip("/")
+    return f"http://{shown}:{port}{prefix}"
+
+
+def banner(config: ServerConfig, host: str, port: int) -> str:
+    """What the operator needs at start: where data goes, the URL, the plugins in use."""
+    from tracklog import __version__
+    from tracklog.plugins import plugin_infos, scheme_of
+
+    infos = [i for i in plugin_infos() if not i.builtin]
+    url = server_url(host, port, config.static_prefix)
+    lines = [f"tracklog {__version__} serving on {url} (CTRL+C to quit)"]
+    if host in ("", "0.0.0.0", "::"):
+        lines.append(f"  listening on     every interface of this machine ({host or '*'}), "
+                     f"port {port}")
+    if config.artifacts_only:
+        lines.append("  tracking store   none (--artifacts-only)")
+    else:
+        scheme = scheme_of(config.backend_store_uri)
+        owner = next((i.name for i in infos for s in i.tracking_schemes
+                      if s in (scheme, scheme.split("+", 1)[0])), None)
+        lines.append(f"  tracking store   {_where(config.backend_store_uri)}"
+                     + (f"  [{owner}]" if owner else ""))
+    if config.serve_artifacts or config.artifacts_only:
+        lines.append(f"  artifacts        {_where(config.artifacts_destination)}  "
+                     "(clients reach it through this server, as mlflow-artifacts:/)")
+        if config.default_artifact_root:
+            lines.append(f"  new experiments  {mask(config.default_artifact_root)}")
+    else:
+        root = mask(config.default_artifact_root) if config.default_artifact_root else \
+            "the tracking store's default"
+        lines.append(f"  artifacts        not proxied: clients write them to {root}")
+    lines.append(f"  clients          export MLFLOW_TRACKING_URI={url}")
+    lines.append("  plugins          " + (", ".join(
+        f"{i.name} {i.version}" if i.version else i.name for i in infos) or "none"))
+    lines.append("  request log      " + ("on (--quiet turns it off)" if config.access_log
+                                         else "off (--quiet)"))
+    return "\n".join(lines)

@@ -331,6 +331,8 @@ def _alembic_config(conn: Connection | None = None):
 #: ``NNNN_name``, and revisions form one chain in number order. Reading the file names
 #: spares opening a store the import of alembic (a test checks they agree with it).
 _REVISION_FILE = re.compile(r"^(\d{4}_\w+)\.py$")
+_REVISION_ID = re.compile(r"\d{4}_\w+")
+_MLFLOW_REVISION = re.compile(r"[0-9a-f]{12}")
 
 
 @functools.cache
@@ -388,6 +390,19 @@ def ensure_schema(db: Database) -> None:
                 with no_statement_timeout(conn):
                     command.upgrade(_alembic_config(conn), "head")
         return
+    if current not in known_revisions() and not _REVISION_ID.fullmatch(current):
+        # Not one of ours. MLflow's alembic revisions are 12 hex digits, beside its tables.
+        with db.read() as conn:
+            mlflow_tables = sa.inspect(conn).has_table("experiments")
+        if mlflow_tables and _MLFLOW_REVISION.fullmatch(current):
+            raise errors.TracklogError(
+                f"The database {redact(db.uri)!r} was created by MLflow (schema {current}); "
+                "tracklog cannot serve it directly."
+            )
+        raise errors.TracklogError(
+            f"The database {redact(db.uri)!r} has schema revision {current!r}, which is not "
+            "a tracklog revision; it was not created by tracklog."
+        )
     if current not in known_revisions():
         raise errors.TracklogError(
             f"The database schema of {redact(db.uri)!r} is at revision {current}, which "
