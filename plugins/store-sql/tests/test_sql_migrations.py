@@ -240,9 +240,12 @@ def test_database_created_by_mlflow_is_named_as_such(fresh_url):
     engine.dispose()
     with pytest.raises(TracklogError) as err:
         SqlTrackingStore(fresh_url, "/a")
-    assert err.value.message.endswith(
+    assert (
         f"was created by MLflow (schema {revision}); tracklog cannot serve it directly."
+        in err.value.message
     ), err.value.message
+    # The way in: the exact command, which the migration tests show works.
+    assert f"tracklog migrate {fresh_url} sqlite:///tracklog.db" in err.value.message
     assert "newer" not in err.value.message
 
 

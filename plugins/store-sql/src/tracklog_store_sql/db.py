@@ -397,7 +397,9 @@ def ensure_schema(db: Database) -> None:
         if mlflow_tables and _MLFLOW_REVISION.fullmatch(current):
             raise errors.TracklogError(
                 f"The database {redact(db.uri)!r} was created by MLflow (schema {current}); "
-                "tracklog cannot serve it directly."
+                "tracklog cannot serve it directly. Copy it into a tracklog database "
+                f"(it is only read): tracklog migrate {redact(db.uri)} "
+                "sqlite:///tracklog.db"
             )
         raise errors.TracklogError(
             f"The database {redact(db.uri)!r} has schema revision {current!r}, which is not "
