@@ -7,11 +7,13 @@ named like the specs below, announced by one entry point in the group ``tracklog
     my-store = "my_package.plugin"
 
 An implementation may accept any subset of a hook's arguments, in any order, so new
-arguments never break existing plugins. A misspelled hook name is an error at load time.
+arguments never break existing plugins. A misspelled hook name marks the plugin broken at
+load time, with the hook it probably meant.
 
 Unless a hook says "first result wins", every implementation is called and their results
-are collected. An exception raised by an implementation propagates to the caller with
-the plugin's name added, except where the hook says otherwise.
+are collected. An exception raised by an implementation reaches the caller as a
+:class:`tracklog.errors.PluginError` naming the plugin, its distribution and version,
+except where the hook says otherwise.
 
 Heavy libraries (SQLAlchemy, boto3, …) must be imported inside the factories a plugin
 registers, never at module import: ``tracklog --help`` loads every plugin module.
@@ -99,8 +101,10 @@ def authenticate(request: Any, config: ServerConfig) -> Any | None:
         or None to let the next plugin decide.
 
     First non-None result wins. Raise :class:`tracklog.errors.TracklogError` with
-    ``UNAUTHENTICATED`` to refuse the request (answered with 401). With no plugin
-    implementing this hook every request is anonymous and allowed, as in MLflow.
+    ``UNAUTHENTICATED`` to refuse the request (answered with 401): a ``TracklogError``
+    reaches the client unchanged; any other exception is a 500 whose log names the plugin.
+    With no plugin implementing this hook every request is anonymous and allowed, as in
+    MLflow.
     """
 
 

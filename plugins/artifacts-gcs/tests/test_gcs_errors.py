@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
 from tracklog.errors import ErrorCode, TracklogError
+from tracklog.plugins import resolve_repository
 from tracklog_artifacts_gcs.repository import GCSArtifactRepository
 from tracklog_artifacts_gcs.settings import Settings
 

@@ -225,20 +225,6 @@ def _authorizing(inner: Any, rule: Rule, state: ServerState) -> Any:
     return app
 
 
-def _call_startup(app: FastAPI, config: ServerConfig) -> None:
-    from tracklog.plugins import pm
-
-    for impl in reversed(pm.hook.startup.get_hookimpls()):
-        kwargs = {"app": app, "config": config}
-        try:
-            impl.function(**{name: kwargs[name] for name in impl.argnames})
-        except Exception as exc:
-            raise RuntimeError(
-                f"tracklog plugin {impl.plugin_name!r} failed at startup: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-
 def create_app(config: ServerConfig | None = None, store: TrackingStore | None = None) -> FastAPI:
     """Build the server application.
 
@@ -247,11 +233,9 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     ``config.artifacts_destination`` through the artifact plugins. Plugins' routes,
     middleware and startup work are added through their hooks.
     """
-    from tracklog.artifacts import resolve_repository
-    from tracklog.plugins import load_plugins, pm
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import call_hook, check_plugins, pm, resolve_repository, resolve_store
 
-    load_plugins()
+    check_plugins()
     config = config or ServerConfig()
     if store is None and not config.artifacts_only:
         store = resolve_store(config.backend_store_uri, default_artifact_root(config))
@@ -264,7 +248,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(_call_startup, app, config)
+        await anyio.to_thread.run_sync(lambda: call_hook("startup", app=app, config=config))
         try:
             yield
         finally:
@@ -290,7 +274,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
         metrics.install(app, config, prefix)
 
     known = len(app.router.routes)
-    pm.hook.register_routes(app=app, config=config)
+    call_hook("register_routes", app=app, config=config)
     _guard_plugin_routes(app, state, known)
 
     @app.exception_handler(StarletteHTTPException)
@@ -323,9 +307,8 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
 
     # Innermost: inside every other middleware, so they all still see these requests.
     app.add_middleware(middleware.ExactRoutes, routes=app.state.tracklog_exact_routes)
-    wrappers = [w for w in pm.hook.asgi_middleware(config=config) if w is not None]
-    # pluggy returns results last-registered first; the first plugin ends up outermost.
-    for wrapper in wrappers:
+    # Results come last-registered first: the first plugin ends up outermost.
+    for wrapper in call_hook("asgi_middleware", config=config):
         app.add_middleware(middleware.WrapMiddleware, wrapper=wrapper)
     if config.expose_prometheus:
         from tracklog.server import metrics

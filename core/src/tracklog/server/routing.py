@@ -202,8 +202,8 @@ class ServerState:
         """
         from urllib.parse import urlparse
 
-        from tracklog.artifacts import resolve_repository
         from tracklog.artifacts.locations import check_artifact_location
+        from tracklog.plugins import resolve_repository
 
         check_artifact_location(artifact_uri, "artifact_uri", proxy_layout=False)
         if artifact_uri.startswith("mlflow-artifacts:"):
@@ -217,13 +217,12 @@ def identity_and_authorize(
 ) -> None:
     """Ask the authentication and authorization hooks about one request (sync; call it
     from a worker thread since plugins may hit a database)."""
-    from tracklog.plugins import pm
+    from tracklog.plugins import call_hook
 
-    identity = pm.hook.authenticate(request=request, config=state.config)
+    identity = call_hook("authenticate", request=request, config=state.config)
     req.identity = identity
-    allowed = pm.hook.authorize(
-        identity=identity, action=rule.action, resource=rule.resource_of(req), config=state.config
-    )
+    allowed = call_hook("authorize", identity=identity, action=rule.action,
+                        resource=rule.resource_of(req), config=state.config)
     if allowed is False:
         raise errors.TracklogError(
             f"Permission denied: {rule.action} is not allowed here.",

@@ -405,7 +405,7 @@ class ArtifactRepositoryConformance:
     def test_second_repository_sees_writes(self, tree):
         """A repository resolved again from the same URI through the installed plugins
         reads what the first wrote, and the first reads what the second writes."""
-        from tracklog.artifacts import resolve_repository
+        from tracklog.plugins import resolve_repository
 
         other = resolve_repository(tree.artifact_uri)
         assert _walk(other) == {p: len(d) for p, d in STANDARD_TREE.items()}
