@@ -110,20 +110,23 @@ def authenticate(request: Any, config: ServerConfig) -> Any | None:
 
 @hookspec(firstresult=True)
 def authorize(
-    identity: Any, action: str, resource: dict[str, str], config: ServerConfig
+    identity: Any, action: str, resource: dict[str, Any], config: ServerConfig
 ) -> bool | None:
     """Decide whether ``identity`` may perform ``action`` on ``resource``.
 
     :param identity: what :func:`authenticate` returned (None when anonymous).
     :param action: ``"read"``, ``"update"``, ``"delete"`` or ``"manage"``.
     :param resource: what the request touches, e.g. ``{"experiment_id": "3"}``,
-        ``{"run_id": "…"}``, ``{"registered_model": "name"}``; empty for server-wide
-        actions such as creating an experiment.
+        ``{"run_id": "…"}``, ``{"registered_model": "name"}``, ``{"experiment_ids":
+        ["0", "7"]}`` (``experiment_ids`` and ``run_ids`` are lists of strings, every
+        other value a string); empty for server-wide actions such as creating an
+        experiment.
     :param config: the server configuration.
     :returns: True to allow, False to refuse (answered with 403 PERMISSION_DENIED), None to
         let the next plugin decide.
 
-    First non-None result wins; no decision at all means allowed.
+    First non-None result wins; no decision at all means allowed. Neither this hook nor
+    :func:`authenticate` is asked about ``/health`` and ``/metrics``.
     """
 
 
