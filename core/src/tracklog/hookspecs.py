@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from tracklog.artifacts.base import ArtifactRepository
     from tracklog.config import ServerConfig
+    from tracklog.options import Option
     from tracklog.stores import TrackingStore
 
 hookspec = pluggy.HookspecMarker("tracklog")
@@ -70,6 +71,24 @@ def register_artifact_repositories(
 
     All implementations are called. Two plugins registering one scheme is a
     :class:`tracklog.errors.PluginError` naming both.
+    """
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+@hookspec
+def register_options(register: Callable[[Option], None]) -> None:
+    """Declare the plugin's options.
+
+    :param register: call ``register(option)`` with a :class:`tracklog.options.Option` for
+        each setting. ``tracklog server`` gains its flag ``--<plugin>-<name>``; the value
+        is also read from ``TRACKLOG_<PLUGIN>_<NAME>`` and then from the option's further
+        variables. Read it where it is used with ``option.read()``.
+
+    All implementations are called. The server checks every option when it starts: a bad
+    value stops it with one line naming the flag or variable. Two plugins declaring one flag
+    are a :class:`tracklog.errors.PluginError` naming both.
     """
 
 

@@ -37,6 +37,7 @@ from tracklog.errors import PluginError, TracklogError
 
 if TYPE_CHECKING:
     from tracklog.artifacts.base import ArtifactRepository
+    from tracklog.options import Option
     from tracklog.stores import TrackingStore
 
 log = logging.getLogger("tracklog.plugins")
@@ -84,6 +85,8 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     tracking_schemes: list[str] = field(default_factory=list)
     artifact_schemes: list[str] = field(default_factory=list)
+    #: The options it declares (:meth:`tracklog.options.Option.describe`).
+    options: list[dict[str, Any]] = field(default_factory=list)
     #: Why the plugin is unusable (failed import, unknown hook, a hook that raised), or None.
     error: str | None = None
 
@@ -95,6 +98,7 @@ class PluginInfo:
 
 _infos: dict[str, PluginInfo] = {}
 _registries: dict[str, dict[str, tuple[Callable[..., Any], str]]] = {}
+_options: dict[str, tuple[Option, str]] | None = None  # flag -> (option, plugin)
 # One caller per (hook, plugin): pluggy's own call path restricted to that plugin.
 _callers: dict[tuple[str, str], Any] = {}
 # Plugins whose registration of schemes failed, kept apart from load errors because the
@@ -194,10 +198,13 @@ def unregister_plugin(name: str) -> None:
 
 
 def _reset_registries() -> None:
+    global _options
     _registries.clear()
+    _options = None
     for info in _infos.values():
         info.tracking_schemes.clear()
         info.artifact_schemes.clear()
+        info.options.clear()
     _registry_errors.clear()
 
 
@@ -275,6 +282,21 @@ def _failure(hook_name: str, plugin_name: str, exc: Exception) -> PluginError:
     return failure
 
 
+def _claim(table: dict[str, tuple[Any, str]], key: str, value: Any, plugin_name: str,
+           what: str) -> None:
+    """Enter ``value`` under ``key`` for ``plugin_name``. Of two plugins claiming one key
+    the one registered later is at fault, whichever asks first (hooks run last-registered
+    first): it is recorded as broken, and its entries are dropped afterwards."""
+    holder = table[key][1] if key in table else plugin_name
+    if holder != plugin_name:
+        first, later = sorted((holder, plugin_name), key=list(_infos).index)
+        message = f"{what} is claimed by two plugins: {_describe(first)} and {_describe(later)}"
+        if later == plugin_name:
+            raise PluginError(message)
+        _registry_errors.setdefault(holder, message)
+    table[key] = (value, plugin_name)
+
+
 def _registry(kind: str) -> dict[str, tuple[Callable[..., Any], str]]:
     load_plugins()
     with _lock:
@@ -293,17 +315,7 @@ def _registry(kind: str) -> dict[str, tuple[Callable[..., Any], str]]:
                         f"plugin {plugin_name!r} registered a non-callable factory for {scheme!r}"
                     )
                 scheme = scheme.lower()
-                holder = table[scheme][1] if scheme in table else plugin_name
-                if holder != plugin_name:
-                    # Hooks run last-registered first: the plugin registered later is the
-                    # one at fault, whichever of the two asks second.
-                    first, later = sorted((holder, plugin_name), key=list(_infos).index)
-                    message = (f"{kind} scheme {scheme!r} is claimed by two plugins: "
-                               f"{_describe(first)} and {_describe(later)}")
-                    if later == plugin_name:
-                        raise PluginError(message)
-                    _registry_errors.setdefault(holder, message)
-                table[scheme] = (factory, plugin_name)
+                _claim(table, scheme, factory, plugin_name, f"{kind} scheme {scheme!r}")
 
             return {"register": register}
 
@@ -323,11 +335,49 @@ def _registry(kind: str) -> dict[str, tuple[Callable[..., Any], str]]:
         return table
 
 
+def plugin_options() -> list[Option]:
+    """Every option the plugins declare through ``register_options``."""
+    global _options
+    load_plugins()
+    with _lock:
+        if _options is None:
+            table: dict[str, tuple[Option, str]] = {}
+
+            def make_register(plugin_name: str) -> dict[str, Any]:
+                def register(option: Option) -> None:
+                    from tracklog.options import Option
+
+                    if not isinstance(option, Option):
+                        raise PluginError(f"plugin {plugin_name!r} registered {option!r}, "
+                                          "not a tracklog.options.Option")
+                    _claim(table, option.flag, option, plugin_name, f"option {option.flag}")
+
+                return {"register": register}
+
+            call_hook("register_options", each=make_register,
+                      on_error=lambda name, exc: _registry_errors.setdefault(name, str(exc)))
+            for option, owner in list(table.values()):
+                if owner in _registry_errors:
+                    del table[option.flag]
+                elif owner in _infos:
+                    _infos[owner].options.append(option.describe())
+            _options = table
+        return [option for option, _ in _options.values()]
+
+
+def check_options() -> None:
+    """Read every plugin option once: a bad value raises a one-line
+    :class:`~tracklog.errors.TracklogError` naming its flag or variable."""
+    for option in plugin_options():
+        option.read()
+
+
 def plugin_infos() -> list[PluginInfo]:
     """Every loaded plugin (broken ones too) with its distribution, hooks, registered
-    schemes and error."""
+    schemes, options and error."""
     _registry("tracking store")
     _registry("artifact repository")
+    plugin_options()
     infos = [replace(i, error=i.error or _registry_errors.get(i.name)) for i in _infos.values()]
     return sorted(infos, key=lambda i: (not i.builtin, i.name))
 
