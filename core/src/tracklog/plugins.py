@@ -101,7 +101,7 @@ _registries: dict[str, dict[str, tuple[Callable[..., Any], str]]] = {}
 _options: dict[str, tuple[Option, str]] | None = None  # flag -> (option, plugin)
 # One caller per (hook, plugin): pluggy's own call path restricted to that plugin.
 _callers: dict[tuple[str, str], Any] = {}
-# Plugins whose registration of schemes failed, kept apart from load errors because the
+# Plugins whose registration of schemes or options failed, kept apart from load errors: the
 # registries are built again after an in-process plugin comes or goes.
 _registry_errors: dict[str, str] = {}
 

@@ -7,7 +7,7 @@ import pytest
 
 from tracklog.errors import TracklogError
 from tracklog.plugins import plugin_infos
-from tracklog_artifacts_azure.plugin import DOWNLOAD_TTL, UPLOAD_TTL
+from tracklog_artifacts_azure.options import DOWNLOAD_TTL, UPLOAD_TTL
 
 
 @pytest.mark.parametrize(("option", "own", "older", "default"), [

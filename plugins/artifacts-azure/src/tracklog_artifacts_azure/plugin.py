@@ -5,23 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tracklog.options import Option
 from tracklog.plugins import hookimpl
+from tracklog_artifacts_azure.options import DOWNLOAD_TTL, UPLOAD_TTL
 
 if TYPE_CHECKING:
     from tracklog.artifacts import ArtifactRepository
-
-
-DOWNLOAD_TTL = Option(
-    "artifacts-azure", "presigned-download-ttl", int, 300,
-    "Seconds a presigned Azure download URL stays valid.",
-    env=("MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS",), minimum=1,
-)
-UPLOAD_TTL = Option(
-    "artifacts-azure", "upload-url-ttl", int, 3600,
-    "Seconds an Azure multipart part URL stays valid.",
-    env=("TRACKLOG_AZURE_UPLOAD_URL_TTL",), minimum=1,
-)
+    from tracklog.options import Option
 
 
 def _factory(artifact_uri: str) -> ArtifactRepository:

@@ -33,7 +33,7 @@ from tracklog.artifacts import (
     PresignedDownloadRepository,
     safe_relpath,
 )
-from tracklog_artifacts_azure.plugin import DOWNLOAD_TTL, UPLOAD_TTL
+from tracklog_artifacts_azure.options import DOWNLOAD_TTL, UPLOAD_TTL
 from tracklog_artifacts_azure.repository import AzureBlobArtifactRepository
 
 MAX_PARTS = 50_000  # Azure's limit of committed blocks per blob
