@@ -76,6 +76,7 @@ def test_plugins_json_lists_builtins_and_installed(installed):
         "hooks": ["register_artifact_repositories", "register_commands"],
         "tracking_schemes": [],
         "artifact_schemes": ["example"],
+        "options": [],
         "error": None,
     }
 
