@@ -50,7 +50,7 @@ def drop_pg_db(url: str) -> None:
 
 def tracklog_source(path: Path, runs: int, points: int) -> str:
     from tracklog.entities import Metric, Param
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import resolve_store
 
     uri = f"sqlite:///{path}"
     store = resolve_store(uri, None)

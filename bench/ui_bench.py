@@ -47,7 +47,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 def seed(uri: str, runs: int, points: int) -> tuple[str, str]:
     from tracklog.entities import Metric, Param
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import resolve_store
 
     store = resolve_store(uri, "mlflow-artifacts:/")
     try:

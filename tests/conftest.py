@@ -96,7 +96,7 @@ def sqlite_uri(path: Path) -> str:
 
 def store_available(uri: str) -> str | None:
     """None if a store opens for ``uri``, else the reason it does not."""
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import resolve_store
 
     try:
         resolve_store(uri, "mlflow-artifacts:/").close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tracklog.entities import Metric, Param, RunStatus, RunTag, ViewType
 from tracklog.importing import checksum
-from tracklog.stores import resolve_store
+from tracklog.plugins import resolve_store
 
 TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
 

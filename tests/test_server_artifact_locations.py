@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tracklog.stores import resolve_store
+from tracklog.plugins import resolve_store
 
 API = "/api/2.0/mlflow"
 

@@ -25,7 +25,7 @@ from schemathesis.checks import (
 )
 
 from tracklog.server.app import TRACKING_TABLES
-from tracklog.server.routes import artifacts, misc
+from tracklog.server.routes import artifacts, meta
 
 DESCRIPTION = yaml.safe_load(files("tracklog.server").joinpath("openapi.yaml").read_text())
 schema = schemathesis.openapi.from_dict(DESCRIPTION)
@@ -95,7 +95,7 @@ def test_every_json_route_is_described() -> None:
             if method != "parameters":
                 described.add((method.upper(), path))
     missing = []
-    for table in (misc.table, *TRACKING_TABLES, artifacts.proxy):
+    for table in (meta.table, *TRACKING_TABLES, artifacts.proxy):
         for spec in table.rpcs:
             if (spec.method, spec.path) in UNDESCRIBED:
                 continue

@@ -1,8 +1,10 @@
-"""Authorization is total: every route of the app, plugin routes included, has a rule; the
+"""Authorization is total: every route of the app, plugin routes included, asks the
+authentication and authorization hooks, except the public /health and /metrics; the
 authenticate/authorize, register_routes, asgi_middleware and startup hooks are called."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
 from tracklog.config import ServerConfig
+from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import hookimpl, register_plugin, unregister_plugin
 from tracklog.server import create_app, rule
 
@@ -20,11 +23,35 @@ def _config(tmp_path, **kwargs: Any) -> ServerConfig:
                         allowed_hosts=["testserver"], **kwargs)
 
 
-def unruled_routes(app) -> list[tuple[str, str]]:
-    rules = app.state.tracklog_rules
-    return [(method, route.path) for route in app.routes
-            for method in sorted(getattr(route, "methods", None) or ["*"])
-            if (method, route.path) not in rules]
+class RefuseAll:
+    """Refuses every request it is asked about, and counts them."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    @hookimpl
+    def authenticate(self, request):
+        self.asked += 1
+        raise TracklogError("No credentials.", ErrorCode.UNAUTHENTICATED)
+
+
+@pytest.fixture
+def refuse_all():
+    plugin = RefuseAll()
+    register_plugin(plugin, "test-refuse-all")
+    yield plugin
+    unregister_plugin("test-refuse-all")
+
+
+def _answers(app) -> dict[tuple[str, str], int]:
+    """The status every route of ``app`` answers, its path parameters filled in."""
+    out = {}
+    with TestClient(app) as http:
+        for route in app.routes:
+            url = re.sub(r"\{[^}]+\}", "x", route.path)
+            for method in sorted(getattr(route, "methods", None) or ()):
+                out[(method, route.path)] = http.request(method, url).status_code
+    return out
 
 
 class RoutesPlugin:
@@ -35,7 +62,7 @@ class RoutesPlugin:
 
     @hookimpl
     def register_routes(self, app):
-        @rule("read", lambda req: {"thing": req.str("id") or ""})
+        @rule("read", lambda req: {"thing": req.string("id") or ""})
         async def ruled(request):
             return PlainTextResponse("ruled")
 
@@ -46,7 +73,7 @@ class RoutesPlugin:
         app.add_route("/plugin/unruled", unruled, methods=["GET"])
 
         @app.get("/plugin/report")
-        @rule("read", lambda req: {"experiment_id": req.str("experiment_id") or ""})
+        @rule("read", lambda req: {"experiment_id": req.string("experiment_id") or ""})
         async def report(experiment_id: str = ""):
             return {"experiment_id": experiment_id}
 
@@ -63,17 +90,26 @@ def plugin():
     unregister_plugin("test-routes-plugin")
 
 
-def test_every_builtin_route_has_a_rule(tmp_path):
+def test_every_route_but_health_and_metrics_asks_the_auth_hooks(tmp_path, plugin, refuse_all):
     app = create_app(_config(tmp_path, expose_prometheus=str(tmp_path / "prom")))
-    assert len(app.routes) > 100
-    assert unruled_routes(app) == []
+    answers = _answers(app)
+    assert len(answers) > 100
+    public = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/metrics"), ("HEAD", "/metrics")}
+    assert {route: answers[route] for route in public} == dict.fromkeys(public, 200)
+    assert {route: status for route, status in answers.items() if route not in public} == \
+        dict.fromkeys(set(answers) - public, 401)
+    assert refuse_all.asked == len(answers) - len(public)
 
 
-def test_plugin_route_without_rule_is_detected(tmp_path, plugin):
+def test_health_is_public_under_a_prefix(tmp_path, refuse_all):
+    with TestClient(create_app(_config(tmp_path, static_prefix="/tl"))) as http:
+        assert http.get("/tl/health").text == "OK"
+        assert http.get("/tl/version").status_code == 401
+    assert refuse_all.asked == 1
+
+
+def test_plugin_routes_are_served(tmp_path, plugin):
     app = create_app(_config(tmp_path))
-    assert unruled_routes(app) == [("GET", "/plugin/unruled"), ("HEAD", "/plugin/unruled")]
-    assert ("GET", "/plugin/ruled") in app.state.tracklog_rules
-    assert ("GET", "/plugin/report") in app.state.tracklog_rules
     with TestClient(app) as http:
         assert plugin.started
         assert http.get("/plugin/ruled").text == "ruled"
@@ -135,16 +171,24 @@ def test_authorization_hooks_called_for_every_request(tmp_path, auth_plugin):
                         headers={"x-user": "ann"}).json()["run"]["info"]["run_id"]
         r = http.get(f"{api}/runs/get", params={"run_id": run})
         assert r.status_code == 200
+        r = http.post(f"{api}/runs/search", json={"experiment_ids": [exp, "0"]})
+        assert r.status_code == 200
+        r = http.get(f"{api}/metrics/get-history-bulk-interval",
+                     params=[("run_ids", run), ("metric_key", "m")])
+        assert r.status_code == 200
         r = http.put(f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
                      content=b"x")
         assert r.status_code == 403
+        asked = len(auth_plugin.calls)
         assert http.get("/health").status_code == 200
+        assert len(auth_plugin.calls) == asked  # public: no hook is asked
     assert ("ann", "update", {}) in auth_plugin.calls
     assert ("ann", "update", {"experiment_id": exp}) in auth_plugin.calls
     assert ("anonymous", "read", {"run_id": run}) in auth_plugin.calls
+    assert ("anonymous", "read", {"experiment_ids": [exp, "0"]}) in auth_plugin.calls
+    assert ("anonymous", "read", {"run_ids": [run]}) in auth_plugin.calls
     assert ("anonymous", "update", {"artifact_path": f"{exp}/{run}/artifacts/f.txt",
                                     "experiment_id": exp, "run_id": run}) in auth_plugin.calls
-    assert ("anonymous", "read", {}) in auth_plugin.calls  # /health
 
 
 def test_no_tracking_routes_with_artifacts_only(tmp_path):

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
 from tracklog.artifacts.local import LocalArtifactRepository, local_path_of
+from tracklog.plugins import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
 
 

@@ -4,11 +4,13 @@ installed distributions is covered in test_plugins.py."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tracklog import hookimpl
+from tracklog import hookimpl, plugins
 from tracklog.config import ServerConfig
-from tracklog.errors import ErrorCode, TracklogError
+from tracklog.errors import ErrorCode, PluginError, TracklogError
 from tracklog.plugins import plugin_infos, register_plugin, unregister_plugin
 
 API = "/api/2.0/mlflow"
@@ -55,7 +57,8 @@ def server(tmp_path):
 
 
 def test_hook_register_tracking_stores(plugin, tmp_path):
-    from tracklog.stores import TrackingStore, resolve_store
+    from tracklog.plugins import resolve_store
+    from tracklog.stores import TrackingStore
 
     class Mirror:
         """Serves ``mirror:///path`` from a SQLite file at that path."""
@@ -207,6 +210,9 @@ def test_hook_startup(plugin, server):
     assert calls == [("FastAPI", "sqlite")]
 
 
+# A plugin that raises in a hook: the caller gets the plugin's name with the error.
+
+
 def test_hook_startup_failure_names_plugin(plugin, server):
     class Broken:
         @hookimpl
@@ -214,5 +220,82 @@ def test_hook_startup_failure_names_plugin(plugin, server):
             raise OSError("cache directory is read-only")
 
     plugin(Broken(), "broken-startup")
-    with pytest.raises(RuntimeError, match="'broken-startup' failed at startup.*read-only"):
+    with pytest.raises(PluginError, match="'broken-startup' raised in startup: OSError: cache"):
         server()
+
+
+@pytest.mark.parametrize("hook", ["register_routes", "asgi_middleware"])
+def test_hook_failure_building_the_app_names_plugin(plugin, server, hook):
+    def fail(self):
+        raise LookupError("no such table")
+
+    plugin(type("Broken", (), {hook: hookimpl(fail)})(), "broken-app")
+    with pytest.raises(PluginError, match=f"'broken-app' raised in {hook}: LookupError: no such"):
+        server()
+
+
+@pytest.mark.parametrize(("hook", "resolve", "uri"), [
+    ("register_tracking_stores", "resolve_store", "sqlite:///x.db"),
+    ("register_artifact_repositories", "resolve_repository", "/tmp/x"),
+])
+def test_hook_failure_registering_schemes_names_plugin(plugin, hook, resolve, uri):
+    def half(self, register):
+        register("half", lambda *args: None)
+        raise KeyError("region")
+
+    plugin(type("Broken", (), {hook: hookimpl(half)})(), "broken-schemes")
+    with pytest.raises(PluginError, match=f"'broken-schemes' raised in {hook}: KeyError: 'region'"):
+        getattr(plugins, resolve)(uri)
+    infos = {i.name: i for i in plugin_infos()}
+    assert infos["broken-schemes"].error.endswith(f"raised in {hook}: KeyError: 'region'")
+    assert infos["broken-schemes"].tracking_schemes == infos["broken-schemes"].artifact_schemes
+    assert infos["broken-schemes"].artifact_schemes == []  # its half registration is dropped
+    assert infos["tracklog.builtin.local_artifacts"].error is None
+
+
+def test_hook_failure_adding_commands_leaves_plugins_listing(plugin):
+    from click.testing import CliRunner
+
+    from tracklog import cli
+
+    class Broken:
+        @hookimpl
+        def register_commands(self, cli):
+            raise RuntimeError("click too old")
+
+    plugin(Broken(), "broken-commands")
+    plugins.call_hook("register_commands", cli=cli.cli, on_error=plugins.mark_broken)
+    listing = CliRunner().invoke(cli.cli, ["plugins", "--json"])
+    assert listing.exit_code == 0, listing.output
+    broken = {p["name"]: p for p in json.loads(listing.output)}["broken-commands"]
+    assert broken["error"] == ("tracklog plugin 'broken-commands' raised in register_commands: "
+                               "RuntimeError: click too old")
+    assert "broken-commands" in CliRunner().invoke(cli.cli, ["--help"]).output
+    other = CliRunner().invoke(cli.cli, ["server", "--port", "0"])
+    assert other.exit_code == 1
+    assert other.output.strip().splitlines() == [f"Error: {broken['error']}"]
+
+
+@pytest.mark.parametrize("hook", ["authenticate", "authorize"])
+def test_hook_failure_answering_a_request_names_plugin(plugin, server, hook, caplog):
+    def fail(self):
+        raise ConnectionError("directory server down")
+
+    plugin(type("Broken", (), {hook: hookimpl(fail)})(), "broken-auth")
+    response = server().get(f"{API}/experiments/get", params={"experiment_id": "0"})
+    assert response.status_code == 500
+    assert response.json()["message"].startswith("internal error (request id ")
+    assert "'broken-auth' raised in " + hook + ": ConnectionError: directory server down" in \
+        caplog.text
+
+
+def test_misspelled_hook_is_refused_with_a_suggestion():
+    class Typo:
+        @hookimpl
+        def register_tracking_store(self, register):
+            pass
+
+    with pytest.raises(PluginError, match="register_tracking_store, which is no tracklog hook "
+                                          r"\(did you mean register_tracking_stores\?\)"):
+        register_plugin(Typo(), "typo")
+    assert "typo" not in {i.name for i in plugin_infos()}

@@ -18,9 +18,10 @@ import pytest
 
 from tracklog.entities import LifecycleStage, PagedList, Param, RunData, ViewType
 from tracklog.errors import ErrorCode, TracklogError
+from tracklog.plugins import resolve_store
 from tracklog.search import parse_model_version_filter, parse_run_order_by
 from tracklog.search.ast import Comparison, Identifier, Kind, Op
-from tracklog.stores import TrackingStore, resolve_store
+from tracklog.stores import TrackingStore
 from tracklog.testing.tracking import TrackingStoreConformance
 
 MAX_DOUBLE = 1.7976931348623157e308

@@ -76,6 +76,8 @@ def test_plugins_json_lists_builtins_and_installed(installed):
         "hooks": ["register_artifact_repositories", "register_commands"],
         "tracking_schemes": [],
         "artifact_schemes": ["example"],
+        "options": [],
+        "error": None,
     }
 
 
@@ -98,7 +100,7 @@ def test_hook_register_commands(installed):
 def test_hook_register_artifact_repositories(installed, tmp_path):
     code = (
         "import io, sys\n"
-        "from tracklog.artifacts import resolve_repository\n"
+        "from tracklog.plugins import resolve_repository\n"
         "repo = resolve_repository('example://' + sys.argv[1])\n"
         "repo.write_artifact('x/y.txt', io.BytesIO(b'through a plugin'))\n"
         "print(type(repo).__name__, [f.path for f in repo.list_artifacts('x')])\n"
@@ -109,30 +111,73 @@ def test_hook_register_artifact_repositories(installed, tmp_path):
     assert (tmp_path / "x" / "y.txt").read_bytes() == b"through a plugin"
 
 
+def _broken_plugin(installed, dist):
+    """``tracklog plugins`` lists the broken plugin of ``dist`` with its error (and the good
+    one beside it); ``--help`` still runs; another command stops with one line. Returns
+    that line."""
+    dists = [dist, "tracklog-example-good"]
+    listing = tracklog(installed, "plugins", "--json", dists=dists)
+    assert listing.returncode == 0, listing.stderr
+    plugins = _by_name(listing.stdout)
+    assert plugins["example-good"]["error"] is None
+    broken = [p for p in plugins.values() if p["error"]]
+    assert [p["distribution"] for p in broken] == [dist]
+    table = tracklog(installed, "plugins", dists=dists)
+    assert table.returncode == 0, table.stderr
+    assert "error: " in table.stdout
+    helptext = tracklog(installed, "--help", dists=dists)
+    assert helptext.returncode == 0 and "hello" in helptext.stdout
+    assert broken[0]["name"] in helptext.stdout.split("Broken plugins")[1]
+    other = tracklog(installed, "hello", "ada", dists=dists)
+    assert other.returncode == 1 and other.stdout == ""
+    assert "Traceback" not in other.stderr
+    (line,) = other.stderr.splitlines()
+    assert line == f"Error: {broken[0]['error']}" or broken[0]["error"] in line
+    return line
+
+
 def test_import_failure_names_entry_point_distribution_and_version(installed):
-    result = tracklog(installed, "plugins", dists=["tracklog-example-broken"])
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    err = result.stderr
-    assert "'example-broken'" in err
-    assert "tracklog-example-broken 1.2.3" in err
-    assert "imaginary_storage_sdk" in err
+    line = _broken_plugin(installed, "tracklog-example-broken")
+    assert "'example-broken'" in line
+    assert "tracklog-example-broken 1.2.3" in line
+    assert "imaginary_storage_sdk" in line
 
 
 def test_scheme_conflict_names_both_plugins(installed):
-    result = tracklog(installed, "plugins", dists=["tracklog-example-conflict"])
-    assert result.returncode == 1
-    err = result.stderr
-    assert "'file'" in err and "claimed by two plugins" in err
-    assert "tracklog.builtin.local_artifacts" in err
-    assert "'example-conflict' (tracklog-example-conflict 1.2.3)" in err
+    line = _broken_plugin(installed, "tracklog-example-conflict")
+    assert "'file'" in line and "claimed by two plugins" in line
+    assert "tracklog.builtin.local_artifacts" in line
+    assert "'example-conflict' (tracklog-example-conflict 1.2.3)" in line
 
 
-def test_misspelled_hook_is_an_error(installed):
-    result = tracklog(installed, "plugins", dists=["tracklog-example-typo"])
-    assert result.returncode == 1
-    assert "register_comands" in result.stderr
-    assert "tracklog-example-typo 1.2.3" in result.stderr
+def test_misspelled_hook_is_an_error_with_a_suggestion(installed):
+    line = _broken_plugin(installed, "tracklog-example-typo")
+    assert "register_comands, which is no tracklog hook (did you mean register_commands?)" in line
+    assert "tracklog-example-typo 1.2.3" in line
+
+
+def test_load_plugins_env_warns_of_a_name_not_installed(installed):
+    result = tracklog(installed, "plugins", "--json", dists=["tracklog-example-good"],
+                      env={"TRACKLOG_LOAD_PLUGINS": "example-good,nosuch"})
+    assert result.returncode == 0, result.stderr
+    assert "example-good" in _by_name(result.stdout)
+    assert result.stderr.strip() == (
+        "TRACKLOG_LOAD_PLUGINS names 'nosuch', but no tracklog plugin of that entry-point "
+        "or distribution name is installed")
+
+
+def test_plugins_table_fits_a_hundred_columns(installed):
+    result = tracklog(installed, "plugins", dists=["tracklog-example-good"])
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["plugin", "distribution", "version", "schemes"]
+    assert max(len(line) for line in lines) <= 100, result.stdout
+    sql = lines.index(next(line for line in lines if line.startswith("store-sql ")))
+    schemes_at = lines[0].index("schemes")
+    wrapped = [lines[sql][schemes_at:]]
+    wrapped += [line[schemes_at:] for line in lines[sql + 1:] if line[:schemes_at].isspace()]
+    assert " ".join(wrapped).split(", ")[:2] == ["sqlite:// (store)", "postgresql:// (store)"]
+    hooks = next(line for line in lines[sql + 1:] if line.startswith("    hooks: "))
+    assert "register_tracking_stores" in hooks
 
 
 def test_load_plugins_env_selects_by_distribution_or_entry_point(installed):
@@ -169,8 +214,7 @@ def test_trace_plugins_prints_hook_calls(installed):
 
 def test_unknown_scheme_lists_installed_and_names_distribution(installed):
     code = (
-        "from tracklog.artifacts import resolve_repository\n"
-        "from tracklog.stores import resolve_store\n"
+        "from tracklog.plugins import resolve_repository, resolve_store\n"
         "for f, uri in ((resolve_repository, 'gs://bucket/x'), (resolve_repository, 'zz://x'),"
         " (resolve_store, 'postgresql+psycopg2://u:hunter2@h/db')):\n"
         "    try:\n"

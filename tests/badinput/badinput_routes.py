@@ -13,7 +13,7 @@ from typing import Any
 from badinput_support import API, PROXY
 
 from tracklog.server.app import TRACKING_TABLES
-from tracklog.server.routes import artifacts, misc
+from tracklog.server.routes import artifacts, meta
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ ROUTES: dict[tuple[str, str], Route | None] = {
 
 def app_routes() -> set[tuple[str, str]]:
     """(method, path template) of every route the server mounts."""
-    tables = (misc.table, *TRACKING_TABLES, artifacts.proxy)
+    tables = (meta.table, *TRACKING_TABLES, artifacts.proxy)
     return {(spec.method, spec.path) for table in tables for spec in table.rpcs}
 
 
@@ -277,7 +277,7 @@ def concrete(method: str, template: str) -> str:
     from tracklog.server.app import TRACKING_TABLES as tables
 
     versions: tuple[str, ...] = ()
-    for table in (misc.table, *tables, artifacts.proxy):
+    for table in (meta.table, *tables, artifacts.proxy):
         for spec in table.rpcs:
             if (spec.method, spec.path) == (method, template):
                 versions = spec.versions

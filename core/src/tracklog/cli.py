@@ -1,14 +1,22 @@
-"""The ``tracklog`` command line. Plugins add subcommands through ``register_commands``."""
+"""The ``tracklog`` command line. Plugins add subcommands through ``register_commands``.
+
+A broken plugin stops every command but ``tracklog plugins`` (which shows it with its
+error) and ``tracklog --help``, with one line naming the plugin.
+"""
 
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict
 
 import click
 
 from tracklog import __version__
 from tracklog.errors import PluginError, TracklogError
+
+#: Width the ``tracklog plugins`` table keeps within.
+TABLE_WIDTH = 100
 
 
 class _Group(click.Group):
@@ -20,11 +28,25 @@ class _Group(click.Group):
         except (PluginError, TracklogError) as exc:
             raise click.ClickException(str(exc)) from exc
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        from tracklog.plugins import plugin_infos
+
+        broken = [i for i in plugin_infos() if i.error is not None]
+        if broken:
+            with formatter.section("Broken plugins (see tracklog plugins)"):
+                formatter.write_dl([(i.name, i.error or "") for i in broken])
+
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="tracklog")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """tracklog: experiment tracking that speaks the MLflow protocol."""
+    if ctx.invoked_subcommand != "plugins":
+        from tracklog.plugins import check_plugins
+
+        check_plugins()
 
 
 @cli.group(cls=_Group, invoke_without_command=True)
@@ -40,17 +62,46 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
         return
-    rows = [("plugin", "distribution", "version", "schemes", "hooks")]
-    for i in infos:
-        schemes = [f"{s}:// (store)" for s in i.tracking_schemes]
-        schemes += [f"{s}:// (artifacts)" for s in i.artifact_schemes]
-        rows.append(
-            (i.name, i.distribution or "-", i.version or "-", ", ".join(schemes) or "-",
-             ", ".join(i.hooks))
-        )
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
-    for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    for line in _table(infos):
+        click.echo(line)
+
+
+def _table(infos: list) -> list[str]:
+    """One row per plugin (name, distribution, version, schemes), the schemes wrapped in
+    their column; hooks and any error on indented lines under it, all within TABLE_WIDTH."""
+    head = ("plugin", "distribution", "version")
+    rows = [(i.name, i.distribution or "-", i.version or "-") for i in infos]
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(3)]
+    indent = sum(widths) + 2 * len(widths)
+    room = max(TABLE_WIDTH - indent, 24)
+    lines = ["  ".join(v.ljust(w) for v, w in zip(head, widths, strict=True)) + "  schemes"]
+    for info, row in zip(infos, rows, strict=True):
+        schemes = [f"{s}:// (store)" for s in info.tracking_schemes]
+        schemes += [f"{s}:// (artifacts)" for s in info.artifact_schemes]
+        cells = _pack(schemes, room) or ["-"]
+        first = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+        lines.append(f"{first}  {cells[0]}".rstrip())
+        lines += [" " * indent + cell for cell in cells[1:]]
+        if info.hooks:
+            hooks = _pack(info.hooks, TABLE_WIDTH - 11)
+            lines += ["    hooks: " + hooks[0], *(" " * 11 + h for h in hooks[1:])]
+        if info.error:
+            lines += textwrap.wrap(info.error, TABLE_WIDTH, initial_indent="    error: ",
+                                   subsequent_indent=" " * 11, break_on_hyphens=False)
+    return lines
+
+
+def _pack(items: list[str], width: int) -> list[str]:
+    """``items`` joined by commas into lines of at most ``width``, never splitting one."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(item) + 3 <= width:  # room for a comma after
+            lines[-1] += ", " + item
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(item)
+    return lines
 
 
 @plugins.command("new")
@@ -82,12 +133,7 @@ _builtin_commands()
 
 
 def main() -> None:
-    from tracklog.plugins import load_plugins, pm
+    from tracklog.plugins import call_hook, mark_broken
 
-    try:
-        load_plugins()
-        pm.hook.register_commands(cli=cli)
-    except (PluginError, TracklogError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(1) from None
+    call_hook("register_commands", cli=cli, on_error=mark_broken)
     cli()

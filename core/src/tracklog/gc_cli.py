@@ -34,10 +34,8 @@ def gc(backend_store_uri: str, artifacts_destination: str | None, older_than: st
     """Permanently remove runs, experiments and logged models in the deleted stage:
     their artifacts first, then their records, so an interrupted collection finishes
     when run again. What fails is reported; the rest goes on."""
-    from tracklog.artifacts import resolve_repository
     from tracklog.gc import collect, parse_older_than
-    from tracklog.plugins import load_plugins
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import load_plugins, resolve_repository, resolve_store
 
     load_plugins()
     older = parse_older_than(older_than) if older_than else 0

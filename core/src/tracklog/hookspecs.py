@@ -7,11 +7,13 @@ named like the specs below, announced by one entry point in the group ``tracklog
     my-store = "my_package.plugin"
 
 An implementation may accept any subset of a hook's arguments, in any order, so new
-arguments never break existing plugins. A misspelled hook name is an error at load time.
+arguments never break existing plugins. A misspelled hook name marks the plugin broken at
+load time, with the hook it probably meant.
 
 Unless a hook says "first result wins", every implementation is called and their results
-are collected. An exception raised by an implementation propagates to the caller with
-the plugin's name added, except where the hook says otherwise.
+are collected. An exception raised by an implementation reaches the caller as a
+:class:`tracklog.errors.PluginError` naming the plugin, its distribution and version,
+except where the hook says otherwise.
 
 Heavy libraries (SQLAlchemy, boto3, …) must be imported inside the factories a plugin
 registers, never at module import: ``tracklog --help`` loads every plugin module.
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
     from tracklog.artifacts.base import ArtifactRepository
     from tracklog.config import ServerConfig
+    from tracklog.options import Option
     from tracklog.stores import TrackingStore
 
 hookspec = pluggy.HookspecMarker("tracklog")
@@ -71,6 +74,24 @@ def register_artifact_repositories(
     """
 
 
+# --- configuration ---------------------------------------------------------------------
+
+
+@hookspec
+def register_options(register: Callable[[Option], None]) -> None:
+    """Declare the plugin's options.
+
+    :param register: call ``register(option)`` with a :class:`tracklog.options.Option` for
+        each setting. ``tracklog server`` gains its flag ``--<plugin>-<name>``; the value
+        is also read from ``TRACKLOG_<PLUGIN>_<NAME>`` and then from the option's further
+        variables. Read it where it is used with ``option.read()``.
+
+    All implementations are called. The server checks every option when it starts: a bad
+    value stops it with one line naming the flag or variable. Two plugins declaring one flag
+    are a :class:`tracklog.errors.PluginError` naming both.
+    """
+
+
 # --- command line ----------------------------------------------------------------------
 
 
@@ -99,27 +120,32 @@ def authenticate(request: Any, config: ServerConfig) -> Any | None:
         or None to let the next plugin decide.
 
     First non-None result wins. Raise :class:`tracklog.errors.TracklogError` with
-    ``UNAUTHENTICATED`` to refuse the request (answered with 401). With no plugin
-    implementing this hook every request is anonymous and allowed, as in MLflow.
+    ``UNAUTHENTICATED`` to refuse the request (answered with 401): a ``TracklogError``
+    reaches the client unchanged; any other exception is a 500 whose log names the plugin.
+    With no plugin implementing this hook every request is anonymous and allowed, as in
+    MLflow.
     """
 
 
 @hookspec(firstresult=True)
 def authorize(
-    identity: Any, action: str, resource: dict[str, str], config: ServerConfig
+    identity: Any, action: str, resource: dict[str, Any], config: ServerConfig
 ) -> bool | None:
     """Decide whether ``identity`` may perform ``action`` on ``resource``.
 
     :param identity: what :func:`authenticate` returned (None when anonymous).
     :param action: ``"read"``, ``"update"``, ``"delete"`` or ``"manage"``.
     :param resource: what the request touches, e.g. ``{"experiment_id": "3"}``,
-        ``{"run_id": "…"}``, ``{"registered_model": "name"}``; empty for server-wide
-        actions such as creating an experiment.
+        ``{"run_id": "…"}``, ``{"registered_model": "name"}``, ``{"experiment_ids":
+        ["0", "7"]}`` (``experiment_ids`` and ``run_ids`` are lists of strings, every
+        other value a string); empty for server-wide actions such as creating an
+        experiment.
     :param config: the server configuration.
     :returns: True to allow, False to refuse (answered with 403 PERMISSION_DENIED), None to
         let the next plugin decide.
 
-    First non-None result wins; no decision at all means allowed.
+    First non-None result wins; no decision at all means allowed. Neither this hook nor
+    :func:`authenticate` is asked about ``/health`` and ``/metrics``.
     """
 
 

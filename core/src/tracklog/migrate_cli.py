@@ -32,8 +32,7 @@ def migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
     again."""
     from tracklog.importing import StoreSource
     from tracklog.importing import migrate as run_migration
-    from tracklog.plugins import load_plugins, pm
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import call_hook, load_plugins, resolve_store
 
     load_plugins()
     if source.startswith(("http://", "https://")):
@@ -43,7 +42,7 @@ def migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
 
         src = RestSource(source, os.environ.get("MLFLOW_TRACKING_TOKEN"))
     else:
-        src = pm.hook.migration_source(uri=source)
+        src = call_hook("migration_source", uri=source)
     if src is None:
         src = StoreSource(resolve_store(source, None), source)
     dest = resolve_store(destination, artifact_root)

@@ -253,7 +253,7 @@ import shutil
 import pytest
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import load_plugins, plugin_infos
-from tracklog.stores import resolve_store
+from tracklog.plugins import resolve_store
 from tracklog.testing.tracking import StoreRequirements, TrackingStoreConformance
 
 #: The artifact root of new experiments: the server's own when it proxies artifacts.
@@ -355,7 +355,7 @@ _ARTIFACTS_TEST = '''\
 their URI as the server opens them."""
 
 import pytest
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import load_plugins, plugin_infos
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements

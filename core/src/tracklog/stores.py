@@ -1,4 +1,4 @@
-"""The tracking-store contract, and how a store URI becomes a store.
+"""The tracking-store contract.
 
 A backend plugin subclasses :class:`TrackingStore` (every abstract method is required,
 Python refuses to instantiate a subclass that misses one) and registers a factory for its
@@ -479,8 +479,8 @@ def registry_of(store: TrackingStore) -> ModelRegistryStore:
     if isinstance(store, ModelRegistryStore):
         return store
     raise errors.not_implemented(
-        f"The model registry is not supported by the backend store {_describe(store)}; "
-        "use a database store (tracklog-store-sql, e.g. sqlite:///tracklog.db) for it."
+        f"The model registry is not available: the backend store in use ({_describe(store)}) "
+        "does not provide one."
     )
 
 
@@ -492,14 +492,3 @@ def traces_of(store: TrackingStore) -> TraceStore:
         f"Tracing is not supported by the backend store {_describe(store)}."
     )
 
-
-def resolve_store(store_uri: str, default_artifact_root: str | None = None) -> TrackingStore:
-    """Create the tracking store for ``store_uri`` through the installed plugins.
-
-    An unknown scheme raises :class:`tracklog.errors.TracklogError` listing the installed
-    schemes and, for schemes tracklog knows, the distribution that provides them.
-    """
-    from tracklog import plugins
-
-    factory = plugins.tracking_store_factory(store_uri)
-    return factory(store_uri, default_artifact_root)

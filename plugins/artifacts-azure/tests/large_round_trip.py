@@ -10,8 +10,7 @@ import random
 import resource
 import sys
 
-from tracklog.artifacts import resolve_repository
-from tracklog.plugins import load_plugins
+from tracklog.plugins import load_plugins, resolve_repository
 
 
 def main(uri: str, workdir: str, size_mb: int) -> None:

@@ -17,10 +17,10 @@ from tracklog.artifacts import (
     CompletedPart,
     MultipartUploadRepository,
     PresignedDownloadRepository,
-    resolve_repository,
 )
 from tracklog.entities import FileInfo
 from tracklog.errors import ErrorCode, TracklogError
+from tracklog.plugins import resolve_repository
 from tracklog_artifacts_azure.factory import open_repository
 
 

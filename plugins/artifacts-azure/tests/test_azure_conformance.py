@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
 from tracklog_artifacts_azure.factory import open_repository
 

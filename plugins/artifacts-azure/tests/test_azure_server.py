@@ -234,8 +234,11 @@ def test_large_proxied_round_trip_in_bounded_server_memory(server, mlflow_run, a
 def test_plugins_command_lists_the_plugin():
     out = subprocess.run([TRACKLOG, "plugins"], stdin=subprocess.DEVNULL, capture_output=True,
                          text=True, timeout=60, check=True).stdout
-    line = next(line for line in out.splitlines() if "tracklog-artifacts-azure" in line)
-    assert "wasbs://" in line and "abfss://" in line
+    lines = out.splitlines()
+    row = next(i for i, line in enumerate(lines) if "tracklog-artifacts-azure" in line)
+    end = next((i for i in range(row + 1, len(lines)) if not lines[i][:1].isspace()), len(lines))
+    block = "\n".join(lines[row:end])  # the plugin's row and its continuation lines
+    assert "wasbs://" in block and "abfss://" in block
 
 
 def test_without_the_proxy_the_client_talks_to_azure(azurite, azure_env, tmp_path):

@@ -5,7 +5,7 @@ import hashlib
 import json
 import sys
 
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 
 
 def main(uri: str, local: str) -> None:

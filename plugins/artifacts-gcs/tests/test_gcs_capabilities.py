@@ -12,9 +12,10 @@ import httpx
 import pytest
 from google.cloud import storage
 
-from tracklog.artifacts import CompletedPart, resolve_repository
+from tracklog.artifacts import CompletedPart
 from tracklog.entities import FileInfo
 from tracklog.errors import ErrorCode, TracklogError
+from tracklog.plugins import resolve_repository
 from tracklog_artifacts_gcs.multipart import UPLOADS
 from tracklog_artifacts_gcs.repository import GCSArtifactRepository
 from tracklog_artifacts_gcs.settings import Settings

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
 from tracklog.errors import ErrorCode, TracklogError
+from tracklog.plugins import resolve_repository
 from tracklog_artifacts_gcs.repository import GCSArtifactRepository
 from tracklog_artifacts_gcs.settings import Settings
 
@@ -174,3 +174,18 @@ def test_no_credentials_at_all(monkeypatch, tmp_path):
     monkeypatch.setenv("NO_GCE_CHECK", "true")  # and no metadata server probe
     message = expect(ErrorCode.UNAUTHENTICATED, GCSArtifactRepository, "gs://b/p")
     assert message.startswith("gs://b/p: connecting failed: no Google Cloud credentials")
+
+
+def test_presigned_ttl_is_a_plugin_option_under_both_names():
+    from tracklog.plugins import plugin_infos
+
+    legacy = "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS"
+    own = "TRACKLOG_ARTIFACTS_GCS_PRESIGNED_DOWNLOAD_TTL"
+    assert Settings.from_env({}).presigned_url_ttl == 300
+    assert Settings.from_env({legacy: "60"}).presigned_url_ttl == 60
+    assert Settings.from_env({own: "90", legacy: "60"}).presigned_url_ttl == 90
+    with pytest.raises(TracklogError, match=own):
+        Settings.from_env({own: "-1"})
+    (info,) = [i for i in plugin_infos() if i.name == "artifacts-gcs"]
+    assert [(o["flag"], o["environment"]) for o in info.options] == [
+        ("--artifacts-gcs-presigned-download-ttl", [own, legacy])]

@@ -147,8 +147,11 @@ def test_plugins_command_lists_the_plugin():
     tracklog = str(Path(sys.executable).with_name("tracklog"))
     listing = subprocess.run([tracklog, "plugins"], capture_output=True, text=True,
                              check=True, stdin=subprocess.DEVNULL).stdout
-    line = next(line for line in listing.splitlines() if "tracklog-artifacts-gcs" in line)
-    assert "gs://" in line and "register_artifact_repositories" in line
+    lines = listing.splitlines()
+    row = next(i for i, line in enumerate(lines) if "tracklog-artifacts-gcs" in line)
+    end = next((i for i in range(row + 1, len(lines)) if not lines[i][:1].isspace()), len(lines))
+    block = "\n".join(lines[row:end])  # the plugin's row and its continuation lines
+    assert "gs://" in lines[row] and "register_artifact_repositories" in block
 
 
 def test_client_writes_gs_itself_and_the_server_lists(direct_server, tmp_path):

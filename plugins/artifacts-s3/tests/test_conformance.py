@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
 from tracklog_artifacts_s3.repository import S3ArtifactRepository
 

@@ -15,7 +15,7 @@ SIZE = 200 * 1024 * 1024
 
 CHILD = r"""
 import hashlib, io, json, os, sys
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 
 path, uri = sys.argv[1], sys.argv[2]
 repo = resolve_repository(uri)

@@ -140,7 +140,7 @@ def test_delete_batches_and_spares_prefix_siblings(bucket, watch):
     'dir2' and 'dir.txt' alone."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tracklog.artifacts import resolve_repository
+    from tracklog.plugins import resolve_repository
 
     # The keys are written through a repository nobody records: setup, not what is tested.
     plain = resolve_repository(f"s3://{bucket}/p")

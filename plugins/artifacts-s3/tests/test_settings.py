@@ -104,3 +104,19 @@ def test_repositories_share_a_client_per_settings(s3_env, monkeypatch):
     monkeypatch.delenv("MLFLOW_S3_EXPECTED_BUCKET_OWNER")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another")
     assert S3ArtifactRepository("s3://bucket/a").client is not first.client
+
+
+def test_presigned_ttl_is_a_plugin_option_under_both_names():
+    from tracklog.plugins import plugin_infos
+    from tracklog_artifacts_s3.settings import read_settings
+
+    legacy = "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS"
+    own = "TRACKLOG_ARTIFACTS_S3_PRESIGNED_DOWNLOAD_TTL"
+    assert read_settings({}).presigned_ttl == 300
+    assert read_settings({legacy: "60"}).presigned_ttl == 60
+    assert read_settings({own: "90", legacy: "60"}).presigned_ttl == 90
+    with pytest.raises(TracklogError, match=own):
+        read_settings({own: "0"})
+    (info,) = [i for i in plugin_infos() if i.name == "artifacts-s3"]
+    assert [(o["flag"], o["environment"]) for o in info.options] == [
+        ("--artifacts-s3-presigned-download-ttl", [own, legacy])]

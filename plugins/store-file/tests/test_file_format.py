@@ -21,7 +21,8 @@ from tracklog.entities import (
     RunTag,
 )
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog.stores import registry_of, resolve_store, traces_of
+from tracklog.plugins import resolve_store
+from tracklog.stores import registry_of, traces_of
 from tracklog_store_file import yamlio
 from tracklog_store_file.store import open_store
 

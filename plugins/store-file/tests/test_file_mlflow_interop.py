@@ -341,7 +341,7 @@ def test_uri_forms_open_the_same_directory(
         "relative-uri": "file:runs",
         "plain": "./runs",
     }[form]
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import resolve_store
 
     store = resolve_store(uri)
     assert isinstance(store, FileStore)

@@ -31,6 +31,7 @@ from tracklog.entities import (
     RunTag,
     ViewType,
 )
+from tracklog.plugins import resolve_store
 from tracklog.search import (
     compile_experiment_filter,
     compile_run_filter,
@@ -41,7 +42,6 @@ from tracklog.search import (
     sort_experiments,
     sort_runs,
 )
-from tracklog.stores import resolve_store
 
 from .conftest import make_store
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from tracklog.entities import Metric
 from tracklog.errors import TracklogError
-from tracklog.plugins import load_plugins, tracking_store_factory
-from tracklog.stores import registry_of, resolve_store
+from tracklog.plugins import load_plugins, resolve_store, tracking_store_factory
+from tracklog.stores import registry_of
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql.plugin import create_store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 from tracklog_ui import runs_table
 from tracklog_ui.previews import PREVIEW_BYTES, make_preview
 

@@ -1,18 +1,22 @@
 """Built-in plugin: the ``tracklog server`` command (the options of ``mlflow server``).
 
 Every option can also come from a ``TRACKLOG_*`` environment variable (shown in
-``--help``) or from a dotenv file given with ``--env-file``.
+``--help``) or from a dotenv file given with ``--env-file``. The options plugins declare
+(``register_options``) are added as flags ``--<plugin>-<name>``.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tracklog import config as cfg
 from tracklog.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from tracklog.options import Option
 
 
 def _read_env_file(path: str) -> dict[str, str]:
@@ -119,6 +123,7 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
                 opts[param.name] = param.type_cast_value(ctx, loaded[env_name]) \
                     if not getattr(param, "is_flag", False) else \
                     loaded[env_name].lower() in ("1", "true", "yes", "on")
+    _take_plugin_flags(opts)
     try:
         uvicorn_opts = parse_uvicorn_opts(opts["uvicorn_opts"])
     except ValueError as exc:
@@ -152,6 +157,43 @@ def server_command(ctx: click.Context, **opts: Any) -> None:
     serve(config, uvicorn_opts)
 
 
+def _param_name(option: Option) -> str:
+    return option.flag[2:].replace("-", "_")
+
+
+def _plugin_flag(option: Option) -> click.Option:
+    shown = f"env var: {option.variable}; default: {option.default}"
+    if option.type is bool:
+        return click.Option([f"{option.flag}/--no-{option.flag[2:]}", _param_name(option)],
+                            default=None, help=f"{option.help} [{shown}]")
+    # Taken as text and converted at start, so a bad value is one line like a bad variable.
+    return click.Option([option.flag, _param_name(option)], default=None,
+                        metavar=option.type.__name__.upper(), help=f"{option.help} [{shown}]")
+
+
+def _take_plugin_flags(opts: dict[str, Any]) -> None:
+    """Put the plugin flags given into the environment, where every worker process and
+    the plugin itself read them, then check every plugin option once."""
+    from tracklog.options import convert
+    from tracklog.plugins import check_options, plugin_options
+
+    for option in plugin_options():
+        value = opts.pop(_param_name(option), None)
+        if isinstance(value, bool):
+            os.environ[option.variable] = str(value).lower()
+        elif value is not None:
+            convert(value, option.type, option.flag, minimum=option.minimum)
+            os.environ[option.variable] = value
+    check_options()
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
+    from tracklog.plugins import plugin_options
+
+    taken = {p.name for p in server_command.params}
+    for option in plugin_options():
+        if _param_name(option) not in taken:
+            server_command.params.append(_plugin_flag(option))
+            taken.add(_param_name(option))
     cli.add_command(server_command)

@@ -27,7 +27,7 @@ from tracklog.server.codec import (
     error_response,
     request_from_json,
 )
-from tracklog.server.routes import artifacts, experiments, logged_models, misc, registry, runs
+from tracklog.server.routes import artifacts, experiments, logged_models, meta, registry, runs
 from tracklog.server.routing import (
     RULE_ATTR,
     RouteTable,
@@ -126,6 +126,7 @@ async def _run_interruptible(handler: Any, state: ServerState, req: Req,
 def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     handler, rule, is_get = spec.handler, spec.rule, spec.method == "GET"
     interruptible = rule.action == "read"
+    guarded = state.auth_enabled and not rule.public
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -139,7 +140,7 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                 else:
                     req = request_from_json(body, request.path_params,
                                             request.headers.get("content-type"))
-            if state.auth_enabled:
+            if guarded:
                 await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
             if interruptible:
                 result = await _run_interruptible(handler, state, req, request)
@@ -159,12 +160,13 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
 
 def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     handler, rule = spec.handler, spec.rule
+    guarded = state.auth_enabled and not rule.public
 
     async def endpoint(request: Request) -> Any:
         try:
             req = Req(None, request.query_params, request.path_params)
             check_query(request.query_params, request.path_params)
-            if state.auth_enabled:
+            if guarded:
                 await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
             return await handler(state, request, req)
         except errors.TracklogError as err:
@@ -178,7 +180,6 @@ def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
 
 
 def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> None:
-    rules: dict[tuple[str, str], Rule] = app.state.tracklog_rules
     exact: dict[tuple[str, str], Any] = app.state.tracklog_exact_routes
     for spec in table.rpcs:
         if spec.versions:
@@ -187,12 +188,8 @@ def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> 
         else:
             paths = [prefix + spec.path]
         endpoint = _raw_endpoint(spec, state) if spec.raw else _rpc_endpoint(spec, state)
-        setattr(endpoint, RULE_ATTR, spec.rule)
         for path in paths:
-            route = Route(path, endpoint, methods=[spec.method])
-            app.router.routes.append(route)
-            for method in route.methods or ():
-                rules[(method, path)] = spec.rule
+            app.router.routes.append(Route(path, endpoint, methods=[spec.method]))
             if "{" not in path:
                 exact.setdefault((spec.method, path), endpoint)
 
@@ -200,13 +197,8 @@ def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> 
 def _guard_plugin_routes(app: FastAPI, state: ServerState, known: int) -> None:
     """Give routes added by ``register_routes`` the same authorization as built-in ones:
     the rule the plugin declared with :func:`tracklog.server.rule` (``manage`` if none)."""
-    rules: dict[tuple[str, str], Rule] = app.state.tracklog_rules
     for route in app.router.routes[known:]:
-        endpoint = getattr(route, "endpoint", None)
-        declared = getattr(endpoint, RULE_ATTR, None)
-        for method in getattr(route, "methods", None) or ():
-            if declared is not None:
-                rules[(method, route.path)] = declared
+        declared = getattr(getattr(route, "endpoint", None), RULE_ATTR, None)
         if state.auth_enabled and hasattr(route, "app"):
             route.app = _authorizing(route.app, declared or Rule("manage"), state)
 
@@ -225,20 +217,6 @@ def _authorizing(inner: Any, rule: Rule, state: ServerState) -> Any:
     return app
 
 
-def _call_startup(app: FastAPI, config: ServerConfig) -> None:
-    from tracklog.plugins import pm
-
-    for impl in reversed(pm.hook.startup.get_hookimpls()):
-        kwargs = {"app": app, "config": config}
-        try:
-            impl.function(**{name: kwargs[name] for name in impl.argnames})
-        except Exception as exc:
-            raise RuntimeError(
-                f"tracklog plugin {impl.plugin_name!r} failed at startup: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-
 def create_app(config: ServerConfig | None = None, store: TrackingStore | None = None) -> FastAPI:
     """Build the server application.
 
@@ -247,11 +225,9 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     ``config.artifacts_destination`` through the artifact plugins. Plugins' routes,
     middleware and startup work are added through their hooks.
     """
-    from tracklog.artifacts import resolve_repository
-    from tracklog.plugins import load_plugins, pm
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import call_hook, check_plugins, pm, resolve_repository, resolve_store
 
-    load_plugins()
+    check_plugins()
     config = config or ServerConfig()
     if store is None and not config.artifacts_only:
         store = resolve_store(config.backend_store_uri, default_artifact_root(config))
@@ -264,7 +240,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(_call_startup, app, config)
+        await anyio.to_thread.run_sync(lambda: call_hook("startup", app=app, config=config))
         try:
             yield
         finally:
@@ -274,23 +250,22 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     app = FastAPI(title="tracklog", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     app.state.tracklog = state
-    app.state.tracklog_rules = {}
     app.state.tracklog_exact_routes = {}
     prefix = normalize_prefix(config.static_prefix)
 
-    _mount(app, misc.table, state, prefix)
+    _mount(app, meta.table, state, prefix)
     if not config.artifacts_only:
         for table in TRACKING_TABLES:
             _mount(app, table, state, prefix)
     if artifact_root is not None:
         _mount(app, artifacts.proxy, state, prefix)
     if config.expose_prometheus:
-        from tracklog.server import metrics
+        from tracklog.server import prometheus
 
-        metrics.install(app, config, prefix)
+        prometheus.install(app, config, prefix)
 
     known = len(app.router.routes)
-    pm.hook.register_routes(app=app, config=config)
+    call_hook("register_routes", app=app, config=config)
     _guard_plugin_routes(app, state, known)
 
     @app.exception_handler(StarletteHTTPException)
@@ -323,14 +298,13 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
 
     # Innermost: inside every other middleware, so they all still see these requests.
     app.add_middleware(middleware.ExactRoutes, routes=app.state.tracklog_exact_routes)
-    wrappers = [w for w in pm.hook.asgi_middleware(config=config) if w is not None]
-    # pluggy returns results last-registered first; the first plugin ends up outermost.
-    for wrapper in wrappers:
+    # Results come last-registered first: the first plugin ends up outermost.
+    for wrapper in call_hook("asgi_middleware", config=config):
         app.add_middleware(middleware.WrapMiddleware, wrapper=wrapper)
     if config.expose_prometheus:
-        from tracklog.server import metrics
+        from tracklog.server import prometheus
 
-        app.add_middleware(metrics.MetricsMiddleware, prefix=prefix)
+        app.add_middleware(prometheus.MetricsMiddleware, prefix=prefix)
     if config.cors_allowed_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -34,7 +34,7 @@ from tracklog.entities import (
     RunStatus,
     ViewType,
 )
-from tracklog.validation import invalid_value, missing, nul_refused, to_double, to_int
+from tracklog.validation import invalid_value, missing, nul_refused, to_int
 
 # Proto enum numbers, for clients that send enums as integers.
 _ENUM_NUMBERS: dict[type[Enum], dict[int, Enum]] = {
@@ -83,10 +83,7 @@ class Req:
             value = self.data.get(_camel(name))
         return value
 
-    def has(self, name: str) -> bool:
-        return self._raw(name) is not None
-
-    def str(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+    def string(self, name: str, required: bool = False, default: str | None = None) -> str | None:
         value = self._raw(name)
         if value is None:
             if required:
@@ -98,7 +95,7 @@ class Req:
             raise missing(name)
         return value
 
-    def int(self, name: str, required: bool = False, default: int | None = None) -> int | None:
+    def integer(self, name: str, required: bool = False, default: int | None = None) -> int | None:
         value = self._raw(name)
         if value is None or value == "":
             if required:
@@ -106,15 +103,7 @@ class Req:
             return default
         return to_int(value, name)
 
-    def double(self, name: str, required: bool = False) -> float | None:
-        value = self._raw(name)
-        if value is None:
-            if required:
-                raise missing(name)
-            return None
-        return to_double(value, name)
-
-    def bool(self, name: str, default: bool = False) -> bool:
+    def boolean(self, name: str, default: bool = False) -> bool:
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -141,7 +130,7 @@ class Req:
         allowed = ", ".join(enum.__members__)
         raise invalid_value(name, value, f"Expected one of: {allowed}.")
 
-    def list(self, name: str) -> list[Any]:
+    def values(self, name: str) -> list[Any]:
         if self.query is not None:
             values = self.query.getlist(name)
             return values if values else self.query.getlist(_camel(name))
@@ -152,31 +141,23 @@ class Req:
             raise invalid_value(name, value, "Expected a list.")
         return value
 
-    def str_list(self, name: str) -> list[str]:
-        values = self.list(name)
+    def strings(self, name: str) -> list[str]:
+        values = self.values(name)
         for i, v in enumerate(values):
             if not isinstance(v, str):
                 raise invalid_value(f"{name}[{i}]", v, "Expected a string.")
         return values
 
     def objects(self, name: str) -> list[dict[str, Any]]:
-        values = self.list(name)
+        values = self.values(name)
         for i, v in enumerate(values):
             if not isinstance(v, dict):
                 raise invalid_value(f"{name}[{i}]", v, "Expected an object.")
         return values
 
-    def obj(self, name: str) -> dict[str, Any] | None:
-        value = self._raw(name)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise invalid_value(name, value, "Expected an object.")
-        return value
-
     def run_id(self) -> str:
         """``run_id``, or the legacy ``run_uuid`` (the client sends both)."""
-        value = self.str("run_id") or self.str("run_uuid")
+        value = self.string("run_id") or self.string("run_uuid")
         if not value:
             raise missing("run_id")
         return value

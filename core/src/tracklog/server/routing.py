@@ -27,22 +27,27 @@ if TYPE_CHECKING:
 
 ACTIONS = ("read", "update", "delete", "manage")
 
-Resource = Callable[["Req"], dict[str, str]]
+#: What a route touches, handed to the ``authorize`` hook: see ``docs/server.md`` for the
+#: keys and their types.
+Resource = Callable[["Req"], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Rule:
     """What a route does (``read``/``update``/``delete``/``manage``) and, from the
-    request, what it does it to (``{"run_id": …}``, ``{}`` for server-wide actions)."""
+    request, what it does it to (``{"run_id": …}``, ``{}`` for server-wide actions).
+    A ``public`` route is asked of no authentication or authorization hook: a load
+    balancer's health probe must not need credentials."""
 
     action: str
     resource: Resource | None = None
+    public: bool = False
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown action {self.action!r}; use one of {ACTIONS}")
 
-    def resource_of(self, req: Req) -> dict[str, str]:
+    def resource_of(self, req: Req) -> dict[str, Any]:
         return self.resource(req) if self.resource is not None else {}
 
 
@@ -70,29 +75,29 @@ def rule(action: str, resource: Resource | None = None) -> Callable[[Any], Any]:
 # Resource extractors used by the built-in routes.
 
 
-def by_run(req: Req) -> dict[str, str]:
+def by_run(req: Req) -> dict[str, Any]:
     return {"run_id": req.run_id()}
 
 
-def by_experiment(req: Req) -> dict[str, str]:
-    return {"experiment_id": req.str("experiment_id", required=True) or ""}
+def by_experiment(req: Req) -> dict[str, Any]:
+    return {"experiment_id": req.string("experiment_id", required=True) or ""}
 
 
-def by_registered_model(req: Req) -> dict[str, str]:
-    return {"registered_model": req.str("name", required=True) or ""}
+def by_registered_model(req: Req) -> dict[str, Any]:
+    return {"registered_model": req.string("name", required=True) or ""}
 
 
-def by_logged_model(req: Req) -> dict[str, str]:
-    model_id = req.path_params.get("model_id") or req.str("model_id", required=True)
+def by_logged_model(req: Req) -> dict[str, Any]:
+    model_id = req.path_params.get("model_id") or req.string("model_id", required=True)
     return {"logged_model": model_id or ""}
 
 
-def by_experiments(req: Req) -> dict[str, str]:
-    return {"experiment_ids": ",".join(req.str_list("experiment_ids"))}
+def by_experiments(req: Req) -> dict[str, Any]:
+    return {"experiment_ids": req.strings("experiment_ids")}
 
 
-def by_artifact_path(req: Req) -> dict[str, str]:
-    path = req.path_params.get("artifact_path") or req.str("path") or ""
+def by_artifact_path(req: Req) -> dict[str, Any]:
+    path = req.path_params.get("artifact_path") or req.string("path") or ""
     parts = path.split("/")
     out = {"artifact_path": path}
     if parts and parts[0]:
@@ -115,7 +120,6 @@ class RpcSpec:
     rule: Rule
     versions: tuple[str, ...] = ("2.0",)
     raw: bool = False
-
 
 @dataclass
 class RouteTable:
@@ -142,11 +146,11 @@ class RouteTable:
         action: str,
         resource: Resource | None = None,
         versions: tuple[str, ...] = (),
+        public: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-            self.rpcs.append(
-                RpcSpec(method, path, handler, Rule(action, resource), versions, raw=True)
-            )
+            rule = Rule(action, resource, public)
+            self.rpcs.append(RpcSpec(method, path, handler, rule, versions, raw=True))
             return handler
 
         return register
@@ -202,8 +206,8 @@ class ServerState:
         """
         from urllib.parse import urlparse
 
-        from tracklog.artifacts import resolve_repository
         from tracklog.artifacts.locations import check_artifact_location
+        from tracklog.plugins import resolve_repository
 
         check_artifact_location(artifact_uri, "artifact_uri", proxy_layout=False)
         if artifact_uri.startswith("mlflow-artifacts:"):
@@ -217,13 +221,12 @@ def identity_and_authorize(
 ) -> None:
     """Ask the authentication and authorization hooks about one request (sync; call it
     from a worker thread since plugins may hit a database)."""
-    from tracklog.plugins import pm
+    from tracklog.plugins import call_hook
 
-    identity = pm.hook.authenticate(request=request, config=state.config)
+    identity = call_hook("authenticate", request=request, config=state.config)
     req.identity = identity
-    allowed = pm.hook.authorize(
-        identity=identity, action=rule.action, resource=rule.resource_of(req), config=state.config
-    )
+    allowed = call_hook("authorize", identity=identity, action=rule.action,
+                        resource=rule.resource_of(req), config=state.config)
     if allowed is False:
         raise errors.TracklogError(
             f"Permission denied: {rule.action} is not allowed here.",

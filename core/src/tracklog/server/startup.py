@@ -37,7 +37,7 @@ def check_artifact_destination(config: ServerConfig) -> ArtifactRepository | Non
     the server does not serve artifacts. Raises a one-line ``TracklogError`` otherwise."""
     if not (config.serve_artifacts or config.artifacts_only):
         return None
-    from tracklog.artifacts import resolve_repository
+    from tracklog.plugins import resolve_repository
 
     repo = resolve_repository(config.artifacts_destination)
     repo.verify(probe_write=config.verify_artifacts_write)

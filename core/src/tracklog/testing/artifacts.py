@@ -406,7 +406,7 @@ class ArtifactRepositoryConformance:
         """A repository resolved again from the same URI through the installed plugins
         reads what the first wrote, and the first reads what the second writes,
         overwrites and deletes (no object serves its own stale copy)."""
-        from tracklog.artifacts import resolve_repository
+        from tracklog.plugins import resolve_repository
 
         other = resolve_repository(tree.artifact_uri)
         assert _walk(other) == {p: len(d) for p, d in STANDARD_TREE.items()}

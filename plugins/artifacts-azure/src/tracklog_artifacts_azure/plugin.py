@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracklog.plugins import hookimpl
+from tracklog_artifacts_azure.options import DOWNLOAD_TTL, UPLOAD_TTL
 
 if TYPE_CHECKING:
     from tracklog.artifacts import ArtifactRepository
+    from tracklog.options import Option
 
 
 def _factory(artifact_uri: str) -> ArtifactRepository:
@@ -24,3 +26,9 @@ def register_artifact_repositories(
     """Serve ``wasbs://`` and ``abfss://`` URIs from Azure Blob Storage."""
     register("wasbs", _factory)
     register("abfss", _factory)
+
+
+@hookimpl
+def register_options(register: Callable[[Option], None]) -> None:
+    register(DOWNLOAD_TTL)
+    register(UPLOAD_TTL)

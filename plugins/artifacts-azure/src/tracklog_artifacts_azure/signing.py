@@ -17,7 +17,6 @@ an overwrite leaves the existing file untouched and its staged parts to the serv
 from __future__ import annotations
 
 import base64
-import os
 import re
 import threading
 import uuid
@@ -34,25 +33,13 @@ from tracklog.artifacts import (
     PresignedDownloadRepository,
     safe_relpath,
 )
+from tracklog_artifacts_azure.options import DOWNLOAD_TTL, UPLOAD_TTL
 from tracklog_artifacts_azure.repository import AzureBlobArtifactRepository
 
-DOWNLOAD_TTL = "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS"
-UPLOAD_TTL = "TRACKLOG_AZURE_UPLOAD_URL_TTL"
-DEFAULT_DOWNLOAD_TTL = 300
-DEFAULT_UPLOAD_TTL = 3600
 MAX_PARTS = 50_000  # Azure's limit of committed blocks per blob
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 # Starting the SAS a little in the past absorbs clock skew between this host and Azure.
 _SKEW = timedelta(minutes=5)
-
-
-def _ttl(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) <= 0:
-        raise errors.invalid(f"{name} must be a positive number of seconds, got {raw!r}")
-    return int(raw)
 
 
 def block_id(upload_id: str, part_number: int) -> str:
@@ -78,8 +65,8 @@ class AzureSigningArtifactRepository(
         **options: Any,
     ) -> None:
         super().__init__(artifact_uri, **options)
-        self.presigned_url_lifetime = download_ttl or _ttl(DOWNLOAD_TTL, DEFAULT_DOWNLOAD_TTL)
-        self.upload_ttl = upload_ttl or _ttl(UPLOAD_TTL, DEFAULT_UPLOAD_TTL)
+        self.presigned_url_lifetime = download_ttl or DOWNLOAD_TTL.read()
+        self.upload_ttl = upload_ttl or UPLOAD_TTL.read()
         self._delegation_lock = threading.Lock()
         self._delegation_key: Any = None
         self._delegation_expiry = datetime.min.replace(tzinfo=UTC)

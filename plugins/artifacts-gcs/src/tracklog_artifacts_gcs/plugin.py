@@ -2,6 +2,7 @@
 repository is created."""
 
 from tracklog.plugins import hookimpl
+from tracklog_artifacts_gcs.settings import PRESIGNED_TTL_OPTION
 
 
 def _factory(artifact_uri: str):
@@ -13,3 +14,8 @@ def _factory(artifact_uri: str):
 @hookimpl
 def register_artifact_repositories(register):
     register("gs", _factory)
+
+
+@hookimpl
+def register_options(register):
+    register(PRESIGNED_TTL_OPTION)

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 from tracklog import errors
 from tracklog.artifacts.paths import safe_relpath
+from tracklog.options import Option
 
 #: Resumable uploads move whole multiples of this; downloads keep to it too.
 CHUNK_MULTIPLE = 256 * 1024
@@ -25,9 +26,13 @@ PARALLEL_REQUESTS = 8
 UPLOAD_CHUNK_VAR = "MLFLOW_GCS_UPLOAD_CHUNK_SIZE"
 DOWNLOAD_CHUNK_VAR = "MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE"
 TIMEOUT_VAR = "MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT"
-PRESIGNED_TTL_VAR = "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS"
 #: MLflow's default lifetime of a presigned download URL.
 PRESIGNED_TTL = 300
+PRESIGNED_TTL_OPTION = Option(
+    "artifacts-gcs", "presigned-download-ttl", int, PRESIGNED_TTL,
+    "Seconds a presigned Google Cloud Storage download URL stays valid.",
+    env=("MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS",), minimum=1,
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Settings:
             upload_chunk_size=_chunk_size(env, UPLOAD_CHUNK_VAR, UPLOAD_CHUNK_SIZE),
             download_chunk_size=_chunk_size(env, DOWNLOAD_CHUNK_VAR, DOWNLOAD_CHUNK_SIZE),
             timeout=_timeout(env),
-            presigned_url_ttl=_positive(env, PRESIGNED_TTL_VAR, PRESIGNED_TTL),
+            presigned_url_ttl=PRESIGNED_TTL_OPTION.read(env),
         )
 
 
@@ -61,19 +66,6 @@ def _chunk_size(env: Mapping[str, str], name: str, default: int) -> int:
             f"{name} must be a positive multiple of {CHUNK_MULTIPLE} bytes (256 KiB), "
             f"got {raw!r}"
         )
-    return value
-
-
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise errors.invalid(f"{name} must be a positive number of seconds, got {raw!r}")
     return value
 
 

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracklog.plugins import hookimpl
+from tracklog_artifacts_s3.settings import PRESIGNED_TTL
 
 if TYPE_CHECKING:
     from tracklog.artifacts import ArtifactRepository
+    from tracklog.options import Option
 
 
 def _factory(artifact_uri: str) -> ArtifactRepository:
@@ -25,3 +27,8 @@ def register_artifact_repositories(
     """Serve ``s3://bucket/prefix`` with an
     :class:`~tracklog_artifacts_s3.repository.S3ArtifactRepository`."""
     register("s3", _factory)
+
+
+@hookimpl
+def register_options(register: Callable[[Option], None]) -> None:
+    register(PRESIGNED_TTL)

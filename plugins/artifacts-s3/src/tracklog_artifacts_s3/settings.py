@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracklog import errors
+from tracklog.options import Option
 
 ENDPOINT_URL = "MLFLOW_S3_ENDPOINT_URL"
 UPLOAD_EXTRA_ARGS = "MLFLOW_S3_UPLOAD_EXTRA_ARGS"
@@ -21,7 +22,11 @@ EXPECTED_BUCKET_OWNER = "MLFLOW_S3_EXPECTED_BUCKET_OWNER"
 IGNORE_TLS = "MLFLOW_S3_IGNORE_TLS"
 CA_BUNDLE = "AWS_CA_BUNDLE"
 REGION = "AWS_DEFAULT_REGION"
-PRESIGNED_TTL = "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS"
+PRESIGNED_TTL = Option(
+    "artifacts-s3", "presigned-download-ttl", int, 300,
+    "Seconds a presigned S3 download URL stays valid.",
+    env=("MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS",), minimum=1,
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -66,19 +71,6 @@ def _extra_args(env: Mapping[str, str]) -> dict[str, Any]:
     return value
 
 
-def _ttl(env: Mapping[str, str]) -> int:
-    raw = env.get(PRESIGNED_TTL, "").strip()
-    if not raw:
-        return 300
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise errors.invalid(f"{PRESIGNED_TTL} must be a positive number of seconds, not {raw!r}")
-    return value
-
-
 def read_settings(env: Mapping[str, str] | None = None) -> S3Settings:
     """Settings from ``env`` (the process environment by default); a malformed value
     raises INVALID_PARAMETER_VALUE naming its variable."""
@@ -98,5 +90,5 @@ def read_settings(env: Mapping[str, str] | None = None) -> S3Settings:
         verify=False if ignore_tls else ca_bundle,
         expected_bucket_owner=env.get(EXPECTED_BUCKET_OWNER, "").strip() or None,
         upload_extra_args=_extra_args(env),
-        presigned_ttl=_ttl(env),
+        presigned_ttl=PRESIGNED_TTL.read(env),
     )

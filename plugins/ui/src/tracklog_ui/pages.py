@@ -161,7 +161,8 @@ def install(app: Any, config: Any) -> None:
         )
 
     @app.get(prefix + "/experiments/{experiment_ids}", include_in_schema=False)
-    @rule("read", lambda req: {"experiment_ids": req.path_params.get("experiment_ids", "")})
+    @rule("read", lambda req: {"experiment_ids": [
+        i for i in req.path_params.get("experiment_ids", "").split(",") if i]})
     @guarded
     def runs(request: Request) -> Response:
         ids = [i for i in request.path_params["experiment_ids"].split(",") if i]
@@ -295,7 +296,7 @@ def install(app: Any, config: Any) -> None:
     # --- comparing runs ----------------------------------------------------------------
 
     @app.get(prefix + "/compare", include_in_schema=False)
-    @rule("read", lambda req: {"run_ids": req.str("runs") or ""})
+    @rule("read", lambda req: {"run_ids": [i for i in (req.string("runs") or "").split(",") if i]})
     @guarded
     def compare(request: Request) -> Response:
         ids = [i for i in (request.query_params.get("runs") or "").split(",") if i][:100]

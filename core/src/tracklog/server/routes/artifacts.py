@@ -68,7 +68,7 @@ def _download(repo: ArtifactRepository, path: str) -> StreamResponse:
 @proxy.raw("GET", _PROXY + "/artifacts", "read", by_artifact_path, ("2.0",))
 async def list_proxied(state: ServerState, request: Request, req: Req) -> Any:
     repo = state.artifacts
-    path = safe_relpath(req.str("path"), "path")
+    path = safe_relpath(req.string("path"), "path")
     infos = await anyio.to_thread.run_sync(repo.list_artifacts, path)
     files = [codec.file_info(f, posixpath.basename(f.path)) for f in infos]
     return JSONResponse({"files": files} if files else {})
@@ -124,7 +124,7 @@ def _multipart_target(req: Req) -> str:
     directory and the body's ``path`` is the client's local file: its base name (after
     either kind of separator) is the file's name in that directory."""
     directory = safe_relpath(req.path_params["artifact_path"])
-    local = req.str("path", required=True)
+    local = req.string("path", required=True)
     name = local.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     if name in ("", ".", ".."):
         raise validation.invalid_value("path", local, "It must name a file.")
@@ -135,7 +135,7 @@ def _multipart_target(req: Req) -> str:
 def create_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
     path = _multipart_target(req)
-    num_parts = req.int("num_parts", required=True)
+    num_parts = req.integer("num_parts", required=True)
     if not 1 <= num_parts <= MAX_MULTIPART_PARTS:
         raise validation.invalid_value(
             "num_parts", num_parts, f"It must be between 1 and {MAX_MULTIPART_PARTS}."
@@ -163,7 +163,7 @@ def complete_multipart(state: ServerState, req: Req) -> dict[str, Any]:
         if not isinstance(etag, str):
             raise validation.invalid_value(f"parts[{i}].etag", etag, "It must be a string.")
         parts.append(CompletedPart(number, etag, raw.get("url")))
-    repo.complete_multipart_upload(path, req.str("upload_id", required=True), parts)
+    repo.complete_multipart_upload(path, req.string("upload_id", required=True), parts)
     return {}
 
 
@@ -171,7 +171,7 @@ def complete_multipart(state: ServerState, req: Req) -> dict[str, Any]:
 def abort_multipart(state: ServerState, req: Req) -> dict[str, Any]:
     repo = _multipart(state)
     path = _multipart_target(req)
-    repo.abort_multipart_upload(path, req.str("upload_id", required=True))
+    repo.abort_multipart_upload(path, req.string("upload_id", required=True))
     return {}
 
 
@@ -200,7 +200,7 @@ def list_run_artifacts(state: ServerState, req: Req) -> dict[str, Any]:
     run = state.store.get_run(req.run_id())
     root = run.info.artifact_uri
     repo, base = state.repository_for(root)
-    rel = safe_relpath(req.str("path"))
+    rel = safe_relpath(req.string("path"))
     infos = repo.list_artifacts(join(base, rel))
     cut = len(base) + 1 if base else 0
     out: dict[str, Any] = {"root_uri": root}
@@ -214,7 +214,7 @@ async def get_run_artifact(state: ServerState, request: Request, req: Req) -> An
     def resolve() -> StreamResponse:
         run = state.store.get_run(req.run_id())
         repo, base = state.repository_for(run.info.artifact_uri)
-        rel = safe_relpath(req.str("path", required=True))
+        rel = safe_relpath(req.string("path", required=True))
         return _download(repo, join(base, rel))
 
     return await anyio.to_thread.run_sync(resolve)

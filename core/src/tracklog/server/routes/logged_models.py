@@ -22,7 +22,7 @@ _BASE = "/mlflow/logged-models"
 
 
 def _model_id(req: Req) -> str:
-    return req.path_params.get("model_id") or req.str("model_id", required=True)
+    return req.path_params.get("model_id") or req.string("model_id", required=True)
 
 
 def _pairs(req: Req, name: str) -> list[tuple[str, str]]:
@@ -39,23 +39,23 @@ def _pairs(req: Req, name: str) -> list[tuple[str, str]]:
 @table.rpc("POST", _BASE, "update", by_experiment)
 def create_logged_model(state: ServerState, req: Req) -> dict[str, Any]:
     model = state.store.create_logged_model(
-        experiment_id=req.str("experiment_id", required=True),
-        name=validation.validate_logged_model_name(req.str("name") or None),
-        source_run_id=req.str("source_run_id") or None,
+        experiment_id=req.string("experiment_id", required=True),
+        name=validation.validate_logged_model_name(req.string("name") or None),
+        source_run_id=req.string("source_run_id") or None,
         tags=[LoggedModelTag(k, v) for k, v in _pairs(req, "tags")],
         params=[LoggedModelParameter(k, v) for k, v in _pairs(req, "params")],
-        model_type=req.str("model_type") or None,
+        model_type=req.string("model_type") or None,
     )
     return {"model": codec.logged_model(model)}
 
 
 @table.rpc("POST", _BASE + "/search", "read", by_experiments)
 def search_logged_models(state: ServerState, req: Req) -> dict[str, Any]:
-    experiment_ids = req.str_list("experiment_ids")
+    experiment_ids = req.strings("experiment_ids")
     if not experiment_ids:
         raise validation.missing("experiment_ids")
     validation.validate_experiment_ids(experiment_ids, "SearchLoggedModels")
-    max_results = req.int("max_results")
+    max_results = req.integer("max_results")
     if max_results is None:
         max_results = 50
     elif max_results == 0:
@@ -73,18 +73,18 @@ def search_logged_models(state: ServerState, req: Req) -> dict[str, Any]:
         datasets.append(entry)
     page = state.store.search_logged_models(
         experiment_ids,
-        filter=search.parse_logged_model_filter(req.str("filter")),
+        filter=search.parse_logged_model_filter(req.string("filter")),
         datasets=datasets,
         max_results=max_results,
         order_by=search.parse_logged_model_order_by(req.objects("order_by")),
-        page_token=req.str("page_token") or None,
+        page_token=req.string("page_token") or None,
     )
     return codec.paged("models", [codec.logged_model(m) for m in page], page.token)
 
 
 @table.rpc("GET", _BASE + "/{model_id}", "read", by_logged_model)
 def get_logged_model(state: ServerState, req: Req) -> dict[str, Any]:
-    model = state.store.get_logged_model(_model_id(req), allow_deleted=req.bool("allow_deleted"))
+    model = state.store.get_logged_model(_model_id(req), allow_deleted=req.boolean("allow_deleted"))
     return {"model": codec.logged_model(model)}
 
 
@@ -93,7 +93,7 @@ def finalize_logged_model(state: ServerState, req: Req) -> dict[str, Any]:
     status = req.enum("status", LoggedModelStatus)
     if status is None:
         raise validation.missing("status")
-    model = state.store.finalize_logged_model(req.str("model_id") or _model_id(req), status)
+    model = state.store.finalize_logged_model(req.string("model_id") or _model_id(req), status)
     return {"model": codec.logged_model(model)}
 
 

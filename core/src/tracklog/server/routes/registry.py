@@ -28,7 +28,7 @@ def _registry(state: ServerState) -> ModelRegistryStore:
 
 
 def _name(req: Req, field: str = "name") -> str:
-    return validation.validate_registered_model_name(req.str(field), field)
+    return validation.validate_registered_model_name(req.string(field), field)
 
 
 def _version(req: Req) -> str:
@@ -56,7 +56,7 @@ def _stage(value: str | None, field: str = "stage") -> str:
 @table.rpc("POST", _RM + "/create", "update")
 def create_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
     model = _registry(state).create_registered_model(
-        _name(req), _tags(req), req.str("description") or None
+        _name(req), _tags(req), req.string("description") or None
     )
     return {"registered_model": codec.registered_model(model)}
 
@@ -75,7 +75,7 @@ def rename_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
 
 @table.rpc("PATCH", _RM + "/update", "update", by_registered_model)
 def update_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
-    model = _registry(state).update_registered_model(_name(req), req.str("description"))
+    model = _registry(state).update_registered_model(_name(req), req.string("description"))
     return {"registered_model": codec.registered_model(model)}
 
 
@@ -87,20 +87,20 @@ def delete_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
 
 @table.rpc("GET", _RM + "/search", "read")
 def search_registered_models(state: ServerState, req: Req) -> dict[str, Any]:
-    max_results = validation.validate_max_results(req.int("max_results"), default=100,
+    max_results = validation.validate_max_results(req.integer("max_results"), default=100,
                                                   limit=1000)
     page = _registry(state).search_registered_models(
-        filter=search.parse_registered_model_filter(req.str("filter")),
+        filter=search.parse_registered_model_filter(req.string("filter")),
         max_results=max_results,
-        order_by=search.parse_registered_model_order_by(req.str_list("order_by")),
-        page_token=req.str("page_token") or None,
+        order_by=search.parse_registered_model_order_by(req.strings("order_by")),
+        page_token=req.string("page_token") or None,
     )
     return codec.paged("registered_models", [codec.registered_model(m) for m in page],
                        page.token)
 
 
 def _latest_versions(state: ServerState, req: Req) -> dict[str, Any]:
-    stages = [_stage(s, f"stages[{i}]") for i, s in enumerate(req.str_list("stages"))]
+    stages = [_stage(s, f"stages[{i}]") for i, s in enumerate(req.strings("stages"))]
     versions = _registry(state).get_latest_versions(_name(req), stages)
     return {"model_versions": [codec.model_version(v) for v in versions]} if versions else {}
 
@@ -111,35 +111,35 @@ table.rpc("GET", _RM + "/get-latest-versions", "read", by_registered_model)(_lat
 
 @table.rpc("POST", _RM + "/set-tag", "update", by_registered_model)
 def set_registered_model_tag(state: ServerState, req: Req) -> dict[str, Any]:
-    key, value = validation.validate_registry_tag(req.str("key"), req._raw("value"))
+    key, value = validation.validate_registry_tag(req.string("key"), req._raw("value"))
     _registry(state).set_registered_model_tag(_name(req), key, value)
     return {}
 
 
 @table.rpc("DELETE", _RM + "/delete-tag", "update", by_registered_model)
 def delete_registered_model_tag(state: ServerState, req: Req) -> dict[str, Any]:
-    _registry(state).delete_registered_model_tag(_name(req), req.str("key", required=True))
+    _registry(state).delete_registered_model_tag(_name(req), req.string("key", required=True))
     return {}
 
 
 @table.rpc("POST", _RM + "/alias", "update", by_registered_model)
 def set_alias(state: ServerState, req: Req) -> dict[str, Any]:
     _registry(state).set_registered_model_alias(
-        _name(req), validation.validate_alias(req.str("alias")), _version(req)
+        _name(req), validation.validate_alias(req.string("alias")), _version(req)
     )
     return {}
 
 
 @table.rpc("DELETE", _RM + "/alias", "update", by_registered_model)
 def delete_alias(state: ServerState, req: Req) -> dict[str, Any]:
-    _registry(state).delete_registered_model_alias(_name(req), req.str("alias", required=True))
+    _registry(state).delete_registered_model_alias(_name(req), req.string("alias", required=True))
     return {}
 
 
 @table.rpc("GET", _RM + "/alias", "read", by_registered_model)
 def get_by_alias(state: ServerState, req: Req) -> dict[str, Any]:
     version = _registry(state).get_model_version_by_alias(
-        _name(req), req.str("alias", required=True)
+        _name(req), req.string("alias", required=True)
     )
     return {"model_version": codec.model_version(version)}
 
@@ -166,17 +166,17 @@ def _source_run_id(state: ServerState, source: str, model_id: str | None) -> str
 
 @table.rpc("POST", _MV + "/create", "update", by_registered_model)
 def create_model_version(state: ServerState, req: Req) -> dict[str, Any]:
-    source = req.str("source", required=True)
+    source = req.string("source", required=True)
     if "\x00" in source or ".." in source.replace("\\", "/").split("/"):
         raise validation.invalid_value("source", source, "Invalid model version source.")
-    model_id = req.str("model_id") or None
+    model_id = req.string("model_id") or None
     version = _registry(state).create_model_version(
         _name(req),
         source,
-        run_id=req.str("run_id") or _source_run_id(state, source, model_id),
+        run_id=req.string("run_id") or _source_run_id(state, source, model_id),
         tags=_tags(req),
-        run_link=req.str("run_link") or None,
-        description=req.str("description") or None,
+        run_link=req.string("run_link") or None,
+        description=req.string("description") or None,
         model_id=model_id,
     )
     return {"model_version": codec.model_version(version)}
@@ -191,7 +191,7 @@ def get_model_version(state: ServerState, req: Req) -> dict[str, Any]:
 @table.rpc("PATCH", _MV + "/update", "update", by_registered_model)
 def update_model_version(state: ServerState, req: Req) -> dict[str, Any]:
     version = _registry(state).update_model_version(
-        _name(req), _version(req), req.str("description")
+        _name(req), _version(req), req.string("description")
     )
     return {"model_version": codec.model_version(version)}
 
@@ -199,8 +199,8 @@ def update_model_version(state: ServerState, req: Req) -> dict[str, Any]:
 @table.rpc("POST", _MV + "/transition-stage", "manage", by_registered_model)
 def transition_stage(state: ServerState, req: Req) -> dict[str, Any]:
     version = _registry(state).transition_model_version_stage(
-        _name(req), _version(req), _stage(req.str("stage")),
-        req.bool("archive_existing_versions"),
+        _name(req), _version(req), _stage(req.string("stage")),
+        req.boolean("archive_existing_versions"),
     )
     return {"model_version": codec.model_version(version)}
 
@@ -219,20 +219,20 @@ def get_download_uri(state: ServerState, req: Req) -> dict[str, Any]:
 
 @table.rpc("GET", _MV + "/search", "read")
 def search_model_versions(state: ServerState, req: Req) -> dict[str, Any]:
-    max_results = validation.validate_max_results(req.int("max_results"), default=10000,
+    max_results = validation.validate_max_results(req.integer("max_results"), default=10000,
                                                   limit=200000)
     page = _registry(state).search_model_versions(
-        filter=search.parse_model_version_filter(req.str("filter")),
+        filter=search.parse_model_version_filter(req.string("filter")),
         max_results=max_results,
-        order_by=search.parse_model_version_order_by(req.str_list("order_by")),
-        page_token=req.str("page_token") or None,
+        order_by=search.parse_model_version_order_by(req.strings("order_by")),
+        page_token=req.string("page_token") or None,
     )
     return codec.paged("model_versions", [codec.model_version(v) for v in page], page.token)
 
 
 @table.rpc("POST", _MV + "/set-tag", "update", by_registered_model)
 def set_model_version_tag(state: ServerState, req: Req) -> dict[str, Any]:
-    key, value = validation.validate_registry_tag(req.str("key"), req._raw("value"))
+    key, value = validation.validate_registry_tag(req.string("key"), req._raw("value"))
     _registry(state).set_model_version_tag(_name(req), _version(req), key, value)
     return {}
 
@@ -240,6 +240,6 @@ def set_model_version_tag(state: ServerState, req: Req) -> dict[str, Any]:
 @table.rpc("DELETE", _MV + "/delete-tag", "update", by_registered_model)
 def delete_model_version_tag(state: ServerState, req: Req) -> dict[str, Any]:
     _registry(state).delete_model_version_tag(
-        _name(req), _version(req), req.str("key", required=True)
+        _name(req), _version(req), req.string("key", required=True)
     )
     return {}

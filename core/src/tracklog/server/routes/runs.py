@@ -22,11 +22,11 @@ def create_run(state: ServerState, req: Req) -> dict[str, Any]:
         for i, t in enumerate(req.objects("tags"))
     ]
     run = state.store.create_run(
-        experiment_id=req.str("experiment_id", required=True),
-        user_id=req.str("user_id") or "",
-        start_time=req.int("start_time"),
+        experiment_id=req.string("experiment_id", required=True),
+        user_id=req.string("user_id") or "",
+        start_time=req.integer("start_time"),
         tags=tags,
-        run_name=req.str("run_name") or None,
+        run_name=req.string("run_name") or None,
     )
     return {"run": codec.run(run)}
 
@@ -45,8 +45,8 @@ def update_run(state: ServerState, req: Req) -> dict[str, Any]:
     info = state.store.update_run_info(
         req.run_id(),
         run_status=status,
-        end_time=req.int("end_time"),
-        run_name=req.str("run_name") or None,
+        end_time=req.integer("end_time"),
+        run_name=req.string("run_name") or None,
     )
     return {"run_info": codec.run_info(info)}
 
@@ -87,7 +87,7 @@ def log_metric(state: ServerState, req: Req) -> dict[str, Any]:
 @table.rpc("POST", "/mlflow/runs/log-parameter", "update", by_run)
 def log_param(state: ServerState, req: Req) -> dict[str, Any]:
     run_id = req.run_id()
-    param = validation.validate_param(req.str("key"), req._raw("value"))
+    param = validation.validate_param(req.string("key"), req._raw("value"))
     state.store.log_batch(run_id, params=[param])
     return {}
 
@@ -95,14 +95,14 @@ def log_param(state: ServerState, req: Req) -> dict[str, Any]:
 @table.rpc("POST", "/mlflow/runs/set-tag", "update", by_run)
 def set_tag(state: ServerState, req: Req) -> dict[str, Any]:
     run_id = req.run_id()
-    tag = validation.validate_tag(req.str("key"), req._raw("value"))
+    tag = validation.validate_tag(req.string("key"), req._raw("value"))
     state.store.log_batch(run_id, tags=[tag])
     return {}
 
 
 @table.rpc("POST", "/mlflow/runs/delete-tag", "update", by_run)
 def delete_tag(state: ServerState, req: Req) -> dict[str, Any]:
-    state.store.delete_tag(req.run_id(), req.str("key", required=True))
+    state.store.delete_tag(req.run_id(), req.string("key", required=True))
     return {}
 
 
@@ -131,13 +131,13 @@ def log_batch(state: ServerState, req: Req) -> dict[str, Any]:
 @table.rpc("POST", "/mlflow/runs/search", "read", by_experiments)
 def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
     max_results = validation.validate_max_results(
-        req.int("max_results"), default=1000, limit=validation.MAX_RESULTS_RUNS
+        req.integer("max_results"), default=1000, limit=validation.MAX_RESULTS_RUNS
     )
     experiment_ids = validation.validate_experiment_ids(
-        req.str_list("experiment_ids"), "SearchRuns"
+        req.strings("experiment_ids"), "SearchRuns"
     )
-    run_filter = search.parse_run_filter(req.str("filter"))
-    order_by = search.parse_run_order_by(req.str_list("order_by"))
+    run_filter = search.parse_run_filter(req.string("filter"))
+    order_by = search.parse_run_order_by(req.strings("order_by"))
     view_type = req.enum("run_view_type", ViewType, ViewType.ACTIVE_ONLY)
     if not experiment_ids:
         return {}
@@ -147,7 +147,7 @@ def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
         run_view_type=view_type,
         max_results=max_results,
         order_by=order_by,
-        page_token=req.str("page_token") or None,
+        page_token=req.string("page_token") or None,
     )
     return codec.paged("runs", [codec.run(r) for r in page], page.token)
 
@@ -155,12 +155,12 @@ def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
 @table.rpc("GET", "/mlflow/metrics/get-history", "read", by_run)
 def get_metric_history(state: ServerState, req: Req) -> dict[str, Any]:
     run_id = req.run_id()
-    key = req.str("metric_key", required=True)
-    max_results = req.int("max_results")
+    key = req.string("metric_key", required=True)
+    max_results = req.integer("max_results")
     if max_results is not None and max_results <= 0:
         raise validation.invalid_value("max_results", max_results, "It must be at least 1.")
     page = state.store.get_metric_history(
-        run_id, key, max_results=max_results, page_token=req.str("page_token") or None
+        run_id, key, max_results=max_results, page_token=req.string("page_token") or None
     )
     finite, double = math.isfinite, codec.double
     # Inline encoding: this route returns up to 25,000 points per page.
@@ -178,15 +178,15 @@ MAX_RUNS_BULK_INTERVAL = 100
 MAX_POINTS_BULK_INTERVAL = 2500
 
 
-def by_runs(req: Req) -> dict[str, str]:
-    return {"run_ids": ",".join(req.str_list("run_ids"))}
+def by_runs(req: Req) -> dict[str, Any]:
+    return {"run_ids": req.strings("run_ids")}
 
 
 @table.rpc("GET", "/mlflow/metrics/get-history-bulk-interval", "read", by_runs)
 def get_metric_history_bulk_interval(state: ServerState, req: Req) -> dict[str, Any]:
     """Each run's history of one metric, thinned for a chart: at most ``max_results``
     points per run (min and max of each bucket, first and last kept), ordered by step."""
-    run_ids = req.str_list("run_ids")
+    run_ids = req.strings("run_ids")
     if not run_ids:
         raise validation.missing("run_ids")
     if len(run_ids) > MAX_RUNS_BULK_INTERVAL:
@@ -195,14 +195,14 @@ def get_metric_history_bulk_interval(state: ServerState, req: Req) -> dict[str, 
             f"GetMetricHistoryBulkInterval request must specify at most "
             f"{MAX_RUNS_BULK_INTERVAL} run_ids. Received {len(run_ids)} run_ids.",
         )
-    key = req.str("metric_key", required=True)
-    max_results = req.int("max_results", default=MAX_POINTS_BULK_INTERVAL)
+    key = req.string("metric_key", required=True)
+    max_results = req.integer("max_results", default=MAX_POINTS_BULK_INTERVAL)
     if not 1 <= max_results <= MAX_POINTS_BULK_INTERVAL:
         raise validation.invalid_value(
             "max_results", max_results,
             f"max_results must be between 1 and {MAX_POINTS_BULK_INTERVAL}.",
         )
-    start, end = req.int("start_step"), req.int("end_step")
+    start, end = req.integer("start_step"), req.integer("end_step")
     if (start is None) != (end is None):
         raise validation.invalid_value(
             "start_step" if start is None else "end_step", start if end is None else end,

@@ -56,7 +56,7 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         # tests/test_conformance.py
         import pytest
 
-        from tracklog.stores import resolve_store
+        from tracklog.plugins import resolve_store
         from tracklog.testing.tracking import StoreRequirements, TrackingStoreConformance
 
 

@@ -1,5 +1,6 @@
 """What every topic class of the tracking kit shares: requirements, the skip fixture and
-small builders that go through the public store API only."""
+small builders that go through the public store API only, and the search parsers under
+the short names the topic classes use."""
 
 from __future__ import annotations
 
@@ -14,8 +15,26 @@ import pytest
 
 from tracklog.entities import Metric, Param, Run, RunTag
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog.search.ast import Filter, OrderBy
+from tracklog.search import parse_experiment_filter as experiment_filter
+from tracklog.search import parse_experiment_order_by as experiment_order
+from tracklog.search import parse_logged_model_filter as logged_model_filter
+from tracklog.search import parse_logged_model_order_by as logged_model_order
+from tracklog.search import parse_model_version_filter as model_version_filter
+from tracklog.search import parse_model_version_order_by as model_version_order
+from tracklog.search import parse_registered_model_filter as registered_model_filter
+from tracklog.search import parse_registered_model_order_by as registered_model_order
+from tracklog.search import parse_run_filter as run_filter
+from tracklog.search import parse_run_order_by as run_order
 from tracklog.stores import ModelRegistryStore, TrackingStore
+
+__all__ = [
+    "CAPABILITIES", "MAX_DOUBLE", "KitBase", "StoreRequirements", "collect_pages",
+    "error_code", "experiment_filter", "experiment_order", "logged_model_filter",
+    "logged_model_order", "metric", "model_version_filter", "model_version_order",
+    "new_experiment", "new_run", "params", "points", "registered_model_filter",
+    "registered_model_order", "requires", "run_filter", "run_order", "same_float", "tags",
+    "unique",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -184,66 +203,3 @@ def collect_pages(fetch: Callable[[str | None], list], limit: int = 10_000) -> l
         if token is None:
             return pages
     raise AssertionError(f"paging did not end after {limit} pages")
-
-
-# --- parsing through tracklog.search (imported late so the kit imports on its own) ----
-
-
-def run_filter(text: str | None) -> Filter:
-    from tracklog.search import parse_run_filter
-
-    return parse_run_filter(text)
-
-
-def run_order(clauses: Sequence[str]) -> Sequence[OrderBy]:
-    from tracklog.search import parse_run_order_by
-
-    return parse_run_order_by(list(clauses))
-
-
-def experiment_filter(text: str | None) -> Filter:
-    from tracklog.search import parse_experiment_filter
-
-    return parse_experiment_filter(text)
-
-
-def experiment_order(clauses: Sequence[str]) -> Sequence[OrderBy]:
-    from tracklog.search import parse_experiment_order_by
-
-    return parse_experiment_order_by(list(clauses))
-
-
-def logged_model_filter(text: str | None) -> Filter:
-    from tracklog.search import parse_logged_model_filter
-
-    return parse_logged_model_filter(text)
-
-
-def logged_model_order(clauses: Sequence[dict[str, Any]]) -> Sequence[OrderBy]:
-    from tracklog.search import parse_logged_model_order_by
-
-    return parse_logged_model_order_by(list(clauses))
-
-
-def registered_model_filter(text: str | None) -> Filter:
-    from tracklog.search import parse_registered_model_filter
-
-    return parse_registered_model_filter(text)
-
-
-def registered_model_order(clauses: Sequence[str]) -> Sequence[OrderBy]:
-    from tracklog.search import parse_registered_model_order_by
-
-    return parse_registered_model_order_by(list(clauses))
-
-
-def model_version_filter(text: str | None) -> Filter:
-    from tracklog.search import parse_model_version_filter
-
-    return parse_model_version_filter(text)
-
-
-def model_version_order(clauses: Sequence[str]) -> Sequence[OrderBy]:
-    from tracklog.search import parse_model_version_order_by
-
-    return parse_model_version_order_by(list(clauses))

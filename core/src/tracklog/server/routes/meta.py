@@ -15,7 +15,7 @@ from tracklog.server.routing import RouteTable, ServerState
 table = RouteTable()
 
 
-@table.raw("GET", "/health", "read")
+@table.raw("GET", "/health", "read", public=True)
 async def health(state: ServerState, request: Request, req: Req) -> Any:
     return PlainTextResponse("OK")
 

@@ -16,7 +16,6 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from tracklog.config import ServerConfig
-from tracklog.server.routing import RULE_ATTR, Rule
 
 _metrics: dict[str, Any] = {}
 
@@ -53,11 +52,8 @@ def install(app: FastAPI, config: ServerConfig, prefix: str) -> None:
             from prometheus_client import REGISTRY as registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    setattr(metrics, RULE_ATTR, Rule("read"))
-    path = prefix + "/metrics"
-    app.router.routes.append(Route(path, metrics, methods=["GET"]))
-    app.state.tracklog_rules[("GET", path)] = Rule("read")
-    app.state.tracklog_rules[("HEAD", path)] = Rule("read")
+    # Public, like /health: mounted before the plugins' routes, so no hook guards it.
+    app.router.routes.append(Route(prefix + "/metrics", metrics, methods=["GET"]))
 
 
 class MetricsMiddleware:
