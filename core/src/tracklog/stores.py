@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from tracklog import errors
 from tracklog.entities import (
     Assessment,
+    AssessmentKind,
     DatasetInput,
     Experiment,
     ExperimentTag,
@@ -507,12 +508,15 @@ class TraceStore(abc.ABC):
         trace_id: str,
         assessment_id: str,
         name: str | None = None,
+        kind: AssessmentKind | None = None,
         value: dict[str, Any] | None = None,
         rationale: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> Assessment:
-        """Change the fields given (``value`` keeps the assessment's kind; ``metadata``
-        is merged into the existing metadata) and bump ``last_update_time``."""
+        """Change the fields given and bump ``last_update_time``. A new ``value`` comes
+        with its ``kind``, which must be the assessment's own (a feedback stays a
+        feedback: INVALID_PARAMETER_VALUE otherwise); ``metadata`` is merged into the
+        existing metadata; an empty ``rationale`` removes it."""
 
     @abc.abstractmethod
     def delete_assessment(self, trace_id: str, assessment_id: str) -> None:

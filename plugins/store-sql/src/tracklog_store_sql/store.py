@@ -45,6 +45,7 @@ from tracklog.stores import (
     DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
     ModelRegistryStore,
+    TraceStore,
     TrackingStore,
 )
 from tracklog.validation import check_int64, check_int64_column, check_no_nul
@@ -86,6 +87,7 @@ from tracklog_store_sql.sqlutil import (
     upsert,
     write_metric_points,
 )
+from tracklog_store_sql.traces import TracesMixin
 
 RUN_NAME_TAG = "mlflow.runName"
 RUN_NAME_MAX = 250
@@ -119,8 +121,10 @@ def parse_experiment_id(experiment_id: Any) -> int:
     return value
 
 
-class SqlTrackingStore(RegistryMixin, TrackingStore, ModelRegistryStore):
-    """A tracking store (and model registry) in a SQL database."""
+class SqlTrackingStore(
+    RegistryMixin, TracesMixin, TrackingStore, ModelRegistryStore, TraceStore
+):
+    """A tracking store (with the model registry and traces) in a SQL database."""
 
     store_type = "SqlStore"
 
