@@ -104,8 +104,8 @@ def _clean(info: TraceInfo) -> TraceInfo:
     if info.response_preview is not None:
         info.response_preview = info.response_preview[:MAX_PREVIEW_LENGTH]
     if info.execution_duration is not None:
-        validation.check_int64("trace.trace_info.execution_duration", info.execution_duration)
-    validation.check_int64("trace.trace_info.request_time", info.request_time)
+        validation.check_int64(info.execution_duration, "trace.trace_info.execution_duration")
+    validation.check_int64(info.request_time, "trace.trace_info.request_time")
     return info
 
 
@@ -256,7 +256,7 @@ def delete_traces(state: ServerState, req: Req) -> dict[str, Any]:
             "request_ids", f"{len(ids)} ids", f"At most {MAX_TRACES_PER_REQUEST} are allowed."
         )
     if max_timestamp is not None:
-        validation.check_int64("max_timestamp_millis", max_timestamp)
+        validation.check_int64(max_timestamp, "max_timestamp_millis")
     deleted = _traces(state).delete_traces(
         experiment_id, max_timestamp_millis=max_timestamp, max_traces=max_traces,
         trace_ids=ids,
