@@ -12,6 +12,8 @@ run-link RPCs, which it calls under ``/api/2.0``, are served under both.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +27,7 @@ from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TraceStore, has_traces
 
 table = RouteTable()
 
+Handler = Callable[[ServerState, Req], Any]
 _T = "/mlflow/traces"
 _V3 = ("3.0",)
 _BOTH = ("2.0", "3.0")
@@ -52,6 +55,23 @@ def _traces(state: ServerState) -> TraceStore:
             errors.ErrorCode.ENDPOINT_NOT_FOUND,
         )
     return store  # type: ignore[return-value]
+
+
+def traces_rpc(method: str, path: str, action: str, resource: Any = None,
+               versions: tuple[str, ...] = _V3) -> Callable[[Handler], Handler]:
+    """Register a JSON trace route that answers ENDPOINT_NOT_FOUND, before it looks at
+    the request, when the store has no traces."""
+
+    def register(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def guarded(state: ServerState, req: Req) -> Any:
+            _traces(state)
+            return handler(state, req)
+
+        table.rpc(method, path, action, resource, versions)(guarded)
+        return handler
+
+    return register
 
 
 def by_trace(req: Req) -> dict[str, str]:
@@ -116,7 +136,7 @@ def _trace_response(info: TraceInfo) -> JSONResponse:
 # --- traces ------------------------------------------------------------------------------
 
 
-@table.rpc("POST", _T, "update", _start_resource, versions=_V3)
+@traces_rpc("POST", _T, "update", _start_resource)
 def start_trace(state: ServerState, req: Req) -> Any:
     trace = req.obj("trace")
     if trace is None:
@@ -125,7 +145,7 @@ def start_trace(state: ServerState, req: Req) -> Any:
     return _trace_response(_traces(state).start_trace(info))
 
 
-@table.rpc("GET", _T + "/get", "read", by_trace, versions=_V3)
+@traces_rpc("GET", _T + "/get", "read", by_trace)
 def get_trace(state: ServerState, req: Req) -> Any:
     # Spans are artifacts the client fetches itself; this server never tells it to look
     # here (no ``mlflow.trace.spansLocation`` tag), so only the trace's existence is
@@ -149,7 +169,7 @@ def _trace_ids(req: Req) -> list[str]:
     return ids
 
 
-@table.rpc("GET", _T + "/batchGet", "read", by_trace_ids, versions=_V3)
+@traces_rpc("GET", _T + "/batchGet", "read", by_trace_ids)
 def batch_get_traces(state: ServerState, req: Req) -> Any:
     ids = _trace_ids(req)
     experiment_ids = req.str_list("experiment_ids") if req.has("experiment_ids") else None
@@ -158,7 +178,7 @@ def batch_get_traces(state: ServerState, req: Req) -> Any:
     return JSONResponse({"traces": [{"trace_info": tracecodec.trace_info(i)} for i in infos]})
 
 
-@table.rpc("POST", _T + "/batchGetInfos", "read", by_trace_ids, versions=_V3)
+@traces_rpc("POST", _T + "/batchGetInfos", "read", by_trace_ids)
 def batch_get_trace_infos(state: ServerState, req: Req) -> Any:
     ids = _trace_ids(req)
     experiment_ids = req.str_list("experiment_ids") if req.has("experiment_ids") else None
@@ -186,7 +206,7 @@ def _search_resource(req: Req) -> dict[str, str]:
         return {"experiment_ids": ""}
 
 
-@table.rpc("POST", _T + "/search", "read", _search_resource, versions=_V3)
+@traces_rpc("POST", _T + "/search", "read", _search_resource)
 def search_traces(state: ServerState, req: Req) -> Any:
     experiment_ids = _experiment_ids_of(req)
     if not experiment_ids:
@@ -210,7 +230,7 @@ def search_traces(state: ServerState, req: Req) -> Any:
     return JSONResponse(out)
 
 
-@table.rpc("GET", _T + "/{trace_id}", "read", by_trace, versions=_V3)
+@traces_rpc("GET", _T + "/{trace_id}", "read", by_trace)
 def get_trace_info(state: ServerState, req: Req) -> Any:
     return _trace_response(_traces(state).get_trace_info(_path_trace_id(req)))
 
@@ -222,7 +242,7 @@ def _tag_key(req: Req) -> str:
     return key
 
 
-@table.rpc("PATCH", _T + "/{trace_id}/tags", "update", by_trace, versions=_BOTH)
+@traces_rpc("PATCH", _T + "/{trace_id}/tags", "update", by_trace, versions=_BOTH)
 def set_trace_tag(state: ServerState, req: Req) -> dict[str, Any]:
     key = _tag_key(req)
     value = req.str("value") or ""
@@ -230,13 +250,13 @@ def set_trace_tag(state: ServerState, req: Req) -> dict[str, Any]:
     return {}
 
 
-@table.rpc("DELETE", _T + "/{trace_id}/tags", "update", by_trace, versions=_BOTH)
+@traces_rpc("DELETE", _T + "/{trace_id}/tags", "update", by_trace, versions=_BOTH)
 def delete_trace_tag(state: ServerState, req: Req) -> dict[str, Any]:
     _traces(state).delete_trace_tag(_path_trace_id(req), _tag_key(req))
     return {}
 
 
-@table.rpc("POST", _T + "/delete-traces", "delete", _by_experiment_body, versions=_BOTH)
+@traces_rpc("POST", _T + "/delete-traces", "delete", _by_experiment_body, versions=_BOTH)
 def delete_traces(state: ServerState, req: Req) -> dict[str, Any]:
     experiment_id = req.str("experiment_id", required=True)
     max_timestamp = req.int("max_timestamp_millis")
@@ -264,7 +284,7 @@ def delete_traces(state: ServerState, req: Req) -> dict[str, Any]:
     return {"traces_deleted": deleted}
 
 
-@table.rpc("POST", _T + "/link-to-run", "update", by_run, versions=_BOTH)
+@traces_rpc("POST", _T + "/link-to-run", "update", by_run, versions=_BOTH)
 def link_traces_to_run(state: ServerState, req: Req) -> dict[str, Any]:
     ids = [tracecodec.check_trace_id(t, f"trace_ids[{i}]")
            for i, t in enumerate(_trace_ids(req))]
@@ -288,20 +308,20 @@ def _assessment_response(assessment: Any) -> JSONResponse:
     return JSONResponse({"assessment": tracecodec.assessment(assessment)})
 
 
-@table.rpc("POST", _A, "update", by_trace, versions=_V3)
+@traces_rpc("POST", _A, "update", by_trace)
 def create_assessment(state: ServerState, req: Req) -> Any:
     trace_id = _path_trace_id(req)
     new = tracecodec.assessment_from_json(req.obj("assessment"), trace_id)
     return _assessment_response(_traces(state).create_assessment(new))
 
 
-@table.rpc("GET", _A + "/{assessment_id}", "read", by_trace, versions=_V3)
+@traces_rpc("GET", _A + "/{assessment_id}", "read", by_trace)
 def get_assessment(state: ServerState, req: Req) -> Any:
     found = _traces(state).get_assessment(_path_trace_id(req), _assessment_id(req))
     return _assessment_response(found)
 
 
-@table.rpc("PATCH", _A + "/{assessment_id}", "update", by_trace, versions=_V3)
+@traces_rpc("PATCH", _A + "/{assessment_id}", "update", by_trace)
 def update_assessment(state: ServerState, req: Req) -> Any:
     changes = tracecodec.assessment_update_from_json(req.obj("assessment"), req._raw("update_mask"))
     kind, value = changes.pop("value", (None, None))
@@ -311,7 +331,7 @@ def update_assessment(state: ServerState, req: Req) -> Any:
     return _assessment_response(updated)
 
 
-@table.rpc("DELETE", _A + "/{assessment_id}", "update", by_trace, versions=_V3)
+@traces_rpc("DELETE", _A + "/{assessment_id}", "update", by_trace)
 def delete_assessment(state: ServerState, req: Req) -> dict[str, Any]:
     _traces(state).delete_assessment(_path_trace_id(req), _assessment_id(req))
     return {}
