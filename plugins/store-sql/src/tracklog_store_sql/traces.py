@@ -136,7 +136,14 @@ class TracesMixin:
     # -- traces -------------------------------------------------------------------------
 
     def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
-        info = trace_info
+        try:
+            return self._start_trace(trace_info)
+        except sa.exc.IntegrityError:
+            # The same trace sent twice at once (a client retry): the other insert won,
+            # so this one now finds the row and updates it.
+            return self._start_trace(trace_info)
+
+    def _start_trace(self, info: TraceInfo) -> TraceInfo:
         with self.db.write() as conn:
             exp = self._experiment_row(conn, info.experiment_id, for_write=True)
             existing = conn.execute(
