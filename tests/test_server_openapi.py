@@ -42,6 +42,7 @@ UNDESCRIBED = {
     ("POST", "/mlflow-artifacts/mpu/complete/{artifact_path:path}"),
     ("POST", "/mlflow-artifacts/mpu/abort/{artifact_path:path}"),
     ("GET", "/mlflow-artifacts/presigned/{artifact_path:path}"),
+    ("POST", "/v1/traces"),  # OTLP protobuf spans, refused with 501
 }
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

@@ -17,7 +17,7 @@ from tracklog import plugins
 from tracklog.errors import TracklogError
 from tracklog.search import parse_run_filter
 from tracklog.search.ast import Kind, Op
-from tracklog.stores import ModelRegistryStore, TrackingStore
+from tracklog.stores import ModelRegistryStore, TraceStore, TrackingStore
 from tracklog.testing.tracking import (
     FILTER_TRUTH_TABLE,
     TOPIC_CLASSES,
@@ -114,13 +114,44 @@ def test_model_registry_is_detected() -> None:
     assert StoreRequirements(model_registry=False).resolved(Registry()).model_registry is False
 
 
+def test_traces_are_detected() -> None:
+    """traces=None resolves from isinstance(store, TraceStore)."""
+
+    class Plain:
+        pass
+
+    class Traces:
+        pass
+
+    TraceStore.register(Traces)
+    assert StoreRequirements().resolved(Plain()).traces is False
+    assert StoreRequirements().resolved(Traces()).traces is True
+    assert StoreRequirements(traces=False).resolved(Traces()).traces is False
+
+
+def test_trace_filter_table_covers_the_grammar() -> None:
+    """The trace truth table uses every trace operator, identifier kind and attribute."""
+    from tracklog.search import parse_trace_filter
+    from tracklog.testing.tracking import TRACE_FILTER_TRUTH_TABLE
+
+    values = {k: "tr-x" for k in "abcde"} | {"t100": 1, "t200": 2}
+    comparisons = [c for text, _ in TRACE_FILTER_TRUTH_TABLE
+                   for c in parse_trace_filter(text.format(**values))]
+    assert {c.op for c in comparisons} == set(Op)
+    assert {c.ident.kind for c in comparisons} == {Kind.ATTRIBUTE, Kind.TAG, Kind.METADATA}
+    attributes = {c.ident.key for c in comparisons if c.ident.kind is Kind.ATTRIBUTE}
+    assert attributes == {"trace_id", "status", "timestamp_ms", "execution_time_ms",
+                          "end_time_ms"}
+
+
 def test_run_filter_table_covers_the_grammar() -> None:
     """The truth table uses every run operator, identifier kind and run attribute."""
     ids = {name: "0" * 32 for name in ("alpha", "beta", "gamma", "omega", "stranger")}
     comparisons = [c for rows in FILTER_TRUTH_TABLE.values() for text, _ in rows
                    for c in parse_run_filter(text.format(**ids))]
     assert {c.op for c in comparisons} == set(Op)
-    assert {c.ident.kind for c in comparisons} == set(Kind)
+    # Metadata belongs to the trace grammar, not to runs'.
+    assert {c.ident.kind for c in comparisons} == set(Kind) - {Kind.METADATA}
     attributes = {c.ident.key for c in comparisons if c.ident.kind is Kind.ATTRIBUTE}
     assert attributes == {"run_id", "run_name", "status", "user_id", "artifact_uri",
                           "start_time", "end_time"}
@@ -140,7 +171,8 @@ def test_skips_name_the_missing_capability(pytester: pytest.Pytester) -> None:
         from tracklog.testing.tracking import StoreRequirements, TrackingStoreConformance
 
         class TestFake(TrackingStoreConformance):
-            requirements = StoreRequirements(model_registry=False, concurrent_writers=False)
+            requirements = StoreRequirements(model_registry=False, concurrent_writers=False,
+                                             traces=False)
 
             @pytest.fixture
             def store(self):
@@ -157,6 +189,7 @@ def test_skips_name_the_missing_capability(pytester: pytest.Pytester) -> None:
         "*store does not declare model_registry*",
         "*store does not declare integer_experiment_ids*",
         "*store does not declare concurrent_writers*",
+        "*store does not declare traces*",
     ])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from badinput_support import API, PROXY
+from badinput_support import API, API3, PROXY
 
 from tracklog.server.app import TRACKING_TABLES
 from tracklog.server.routes import artifacts, meta
@@ -263,6 +263,60 @@ ROUTES: dict[tuple[str, str], Route | None] = {
         "POST", f"{PROXY}/mpu/abort/{{art}}/big.bin", {"upload_id": "u"}, ("upload_id",),
         upload_id="str"),
     ("GET", "/mlflow-artifacts/presigned/{artifact_path:path}"): None,
+    # Traces (the seeded trace is {trace}, its assessment {assessment}).
+    ("POST", "/mlflow/traces"): _r(
+        "POST", f"{API3}/traces", {"trace": {"trace_info": {
+            "trace_id": "tr-" + "6" * 32, "request_time": "2026-01-01T00:00:00Z",
+            "execution_duration": "0.5s", "state": "OK", "request_preview": "p",
+            "trace_location": {"mlflow_experiment": {"experiment_id": "{exp}"}}}}},
+        ("trace", "trace.trace_info.trace_id", "trace.trace_info.request_time",
+         "trace.trace_info.trace_location"),
+        trace__trace_info__trace_id="str", trace__trace_info__request_time="str",
+        trace__trace_info__execution_duration="str", trace__trace_info__state="enum",
+        trace__trace_info__request_preview="str"),
+    ("GET", "/mlflow/traces/get"): _r(
+        "GET", f"{API3}/traces/get", {"trace_id": "{trace}"}, ("trace_id",)),
+    ("GET", "/mlflow/traces/batchGet"): _r(
+        "GET", f"{API3}/traces/batchGet", {"trace_ids": ["{trace}"]}, ("trace_ids",)),
+    ("POST", "/mlflow/traces/batchGetInfos"): _r(
+        "POST", f"{API3}/traces/batchGetInfos", {"trace_ids": ["{trace}"]}, ("trace_ids",),
+        trace_ids="list"),
+    ("POST", "/mlflow/traces/search"): _r(
+        "POST", f"{API3}/traces/search", {
+            "locations": [{"mlflow_experiment": {"experiment_id": "{exp}"}}],
+            "filter": "status = 'OK'", "max_results": 10, "order_by": ["timestamp_ms"],
+            "page_token": ""},
+        ("locations",), locations="list", filter="str", max_results="int", order_by="list",
+        page_token="str"),
+    ("GET", "/mlflow/traces/{trace_id}"): None,
+    ("PATCH", "/mlflow/traces/{trace_id}/tags"): _r(
+        "PATCH", f"{API}/traces/{{trace}}/tags", {"key": "k", "value": "v"}, ("key",),
+        key="str", value="str"),
+    ("DELETE", "/mlflow/traces/{trace_id}/tags"): _r(
+        "DELETE", f"{API}/traces/{{trace}}/tags", {"key": "k"}, ("key",), key="str"),
+    ("POST", "/mlflow/traces/delete-traces"): _r(
+        "POST", f"{API}/traces/delete-traces",
+        {"experiment_id": "{exp}", "max_timestamp_millis": 0, "max_traces": 1},
+        ("experiment_id", "max_timestamp_millis"), experiment_id="str",
+        max_timestamp_millis="int", max_traces="int"),
+    ("POST", "/mlflow/traces/link-to-run"): _r(
+        "POST", f"{API}/traces/link-to-run", {"trace_ids": ["{trace}"], "run_id": "{run}"},
+        ("trace_ids", "run_id"), trace_ids="list", run_id="str"),
+    ("POST", "/mlflow/traces/{trace_id}/assessments"): _r(
+        "POST", f"{API3}/traces/{{trace}}/assessments", {"assessment": {
+            "assessment_name": "q", "source": {"source_type": "HUMAN", "source_id": "me"},
+            "feedback": {"value": 1}, "rationale": "r"}},
+        ("assessment", "assessment.assessment_name", "assessment.feedback"),
+        assessment__assessment_name="str", assessment__source__source_type="enum",
+        assessment__source__source_id="str", assessment__rationale="str"),
+    ("GET", "/mlflow/traces/{trace_id}/assessments/{assessment_id}"): None,
+    ("PATCH", "/mlflow/traces/{trace_id}/assessments/{assessment_id}"): _r(
+        "PATCH", f"{API3}/traces/{{trace}}/assessments/{{assessment}}",
+        {"assessment": {"assessment_name": "q2"}, "update_mask": "assessment_name"},
+        ("assessment", "update_mask"), assessment__assessment_name="str",
+        update_mask="str"),
+    ("DELETE", "/mlflow/traces/{trace_id}/assessments/{assessment_id}"): None,
+    ("POST", "/v1/traces"): None,  # OTLP protobuf, refused with 501
 }
 
 
@@ -282,5 +336,6 @@ def concrete(method: str, template: str) -> str:
             if (spec.method, spec.path) == (method, template):
                 versions = spec.versions
     path = (template.replace("{model_id}", "{lm}").replace("{tag_key:path}", "k")
+            .replace("{trace_id}", "{trace}").replace("{assessment_id}", "{assessment}")
             .replace("{artifact_path:path}", "{art}/seed.txt"))
     return f"/api/{versions[0]}{path}" if versions else path

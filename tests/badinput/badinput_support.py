@@ -8,11 +8,13 @@ were) and that the server still answers ``/health``.
 
 Paths and bodies may hold placeholders filled from the seeded data: ``{exp}`` (an
 experiment id), ``{run}`` (a run id), ``{model}`` (a registered model with version 1),
-``{lm}`` (a logged model id), ``{art}`` (the run's artifact directory under the proxy).
+``{lm}`` (a logged model id), ``{art}`` (the run's artifact directory under the proxy),
+``{trace}`` (a trace id) and ``{assessment}`` (an assessment of that trace).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import re
@@ -33,9 +35,15 @@ UNSET: Any = object()
 REGISTRY_PREFIXES = (f"{API}/registered-models", f"{API}/model-versions")
 MULTIPART_PREFIXES = (f"{PROXY}/mpu/",)
 PRESIGNED_PREFIXES = (f"{PROXY}/presigned/",)
+#: The trace routes: a store without traces answers them 404 ENDPOINT_NOT_FOUND before
+#: looking at the request, as a server without trace routes does.
+API3 = "/api/3.0/mlflow"
+TRACE_PREFIXES = (f"{API3}/traces", f"{API}/traces")
+#: The seeded trace's id (the client picks trace ids, so the seed can too).
+SEED_TRACE = "tr-" + "5" * 32
 
 
-ALL_PARTS = frozenset({"experiments", "runs", "logged_models", "registry"})
+ALL_PARTS = frozenset({"experiments", "runs", "logged_models", "registry", "traces"})
 # What each family of routes could write, besides files: a refused request is checked
 # against these (all of them is five listings per request, too slow for ~1,000 cases).
 _FAMILIES = [
@@ -45,6 +53,7 @@ _FAMILIES = [
     ("/registered-models/", frozenset({"registry"})),
     ("/model-versions/", frozenset({"registry"})),
     ("/mlflow-artifacts/", frozenset()),
+    ("/traces", frozenset({"traces"})),
 ]
 
 
@@ -83,17 +92,20 @@ class Seed:
     model: str
     lm: str
     art: str
+    trace: str = SEED_TRACE
+    assessment: str = "a-none"
     values: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.values = {"exp": self.exp, "run": self.run, "model": self.model, "lm": self.lm,
-                       "art": self.art}
+                       "art": self.art, "trace": self.trace, "assessment": self.assessment}
 
     def fill(self, value: Any) -> Any:
         if isinstance(value, str):
-            return re.sub(r"\{(exp|run|model|lm|art)\}", lambda m: self.values[m[1]], value)
+            return re.sub(r"\{(exp|run|model|lm|art|trace|assessment)\}",
+                          lambda m: self.values[m[1]], value)
         if isinstance(value, bytes):
-            return re.sub(rb"\{(exp|run|model|lm|art)\}",
+            return re.sub(rb"\{(exp|run|model|lm|art|trace|assessment)\}",
                           lambda m: self.values[m[1].decode()].encode(), value)
         if isinstance(value, dict):
             return {k: self.fill(v) for k, v in value.items()}
@@ -140,6 +152,9 @@ class Probe:
         if not info.get("multipart_downloads_enabled"):
             self.unsupported += PRESIGNED_PREFIXES
         self.has_registry = REGISTRY_PREFIXES[0] not in self.unsupported
+        self.has_traces = client.post(f"{API3}/traces/search", json={
+            "locations": [{"mlflow_experiment": {"experiment_id": seed.exp}}]}
+        ).status_code != 404
         self.baseline = self.snapshot()
 
     # -- reading the state back ---------------------------------------------------------
@@ -153,6 +168,13 @@ class Probe:
         r = self.client.get(path, params=params)
         assert r.status_code == 200, (path, r.status_code, r.text[:500])
         return r.json()
+
+    def _traces(self, experiment_ids: list[str]) -> list[Any]:
+        locations = [{"mlflow_experiment": {"experiment_id": e}} for e in experiment_ids]
+        r = self.client.post(f"{API3}/traces/search",
+                             json={"locations": locations, "max_results": 500})
+        assert r.status_code == 200, r.text[:500]
+        return r.json().get("traces", [])
 
     def snapshot(self, parts: frozenset[str] = ALL_PARTS) -> dict[str, Any]:
         """What a bad request could have changed, read through the API (plus the files
@@ -172,6 +194,8 @@ class Probe:
             state["registered_models"] = self._get(f"{API}/registered-models/search",
                                                    {"max_results": 1000})
             state["model_versions"] = self._get(f"{API}/model-versions/search", {})
+        if "traces" in parts and self.has_traces:
+            state["traces"] = self._traces(ids)
         state["files"] = _tree(self.disk)
         return state
 
@@ -232,6 +256,10 @@ class Probe:
         codes = codes if isinstance(codes, tuple) else (codes,)
         if self.unsupported and case.path.startswith(self.unsupported):
             statuses, codes = (*statuses, 501), (*codes, "NOT_IMPLEMENTED")
+        if not self.has_traces and case.path.startswith(TRACE_PREFIXES):
+            statuses, codes = (*statuses, 404), (*codes, "ENDPOINT_NOT_FOUND")
+            if response.status_code == 404:  # refused before the request is read
+                case = dataclasses.replace(case, match="")
         text = response.text[:600]
         problems = self._refusal_problems(case, response, statuses, codes)
         if case.method != "GET":

@@ -19,7 +19,14 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from badinput_support import API, PROXY, Probe, Seed  # noqa: E402 - needs the path above
+from badinput_support import (  # noqa: E402 - needs the path above
+    API,
+    API3,
+    PROXY,
+    SEED_TRACE,
+    Probe,
+    Seed,
+)
 
 PG_ADMIN = os.environ.get("TRACKLOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN = os.environ.get("TRACKLOG_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -44,7 +51,16 @@ def _seed(client: httpx.Client) -> Seed:
     r = client.put(f"{PROXY}/artifacts/{art}/seed.txt", content=b"seed")
     assert r.status_code == 200, r.text
     lm = call("POST", "/logged-models", json={"experiment_id": exp, "name": "seedmodel"})
-    seed = Seed(exp, run["run_id"], "badinput-model", lm["model"]["info"]["model_id"], art)
+    assessment = "a-none"
+    started = client.post(f"{API3}/traces", json={"trace": {"trace_info": {
+        "trace_id": SEED_TRACE, "request_time": "2026-01-01T00:00:00Z", "state": "OK",
+        "trace_location": {"mlflow_experiment": {"experiment_id": exp}}}}})
+    if started.status_code == 200:  # stores without traces answer 404
+        assessment = client.post(f"{API3}/traces/{SEED_TRACE}/assessments", json={
+            "assessment": {"assessment_name": "seed", "feedback": {"value": 1}}},
+        ).json()["assessment"]["assessment_id"]
+    seed = Seed(exp, run["run_id"], "badinput-model", lm["model"]["info"]["model_id"], art,
+                assessment=assessment)
     if client.post(API + "/registered-models/create",
                    json={"name": seed.model}).status_code == 200:
         call("POST", "/model-versions/create", json={

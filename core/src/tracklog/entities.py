@@ -315,8 +315,51 @@ class TraceState(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
 
 
+class AssessmentSourceType(StrEnum):
+    SOURCE_TYPE_UNSPECIFIED = "SOURCE_TYPE_UNSPECIFIED"
+    HUMAN = "HUMAN"
+    LLM_JUDGE = "LLM_JUDGE"
+    CODE = "CODE"
+
+
+class AssessmentKind(StrEnum):
+    """Which value an assessment carries: a judgement, or the expected answer."""
+
+    FEEDBACK = "feedback"
+    EXPECTATION = "expectation"
+
+
+@dataclass
+class Assessment:
+    """A feedback or an expectation attached to a trace (or one of its spans).
+
+    ``value`` is the wire object of the value as given (``{"value": …, "error": …}`` for
+    feedback, ``{"value": …}`` or ``{"serialized_value": …}`` for an expectation): any
+    JSON, kept verbatim. Times are epoch milliseconds.
+    """
+
+    assessment_id: str
+    trace_id: str
+    name: str
+    kind: AssessmentKind
+    value: dict[str, Any]
+    source_type: AssessmentSourceType = AssessmentSourceType.SOURCE_TYPE_UNSPECIFIED
+    source_id: str = ""
+    create_time: int = 0
+    last_update_time: int = 0
+    span_id: str | None = None
+    rationale: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    overrides: str | None = None
+    valid: bool = True
+
+
 @dataclass
 class TraceInfo:
+    """What the store keeps of a trace; its spans are the artifact ``traces.json`` under
+    the tag ``mlflow.artifactLocation``. ``request_time`` and ``execution_duration`` are
+    milliseconds."""
+
     trace_id: str
     experiment_id: str
     request_time: int
@@ -327,6 +370,7 @@ class TraceInfo:
     client_request_id: str | None = None
     trace_metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    assessments: list[Assessment] = field(default_factory=list)
 
 
 # --- artifacts ------------------------------------------------------------------------

@@ -28,10 +28,12 @@ import abc
 from collections.abc import Sequence
 from itertools import islice
 from operator import attrgetter, gt
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from tracklog import errors
 from tracklog.entities import (
+    Assessment,
+    AssessmentKind,
     DatasetInput,
     Experiment,
     ExperimentTag,
@@ -435,24 +437,72 @@ class ModelRegistryStore(abc.ABC):
         alias the model lacks INVALID_PARAMETER_VALUE (as MLflow)."""
 
 
+#: Tag holding where a trace's spans (``traces.json``) are uploaded; set by the store.
+TRACE_ARTIFACT_LOCATION_TAG = "mlflow.artifactLocation"
+#: Metadata naming the run a trace was recorded in.
+TRACE_SOURCE_RUN_METADATA = "mlflow.sourceRun"
+#: Tag holding the trace's name (the root span's name); ``name`` in trace filters.
+TRACE_NAME_TAG = "mlflow.traceName"
+
+
 class TraceStore(abc.ABC):
-    """The GenAI trace capability: trace infos; spans live in artifacts."""
+    """The GenAI trace capability: trace infos, their tags, metadata and assessments.
+
+    Spans are not the store's business: the client uploads them as the artifact
+    ``traces.json`` under the location the store hands out in the tag
+    ``mlflow.artifactLocation`` (``<experiment artifact_location>/traces/<trace_id>/
+    artifacts``). Trace ids are ``tr-<32 hex>``, chosen by the client.
+
+    Traces follow their experiment's lifecycle: a write to a trace of a deleted
+    experiment (starting one included) is INVALID_PARAMETER_VALUE, searches skip deleted
+    experiments, and reads by id keep working (as :meth:`TrackingStore.get_run` does for
+    deleted runs). An unknown trace id is RESOURCE_DOES_NOT_EXIST.
+    """
 
     @abc.abstractmethod
-    def start_trace(self, trace_info: TraceInfo) -> TraceInfo: ...
+    def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
+        """Record ``trace_info`` (the client sends it once the trace has ended) and return
+        it as stored, with the ``mlflow.artifactLocation`` tag added. Sending the same
+        trace id again replaces the earlier record (client retries, IN_PROGRESS → OK)."""
 
     @abc.abstractmethod
-    def get_trace_info(self, trace_id: str) -> TraceInfo: ...
+    def get_trace_info(self, trace_id: str) -> TraceInfo:
+        """The trace with its tags, metadata and assessments."""
+
+    @abc.abstractmethod
+    def batch_get_trace_infos(
+        self, trace_ids: Sequence[str], experiment_ids: Sequence[str] | None = None
+    ) -> list[TraceInfo]:
+        """The known traces among ``trace_ids``, in the order asked, unknown ids skipped;
+        with ``experiment_ids``, only traces of those experiments."""
 
     @abc.abstractmethod
     def search_traces(
         self,
         experiment_ids: Sequence[str],
-        filter_string: str | None = None,
+        filter: Filter = (),
         max_results: int = 100,
-        order_by: Sequence[str] = (),
+        order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
-    ) -> PagedList[TraceInfo]: ...
+    ) -> PagedList[TraceInfo]:
+        """Traces of the given (active) experiments matching ``filter``, parsed by
+        :func:`tracklog.search.parse_trace_filter`.
+
+        Attributes: ``trace_id``, ``status`` (the state name), ``timestamp_ms``,
+        ``execution_time_ms``, ``end_time_ms`` (their sum), ``client_request_id`` and
+        ``run_id`` (the ``mlflow.sourceRun`` metadata, or a run the trace is linked to by
+        :meth:`link_traces_to_run`); ``tag.<key>`` and ``metadata.<key>`` compare strings.
+        Order: ``order_by`` clauses in turn, then ``timestamp_ms DESC``, then ``trace_id
+        ASC``; traces lacking a sort key come last in both directions.
+        """
+
+    @abc.abstractmethod
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        """Set (overwrite) a tag."""
+
+    @abc.abstractmethod
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        """Remove a tag; a missing key is RESOURCE_DOES_NOT_EXIST."""
 
     @abc.abstractmethod
     def delete_traces(
@@ -461,13 +511,47 @@ class TraceStore(abc.ABC):
         max_timestamp_millis: int | None = None,
         max_traces: int | None = None,
         trace_ids: Sequence[str] = (),
-    ) -> int: ...
+    ) -> int:
+        """Delete traces of one experiment and return how many went.
+
+        Either ``trace_ids`` (ids of other experiments and unknown ids are skipped), or
+        ``max_timestamp_millis``: the traces whose ``request_time`` is at or before it,
+        the oldest first and at most ``max_traces`` of them when given.
+        """
 
     @abc.abstractmethod
-    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None: ...
+    def link_traces_to_run(self, trace_ids: Sequence[str], run_id: str) -> None:
+        """Associate traces with a run (found by ``run_id`` in searches). Linking twice
+        is a no-op; an unknown run or trace is RESOURCE_DOES_NOT_EXIST."""
 
     @abc.abstractmethod
-    def delete_trace_tag(self, trace_id: str, key: str) -> None: ...
+    def create_assessment(self, assessment: Assessment) -> Assessment:
+        """Store a new assessment with a fresh ``a-<32 hex>`` id and the current time as
+        its creation and update time; returns it as stored."""
+
+    @abc.abstractmethod
+    def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
+        """One assessment of a trace; RESOURCE_DOES_NOT_EXIST if either is unknown."""
+
+    @abc.abstractmethod
+    def update_assessment(
+        self,
+        trace_id: str,
+        assessment_id: str,
+        name: str | None = None,
+        kind: AssessmentKind | None = None,
+        value: dict[str, Any] | None = None,
+        rationale: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Assessment:
+        """Change the fields given and bump ``last_update_time``. A new ``value`` comes
+        with its ``kind``, which must be the assessment's own (a feedback stays a
+        feedback: INVALID_PARAMETER_VALUE otherwise); ``metadata`` is merged into the
+        existing metadata; an empty ``rationale`` removes it."""
+
+    @abc.abstractmethod
+    def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        """Remove an assessment; an unknown one is RESOURCE_DOES_NOT_EXIST."""
 
 
 def _describe(store: TrackingStore) -> str:
@@ -482,6 +566,11 @@ def registry_of(store: TrackingStore) -> ModelRegistryStore:
         f"The model registry is not available: the backend store in use ({_describe(store)}) "
         "does not provide one."
     )
+
+
+def has_traces(store: TrackingStore | None) -> bool:
+    """Whether ``store`` declares the trace capability (inherits :class:`TraceStore`)."""
+    return isinstance(store, TraceStore)
 
 
 def traces_of(store: TrackingStore) -> TraceStore:

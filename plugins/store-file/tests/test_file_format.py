@@ -161,14 +161,14 @@ def test_legacy_run_meta_is_understood(tmp_path: Path) -> None:
     assert run.data.metrics["acc"].value == 0.75 and run.data.metrics["acc"].step == 0
 
 
-def test_registry_and_traces_are_declared_absent(tmp_path: Path) -> None:
+def test_registry_is_declared_absent_and_traces_present(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "mlruns"))
     assert store.store_type == "FileStore"
-    for capability in (registry_of, traces_of):
-        with pytest.raises(TracklogError) as excinfo:
-            capability(store)
-        assert excinfo.value.error_code == ErrorCode.NOT_IMPLEMENTED
-        assert "FileStore" in excinfo.value.message
+    with pytest.raises(TracklogError) as excinfo:
+        registry_of(store)
+    assert excinfo.value.error_code == ErrorCode.NOT_IMPLEMENTED
+    assert "FileStore" in excinfo.value.message
+    assert traces_of(store) is store
 
 
 def test_unsafe_keys_are_refused_without_writing(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from tracklog.search.evaluate import (
     compile_model_version_filter,
     compile_registered_model_filter,
     compile_run_filter,
+    compile_trace_filter,
     experiment_matches,
     like_to_regex,
     logged_model_matches,
@@ -53,6 +54,7 @@ from tracklog.search.evaluate import (
     sort_model_versions,
     sort_registered_models,
     sort_runs,
+    sort_traces,
 )
 from tracklog.search.parser import (
     MAX_FILTER_CLAUSES,
@@ -68,6 +70,8 @@ from tracklog.search.parser import (
     parse_registered_model_order_by,
     parse_run_filter,
     parse_run_order_by,
+    parse_trace_filter,
+    parse_trace_order_by,
 )
 from tracklog.search.tokens import decode_page_token, encode_page_token, paginate
 
@@ -87,6 +91,7 @@ __all__ = [
     "compile_model_version_filter",
     "compile_registered_model_filter",
     "compile_run_filter",
+    "compile_trace_filter",
     "decode_page_token",
     "encode_page_token",
     "experiment_matches",
@@ -104,6 +109,8 @@ __all__ = [
     "parse_registered_model_order_by",
     "parse_run_filter",
     "parse_run_order_by",
+    "parse_trace_filter",
+    "parse_trace_order_by",
     "registered_model_matches",
     "run_matches",
     "sort_experiments",
@@ -111,4 +118,5 @@ __all__ = [
     "sort_model_versions",
     "sort_registered_models",
     "sort_runs",
+    "sort_traces",
 ]

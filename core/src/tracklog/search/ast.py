@@ -24,6 +24,12 @@ registered models
 model versions
     ``attribute`` with ``name``, ``run_id``, ``source_path``, ``version_number``;
     ``tag`` with any key.
+traces
+    ``attribute`` with ``trace_id``, ``status`` (the trace state), ``timestamp_ms``,
+    ``execution_time_ms``, ``end_time_ms``, ``client_request_id``, ``run_id`` (the
+    ``mlflow.sourceRun`` metadata or a linked run); ``tag`` and ``metadata`` with any
+    key. ``name`` arrives as the tag ``mlflow.traceName``; ``tag`` comparisons on it
+    may use ``IN`` / ``NOT IN``.
 
 Values: numbers (``int`` or ``float``) for metrics and numeric attributes, ``str``
 for everything else, a ``tuple[str, ...]`` for ``IN`` / ``NOT IN``, ``None`` for
@@ -56,6 +62,7 @@ class Kind(StrEnum):
     TAG = "tag"
     ATTRIBUTE = "attribute"
     DATASET = "dataset"
+    METADATA = "metadata"
 
 
 class Op(StrEnum):

@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from tracklog.entities import Experiment, LoggedModel, ModelVersion, RegisteredModel, Run
+from tracklog.entities import (
+    Experiment,
+    LoggedModel,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    TraceInfo,
+)
 from tracklog.errors import invalid
 from tracklog.search.ast import Comparison, Filter, Kind, Op, OrderBy
 
@@ -36,6 +43,7 @@ __all__ = [
     "compile_model_version_filter",
     "compile_registered_model_filter",
     "compile_run_filter",
+    "compile_trace_filter",
     "experiment_matches",
     "like_to_regex",
     "logged_model_matches",
@@ -47,6 +55,7 @@ __all__ = [
     "sort_model_versions",
     "sort_registered_models",
     "sort_runs",
+    "sort_traces",
 ]
 
 T = TypeVar("T")
@@ -574,3 +583,89 @@ def sort_model_versions(
         tiebreaks.append(("last_updated_timestamp", False, lambda mv: mv.last_updated_timestamp))
     tiebreaks += [("name", True, lambda mv: mv.name), ("version_number", False, _version_number)]
     return _sorted(versions, _with_tiebreaks(order_by, _model_version_getter, tiebreaks))
+
+
+# --- traces ---------------------------------------------------------------------------
+
+TRACE_SOURCE_RUN = "mlflow.sourceRun"
+_TRACE_NUMERIC_ATTRS = frozenset({"timestamp_ms", "execution_time_ms", "end_time_ms"})
+
+
+def _trace_end(t: TraceInfo) -> int | None:
+    if t.execution_duration is None:
+        return None
+    return t.request_time + t.execution_duration
+
+
+_TRACE_GETTERS: dict[str, Getter] = {
+    "trace_id": lambda t: t.trace_id,
+    "status": lambda t: _enum_value(t.state),
+    "timestamp_ms": lambda t: t.request_time,
+    "execution_time_ms": lambda t: t.execution_duration,
+    "end_time_ms": _trace_end,
+    "client_request_id": lambda t: t.client_request_id,
+    "experiment_id": lambda t: _id_key(t.experiment_id),
+    "run_id": lambda t: t.trace_metadata.get(TRACE_SOURCE_RUN),
+}
+
+
+def _trace_predicate(
+    cmp: Comparison, linked_runs: Callable[[TraceInfo], Iterable[str]]
+) -> Predicate:
+    kind, key = cmp.ident.kind, cmp.ident.key
+    if kind is Kind.TAG:
+        return _field_predicate(lambda t: t.tags.get(key), cmp)
+    if kind is Kind.METADATA:
+        return _field_predicate(lambda t: t.trace_metadata.get(key), cmp)
+    if kind is Kind.ATTRIBUTE and key == "run_id":
+        # The run the trace was recorded in, or any run it was linked to.
+        test = _value_test(cmp, numeric=False)
+
+        def run_predicate(t: TraceInfo) -> bool:
+            runs = [r for r in (t.trace_metadata.get(TRACE_SOURCE_RUN), *linked_runs(t)) if r]
+            if cmp.op in (Op.NE, Op.NOT_IN):
+                return bool(runs) and all(test(r) for r in runs)
+            return any(test(r) for r in runs)
+
+        return run_predicate
+    if kind is Kind.ATTRIBUTE and key in _TRACE_GETTERS and key != "experiment_id":
+        return _field_predicate(_TRACE_GETTERS[key], cmp, numeric=key in _TRACE_NUMERIC_ATTRS)
+    raise _unsupported(cmp, "traces")
+
+
+def compile_trace_filter(
+    flt: Filter, linked_runs: Callable[[TraceInfo], Iterable[str]] | None = None
+) -> Predicate:
+    """A predicate over :class:`TraceInfo` for a filter parsed by ``parse_trace_filter``.
+
+    ``linked_runs(trace)`` gives the runs a trace was linked to besides its
+    ``mlflow.sourceRun`` metadata; ``run_id`` comparisons hold if any of them matches
+    (``!=`` / ``NOT IN``: if all of them do).
+    """
+    runs_of = linked_runs or (lambda t: ())
+    return _all([_trace_predicate(c, runs_of) for c in flt])
+
+
+def _trace_getter(ob: OrderBy) -> Getter:
+    kind, key = ob.ident.kind, ob.ident.key
+    if kind is Kind.TAG:
+        return lambda t: t.tags.get(key)
+    if kind is Kind.METADATA:
+        return lambda t: t.trace_metadata.get(key)
+    if kind is Kind.ATTRIBUTE and key in _TRACE_GETTERS:
+        return _TRACE_GETTERS[key]
+    raise invalid(f"Invalid identifier type '{kind.value}' in order_by for traces")
+
+
+def sort_traces(traces: Iterable[TraceInfo], order_by: Sequence[OrderBy] = ()) -> list[TraceInfo]:
+    """Order traces by ``order_by``, then ``timestamp_ms DESC`` (unless given), then
+    ``trace_id ASC``; traces lacking a key come last either way."""
+    keys = _with_tiebreaks(
+        order_by,
+        _trace_getter,
+        [
+            ("timestamp_ms", False, lambda t: t.request_time),
+            ("trace_id", True, lambda t: t.trace_id),
+        ],
+    )
+    return _sorted(traces, keys)

@@ -84,6 +84,7 @@ _KIND_LABEL = {
     Kind.TAG: "tag",
     Kind.ATTRIBUTE: "attribute",
     Kind.DATASET: "dataset",
+    Kind.METADATA: "metadata",
 }
 
 _RUN_PREFIXES: dict[str, Kind] = {
@@ -236,6 +237,54 @@ _MODEL_VERSIONS = _Grammar(
     quoted_numbers=True,
     unique_order_keys=True,
     valid_entities=("attribute", "tag"),
+)
+
+
+#: The tag the trace attribute ``name`` stands for.
+TRACE_NAME_TAG = "mlflow.traceName"
+
+_TRACE_ATTRS = {
+    **_same(
+        "trace_id",
+        "status",
+        "timestamp_ms",
+        "execution_time_ms",
+        "end_time_ms",
+        "client_request_id",
+        "run_id",
+        "name",
+    ),
+    "request_id": "trace_id",
+    "state": "status",
+    "timestamp": "timestamp_ms",
+    "execution_time": "execution_time_ms",
+    "end_time": "end_time_ms",
+}
+_TRACES = _Grammar(
+    what="traces",
+    prefixes={
+        "attribute": Kind.ATTRIBUTE,
+        "attributes": Kind.ATTRIBUTE,
+        "trace": Kind.ATTRIBUTE,
+        "tag": Kind.TAG,
+        "tags": Kind.TAG,
+        "metadata": Kind.METADATA,
+        "request_metadata": Kind.METADATA,
+    },
+    filter_attributes=_TRACE_ATTRS,
+    order_attributes={
+        **{k: v for k, v in _TRACE_ATTRS.items() if v != "client_request_id"},
+        "experiment_id": "experiment_id",
+    },
+    numeric_attributes=frozenset({"timestamp_ms", "execution_time_ms", "end_time_ms"}),
+    list_attributes=frozenset({"trace_id", "status", "run_id", "client_request_id", "name"}),
+    ops={
+        Kind.TAG: _STRING_OPS | _NULL_OPS,
+        Kind.METADATA: _STRING_OPS | _NULL_OPS,
+        Kind.ATTRIBUTE: _STRING_OPS | _LIST_OPS,
+    },
+    order_kinds=frozenset({Kind.ATTRIBUTE, Kind.TAG, Kind.METADATA}),
+    valid_entities=("attribute", "tag", "metadata", "request_metadata"),
 )
 
 
@@ -698,3 +747,32 @@ def parse_model_version_filter(s: str | None) -> Filter:
 def parse_model_version_order_by(clauses: Sequence[str] | None) -> tuple[OrderBy, ...]:
     """Parse ``model-versions/search`` order_by clauses."""
     return _parse_order_by(_MODEL_VERSIONS, clauses)
+
+
+def _trace_name_as_tag(ident: Identifier) -> Identifier:
+    if ident.kind is Kind.ATTRIBUTE and ident.key == "name":
+        return Identifier(Kind.TAG, TRACE_NAME_TAG)
+    return ident
+
+
+def parse_trace_filter(s: str | None) -> Filter:
+    """Parse a ``traces/search`` filter string such as ``"status = 'OK' AND
+    timestamp_ms > 1700000000000 AND tags.env = 'prod'"``.
+
+    Aliases resolve to the canonical identifiers of :mod:`tracklog.search.ast`:
+    ``request_id`` → ``trace_id``, ``state`` → ``status``, ``timestamp`` →
+    ``timestamp_ms``, ``request_metadata.k`` → ``metadata.k``, and ``name`` becomes the
+    tag ``mlflow.traceName``.
+    """
+    return tuple(
+        Comparison(_trace_name_as_tag(c.ident), c.op, c.value)
+        for c in _parse_filter(_TRACES, s)
+    )
+
+
+def parse_trace_order_by(clauses: Sequence[str] | None) -> tuple[OrderBy, ...]:
+    """Parse ``traces/search`` order_by clauses such as ``"timestamp_ms DESC"``."""
+    return tuple(
+        OrderBy(_trace_name_as_tag(ob.ident), ob.ascending)
+        for ob in _parse_order_by(_TRACES, clauses)
+    )

@@ -27,7 +27,15 @@ from tracklog.server.codec import (
     error_response,
     request_from_json,
 )
-from tracklog.server.routes import artifacts, experiments, logged_models, meta, registry, runs
+from tracklog.server.routes import (
+    artifacts,
+    experiments,
+    logged_models,
+    meta,
+    registry,
+    runs,
+    traces,
+)
 from tracklog.server.routing import (
     RULE_ATTR,
     RouteTable,
@@ -44,7 +52,7 @@ log = logging.getLogger("tracklog.server")
 MAX_JSON_BODY = 32 * 1024 * 1024
 
 TRACKING_TABLES = (experiments.table, runs.table, logged_models.table, registry.table,
-                   artifacts.table)
+                   traces.table, artifacts.table)
 
 
 def default_artifact_root(config: ServerConfig) -> str | None:

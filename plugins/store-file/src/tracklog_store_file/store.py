@@ -68,7 +68,12 @@ from tracklog.search.evaluate import (
     sort_runs,
 )
 from tracklog.search.tokens import paginate
-from tracklog.stores import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME, TrackingStore
+from tracklog.stores import (
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    TraceStore,
+    TrackingStore,
+)
 from tracklog.validation import (
     INT64_MAX,
     INT64_MIN,
@@ -78,6 +83,7 @@ from tracklog.validation import (
 )
 from tracklog_store_file import fsio, metrics, yamlio
 from tracklog_store_file.fsio import log
+from tracklog_store_file.traces import FileTracesMixin
 
 TRASH = ".trash"
 META = "meta.yaml"
@@ -151,10 +157,11 @@ def _md5(*parts: str) -> str:
     return digest.hexdigest()
 
 
-class FileStore(TrackingStore):
-    """A :class:`~tracklog.stores.TrackingStore` over a directory in MLflow's format.
+class FileStore(FileTracesMixin, TrackingStore, TraceStore):
+    """A :class:`~tracklog.stores.TrackingStore` (and trace store, see
+    :mod:`tracklog_store_file.traces`) over a directory in MLflow's format.
 
-    No model registry and no traces: the core answers those routes with NOT_IMPLEMENTED.
+    No model registry: the core answers those routes with NOT_IMPLEMENTED.
     """
 
     store_type = "FileStore"

@@ -19,6 +19,7 @@ from tracklog.entities import (
     RunStatus,
 )
 from tracklog.gc import PurgeStore
+from tracklog_store_sql.schema import assessments as assessments_table
 from tracklog_store_sql.schema import (
     datasets,
     experiment_tags,
@@ -36,6 +37,10 @@ from tracklog_store_sql.schema import (
     run_outputs,
     runs,
     tags,
+    trace_info,
+    trace_request_metadata,
+    trace_run_links,
+    trace_tags,
 )
 
 _DELETED = LifecycleStage.DELETED.value
@@ -140,6 +145,10 @@ class PurgeMixin(PurgeStore):
             for chunk in _chunks(ds):
                 _purge_inputs(conn, inputs.c.source_id.in_(chunk))
                 conn.execute(datasets.delete().where(datasets.c.dataset_uuid.in_(chunk)))
+            traces = sa.select(trace_info.c.request_id).where(trace_info.c.experiment_id == eid)
+            for table in (trace_tags, trace_request_metadata, trace_run_links, assessments_table):
+                conn.execute(table.delete().where(table.c.request_id.in_(traces)))
+            conn.execute(trace_info.delete().where(trace_info.c.experiment_id == eid))
             conn.execute(experiment_tags.delete().where(experiment_tags.c.experiment_id == eid))
             conn.execute(experiments.delete().where(experiments.c.experiment_id == eid))
 
@@ -167,7 +176,7 @@ def _purge_runs(conn: Connection, run_ids: list[str]) -> None:
         series = sa.select(metric_series.c.series_id).where(metric_series.c.run_uuid.in_(chunk))
         conn.execute(metric_points.delete().where(metric_points.c.series_id.in_(series)))
         conn.execute(metric_series.delete().where(metric_series.c.run_uuid.in_(chunk)))
-        for table in (latest_metrics, params, tags, run_outputs):
+        for table in (latest_metrics, params, tags, run_outputs, trace_run_links):
             conn.execute(table.delete().where(table.c.run_uuid.in_(chunk)))
         conn.execute(logged_model_metrics.delete()
                      .where(logged_model_metrics.c.run_uuid.in_(chunk)))

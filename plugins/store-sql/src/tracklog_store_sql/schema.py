@@ -327,5 +327,94 @@ registered_model_aliases = sa.Table(
     **MYSQL_OPTS,
 )
 
+# --- revision 4: traces ---------------------------------------------------------------
+
+TRACE_ID_MAX = 64
+PREVIEW_MAX = 1000
+
+trace_info = sa.Table(
+    "trace_info",
+    metadata,
+    sa.Column("request_id", sa.String(TRACE_ID_MAX), primary_key=True),
+    sa.Column(
+        "experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False
+    ),
+    sa.Column("timestamp_ms", sa.BigInteger, nullable=False),
+    sa.Column("execution_time_ms", sa.BigInteger),
+    sa.Column("status", sa.String(50), nullable=False),
+    sa.Column("client_request_id", sa.String(250)),
+    sa.Column("request_preview", sa.String(PREVIEW_MAX)),
+    sa.Column("response_preview", sa.String(PREVIEW_MAX)),
+    sa.Index("ix_trace_info_experiment_timestamp", "experiment_id", "timestamp_ms"),
+    **MYSQL_OPTS,
+)
+
+
+def _trace_fk() -> sa.Column:
+    return sa.Column(
+        "request_id",
+        sa.String(TRACE_ID_MAX),
+        sa.ForeignKey("trace_info.request_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
+trace_tags = sa.Table(
+    "trace_tags",
+    metadata,
+    _trace_fk(),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", sa.String(TAG_VALUE_MAX)),
+    **MYSQL_OPTS,
+)
+
+trace_request_metadata = sa.Table(
+    "trace_request_metadata",
+    metadata,
+    _trace_fk(),
+    sa.Column("key", sa.String(KEY_MAX), primary_key=True),
+    sa.Column("value", sa.String(TAG_VALUE_MAX)),
+    **MYSQL_OPTS,
+)
+
+# Runs a trace was linked to after the fact (the run it was recorded in is the metadata
+# mlflow.sourceRun). No foreign key to runs: a run is never removed, only marked deleted.
+trace_run_links = sa.Table(
+    "trace_run_links",
+    metadata,
+    _trace_fk(),
+    sa.Column("run_uuid", sa.String(32), primary_key=True),
+    sa.Index("ix_trace_run_links_run_uuid", "run_uuid"),
+    **MYSQL_OPTS,
+)
+
+assessments = sa.Table(
+    "assessments",
+    metadata,
+    sa.Column("assessment_id", sa.String(50), primary_key=True),
+    sa.Column(
+        "trace_id",
+        sa.String(TRACE_ID_MAX),
+        sa.ForeignKey("trace_info.request_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(KEY_MAX), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    # The feedback / expectation object as JSON text, kept verbatim.
+    sa.Column("value", LongText, nullable=False),
+    sa.Column("source_type", sa.String(50), nullable=False),
+    sa.Column("source_id", sa.String(250), nullable=False),
+    sa.Column("span_id", sa.String(50)),
+    sa.Column("rationale", LongText),
+    # A JSON object of strings.
+    sa.Column("metadata", LongText),
+    sa.Column("overrides", sa.String(50)),
+    sa.Column("valid", sa.Boolean, nullable=False),
+    sa.Column("create_time", sa.BigInteger, nullable=False),
+    sa.Column("last_update_time", sa.BigInteger, nullable=False),
+    sa.Index("ix_assessments_trace_id", "trace_id"),
+    **MYSQL_OPTS,
+)
+
 #: Tables in dependency order (parents first); used to empty a database in tests.
 ALL_TABLES = list(metadata.sorted_tables)

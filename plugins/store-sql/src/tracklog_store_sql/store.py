@@ -2,7 +2,7 @@
 
 The class is composed of one mixin per section of the contracts (experiments.py,
 runs.py, metrics.py, batch.py, inputs.py, logged_models.py, registry.py) and of the
-optional capabilities (sampling.py, importing.py, purging.py); what the
+optional capabilities (traces.py, sampling.py, importing.py, purging.py); what the
 sections share (row-to-entity conversions, lookups) is in rows.py, which they import
 instead of each other. Mixins rather than delegation: every public method is the
 section's own function found on the class, with no forwarding call or second object on
@@ -17,7 +17,7 @@ import os
 import sqlalchemy as sa
 
 from tracklog import errors
-from tracklog.stores import ModelRegistryStore, TrackingStore
+from tracklog.stores import ModelRegistryStore, TraceStore, TrackingStore
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql.batch import BatchMixin
 from tracklog_store_sql.experiments import ExperimentsMixin
@@ -29,6 +29,7 @@ from tracklog_store_sql.purging import PurgeMixin
 from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.runs import RunsMixin
 from tracklog_store_sql.sampling import SamplingMixin
+from tracklog_store_sql.traces import TracesMixin
 
 
 class SqlTrackingStore(
@@ -39,13 +40,15 @@ class SqlTrackingStore(
     InputsMixin,
     LoggedModelsMixin,
     RegistryMixin,
+    TracesMixin,
     SamplingMixin,
     ImportMixin,
     PurgeMixin,
     TrackingStore,
     ModelRegistryStore,
+    TraceStore,
 ):
-    """A tracking store (and model registry) in a SQL database."""
+    """A tracking store (with model registry and traces) in a SQL database."""
 
     store_type = "SqlStore"
 

@@ -22,6 +22,7 @@ from .runs import RunTests
 from .search_runs import FILTER_TRUTH_TABLE, ORDER_TRUTH_TABLE, SearchRunsTests
 from .state import StateTests
 from .tags import TagTests
+from .traces import TRACE_FILTER_TRUTH_TABLE, TraceTests
 
 TOPIC_CLASSES = (
     ExperimentTests,
@@ -36,6 +37,7 @@ TOPIC_CLASSES = (
     InputTests,
     LoggedModelTests,
     RegistryTests,
+    TraceTests,
     ConcurrencyTests,
     BoundsTests,
     ImportTests,
@@ -90,6 +92,7 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
 
     **Requirements.** Optional behaviours are flags of :class:`StoreRequirements`
     (``model_registry``, auto-detected from ``isinstance(store, ModelRegistryStore)``;
+    ``traces``, auto-detected from ``isinstance(store, TraceStore)``;
     ``integer_experiment_ids``; ``concurrent_writers``). A test that needs one is
     decorated with :func:`requires` and is skipped with the reason
     ``store does not declare <capability>`` when your ``requirements`` lack it.
@@ -154,6 +157,16 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
         ``concurrent_writers``, sixteen threads registering versions of one model at once
         all succeed with the numbers 1..16, and concurrent promotions that archive the
         existing versions leave one version in the stage.
+    ``TraceTests`` (``traces``)
+        trace infos round trip with the ``mlflow.artifactLocation`` tag
+        ``<experiment location>/traces/<id>/artifacts``; a trace sent again is updated;
+        tags; batch gets in the order asked; the search truth table
+        :data:`TRACE_FILTER_TRUTH_TABLE` (state, times, name, tags, metadata, ids), its
+        order (``timestamp_ms DESC, trace_id ASC`` by default, missing keys last) and
+        paging; deletion by ids and by age (oldest first, ``max_traces``); traces found
+        by run (``mlflow.sourceRun`` or a link); feedback and expectations created,
+        read, updated (kind kept, metadata merged) and deleted; deleted experiments
+        refuse writes and drop out of searches.
     ``ConcurrencyTests`` (``concurrent_writers``)
         threads writing through one store lose nothing: four creating runs and logging,
         eight logging batches to runs of their own and to one shared run.
@@ -185,6 +198,7 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
 __all__ = [
     "FILTER_TRUTH_TABLE",
     "ORDER_TRUTH_TABLE",
+    "TRACE_FILTER_TRUTH_TABLE",
     "TOPIC_CLASSES",
     "StoreRequirements",
     "TrackingStoreConformance",

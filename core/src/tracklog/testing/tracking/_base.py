@@ -25,7 +25,7 @@ from tracklog.search import parse_registered_model_filter as registered_model_fi
 from tracklog.search import parse_registered_model_order_by as registered_model_order
 from tracklog.search import parse_run_filter as run_filter
 from tracklog.search import parse_run_order_by as run_order
-from tracklog.stores import ModelRegistryStore, TrackingStore
+from tracklog.stores import ModelRegistryStore, TraceStore, TrackingStore
 
 __all__ = [
     "CAPABILITIES", "MAX_DOUBLE", "KitBase", "StoreRequirements", "collect_pages",
@@ -58,6 +58,10 @@ class StoreRequirements:
     #: default) detects it with ``isinstance`` on the store under test.
     model_registry: bool | None = None
 
+    #: The store is also a :class:`tracklog.stores.TraceStore`. ``None`` (the default)
+    #: detects it with ``isinstance`` on the store under test.
+    traces: bool | None = None
+
     #: Experiment ids are integers handed out in increasing order (``"1"``, ``"2"``, …)
     #: and a non-integer id such as ``"abc"`` is INVALID_PARAMETER_VALUE (MLflow's SQL
     #: store behaves so; its legacy file store used random digit strings).
@@ -70,11 +74,12 @@ class StoreRequirements:
 
     def resolved(self, store: TrackingStore) -> StoreRequirements:
         """These requirements with auto-detected flags filled in from ``store``."""
+        found = {}
         if self.model_registry is None:
-            return dataclasses.replace(
-                self, model_registry=isinstance(store, ModelRegistryStore)
-            )
-        return self
+            found["model_registry"] = isinstance(store, ModelRegistryStore)
+        if self.traces is None:
+            found["traces"] = isinstance(store, TraceStore)
+        return dataclasses.replace(self, **found) if found else self
 
 
 CAPABILITIES = frozenset(f.name for f in dataclasses.fields(StoreRequirements))
