@@ -146,8 +146,10 @@ class PurgeMixin(PurgeStore):
                 _purge_inputs(conn, inputs.c.source_id.in_(chunk))
                 conn.execute(datasets.delete().where(datasets.c.dataset_uuid.in_(chunk)))
             traces = sa.select(trace_info.c.request_id).where(trace_info.c.experiment_id == eid)
-            for table in (trace_tags, trace_request_metadata, trace_run_links, assessments_table):
+            for table in (trace_tags, trace_request_metadata, trace_run_links):
                 conn.execute(table.delete().where(table.c.request_id.in_(traces)))
+            conn.execute(assessments_table.delete()
+                         .where(assessments_table.c.trace_id.in_(traces)))
             conn.execute(trace_info.delete().where(trace_info.c.experiment_id == eid))
             conn.execute(experiment_tags.delete().where(experiment_tags.c.experiment_id == eid))
             conn.execute(experiments.delete().where(experiments.c.experiment_id == eid))
