@@ -85,3 +85,32 @@ def test_from_a_tracking_server_over_http(tmp_path, serve):
             dst.close()
     finally:
         server.stop()
+
+
+def test_hook_migration_source(tmp_path):
+    """A plugin's migration_source is asked first: what it offers is the source."""
+    from click.testing import CliRunner
+
+    from tracklog.cli import cli
+    from tracklog.importing import StoreSource
+    from tracklog.plugins import hookimpl, register_plugin, unregister_plugin
+
+    held = resolve_store(f"sqlite:///{tmp_path}/held.db", None)
+    exp = held.create_experiment("offered")
+    held.create_run(exp, "u", 1, run_name="r")
+    held.close()
+
+    class Offers:
+        @hookimpl
+        def migration_source(self, uri):
+            if uri == "legacy:thing":
+                return StoreSource(resolve_store(f"sqlite:///{tmp_path}/held.db", None), uri)
+            return None
+
+    register_plugin(Offers(), "offers")
+    try:
+        out = CliRunner().invoke(cli, ["migrate", "legacy:thing", f"sqlite:///{tmp_path}/o.db"])
+    finally:
+        unregister_plugin("offers")
+    assert out.exit_code == 0, out.output
+    assert "copied 1 experiments, 1 runs" in out.output

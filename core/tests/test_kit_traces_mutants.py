@@ -13,8 +13,9 @@ import pytest
 
 from tracklog.entities import PagedList
 from tracklog.errors import TracklogError
+from tracklog.plugins import resolve_store
 from tracklog.search.ast import Kind
-from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TraceStore, TrackingStore, resolve_store
+from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TraceStore, TrackingStore
 from tracklog.testing.tracking import TrackingStoreConformance
 
 Mutant = Callable[[type], type]

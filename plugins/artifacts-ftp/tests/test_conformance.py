@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
 from tracklog_artifacts_ftp.repository import FTPArtifactRepository
 

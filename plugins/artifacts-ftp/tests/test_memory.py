@@ -17,7 +17,7 @@ SIZE = 100 * 1024 * 1024
 
 CHILD = r"""
 import hashlib, json, sys
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 
 path, uri = sys.argv[1], sys.argv[2]
 repo = resolve_repository(uri)

@@ -3,7 +3,7 @@ NameNode and a DataNode speaking the REST protocol over a temporary directory)."
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
 from tracklog_artifacts_hdfs.repository import HDFSArtifactRepository
 

@@ -3,7 +3,7 @@ configuration's host alias with a key, and as another user with a password."""
 
 import pytest
 
-from tracklog.artifacts import resolve_repository
+from tracklog.plugins import resolve_repository
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
 from tracklog_artifacts_sftp.repository import SFTPArtifactRepository
 

@@ -10,7 +10,8 @@ import pytest
 
 from tracklog.entities import LifecycleStage
 from tracklog.errors import TracklogError
-from tracklog.stores import TrackingStore, resolve_store
+from tracklog.plugins import resolve_store
+from tracklog.stores import TrackingStore
 from tracklog.testing.tracking import TrackingStoreConformance
 from tracklog_store_sql.schema import runs
 

@@ -83,6 +83,10 @@ class Req:
             value = self.data.get(_camel(name))
         return value
 
+    def has(self, name: str) -> bool:
+        """Whether the request gives ``name`` at all (an empty list counts)."""
+        return self._raw(name) is not None
+
     def string(self, name: str, required: bool = False, default: str | None = None) -> str | None:
         value = self._raw(name)
         if value is None:
@@ -154,6 +158,15 @@ class Req:
             if not isinstance(v, dict):
                 raise invalid_value(f"{name}[{i}]", v, "Expected an object.")
         return values
+
+    def object(self, name: str) -> dict[str, Any] | None:
+        """An object field; anything else is INVALID_PARAMETER_VALUE naming it."""
+        value = self._raw(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise invalid_value(name, value, "Expected an object.")
+        return value
 
     def run_id(self) -> str:
         """``run_id``, or the legacy ``run_uuid`` (the client sends both)."""

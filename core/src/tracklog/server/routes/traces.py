@@ -75,16 +75,16 @@ def traces_rpc(method: str, path: str, action: str, resource: Any = None,
 
 
 def by_trace(req: Req) -> dict[str, str]:
-    trace_id = req.path_params.get("trace_id") or req.str("trace_id") or ""
+    trace_id = req.path_params.get("trace_id") or req.string("trace_id") or ""
     return {"trace_id": trace_id}
 
 
 def by_trace_ids(req: Req) -> dict[str, str]:
-    return {"trace_ids": ",".join(str(t) for t in req.list("trace_ids"))}
+    return {"trace_ids": [str(t) for t in req.values("trace_ids")]}
 
 
 def _start_resource(req: Req) -> dict[str, str]:
-    info = (req.obj("trace") or {}).get("trace_info") or {}
+    info = (req.object("trace") or {}).get("trace_info") or {}
     location = info.get("trace_location") if isinstance(info, dict) else None
     experiment = (location or {}).get("mlflow_experiment") if isinstance(location, dict) else None
     experiment_id = experiment.get("experiment_id") if isinstance(experiment, dict) else None
@@ -92,7 +92,7 @@ def _start_resource(req: Req) -> dict[str, str]:
 
 
 def _by_experiment_body(req: Req) -> dict[str, str]:
-    return {"experiment_id": req.str("experiment_id") or ""}
+    return {"experiment_id": req.string("experiment_id") or ""}
 
 
 def _path_trace_id(req: Req) -> str:
@@ -138,7 +138,7 @@ def _trace_response(info: TraceInfo) -> JSONResponse:
 
 @traces_rpc("POST", _T, "update", _start_resource)
 def start_trace(state: ServerState, req: Req) -> Any:
-    trace = req.obj("trace")
+    trace = req.object("trace")
     if trace is None:
         raise validation.missing("trace")
     info = _clean(tracecodec.trace_info_from_json(trace.get("trace_info")))
@@ -150,7 +150,7 @@ def get_trace(state: ServerState, req: Req) -> Any:
     # Spans are artifacts the client fetches itself; this server never tells it to look
     # here (no ``mlflow.trace.spansLocation`` tag), so only the trace's existence is
     # answered, in the words MLflow's client reads as "spans are not served here".
-    trace_id = tracecodec.check_trace_id(req.str("trace_id"))
+    trace_id = tracecodec.check_trace_id(req.string("trace_id"))
     _traces(state).get_trace_info(trace_id)
     raise errors.not_found(
         f"Trace with ID '{trace_id}' has no spans in the tracking store; "
@@ -159,7 +159,7 @@ def get_trace(state: ServerState, req: Req) -> Any:
 
 
 def _trace_ids(req: Req) -> list[str]:
-    ids = req.str_list("trace_ids")
+    ids = req.strings("trace_ids")
     if not ids:
         raise validation.missing("trace_ids")
     if len(ids) > MAX_TRACES_PER_REQUEST:
@@ -172,7 +172,7 @@ def _trace_ids(req: Req) -> list[str]:
 @traces_rpc("GET", _T + "/batchGet", "read", by_trace_ids)
 def batch_get_traces(state: ServerState, req: Req) -> Any:
     ids = _trace_ids(req)
-    experiment_ids = req.str_list("experiment_ids") if req.has("experiment_ids") else None
+    experiment_ids = req.strings("experiment_ids") if req.has("experiment_ids") else None
     infos = _traces(state).batch_get_trace_infos(ids, experiment_ids)
     # Spans stay in the artifact store: each trace comes with its info only.
     return JSONResponse({"traces": [{"trace_info": tracecodec.trace_info(i)} for i in infos]})
@@ -181,7 +181,7 @@ def batch_get_traces(state: ServerState, req: Req) -> Any:
 @traces_rpc("POST", _T + "/batchGetInfos", "read", by_trace_ids)
 def batch_get_trace_infos(state: ServerState, req: Req) -> Any:
     ids = _trace_ids(req)
-    experiment_ids = req.str_list("experiment_ids") if req.has("experiment_ids") else None
+    experiment_ids = req.strings("experiment_ids") if req.has("experiment_ids") else None
     infos = _traces(state).batch_get_trace_infos(ids, experiment_ids)
     return JSONResponse({"trace_infos": [tracecodec.trace_info(i) for i in infos]})
 
@@ -213,14 +213,14 @@ def search_traces(state: ServerState, req: Req) -> Any:
         raise validation.missing("locations")
     validation.validate_experiment_ids(experiment_ids, "SearchTraces")
     max_results = validation.validate_max_results(
-        req.int("max_results"), default=100, limit=MAX_SEARCH_RESULTS
+        req.integer("max_results"), default=100, limit=MAX_SEARCH_RESULTS
     )
     page = _traces(state).search_traces(
         experiment_ids,
-        filter=search.parse_trace_filter(req.str("filter")),
+        filter=search.parse_trace_filter(req.string("filter")),
         max_results=max_results,
-        order_by=search.parse_trace_order_by(req.str_list("order_by")),
-        page_token=req.str("page_token") or None,
+        order_by=search.parse_trace_order_by(req.strings("order_by")),
+        page_token=req.string("page_token") or None,
     )
     out: dict[str, Any] = {}
     if page:
@@ -236,7 +236,7 @@ def get_trace_info(state: ServerState, req: Req) -> Any:
 
 
 def _tag_key(req: Req) -> str:
-    key = _key(req.str("key"), "key")
+    key = _key(req.string("key"), "key")
     if key in _RESERVED_TAGS:
         raise validation.invalid_value("key", key, "This tag is managed by the server.")
     return key
@@ -245,7 +245,7 @@ def _tag_key(req: Req) -> str:
 @traces_rpc("PATCH", _T + "/{trace_id}/tags", "update", by_trace, versions=_BOTH)
 def set_trace_tag(state: ServerState, req: Req) -> dict[str, Any]:
     key = _tag_key(req)
-    value = req.str("value") or ""
+    value = req.string("value") or ""
     _traces(state).set_trace_tag(_path_trace_id(req), key, value[:MAX_TRACE_VALUE_LENGTH])
     return {}
 
@@ -258,10 +258,10 @@ def delete_trace_tag(state: ServerState, req: Req) -> dict[str, Any]:
 
 @traces_rpc("POST", _T + "/delete-traces", "delete", _by_experiment_body, versions=_BOTH)
 def delete_traces(state: ServerState, req: Req) -> dict[str, Any]:
-    experiment_id = req.str("experiment_id", required=True)
-    max_timestamp = req.int("max_timestamp_millis")
-    max_traces = req.int("max_traces")
-    ids = req.str_list("request_ids") or req.str_list("trace_ids")
+    experiment_id = req.string("experiment_id", required=True)
+    max_timestamp = req.integer("max_timestamp_millis")
+    max_traces = req.integer("max_traces")
+    ids = req.strings("request_ids") or req.strings("trace_ids")
     if ids and (max_timestamp is not None or max_traces is not None):
         raise validation.invalid_value(
             "request_ids", f"{len(ids)} ids",
@@ -311,7 +311,7 @@ def _assessment_response(assessment: Any) -> JSONResponse:
 @traces_rpc("POST", _A, "update", by_trace)
 def create_assessment(state: ServerState, req: Req) -> Any:
     trace_id = _path_trace_id(req)
-    new = tracecodec.assessment_from_json(req.obj("assessment"), trace_id)
+    new = tracecodec.assessment_from_json(req.object("assessment"), trace_id)
     return _assessment_response(_traces(state).create_assessment(new))
 
 
@@ -323,7 +323,9 @@ def get_assessment(state: ServerState, req: Req) -> Any:
 
 @traces_rpc("PATCH", _A + "/{assessment_id}", "update", by_trace)
 def update_assessment(state: ServerState, req: Req) -> Any:
-    changes = tracecodec.assessment_update_from_json(req.obj("assessment"), req._raw("update_mask"))
+    changes = tracecodec.assessment_update_from_json(
+        req.object("assessment"), req._raw("update_mask")
+    )
     kind, value = changes.pop("value", (None, None))
     updated = _traces(state).update_assessment(
         _path_trace_id(req), _assessment_id(req), kind=kind, value=value, **changes

@@ -30,6 +30,8 @@ class ImportTests(KitBase):
                           1_600_000_000_500)
 
     def test_import_keeps_ids_times_and_stages(self, store):
+        """An imported experiment and run keep their ids, names, times, status and final
+        stage; their data is logged in between."""
         _need(store, ImportStore)
         exp = self._experiment()
         assert store.import_experiment(exp) is True
@@ -56,6 +58,7 @@ class ImportTests(KitBase):
         assert store.get_experiment("77").name == exp.name
 
     def test_import_is_repeatable_and_conflicts_are_refused(self, store):
+        """Importing the same experiment twice is a no-op; a clashing id or name is refused."""
         _need(store, ImportStore)
         exp = self._experiment("78")
         assert store.import_experiment(exp) is True
@@ -68,6 +71,7 @@ class ImportTests(KitBase):
             == ErrorCode.INVALID_PARAMETER_VALUE
 
     def test_importing_a_run_again_reopens_it(self, store):
+        """A resumed migration imports a run again: it is active until finished anew."""
         _need(store, ImportStore)
         info = RunInfo("cd" * 16, "0", "again", "u", RunStatus.FINISHED, 1, 2, "/x")
         store.import_run(info)
@@ -81,6 +85,8 @@ class ImportTests(KitBase):
 
 
     def test_import_runs_writes_whole_runs(self, store):
+        """import_runs writes whole runs with their stages and points; existing_runs tells
+        complete runs from incomplete ones."""
         _need(store, ImportStore)
         from tracklog.entities import Run, RunData
         from tracklog.importing import INCOMPLETE_TAG, ImportedRun
@@ -115,6 +121,8 @@ class PurgeTests(KitBase):
     """Deleted records found and removed for good; live ones never."""
 
     def test_purged_run_is_gone_and_its_neighbour_stays(self, store):
+        """A purged run and its data are gone; its neighbour is untouched; purging twice
+        does nothing."""
         _need(store, PurgeStore)
         exp = new_experiment(store)
         doomed, neighbour = new_run(store, exp), new_run(store, exp)
@@ -135,6 +143,7 @@ class PurgeTests(KitBase):
         assert len(list(store.get_metric_history(neighbour.info.run_id, "loss"))) == 1
 
     def test_live_records_are_refused(self, store):
+        """Live runs and experiments are never purged."""
         _need(store, PurgeStore)
         run = new_run(store)
         assert error_code(lambda: store.purge_run(run.info.run_id)) \
@@ -146,6 +155,7 @@ class PurgeTests(KitBase):
         assert store.get_experiment(exp).lifecycle_stage == LifecycleStage.ACTIVE
 
     def test_cutoff_keeps_recent_deletions(self, store):
+        """Only runs deleted at or before the cutoff are found."""
         _need(store, PurgeStore)
         run = new_run(store)
         store.delete_run(run.info.run_id)
@@ -153,6 +163,7 @@ class PurgeTests(KitBase):
         assert run.info.run_id in {i.run_id for i in store.deleted_runs(2**62)}
 
     def test_purged_experiment_takes_its_runs_and_frees_its_name(self, store):
+        """A purged experiment takes its runs and logged models with it and frees its name."""
         _need(store, PurgeStore)
         exp = new_experiment(store)
         name = store.get_experiment(exp).name
@@ -172,6 +183,7 @@ class PurgeTests(KitBase):
         store.create_experiment(name)
 
     def test_purged_logged_model_is_gone(self, store):
+        """A purged logged model is gone, even for allow_deleted reads."""
         _need(store, PurgeStore)
         exp = new_experiment(store)
         model = store.create_logged_model(exp, name="m")

@@ -153,3 +153,24 @@ class MetricTests(KitBase):
         store.log_metric(other, metric("m", 2.0))
         assert points(store.get_metric_history(other, "m")) == [(1000, 0, 2.0)]
         assert store.get_run(exp_run.info.run_id).data.metrics["m"].value == 1.0
+
+    def test_sampled_history_keeps_shape(self, store: TrackingStore) -> None:
+        """A history thinned for a chart holds real points of it, ordered by step, at
+        most as many as asked, with the first, the last and the extremes kept; a short
+        history and a step range come back whole (within the range)."""
+        run_id = new_run(store).info.run_id
+        history = [metric("loss", 1 / (s + 1), 1_000 + 1_000 * s, s) for s in range(3_000)]
+        history[1_234] = metric("loss", 99.0, history[1_234].timestamp, 1_234)
+        history[2_345] = metric("loss", -99.0, history[2_345].timestamp, 2_345)
+        for i in range(0, len(history), 1000):
+            store.log_batch(run_id, metrics=history[i:i + 1000])
+        got = store.sample_metric_history(run_id, "loss", 200)
+        logged = {(p.step, p.timestamp): p.value for p in history}
+        assert 4 <= len(got) <= 200
+        assert all(logged[(p.step, p.timestamp)] == p.value for p in got)
+        steps = [p.step for p in got]
+        assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == 2_999
+        assert {1_234, 2_345} <= set(steps)
+        short = store.sample_metric_history(run_id, "loss", 5_000, 10, 19)
+        assert [p.step for p in short] == list(range(10, 20))
+        assert store.sample_metric_history(run_id, "nope", 200) == []
