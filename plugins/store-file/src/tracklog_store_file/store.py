@@ -9,6 +9,7 @@ Layout (the same as MLflow's file store, so either tool opens the other's direct
     <root>/<experiment_id>/datasets/<md5(name+digest)>/meta.yaml
     <root>/<experiment_id>/models/<model_id>/meta.yaml       logged model; metrics, params, tags
     <root>/.trash/<experiment_id>/...            deleted experiments
+    <root>/models/<name>/...                     model registry (see registry_files)
 
 Keys containing ``/`` become sub-folders. An entity folder without its ``meta.yaml`` is
 absent: ``meta.yaml`` is always written last, atomically, so a crash mid-creation never
@@ -22,17 +23,19 @@ from tracklog.artifacts.local import local_path_of
 from tracklog_store_file.experiments import Experiments
 from tracklog_store_file.inputs import Inputs
 from tracklog_store_file.logged_models import LoggedModels
+from tracklog_store_file.registry import Registry
 from tracklog_store_file.run_data import RunData
 from tracklog_store_file.run_search import RunSearch
 from tracklog_store_file.runs import Runs
 
 
-class FileStore(Experiments, Runs, RunData, RunSearch, Inputs, LoggedModels):
-    """A :class:`~tracklog.stores.TrackingStore` over a directory in MLflow's format.
+class FileStore(Experiments, Runs, RunData, RunSearch, Inputs, LoggedModels, Registry):
+    """A :class:`~tracklog.stores.TrackingStore` and
+    :class:`~tracklog.stores.ModelRegistryStore` over a directory in MLflow's format.
 
     Each section of the contract lives in its own module; what they share (the layout,
     the store's state and the records they all read) is in :mod:`.paths` and :mod:`.rows`.
-    No model registry and no traces: the core answers those routes with NOT_IMPLEMENTED.
+    No traces: the core answers those routes with NOT_IMPLEMENTED.
     """
 
     store_type = "FileStore"
