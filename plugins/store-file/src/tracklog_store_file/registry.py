@@ -79,8 +79,8 @@ class Registry(Rows, ModelRegistryStore):
         with self._locks.hold(self._registry_root):
             yield
 
-    def _registered_dir(self, name: str) -> str:
-        return os.path.join(self._registry_root, check_model_name(name))
+    def _registered_dir(self, name: str, field: str = "name") -> str:
+        return os.path.join(self._registry_root, check_model_name(name, field))
 
     def _registered_or_raise(self, name: str) -> tuple[str, dict[str, Any]]:
         folder = self._registered_dir(name)
@@ -207,7 +207,7 @@ class Registry(Rows, ModelRegistryStore):
         return model
 
     def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
-        target = self._registered_dir(new_name)
+        target = self._registered_dir(new_name, "new_name")
         with self._registry_write():
             folder, _ = self._registered_or_raise(name)
             if new_name != name:
@@ -306,7 +306,9 @@ class Registry(Rows, ModelRegistryStore):
         if not source:
             raise errors.invalid("Model version source cannot be empty.")
         pairs = _pairs(tags)
-        check_no_nul("source", source, run_id, run_link, description, model_id)
+        for field, value in (("source", source), ("run_id", run_id), ("run_link", run_link),
+                             ("description", description), ("model_id", model_id)):
+            check_no_nul(field, value)
         check_no_nul("tags.value", *pairs.values())
         for key in pairs:
             fsio.key_path(self._registry_root, key, "tag key")
