@@ -43,7 +43,7 @@ class Experiments(Rows):
         found = []
         for folder in self._experiment_dirs(view_type):
             exp = read_or_skip(
-                "experiment", os.path.join(folder, META), self._read_experiment, folder
+                "experiment", (folder, META), self._read_experiment, folder
             )
             if exp is not None and exp.lifecycle_stage in view_type.stages():
                 found.append(exp)
@@ -159,7 +159,7 @@ class Experiments(Rows):
         for run_dir in self._run_dirs(folder):
             with self._locks.hold(run_dir):
                 meta = read_or_skip(
-                    "run", os.path.join(run_dir, META), self._load_meta, run_dir
+                    "run", (run_dir, META), self._load_meta, run_dir
                 )
                 if meta is None:
                     continue

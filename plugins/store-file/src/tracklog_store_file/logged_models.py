@@ -55,10 +55,9 @@ class LoggedModels(Rows):
         base = os.path.join(folder, METRICS)
         model_metrics: list[Metric] = []
         for key in fsio.list_keys(base):
-            path = os.path.join(base, key)
             points = read_or_skip(
-                "metric", path, self._metrics.latest, os.path.join(base, *key.split("/")), True,
-                absent=(), broken=(OSError,),
+                "metric", (base, key), self._metrics.latest,
+                os.path.join(base, *key.split("/")), True, absent=(), broken=(OSError,),
             )
             if points is None:
                 continue
@@ -204,7 +203,7 @@ class LoggedModels(Rows):
                 if not entry.is_dir() or entry.name.startswith("."):
                     continue
                 model = read_or_skip(
-                    "model", os.path.join(entry.path, META), self._read_model, entry.path, exp_id
+                    "model", (entry.path, META), self._read_model, entry.path, exp_id
                 )
                 if model is not None and model.lifecycle_stage == LifecycleStage.ACTIVE:
                     found.append(model)

@@ -60,7 +60,7 @@ DROP = object()
 
 def read_or_skip(
     what: str,
-    path: str,
+    where: tuple[str, ...],
     read: Callable[..., T],
     *args: Any,
     absent: tuple[type[BaseException], ...] = (FileNotFoundError,),
@@ -68,13 +68,14 @@ def read_or_skip(
 ) -> T | None:
     """``read(*args)``, or None for an entry a listing leaves out: one that is ``absent``
     (gone meanwhile, or being created: meta.yaml comes last) silently, one that is
-    ``broken`` with a warning naming its file ``path``."""
+    ``broken`` with a warning naming its file, the path parts ``where`` (joined only then:
+    listings call this once per entry)."""
     try:
         return read(*args)
     except absent:
         return None
     except broken as exc:
-        log.warning("Skipping unreadable %s %s: %s", what, path, exc)
+        log.warning("Skipping unreadable %s %s: %s", what, os.path.join(*where), exc)
         return None
 
 

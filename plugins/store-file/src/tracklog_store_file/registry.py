@@ -111,8 +111,8 @@ class Registry(Rows, ModelRegistryStore):
         aliases = self._aliases(model_dir)
         found = []
         for number in version_numbers(model_dir):
-            path = os.path.join(version_dir(model_dir, number), META)
-            mv = read_or_skip("model version", path, self._read_version, model_dir, number,
+            where = (version_dir(model_dir, number), META)
+            mv = read_or_skip("model version", where, self._read_version, model_dir, number,
                               aliases)
             if mv is not None:
                 found.append(mv)
@@ -256,8 +256,7 @@ class Registry(Rows, ModelRegistryStore):
         matches = compile_registered_model_filter(filter)
         found: list[tuple[RegisteredModel, str]] = []
         for folder in self._registered_dirs():
-            path = os.path.join(folder, META)
-            meta = read_or_skip("registered model", path, self._load_meta, folder)
+            meta = read_or_skip("registered model", (folder, META), self._load_meta, folder)
             if meta is None:
                 continue
             model = self._registered_model(folder, meta)

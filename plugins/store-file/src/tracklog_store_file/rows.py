@@ -113,7 +113,7 @@ class Rows(TrackingStore):
         out = {}
         for key in keys:
             value = read_or_skip(
-                "file", os.path.join(base, key), self._key_text, base, key,
+                "file", (base, key), self._key_text, base, key,
                 absent=(FileNotFoundError, NotADirectoryError, IsADirectoryError,
                         errors.TracklogError),
                 broken=(OSError, ValueError),
@@ -130,7 +130,7 @@ class Rows(TrackingStore):
         out = {}
         for key in fsio.list_keys(base) if keys is None else keys:
             points = read_or_skip(
-                "metric", os.path.join(base, key), self._metric_latest, base, key,
+                "metric", (base, key), self._metric_latest, base, key,
                 absent=(), broken=(OSError, errors.TracklogError),
             )
             if points:
@@ -316,7 +316,7 @@ class Rows(TrackingStore):
         except FileNotFoundError:
             return
         for entry in entries:
-            read_or_skip(what, entry.path, self._read_edge, entry.path, read)
+            read_or_skip(what, (entry.path,), self._read_edge, entry.path, read)
 
     def _read_edge(self, folder: str, read: Callable[[dict], None]) -> None:
         read(self._load_meta(folder))

@@ -44,7 +44,7 @@ class RunSearch(Rows):
                 continue
             for folder in self._run_dirs(exp_folder):
                 info = read_or_skip(
-                    "run", os.path.join(folder, META), self._read_run_info, folder, exp_id
+                    "run", (folder, META), self._read_run_info, folder, exp_id
                 )
                 if info is None:
                     continue
