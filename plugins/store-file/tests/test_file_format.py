@@ -24,7 +24,7 @@ from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import resolve_store
 from tracklog.stores import registry_of, traces_of
 from tracklog_store_file import yamlio
-from tracklog_store_file.store import open_store
+from tracklog_store_file.store import FileStore, open_store
 
 
 def test_plugin_module_registers_file_without_importing_yaml() -> None:
@@ -161,14 +161,23 @@ def test_legacy_run_meta_is_understood(tmp_path: Path) -> None:
     assert run.data.metrics["acc"].value == 0.75 and run.data.metrics["acc"].step == 0
 
 
-def test_registry_is_declared_absent_and_traces_present(tmp_path: Path) -> None:
+def test_registry_and_traces_are_served(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "mlruns"))
     assert store.store_type == "FileStore"
-    with pytest.raises(TracklogError) as excinfo:
-        registry_of(store)
-    assert excinfo.value.error_code == ErrorCode.NOT_IMPLEMENTED
-    assert "FileStore" in excinfo.value.message
+    assert registry_of(store) is store
     assert traces_of(store) is store
+
+
+def test_store_sections_define_disjoint_members() -> None:
+    """The sections FileStore is assembled from never define the same member: one would
+    silently hide the other's behind the method resolution order."""
+    owners: dict[str, list[str]] = {}
+    for section in FileStore.__mro__[1:]:
+        if section.__module__.startswith("tracklog_store_file."):
+            for member in vars(section):
+                if not member.startswith("__") and member != "_abc_impl":
+                    owners.setdefault(member, []).append(section.__name__)
+    assert {m: o for m, o in owners.items() if len(o) > 1} == {}
 
 
 def test_unsafe_keys_are_refused_without_writing(tmp_path: Path) -> None:

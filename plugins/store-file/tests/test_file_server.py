@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -42,6 +43,31 @@ print(json.dumps({
 """
 
 
+REGISTRY_CLIENT = """
+import json, sys
+from mlflow.tracking import MlflowClient
+
+client = MlflowClient()
+run = client.create_run(client.create_experiment("registry-e2e"))
+client.create_registered_model("served model", tags={"team": "ml"}, description="d")
+first = client.create_model_version("served model", "s3://bucket/v1", run_id=run.info.run_id)
+second = client.create_model_version("served model", "s3://bucket/v2", tags={"q": "ok"})
+client.set_registered_model_alias("served model", "champion", second.version)
+client.transition_model_version_stage("served model", first.version, "Production")
+by_alias = client.get_model_version_by_alias("served model", "champion")
+model = client.get_registered_model("served model")
+found = client.search_model_versions("name = 'served model'")
+print(json.dumps({
+    "versions": [first.version, second.version],
+    "by_alias": [by_alias.version, by_alias.source, dict(by_alias.tags), list(by_alias.aliases)],
+    "aliases": dict(model.aliases),
+    "latest": sorted([v.current_stage, v.version] for v in model.latest_versions),
+    "search": sorted(v.version for v in found),
+    "run_id": run.info.run_id,
+}))
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,8 +80,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(mlflow_dir: Path, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def _serving(backend_store_uri: str, tmp_path: Path) -> Iterator[str]:
+    """``tracklog server --backend-store-uri <uri>`` on a free port, until the block ends."""
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -64,7 +91,7 @@ def server(mlflow_dir: Path, tmp_path: Path) -> Iterator[str]:
             "tracklog",
             "server",
             "--backend-store-uri",
-            str(mlflow_dir),
+            backend_store_uri,
             "--host",
             "127.0.0.1",
             "--port",
@@ -101,6 +128,12 @@ def server(mlflow_dir: Path, tmp_path: Path) -> Iterator[str]:
             proc.wait()
 
 
+@pytest.fixture
+def server(mlflow_dir: Path, tmp_path: Path) -> Iterator[str]:
+    with _serving(str(mlflow_dir), tmp_path) as url:
+        yield url
+
+
 def test_server_serves_an_mlflow_directory_to_the_mlflow_client(
     server: str, mlflow_dir: Path
 ) -> None:
@@ -132,3 +165,30 @@ def test_server_serves_an_mlflow_directory_to_the_mlflow_client(
     assert after.data.tags["via"] == "server"
     exp_dir = mlflow_dir / parent.info.experiment_id / parent.info.run_id
     assert (exp_dir / "metrics" / "served").read_text() == "42 1.25 3\n"
+
+
+def test_registry_through_the_server_with_the_mlflow_client(tmp_path: Path) -> None:
+    """The real MLflow client registers a model on a server over ``file:<dir>``, sets an
+    alias and reads it back; the registry lands on disk in MLflow's layout."""
+    root = tmp_path / "mlruns"
+    with _serving(f"file:{root}", tmp_path) as url:
+        done = subprocess.run(
+            [sys.executable, "-c", REGISTRY_CLIENT],
+            env=_env(MLFLOW_TRACKING_URI=url),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stderr[-4000:]
+    seen = json.loads(done.stdout)
+    assert seen["versions"] == ["1", "2"]
+    assert seen["by_alias"] == ["2", "s3://bucket/v2", {"q": "ok"}, ["champion"]]
+    assert seen["aliases"] == {"champion": "2"}
+    assert seen["latest"] == [["None", "2"], ["Production", "1"]]
+    assert seen["search"] == ["1", "2"]
+    assert (root / "models" / "served model" / "aliases" / "champion").read_text() == "2"
+    store = open_store(str(root))
+    assert store.get_model_version("served model", "1").run_id == seen["run_id"]
+    assert store.get_model_version_by_alias("served model", "champion").version == "2"
+    assert store.get_registered_model("served model").tags == {"team": "ml"}

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from tracklog.entities import Metric
+from tracklog.entities import Metric, metric_from_fields
 from tracklog.validation import INT64_MAX, INT64_MIN
 from tracklog_store_file.fsio import log
 
@@ -85,16 +85,7 @@ def identity(p: Point) -> tuple[int, str, int]:
 
 
 def to_metric(key: str, p: Point, model_id: str | None = None) -> Metric:
-    return Metric(
-        key=key,
-        value=p[1],
-        timestamp=p[0],
-        step=p[2],
-        model_id=model_id,
-        dataset_name=p[4],
-        dataset_digest=p[5],
-        run_id=p[3],
-    )
+    return metric_from_fields((key, p[1], p[0], p[2], model_id, p[4], p[5], p[3]))
 
 
 def read_points(path: str, start: int = 0, model: bool = False) -> tuple[list[Point], int]:
