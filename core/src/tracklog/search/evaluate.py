@@ -1,6 +1,6 @@
 """Evaluate parsed filters and orderings in Python, for stores that cannot push them down.
 
-Semantics (PROTOCOL.md §3.4, :mod:`tracklog.search.ast`):
+Semantics ("Search" in docs/protocol.md, :mod:`tracklog.search.ast`):
 
 - an entity lacking the referenced metric/param/tag/attribute value never matches a
   comparison on it, ``!=`` and ``NOT IN`` included; only ``IS NULL`` selects it;

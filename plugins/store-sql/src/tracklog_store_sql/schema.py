@@ -1,10 +1,10 @@
 """The schema at head, as SQLAlchemy Core tables (the migrations build exactly this).
 
-Column sizes follow MLflow's limits (PROTOCOL.md §4.1). On MySQL/MariaDB every table is
-``utf8mb4`` with the binary collation so that keys, ``=`` and ``LIKE`` are case-sensitive
-as MLflow's semantics require. Tables with composite primary keys that are scanned by key
-prefix are ``WITHOUT ROWID`` on SQLite (one B-tree instead of two: faster writes and
-ordered history reads).
+Column sizes follow MLflow's limits ("Input limits" in docs/protocol.md). On MySQL/MariaDB
+every table is ``utf8mb4`` with the binary collation so that keys, ``=`` and ``LIKE`` are
+case-sensitive as MLflow's semantics require. Tables with composite primary keys that are
+scanned by key prefix are ``WITHOUT ROWID`` on SQLite (one B-tree instead of two: faster
+writes and ordered history reads).
 """
 
 from __future__ import annotations
