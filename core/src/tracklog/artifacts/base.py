@@ -23,7 +23,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from tracklog import errors
@@ -51,6 +51,15 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return f"{type(exc).__name__}: {exc}"
+
+
+class ReadableStream(Protocol):
+    """What a repository writes from: a binary file, or anything else with ``read``
+    (the server hands over a request body reader)."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (everything left when negative); ``b""`` at the end."""
+        ...
 
 
 class ArtifactRepository(abc.ABC):
@@ -86,7 +95,7 @@ class ArtifactRepository(abc.ABC):
         """A readable binary stream of file ``path``; missing is RESOURCE_DOES_NOT_EXIST."""
 
     @abc.abstractmethod
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         """Store everything read from ``stream`` as file ``path`` (creating parents,
         overwriting). Readers never observe a half-written file where the backend allows."""
 
@@ -157,7 +166,7 @@ class ArtifactRepository(abc.ABC):
             while chunk := stream.read(chunk_size):
                 yield chunk
 
-    def write_artifact(self, path: str, stream: BinaryIO) -> None:
+    def write_artifact(self, path: str, stream: ReadableStream) -> None:
         """Store everything read from ``stream`` as file ``path``, creating parent
         directories and overwriting an existing file. Where the backend allows, readers
         never see a half-written file, and a failed write leaves nothing behind.

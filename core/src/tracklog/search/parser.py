@@ -594,7 +594,7 @@ def _parse_order_by(grammar: _Grammar, clauses: Sequence[str] | None) -> tuple[O
     if isinstance(clauses, str):
         clauses = [clauses]
     _check_order_by_count(len(clauses))
-    out = []
+    out: list[OrderBy] = []
     for clause in clauses:
         ident, ascending = _parse_order_clause(grammar, clause)
         if grammar.unique_order_keys and any(ob.ident == ident for ob in out):

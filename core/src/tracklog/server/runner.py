@@ -17,13 +17,14 @@ connection.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import shlex
 import socket
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import orjson
@@ -113,9 +114,11 @@ class _Refused(Exception):
 
 
 class TracklogHttpProtocol(HttpToolsProtocol):
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         set_nodelay(transport)
-        super().connection_made(_CoalescingTransport(transport, self.loop))
+        self._coalescing = _CoalescingTransport(transport, self.loop)
+        # It forwards everything but write/flush/close/abort to the real transport.
+        super().connection_made(cast(asyncio.Transport, self._coalescing))
         self._in_headers = False  # between a request's first byte and its last header
         self._header_bytes = 0
         self._header_timer: Any = None
@@ -167,7 +170,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         # the answer before the client reads it: half-close instead, discard what the
         # client still sends, and close when it does (or after a moment).
         self._discarding = True
-        self.transport.flush()
+        self._coalescing.flush()
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(_LINGER, self.transport.close)

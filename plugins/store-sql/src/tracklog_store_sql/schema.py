@@ -9,6 +9,8 @@ writes and ordered history reads).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql
 
@@ -22,8 +24,12 @@ NAMING = {
 metadata = sa.MetaData(naming_convention=NAMING)
 
 #: Table options every table gets (the MySQL ones are ignored by other dialects).
-MYSQL_OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
-NO_ROWID = {"sqlite_with_rowid": False}
+MYSQL_OPTS: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mysql_engine": "InnoDB",
+}
+NO_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
 
 #: Long text: TEXT; MEDIUMTEXT on MySQL (its TEXT holds 64 KB); VARCHAR(max) on MSSQL.
 LongText = (

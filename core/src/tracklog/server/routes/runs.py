@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from itertools import islice
 from operator import attrgetter, gt
 from typing import Any
 
 from tracklog import errors, search, validation
-from tracklog.entities import LoggedModelInput, LoggedModelOutput, RunStatus, ViewType
+from tracklog.entities import LoggedModelInput, LoggedModelOutput, Metric, RunStatus, ViewType
 from tracklog.perf import gc_paused
 from tracklog.sampling import sample_min_max
 from tracklog.server import codec
@@ -66,7 +67,7 @@ def restore_run(state: ServerState, req: Req) -> dict[str, Any]:
     return {}
 
 
-def _metric(raw: dict[str, Any], path: str = "") -> Any:
+def _metric(raw: Mapping[str, Any], path: str = "") -> Metric:
     return validation.validate_metric(
         raw.get("key"),
         raw.get("value"),
@@ -226,7 +227,7 @@ def get_metric_history_bulk_interval(state: ServerState, req: Req) -> dict[str, 
         # is already right (a C-level scan instead of a sort with a Python key).
         if any(map(gt, steps, islice(steps, 1, None))):
             history.sort(key=attrgetter("step", "timestamp"))
-        if start is not None:
+        if start is not None and end is not None:  # given together, checked above
             history = [m for m in history if start <= m.step <= end]
         for m in sample_min_max(history, max_results):
             out.append({"key": m.key, "value": m.value if finite(m.value) else double(m.value),

@@ -21,7 +21,9 @@ from .runs import RunTests
 from .search_runs import FILTER_TRUTH_TABLE, ORDER_TRUTH_TABLE, SearchRunsTests
 from .tags import TagTests
 
-TOPIC_CLASSES = (
+
+# The bases are spelled out (not unpacked from a tuple) so type checkers see them.
+class TrackingStoreConformance(
     ExperimentTests,
     RunTests,
     LogBatchTests,
@@ -36,10 +38,7 @@ TOPIC_CLASSES = (
     RegistryTests,
     ConcurrencyTests,
     BoundsTests,
-)
-
-
-class TrackingStoreConformance(*TOPIC_CLASSES):
+):
     """Every behaviour of the :class:`tracklog.stores.TrackingStore` contract, as tests.
 
     **Using the kit.** In your plugin's test suite, subclass this class in a module whose
@@ -153,6 +152,9 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
     :mod:`tracklog.search.ast`.
     """
 
+
+#: The topic classes the kit is made of, in order.
+TOPIC_CLASSES = TrackingStoreConformance.__bases__
 
 __all__ = [
     "FILTER_TRUTH_TABLE",
