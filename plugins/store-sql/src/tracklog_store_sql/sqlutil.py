@@ -7,7 +7,7 @@ import base64
 import json
 import math
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -397,6 +397,10 @@ def page_limit(max_results: int) -> int:
     return min(max_results, 2**62) + 1
 
 
+@overload
+def page(rows: list[R], max_results: int, offset: int) -> tuple[list[R], str | None]: ...
+@overload
+def page(rows: Sequence[R], max_results: int, offset: int) -> tuple[Sequence[R], str | None]: ...
 def page(rows: Sequence[R], max_results: int, offset: int) -> tuple[Sequence[R], str | None]:
     """Split a fetch of ``max_results + 1`` rows into the page and the next token."""
     if len(rows) > max_results:
