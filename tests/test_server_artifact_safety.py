@@ -21,6 +21,7 @@ PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 def raw(base: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
     """One request with ``path`` sent verbatim (httpx would remove ``.`` segments)."""
     url = urlsplit(base)
+    assert url.hostname is not None
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     try:
         conn.request(method, path, body=body)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ def _experiment(server: Server, name: str) -> str:
 
 def test_oversized_searches_are_400s_naming_the_limit(server: Server):
     exp = _experiment(server, f"limits-{time.monotonic_ns()}")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"experiment_ids": [str(i) for i in range(100_000)]},
          f"cannot specify more than {MAX_EXPERIMENT_IDS_PER_SEARCH} experiment_ids. "
          "Received 100000 experiment_ids."),

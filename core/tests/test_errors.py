@@ -2,7 +2,7 @@ import pytest
 
 from tracklog.errors import ErrorCode, TracklogError, http_status_for
 
-# PROTOCOL.md §1.5: the statuses MLflow's client expects.
+# The statuses MLflow's client expects ("Success and errors" in docs/protocol.md).
 EXPECTED = {
     "INVALID_PARAMETER_VALUE": 400,
     "BAD_REQUEST": 400,

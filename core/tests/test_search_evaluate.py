@@ -506,6 +506,7 @@ def _to_mlflow(run: Run):
     from mlflow import entities as m
 
     info = run.info
+    assert info.start_time is not None
     return m.Run(
         m.RunInfo(
             run_id=info.run_id,
@@ -740,5 +741,6 @@ def test_hand_built_filters_outside_the_grammar_are_rejected_clearly():
             EXPERIMENTS[0], (Comparison(Identifier(Kind.DATASET, "name"), Op.EQ, "x"),)
         )
     # a list value (not hashable) still evaluates
-    listed = (Comparison(Identifier(Kind.ATTRIBUTE, "run_id"), Op.IN, ["r1", "r2"]),)
+    # Outside the AST's types on purpose: a hand-built filter holding a list.
+    listed = (Comparison(Identifier(Kind.ATTRIBUTE, "run_id"), Op.IN, ["r1", "r2"]),)  # type: ignore[arg-type]
     assert [r.info.run_id for r in RUNS if run_matches(r, listed)] == ["r1", "r2"]

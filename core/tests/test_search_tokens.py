@@ -48,7 +48,9 @@ def test_garbage_is_invalid_page_token(token):
 
 def test_paginate_walks_all_items_once():
     items = list(range(23))
-    seen, token, pages = [], None, 0
+    seen: list[int] = []
+    token: str | None = None
+    pages = 0
     while True:
         page = paginate(items, 10, token)
         assert isinstance(page, PagedList)

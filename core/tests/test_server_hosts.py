@@ -31,31 +31,37 @@ def test_malformed_hosts(value):
     assert parse_host(value) is None
 
 
+def _host(value: str) -> HostValue:
+    parsed = parse_host(value)
+    assert parsed is not None, value
+    return parsed
+
+
 def test_ipv6_entries_are_exact_not_patterns():
     allowed = AllowedHosts(default_allowed_hosts("::1"))
-    assert parse_host("[::1]:5000") in allowed
-    assert parse_host("[0::1]") in allowed
+    assert _host("[::1]:5000") in allowed
+    assert _host("[0::1]") in allowed
     # fnmatch read "[::1]" as a character class matching ":" or "1".
-    assert parse_host("1") not in allowed
-    assert parse_host("[::2]") not in allowed
+    assert _host("1") not in allowed
+    assert _host("[::2]") not in allowed
 
 
 def test_patterns_and_ports():
     allowed = AllowedHosts(["*.corp.example", "exact.example:8443", "[fd00::2]"])
-    assert parse_host("api.corp.example:8080") in allowed
-    assert parse_host("corp.example.evil") not in allowed
-    assert parse_host("exact.example:8443") in allowed
-    assert parse_host("exact.example:8444") not in allowed
-    assert parse_host("exact.example") not in allowed
-    assert parse_host("[fd00::2]:5000") in allowed
-    assert parse_host("anything.example") in AllowedHosts(["*"])
+    assert _host("api.corp.example:8080") in allowed
+    assert _host("corp.example.evil") not in allowed
+    assert _host("exact.example:8443") in allowed
+    assert _host("exact.example:8444") not in allowed
+    assert _host("exact.example") not in allowed
+    assert _host("[fd00::2]:5000") in allowed
+    assert _host("anything.example") in AllowedHosts(["*"])
 
 
 def test_private_addresses_only_when_bound_to_every_interface():
-    assert parse_host("10.1.2.3") in AllowedHosts([], allow_private=True)
-    assert parse_host("[fd00::2]") in AllowedHosts([], allow_private=True)
-    assert parse_host("8.8.8.8") not in AllowedHosts([], allow_private=True)
-    assert parse_host("10.1.2.3") not in AllowedHosts(default_allowed_hosts("127.0.0.1"))
+    assert _host("10.1.2.3") in AllowedHosts([], allow_private=True)
+    assert _host("[fd00::2]") in AllowedHosts([], allow_private=True)
+    assert _host("8.8.8.8") not in AllowedHosts([], allow_private=True)
+    assert _host("10.1.2.3") not in AllowedHosts(default_allowed_hosts("127.0.0.1"))
 
 
 @pytest.mark.parametrize("entry", ["bad host", "evil@x", "[::1", "x:port"])

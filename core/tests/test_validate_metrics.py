@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def _one(raw: dict, path: str) -> Metric:
 
 
 def test_same_points_as_validate_metric():
-    raw = [
+    raw: list[dict[str, Any]] = [
         {"key": "loss", "value": 0.5, "timestamp": 10, "step": 3},
         {"key": "loss", "value": 2, "timestamp": 0},
         {"key": "a/b c.d-e:f", "value": -1.25, "timestamp": 7, "step": -4},

@@ -144,7 +144,7 @@ class Probe:
         self.box = disk.parents[len("abcdefgh") - 1]
         self.backend = backend
         info = client.get("/api/3.0/mlflow/server-info").json()
-        self.unsupported = ()
+        self.unsupported: tuple[str, ...] = ()
         if client.get(API + "/registered-models/search").status_code == 501:
             self.unsupported += REGISTRY_PREFIXES
         if not info.get("multipart_uploads_enabled"):

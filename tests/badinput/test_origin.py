@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+from typing import Any
 
 import orjson
 import pytest
@@ -53,6 +54,7 @@ SAMPLE = {("POST", "/mlflow/runs/log-batch"),
           ("GET", "/mlflow/runs/get"), ("DELETE", "/mlflow/registered-models/delete")}
 
 MALFORMED_HOSTS = {"localhost:5101@evil.example"}  # not host[:port] at all: a 400
+_MALFORMED_ANSWER: dict[str, Any] = {"status": 400, "code": "BAD_REQUEST"}
 
 HOST_CASES = [
     _case(f"{m} {t} Host: evil.example", m, t, {"host": "evil.example"})
@@ -61,7 +63,7 @@ HOST_CASES = [
     dataclasses.replace(
         _case(f"POST /mlflow/runs/log-batch Host: {host}", "POST", "/mlflow/runs/log-batch",
               {"host": host}),
-        **({"status": 400, "code": "BAD_REQUEST"} if host in MALFORMED_HOSTS else {}),
+        **(_MALFORMED_ANSWER if host in MALFORMED_HOSTS else {}),
     )
     for host in BAD_HOSTS[1:]
 ]

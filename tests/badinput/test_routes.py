@@ -19,7 +19,7 @@ from badinput_routes import ROUTES, Route, app_routes
 from badinput_support import UNSET, Case
 
 # A wrong value of each type, with the problem its refusal must name besides the field.
-WRONG = {
+WRONG: dict[str, list[Any]] = {
     # Not a number: param and tag values accept numbers as their decimal text.
     "str": [{"bad": 1}],
     "int": ["abc", 2**63, 1e20, 1.5],
@@ -58,7 +58,8 @@ def _request(route: Route, data: dict[str, Any], id_: str, match: str, **kw: Any
 
 
 def _field_match(name: str) -> str:
-    return re.escape(_address(name)[-1] if isinstance(_address(name)[-1], str) else name)
+    last = _address(name)[-1]
+    return re.escape(last if isinstance(last, str) else name)
 
 
 def field_cases() -> list[Case]:

@@ -1,6 +1,7 @@
 """tracklog: an experiment-tracking server that speaks the MLflow tracking protocol."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("tracklog-core")
@@ -10,7 +11,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 __all__ = ["__version__", "hookimpl"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # ``tracklog.hookimpl`` without importing pluggy machinery at ``import tracklog``.
     if name == "hookimpl":
         from tracklog.plugins import hookimpl

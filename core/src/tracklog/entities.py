@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -78,10 +78,10 @@ class ModelVersionStage(StrEnum):
     ARCHIVED = "Archived"
 
 
-class PagedList(list, Generic[T]):
+class PagedList(list[T], Generic[T]):
     """A page of results plus the opaque token of the next page (None on the last page)."""
 
-    def __init__(self, items=(), token: str | None = None) -> None:
+    def __init__(self, items: Iterable[T] = (), token: str | None = None) -> None:
         super().__init__(items)
         self.token = token or None
 

@@ -7,13 +7,16 @@ first and the last point are always kept. Linear in the history's length, no cop
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def sample_min_max(points: Sequence[T], max_points: int, value: object = None) -> list[T]:
+def sample_min_max(
+    points: Sequence[T], max_points: int, value: Callable[[T], Any] | None = None
+) -> list[T]:
     """At most ``max_points`` of ``points`` (already ordered), keeping the first, the last,
     and the minimum and maximum of each bucket. ``value`` reads a point's number (default:
     its ``value`` attribute)."""
@@ -24,7 +27,7 @@ def sample_min_max(points: Sequence[T], max_points: int, value: object = None) -
         return list(points)
     if max_points < 4:
         return [points[0], points[-1]][:max_points]
-    get = value or (lambda p: p.value)  # type: ignore[attr-defined]
+    get: Callable[[T], Any] = value or attrgetter("value")
     inner = points[1:n - 1]
     buckets = (max_points - 2) // 2
     size = len(inner) / buckets

@@ -83,20 +83,33 @@ class TrackingStore(abc.ABC):
         artifact_location: str | None = None,
         tags: Sequence[ExperimentTag] = (),
     ) -> str:
-        """Create an experiment and return its id (a decimal string).
+        """Create an active experiment.
 
         ``artifact_location`` None or empty means ``<default artifact root>/<id>``.
-        A name held by any experiment, deleted ones included, is RESOURCE_ALREADY_EXISTS.
+
+        :returns: the new experiment's id, a decimal string.
+        :raises TracklogError: RESOURCE_ALREADY_EXISTS (400) when any experiment, deleted
+            ones included, holds ``name``.
         """
 
     @abc.abstractmethod
     def get_experiment(self, experiment_id: str) -> Experiment:
-        """The experiment, deleted or not; RESOURCE_DOES_NOT_EXIST if unknown,
-        INVALID_PARAMETER_VALUE if the id is malformed for this store."""
+        """Read one experiment with its tags.
+
+        :returns: the experiment, deleted or not.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown id;
+            INVALID_PARAMETER_VALUE (400) for an id malformed for this store (the SQL store
+            takes decimal integers only).
+        """
 
     @abc.abstractmethod
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        """The experiment with this exact name (deleted ones too), or None."""
+        """Look an experiment up by its exact, case-sensitive name.
+
+        :returns: the experiment (deleted ones too), or None when no experiment has the
+            name. Never raises for an unknown name: the MLflow client's
+            ``set_experiment`` relies on "not found" to create the experiment.
+        """
 
     @abc.abstractmethod
     def search_experiments(
@@ -107,33 +120,61 @@ class TrackingStore(abc.ABC):
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        """Experiments matching ``filter``; default order ``creation_time DESC`` and
-        ``experiment_id ASC`` as the final tie-break; with ``order_by``, its clauses and
-        then ``experiment_id DESC`` (unless a clause names it), as MLflow."""
+        """One page of the experiments in ``view_type`` that match ``filter``.
+
+        Default order ``creation_time DESC`` and ``experiment_id ASC`` as the final
+        tie-break; with ``order_by``, its clauses and then ``experiment_id DESC`` (unless
+        a clause names it), as MLflow.
+
+        :returns: a :class:`~tracklog.entities.PagedList` of at most ``max_results``
+            experiments; its ``token`` is set only when more remain.
+        :raises TracklogError: INVALID_PARAMETER_VALUE (400) for a page token the store
+            did not produce.
+        """
 
     @abc.abstractmethod
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        """Rename an active experiment; a deleted one is INVALID_PARAMETER_VALUE, a taken
-        name RESOURCE_ALREADY_EXISTS."""
+        """Rename an active experiment.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown id;
+            INVALID_PARAMETER_VALUE (400) for a deleted experiment; RESOURCE_ALREADY_EXISTS
+            (400) when another experiment, deleted or not, holds ``new_name``.
+        """
 
     @abc.abstractmethod
     def delete_experiment(self, experiment_id: str) -> None:
-        """Soft-delete the experiment and all its runs; unknown or already deleted is
-        RESOURCE_DOES_NOT_EXIST; the default experiment "0" is INVALID_PARAMETER_VALUE."""
+        """Soft-delete the experiment and all its runs (they stay readable, marked
+        deleted, and refuse writes).
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown or already
+            deleted experiment; INVALID_PARAMETER_VALUE (400) for the default experiment
+            ``"0"``.
+        """
 
     @abc.abstractmethod
     def restore_experiment(self, experiment_id: str) -> None:
-        """Undo :meth:`delete_experiment`: every run of the experiment comes back, also
-        runs deleted on their own before it (as MLflow); the experiment must be deleted,
-        else RESOURCE_DOES_NOT_EXIST."""
+        """Undo :meth:`delete_experiment`: the experiment and every one of its runs become
+        active, also runs deleted on their own before it (as MLflow).
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) unless the experiment exists
+            and is deleted.
+        """
 
     @abc.abstractmethod
     def set_experiment_tag(self, experiment_id: str, tag: ExperimentTag) -> None:
-        """Set (overwrite) a tag on an active experiment."""
+        """Set a tag on an active experiment, overwriting any value under the same key.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown experiment;
+            INVALID_PARAMETER_VALUE (400) for a deleted one.
+        """
 
     @abc.abstractmethod
     def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
-        """Remove a tag; a missing key is RESOURCE_DOES_NOT_EXIST."""
+        """Remove a tag from an active experiment.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown experiment or
+            a key it does not have; INVALID_PARAMETER_VALUE (400) for a deleted experiment.
+        """
 
     # -- runs --------------------------------------------------------------------------
 
@@ -150,14 +191,23 @@ class TrackingStore(abc.ABC):
 
         Without ``run_name`` (and without an ``mlflow.runName`` tag) a name of the form
         ``adjective-animal-NNN`` is generated. The run's name and its ``mlflow.runName``
-        tag always agree; both given and different is INVALID_PARAMETER_VALUE. The
-        artifact URI is ``<experiment artifact_location>/<run_id>/artifacts``.
+        tag always agree. The artifact URI is
+        ``<experiment artifact_location>/<run_id>/artifacts``.
+
+        :returns: the new run, with its tags and empty metrics, params, inputs, outputs.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown experiment;
+            INVALID_PARAMETER_VALUE (400) for a deleted experiment, or a ``run_name`` and
+            an ``mlflow.runName`` tag that differ.
         """
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
-        """The run with its latest metrics, params, tags, inputs and outputs (deleted runs
-        too); RESOURCE_DOES_NOT_EXIST if unknown."""
+        """Read one run, deleted or not.
+
+        :returns: the run with its latest value per metric key (see :meth:`log_batch`),
+            params, tags, inputs and outputs.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown id.
+        """
 
     @abc.abstractmethod
     def update_run_info(
@@ -167,15 +217,28 @@ class TrackingStore(abc.ABC):
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> RunInfo:
-        """Change only the fields given; a new name also rewrites ``mlflow.runName``."""
+        """Change the fields given (None leaves a field alone) of an active run; a new
+        name also rewrites the ``mlflow.runName`` tag. Any status may follow any other.
+
+        :returns: the updated run info.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run;
+            INVALID_PARAMETER_VALUE (400) for a deleted one.
+        """
 
     @abc.abstractmethod
     def delete_run(self, run_id: str) -> None:
-        """Soft-delete the run."""
+        """Soft-delete the run: it stays readable (``lifecycle_stage`` ``deleted``) and
+        refuses writes until restored.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run.
+        """
 
     @abc.abstractmethod
     def restore_run(self, run_id: str) -> None:
-        """Undo :meth:`delete_run`."""
+        """Undo :meth:`delete_run`: the run is active again with all its data.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run.
+        """
 
     @abc.abstractmethod
     def log_batch(
@@ -187,25 +250,35 @@ class TrackingStore(abc.ABC):
     ) -> None:
         """The write primitive: params, then metrics, then tags, atomically.
 
-        A param already logged with another value is INVALID_PARAMETER_VALUE and nothing
-        of the batch is written; the same value again is a no-op. Metric points
-        identical in key, value, timestamp and step are stored once. The latest value
-        per key is the point with the greatest ``(step, timestamp, value)``. Setting
-        ``mlflow.runName`` renames the run.
+        The same param value again is a no-op. Metric points identical in key, value,
+        timestamp and step are stored once (the client retries). The latest value per
+        key is the point with the greatest ``(step, timestamp, value)``. Setting
+        ``mlflow.runName`` renames the run. Run status does not gate writes.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run;
+            INVALID_PARAMETER_VALUE (400) for a deleted run, or a param already logged
+            with another value; in both cases nothing of the batch is written.
         """
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
+        """Log one metric point: :meth:`log_batch` with one metric, same errors."""
         self.log_batch(run_id, metrics=[metric])
 
     def log_param(self, run_id: str, param: Param) -> None:
+        """Log one param: :meth:`log_batch` with one param, same errors."""
         self.log_batch(run_id, params=[param])
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
+        """Set one run tag (overwriting): :meth:`log_batch` with one tag, same errors."""
         self.log_batch(run_id, tags=[tag])
 
     @abc.abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:
-        """Remove a run tag; a missing key is RESOURCE_DOES_NOT_EXIST."""
+        """Remove a tag from an active run.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run or a key
+            it does not have; INVALID_PARAMETER_VALUE (400) for a deleted run.
+        """
 
     @abc.abstractmethod
     def get_metric_history(
@@ -215,8 +288,14 @@ class TrackingStore(abc.ABC):
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> PagedList[Metric]:
-        """All points of one metric ordered by timestamp, step, value. With
-        ``max_results`` None: everything, no token. Unknown run or key: empty."""
+        """The points of one metric of a run, ordered by timestamp, step, value.
+
+        :returns: a :class:`~tracklog.entities.PagedList` of
+            :class:`~tracklog.entities.Metric`; with ``max_results`` None every point and
+            no token. An unknown run or key gives an empty list, not an error (as MLflow).
+        :raises TracklogError: INVALID_PARAMETER_VALUE (400) for a page token the store
+            did not produce.
+        """
 
     def sample_metric_history(
         self,
@@ -254,10 +333,18 @@ class TrackingStore(abc.ABC):
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[Run]:
-        """Runs of the given experiments matching ``filter``.
+        """One page of the runs of the given experiments, in ``run_view_type``, that
+        match ``filter``.
 
         Ordering applies ``order_by`` in turn, then ``start_time DESC`` (unless already
-        present), then ``run_id ASC``. Unknown experiment ids simply match nothing.
+        present), then ``run_id ASC``; runs lacking an ordering key (and NaN metrics)
+        sort last in both directions. A comparison on a metric, param or tag a run lacks
+        never matches it, ``!=`` included. Unknown experiment ids simply match nothing.
+
+        :returns: a :class:`~tracklog.entities.PagedList` of at most ``max_results``
+            full runs; its ``token`` is set only when more remain.
+        :raises TracklogError: INVALID_PARAMETER_VALUE (400) for a page token the store
+            did not produce, or a search too expensive for the store to finish.
         """
 
     @abc.abstractmethod
@@ -267,11 +354,21 @@ class TrackingStore(abc.ABC):
         datasets: Sequence[DatasetInput] = (),
         models: Sequence[LoggedModelInput] = (),
     ) -> None:
-        """Record datasets (de-duplicated by name and digest) and models a run consumed."""
+        """Record datasets and logged models an active run consumed. A dataset already
+        logged (same name and digest) is not added twice.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run;
+            INVALID_PARAMETER_VALUE (400) for a deleted one.
+        """
 
     @abc.abstractmethod
     def log_outputs(self, run_id: str, models: Sequence[LoggedModelOutput]) -> None:
-        """Record logged models a run produced."""
+        """Record logged models an active run produced, each at a step; a model recorded
+        again takes the new step.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run or model;
+            INVALID_PARAMETER_VALUE (400) for a deleted run.
+        """
 
     # -- logged models -----------------------------------------------------------------
 
@@ -285,35 +382,68 @@ class TrackingStore(abc.ABC):
         params: Sequence[LoggedModelParameter] = (),
         model_type: str | None = None,
     ) -> LoggedModel:
-        """A PENDING model with id ``m-<32 hex>`` and artifact location
-        ``<experiment artifact_location>/models/<model_id>/artifacts``."""
+        """Create a logged model in status PENDING with id ``m-<32 hex>`` and artifact
+        location ``<experiment artifact_location>/models/<model_id>/artifacts``. Without
+        ``name`` the store generates one.
+
+        :returns: the new model with its tags and params.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown experiment
+            or ``source_run_id``; INVALID_PARAMETER_VALUE (400) for a deleted experiment.
+        """
 
     @abc.abstractmethod
     def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
-        """The model with its tags, params and metrics; RESOURCE_DOES_NOT_EXIST if
-        unknown (or deleted and not ``allow_deleted``)."""
+        """Read one logged model.
+
+        :returns: the model with its tags, params and metrics.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown id, or a
+            deleted model unless ``allow_deleted``.
+        """
 
     @abc.abstractmethod
     def finalize_logged_model(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
-        """Set the model's status (READY or UPLOAD_FAILED)."""
+        """Set the model's status (``LOGGED_MODEL_READY`` after a successful upload,
+        ``LOGGED_MODEL_UPLOAD_FAILED`` otherwise) and its last-update time.
+
+        :returns: the updated model.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown or deleted
+            model; INVALID_PARAMETER_VALUE (400) for any other status.
+        """
 
     @abc.abstractmethod
     def set_logged_model_tags(self, model_id: str, tags: Sequence[LoggedModelTag]) -> None:
-        """Set (overwrite) tags."""
+        """Set tags on a model, overwriting values under the same keys.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown or deleted
+            model.
+        """
 
     @abc.abstractmethod
     def delete_logged_model_tag(self, model_id: str, key: str) -> None:
-        """Remove a tag; a missing key is RESOURCE_DOES_NOT_EXIST."""
+        """Remove a tag from a model.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model or a
+            key it does not have.
+        """
 
     @abc.abstractmethod
     def log_logged_model_params(
         self, model_id: str, params: Sequence[LoggedModelParameter]
     ) -> None:
-        """Add params to a model."""
+        """Add params to a model; a key logged again takes the new value.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown or deleted
+            model.
+        """
 
     @abc.abstractmethod
     def delete_logged_model(self, model_id: str) -> None:
-        """Soft-delete a model."""
+        """Soft-delete a model: :meth:`get_logged_model` then needs ``allow_deleted``,
+        and searches leave it out.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown or already
+            deleted model.
+        """
 
     @abc.abstractmethod
     def search_logged_models(
@@ -325,14 +455,22 @@ class TrackingStore(abc.ABC):
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[LoggedModel]:
-        """Active models of the experiments matching ``filter``; ``datasets`` (dicts with
-        ``dataset_name`` and optional ``dataset_digest``) scope metric comparisons.
-        Default order ``creation_timestamp DESC`` then ``model_id ASC``."""
+        """One page of the active models of the experiments that match ``filter``.
+
+        ``datasets`` (dicts with ``dataset_name`` and optional ``dataset_digest``) scope
+        metric comparisons to metrics logged on those datasets. Default order
+        ``creation_timestamp DESC`` then ``model_id ASC``.
+
+        :returns: a :class:`~tracklog.entities.PagedList` of at most ``max_results``
+            models; its ``token`` is set only when more remain.
+        :raises TracklogError: INVALID_PARAMETER_VALUE (400) for a page token the store
+            did not produce.
+        """
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:  # noqa: B027 - optional, a no-op by default
-        """Release connections and files. Idempotent."""
+        """Release connections and files. Idempotent; the default does nothing."""
 
 
 class ModelRegistryStore(abc.ABC):
@@ -344,19 +482,48 @@ class ModelRegistryStore(abc.ABC):
     @abc.abstractmethod
     def create_registered_model(
         self, name: str, tags: Sequence[tuple[str, str]] = (), description: str | None = None
-    ) -> RegisteredModel: ...
+    ) -> RegisteredModel:
+        """Create a registered model with no versions; ``tags`` are ``(key, value)`` pairs.
+
+        :returns: the new model.
+        :raises TracklogError: RESOURCE_ALREADY_EXISTS (400) when the name is taken (the
+            MLflow client's ``register_model`` then goes on to add a version);
+            INVALID_PARAMETER_VALUE (400) for an empty name.
+        """
 
     @abc.abstractmethod
-    def get_registered_model(self, name: str) -> RegisteredModel: ...
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """Read one registered model.
+
+        :returns: the model with its tags, aliases and ``latest_versions`` (the newest
+            version in each stage).
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown name.
+        """
 
     @abc.abstractmethod
-    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel: ...
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model; its versions, tags and aliases follow it.
+
+        :returns: the model under its new name.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown ``name``;
+            RESOURCE_ALREADY_EXISTS (400) when another model holds ``new_name``;
+            INVALID_PARAMETER_VALUE (400) for an empty ``new_name``.
+        """
 
     @abc.abstractmethod
-    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel: ...
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        """Replace the model's description (None clears it) and bump its last-update time.
+
+        :returns: the updated model.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown name.
+        """
 
     @abc.abstractmethod
-    def delete_registered_model(self, name: str) -> None: ...
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a model for good, with its versions, tags and aliases.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown name.
+        """
 
     @abc.abstractmethod
     def search_registered_models(
@@ -365,18 +532,45 @@ class ModelRegistryStore(abc.ABC):
         max_results: int = 100,
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
-    ) -> PagedList[RegisteredModel]: ...
+    ) -> PagedList[RegisteredModel]:
+        """One page of the registered models that match ``filter`` (parsed with the
+        registered-model grammar), by default in name order.
+
+        Models tagged ``mlflow.prompt.is_prompt = 'true'`` (MLflow prompts) are left out
+        unless the filter asks for that tag, as MLflow does.
+
+        :returns: a :class:`~tracklog.entities.PagedList` of at most ``max_results``
+            models; its ``token`` is set only when more remain.
+        :raises TracklogError: INVALID_PARAMETER_VALUE (400) for a page token the store
+            did not produce.
+        """
 
     @abc.abstractmethod
     def get_latest_versions(
         self, name: str, stages: Sequence[str] = ()
-    ) -> list[ModelVersion]: ...
+    ) -> list[ModelVersion]:
+        """The newest version in each stage, limited to ``stages`` when given (names in
+        any case: ``None``, ``Staging``, ``Production``, ``Archived``).
+
+        :returns: at most one version per stage; empty when no version is in them.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model;
+            INVALID_PARAMETER_VALUE (400) for an unknown stage.
+        """
 
     @abc.abstractmethod
-    def set_registered_model_tag(self, name: str, key: str, value: str) -> None: ...
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        """Set a tag on a model, overwriting any value under ``key``.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model.
+        """
 
     @abc.abstractmethod
-    def delete_registered_model_tag(self, name: str, key: str) -> None: ...
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        """Remove a tag from a model.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model or a
+            key it does not have.
+        """
 
     @abc.abstractmethod
     def create_model_version(
@@ -389,26 +583,65 @@ class ModelRegistryStore(abc.ABC):
         description: str | None = None,
         model_id: str | None = None,
     ) -> ModelVersion:
-        """A new version ``max + 1`` (starting at "1"), status READY, stage "None"."""
+        """Register a new version of a model: number ``max + 1`` (starting at ``"1"``,
+        never reused after a delete), status READY, stage ``"None"``, and bump the
+        model's last-update time. ``model_id`` links a logged model (``source``
+        ``models:/<model_id>``). Concurrent calls get distinct numbers.
+
+        :returns: the new version. READY matters: the MLflow client polls a version that
+            is not READY for minutes.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model;
+            INVALID_PARAMETER_VALUE (400) for an empty ``source``.
+        """
 
     @abc.abstractmethod
-    def get_model_version(self, name: str, version: str) -> ModelVersion: ...
+    def get_model_version(self, name: str, version: str) -> ModelVersion:
+        """Read one version (``version`` is the number as a decimal string).
+
+        :returns: the version with its tags and aliases.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model or
+            version; INVALID_PARAMETER_VALUE (400) for a ``version`` that is not a
+            positive integer.
+        """
 
     @abc.abstractmethod
     def update_model_version(
         self, name: str, version: str, description: str | None
-    ) -> ModelVersion: ...
+    ) -> ModelVersion:
+        """Replace a version's description (None clears it).
+
+        :returns: the updated version.
+        :raises TracklogError: as :meth:`get_model_version`.
+        """
 
     @abc.abstractmethod
     def transition_model_version_stage(
         self, name: str, version: str, stage: str, archive_existing_versions: bool
-    ) -> ModelVersion: ...
+    ) -> ModelVersion:
+        """Move a version to ``stage`` (``None``, ``Staging``, ``Production`` or
+        ``Archived``, in any case). With ``archive_existing_versions`` and a target of
+        Staging or Production, the model's other versions in that stage become Archived.
+
+        :returns: the version in its new stage.
+        :raises TracklogError: as :meth:`get_model_version`; INVALID_PARAMETER_VALUE (400)
+            for an unknown stage.
+        """
 
     @abc.abstractmethod
-    def delete_model_version(self, name: str, version: str) -> None: ...
+    def delete_model_version(self, name: str, version: str) -> None:
+        """Delete a version for good, with its tags and the aliases pointing at it.
+
+        :raises TracklogError: as :meth:`get_model_version`.
+        """
 
     @abc.abstractmethod
-    def get_model_version_download_uri(self, name: str, version: str) -> str: ...
+    def get_model_version_download_uri(self, name: str, version: str) -> str:
+        """Where the version's files are: for a ``models:/m-…`` source the logged
+        model's artifact location, otherwise the source unchanged (the client resolves
+        ``runs:/`` itself).
+
+        :raises TracklogError: as :meth:`get_model_version`.
+        """
 
     @abc.abstractmethod
     def search_model_versions(
@@ -417,24 +650,55 @@ class ModelRegistryStore(abc.ABC):
         max_results: int = 10000,
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
-    ) -> PagedList[ModelVersion]: ...
+    ) -> PagedList[ModelVersion]:
+        """One page of the model versions that match ``filter`` (parsed with the
+        model-version grammar). Versions of prompts are left out as in
+        :meth:`search_registered_models`.
+
+        :returns: a :class:`~tracklog.entities.PagedList` of at most ``max_results``
+            versions; its ``token`` is set only when more remain.
+        :raises TracklogError: INVALID_PARAMETER_VALUE (400) for a page token the store
+            did not produce.
+        """
 
     @abc.abstractmethod
-    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        """Set a tag on a version, overwriting any value under ``key``.
+
+        :raises TracklogError: as :meth:`get_model_version`.
+        """
 
     @abc.abstractmethod
-    def delete_model_version_tag(self, name: str, version: str, key: str) -> None: ...
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        """Remove a tag from a version.
+
+        :raises TracklogError: as :meth:`get_model_version`; RESOURCE_DOES_NOT_EXIST (404)
+            for a key the version does not have.
+        """
 
     @abc.abstractmethod
-    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None: ...
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version``, moving it from any other version of the model.
+        The caller has checked the alias name (not ``latest``, not ``v<N>``).
+
+        :raises TracklogError: as :meth:`get_model_version`.
+        """
 
     @abc.abstractmethod
-    def delete_registered_model_alias(self, name: str, alias: str) -> None: ...
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        """Remove an alias from a model; an alias the model does not have is a no-op.
+
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model.
+        """
 
     @abc.abstractmethod
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        """The version ``alias`` points at; an unknown model is RESOURCE_DOES_NOT_EXIST, an
-        alias the model lacks INVALID_PARAMETER_VALUE (as MLflow)."""
+        """The version ``alias`` points at (``models:/name@alias`` in the client).
+
+        :returns: the version with its tags and aliases.
+        :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown model;
+            INVALID_PARAMETER_VALUE (400) for an alias the model does not have (as MLflow).
+        """
 
 
 #: Tag holding where a trace's spans (``traces.json``) are uploaded; set by the store.

@@ -37,7 +37,7 @@ def main(uri: str, workdir: str, size_mb: int) -> None:
     for chunk in repo.iter_artifact("large/big.bin"):
         streamed.update(chunk)
     print(json.dumps({
-        "size": info.file_size,
+        "size": info.file_size if info is not None else None,
         "written": written.hexdigest(),
         "downloaded": read.hexdigest(),
         "streamed": streamed.hexdigest(),

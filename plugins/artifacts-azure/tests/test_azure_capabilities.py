@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tracklog.artifacts import (
+    ArtifactRepository,
     CompletedPart,
     MultipartUploadRepository,
     PresignedDownloadRepository,
@@ -22,6 +23,7 @@ from tracklog.entities import FileInfo
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import resolve_repository
 from tracklog_artifacts_azure.factory import open_repository
+from tracklog_artifacts_azure.signing import AzureSigningArtifactRepository
 
 
 def _write(repo, path: str, data: bytes) -> None:
@@ -162,6 +164,7 @@ def test_presigned_download_of_missing_or_directory(repo):
 def test_presigned_download_expires(azure_env, prefix):
     """A URL with a 4 s lifetime works at once and is refused (403) once it expired."""
     repo = open_repository(azure_env.uri(prefix), download_ttl=4)
+    assert isinstance(repo, AzureSigningArtifactRepository)  # the key can sign
     _write(repo, "a.txt", b"alpha")
     url, headers, _ = repo.presigned_download_url("a.txt")
     assert httpx.get(url, headers=headers).content == b"alpha"
@@ -199,7 +202,7 @@ def _multipart(repo, path: str, parts: list[bytes]) -> tuple[str, list[Completed
 
 
 def test_multipart_upload_gives_exact_bytes(repo):
-    assert isinstance(repo, MultipartUploadRepository)
+    assert isinstance(repo, MultipartUploadRepository) and isinstance(repo, ArtifactRepository)
     parts = [b"a" * 1000, b"b" * 1000, b"tail"]
     upload_id, done = _multipart(repo, "mp/file.bin", parts)
     assert repo.file_info("mp/file.bin") is None  # nothing visible before completion
@@ -245,6 +248,7 @@ def test_multipart_part_urls_write_only_their_blob(repo):
 
 def test_multipart_part_urls_expire(azure_env, prefix):
     repo = open_repository(azure_env.uri(prefix), upload_ttl=4)
+    assert isinstance(repo, AzureSigningArtifactRepository)  # the key can sign
     _, credentials = repo.create_multipart_upload("mp/file.bin", 1)
     time.sleep(5.5)
     assert httpx.put(credentials[0].url, content=b"late").status_code == 403

@@ -144,7 +144,8 @@ def test_container_sas_connection_string_lists_the_root(azure_env, prefix, monke
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
                        f"BlobEndpoint={azure_env.endpoint};SharedAccessSignature={sas}")
     repo = open_repository(azure_env.uri(prefix))
-    assert repo.file_info("").is_dir
+    root = repo.file_info("")
+    assert root is not None and root.is_dir
     assert _round_trip(repo) == b"probe"
     assert [f.path for f in repo.list_artifacts()] == ["probe.txt"]
     repo.delete_artifacts()

@@ -11,6 +11,7 @@ import pytest
 
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog_artifacts_azure.factory import open_repository
+from tracklog_artifacts_azure.signing import AzureSigningArtifactRepository
 
 from .conftest import ACCOUNT, KEY, free_port
 
@@ -137,6 +138,7 @@ def test_no_secret_in_logs(azure_env, prefix, monkeypatch, caplog):
     failed requests and for signing, is free of the key and of SAS signatures."""
     caplog.set_level(logging.DEBUG)
     repo = open_repository(azure_env.uri(prefix), client_options={"logging_enable": True})
+    assert isinstance(repo, AzureSigningArtifactRepository)  # the key can sign
     _write(repo, "a.txt", b"alpha")
     repo.list_artifacts()
     url, _, _ = repo.presigned_download_url("a.txt")

@@ -106,7 +106,7 @@ def mlflow_run(server, azure_env, monkeypatch, request):
     mlflow.set_experiment(f"azure-{request.node.name}")
     with mlflow.start_run() as run:
         yield run
-    mlflow.set_tracking_uri(None)
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it; the hint omits it
 
 
 def _store_view(server: Server, run, azurite, monkeypatch):
@@ -166,9 +166,10 @@ def test_log_and_download_artifacts(server, mlflow_run, azure_env, tmp_path, mon
 
 def test_log_model_and_load_model(server, mlflow_run, azure_env, tmp_path):
     import mlflow
+    from mlflow.pyfunc.model import PythonModel
 
-    class AddOne(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input: list[float]) -> list[float]:
+    class AddOne(PythonModel):
+        def predict(self, context, model_input: list[float], params=None) -> list[float]:
             return [x + 1 for x in model_input]
 
     info = mlflow.pyfunc.log_model(name="model", python_model=AddOne())
@@ -270,7 +271,7 @@ def test_without_the_proxy_the_client_talks_to_azure(azurite, azure_env, tmp_pat
                                                   dst_path=str(out))
         assert Path(got).read_bytes() == b"written by mlflow"
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it; the hint omits it
         _stop(srv)
 
 

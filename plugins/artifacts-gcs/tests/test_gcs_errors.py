@@ -8,9 +8,12 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
+from tracklog.artifacts import ArtifactRepository
+from tracklog.plugins import resolve_repository
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import resolve_repository
 from tracklog_artifacts_gcs.repository import GCSArtifactRepository
@@ -38,17 +41,22 @@ def test_chunk_size_must_be_a_multiple_of_256_kib(repo_uri, monkeypatch, variabl
     assert variable in message and "256 KiB" in message and repr(value) in message
 
 
+def _gcs(repo: ArtifactRepository) -> GCSArtifactRepository:
+    assert isinstance(repo, GCSArtifactRepository)
+    return repo
+
+
 def test_chunk_sizes_and_timeout_from_the_environment(repo_uri, monkeypatch):
     monkeypatch.setenv("MLFLOW_GCS_UPLOAD_CHUNK_SIZE", str(512 * 1024))
     monkeypatch.setenv("MLFLOW_GCS_DOWNLOAD_CHUNK_SIZE", str(256 * 1024))
     monkeypatch.setenv("MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT", "-1")
     monkeypatch.setenv("MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS", "60")
-    assert resolve_repository(repo_uri).settings == Settings(
+    assert _gcs(resolve_repository(repo_uri)).settings == Settings(
         upload_chunk_size=512 * 1024, download_chunk_size=256 * 1024, timeout=None,
         presigned_url_ttl=60,
     )
     monkeypatch.setenv("MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT", "30")
-    assert resolve_repository(repo_uri).settings.timeout == 30
+    assert _gcs(resolve_repository(repo_uri)).settings.timeout == 30
 
 
 @pytest.mark.parametrize("variable", ["MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT",
@@ -123,7 +131,7 @@ class Refusing(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def refusing(monkeypatch) -> Iterator[type[Refusing]]:
-    handler = type("Handler", (Refusing,), {})
+    handler: Any = type("Handler", (Refusing,), {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

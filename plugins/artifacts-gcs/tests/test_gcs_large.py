@@ -64,7 +64,7 @@ def test_proxied_round_trip_keeps_the_server_small(fresh_server, tmp_path, monke
     back = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                artifact_path="large.bin",
                                                dst_path=str(tmp_path / "back"))
-    mlflow.set_tracking_uri(None)
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it; the hint omits it
     assert filecmp.cmp(back, local, shallow=False)
     peak = peak_rss(fresh_server.process.pid)
     print(f"server peak RSS {before / 2**20:.0f} MiB idle, {peak / 2**20:.0f} MiB after "

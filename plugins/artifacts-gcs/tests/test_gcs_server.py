@@ -93,9 +93,10 @@ def test_log_and_download_artifacts(mlflow_client, gcs_server, tmp_path, monkeyp
 def test_log_model_and_load_model(mlflow_client, tmp_path):
     import mlflow
     import pandas as pd
+    from mlflow.pyfunc.model import PythonModel
 
-    class AddOne(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input):
+    class AddOne(PythonModel):
+        def predict(self, context, model_input, params=None):
             return model_input + 1
 
     with mlflow.start_run():

@@ -52,8 +52,9 @@ def _exercise(repo: S3ArtifactRepository, tmp_path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(random.Random(0).randbytes(PART_SIZE + 1000))
     repo.log_artifact(big, "dir")
-    assert repo.file_info("dir/big.bin").file_size == PART_SIZE + 1000
-    assert repo.file_info("dir").is_dir
+    big_info, dir_info = repo.file_info("dir/big.bin"), repo.file_info("dir")
+    assert big_info is not None and big_info.file_size == PART_SIZE + 1000
+    assert dir_info is not None and dir_info.is_dir
     assert repo.file_info("missing") is None
     assert [f.path for f in repo.list_artifacts()] == ["dir", "small.txt"]
     assert b"".join(repo.iter_artifact("small.txt")) == b"small"

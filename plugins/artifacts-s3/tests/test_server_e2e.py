@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -26,7 +27,10 @@ TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
 MiB = 1024 * 1024
 
 
-class _Doubler(mlflow.pyfunc.PythonModel):
+PythonModel: Any = pytest.importorskip("mlflow.pyfunc").PythonModel
+
+
+class _Doubler(PythonModel):
     def predict(self, context, model_input, params=None):
         return [2 * x for x in model_input]
 

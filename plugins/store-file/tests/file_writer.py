@@ -15,9 +15,9 @@ BATCH = 10
 
 
 def main() -> None:
-    root, run_id, key, start, count = sys.argv[1:6]
+    root, run_id, key, start, how_many = sys.argv[1:6]
     store = open_store(root)
-    first, count = int(start), int(count)
+    first, count = int(start), int(how_many)
     batch = 0
     while count < 0 or batch < count:
         base = first + batch * BATCH

@@ -40,7 +40,9 @@ def write() -> None:
         tags=[RunTag("note", "multi\nline: text"), RunTag("unicode", "héllo ✓")],
     )
     frame = pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 0]})
-    dataset = mlflow.data.from_pandas(frame, name="train-set", source="s3://bucket/train.csv")
+    from mlflow.data.pandas_dataset import from_pandas
+
+    dataset = from_pandas(frame, name="train-set", source="s3://bucket/train.csv")
     client.log_inputs(
         pid,
         [
@@ -110,6 +112,7 @@ def snapshot() -> dict:
         }
     ids = [e.experiment_id for e in exps]
     for r in client.search_runs(ids, run_view_type=ViewType.ALL, max_results=1000):
+        assert r.inputs is not None  # the client always fills it
         info = r.info
         out["runs"][info.run_id] = {
             "experiment_id": info.experiment_id,
@@ -148,6 +151,7 @@ def snapshot() -> dict:
             ),
         }
     for m in client.search_logged_models(ids):
+        assert m.metrics is not None  # the client always fills it
         out["models"][m.model_id] = {
             "experiment_id": m.experiment_id,
             "name": m.name,

@@ -280,7 +280,7 @@ def test_like_search_on_a_long_value_answers_at_once(tmp_path: Path, pattern: st
     SIGTERM); it is now answered at once, and correctly."""
     from tracklog.search import parse_run_filter
 
-    store = FileStore(tmp_path / "mlruns")
+    store = FileStore(str(tmp_path / "mlruns"))
     exp = store.create_experiment("like")
     run_id = store.create_run(exp, "u", 1).info.run_id
     store.log_batch(run_id, params=[Param("p", "a" * 6000)])

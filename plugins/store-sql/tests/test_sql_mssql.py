@@ -6,6 +6,7 @@ upsert paths). A compile error here is what a SQL Server user would hit first.""
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -134,12 +135,12 @@ class RecordingConnection:
 
 
 def test_write_paths_compile():
-    conn = RecordingConnection()
+    conn: Any = RecordingConnection()  # stands in for a Connection
     sqlutil.insert_ignore(conn, metric_series, [{"run_uuid": "r", "key": "k"}], ["run_uuid", "key"])
     # The identity column is left to the server, never bound.
     assert conn.statements[-1].startswith("INSERT INTO metric_series (run_uuid, [key])")
     assert "WHERE NOT (EXISTS (SELECT" in conn.statements[-1]
-    sqlutil.write_metric_points(conn, [1], [1], [0], [1.0], [0])
+    sqlutil.write_metric_points(conn, [1], [1], [0], [1.0], [False])
     assert conn.statements[-1].startswith("INSERT INTO metric_points")
     assert "WHERE NOT (EXISTS (SELECT" in conn.statements[-1]
     sqlutil.upsert(
@@ -170,7 +171,7 @@ def test_model_row_lock_compiles():
             super().execute(stmt, params)
             return types.SimpleNamespace(first=lambda: object())
 
-    conn = Conn()
+    conn: Any = Conn()  # stands in for a Connection
     RegistryMixin()._rm_row(conn, "m", lock=True)
     assert "FROM registered_models WITH (UPDLOCK, ROWLOCK)" in conn.statements[-1]
     assert "FOR UPDATE" not in conn.statements[-1]

@@ -61,7 +61,8 @@ def test_sqlite_connection_settings(tmp_path):
         with store.db.read() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10000
+            busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            assert busy_timeout is not None and busy_timeout >= 10000
     finally:
         store.close()
 
@@ -87,6 +88,7 @@ def test_pool_settings_from_environment(monkeypatch, pg_url):
     store = create_store(pg_url, "/a")
     try:
         pool = store.db.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
         assert pool.size() == 7
         assert pool._max_overflow == 2
         assert pool._recycle == 300

@@ -157,7 +157,9 @@ def _waiting_on_runs(conn: sa.Connection, backend: str) -> int:
     else:
         sql = ("SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() "
                "AND info LIKE '%%FROM runs%%' AND id <> CONNECTION_ID()")
-    return conn.exec_driver_sql(sql).scalar()
+    count = conn.exec_driver_sql(sql).scalar()
+    assert count is not None
+    return count
 
 
 def _wait_for(condition, what: str, limit: float = 30.0) -> None:
@@ -231,7 +233,8 @@ def test_interrupt_stops_a_running_statement(backend, server_url, monkeypatch):
                 try:
                     with store.db.read() as conn:
                         if backend == "mysql":  # both cap recursion at 1,000 by default
-                            variable = ("max_recursive_iterations" if conn.dialect.is_mariadb
+                            mariadb = getattr(conn.dialect, "is_mariadb", False)
+                            variable = ("max_recursive_iterations" if mariadb
                                         else "cte_max_recursion_depth")
                             conn.exec_driver_sql(f"SET SESSION {variable} = 4294967295")
                         outcome.append(conn.exec_driver_sql(_ENDLESS).scalar())

@@ -35,6 +35,7 @@ def test_unreachable_database_answers_503_and_recovers(fresh_url):
     store = SqlTrackingStore(fresh_url, "mlflow-artifacts:/")
     experiment_id = store.create_experiment("before")
     database = sa.make_url(fresh_url).database
+    assert database is not None
     _allow_connections(database, False)
     try:
         for call in (lambda: store.get_experiment(experiment_id),

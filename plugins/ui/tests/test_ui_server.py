@@ -141,9 +141,11 @@ def test_experiment_pages_go_forward_and_back(tmp_path):
         first = http.get("/")
         assert first.text.count('data-experiment-id="') == 100
         following = re.search(r'href="(\?[^"]*page_token[^"]*)" rel="next"', first.text)
+        assert following is not None
         second = http.get("/" + following.group(1).replace("&amp;", "&"))
         assert second.text.count('data-experiment-id="') == 21  # 120 and Default
         back = re.search(r'href="(\?[^"]*)" rel="prev"', second.text)
+        assert back is not None
         again = http.get("/" + back.group(1).replace("&amp;", "&"))
         assert again.text.count('data-experiment-id="') == 100
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+from typing import cast
 
+from tracklog.artifacts import ArtifactRepository
 from tracklog.plugins import resolve_repository
 from tracklog_ui import runs_table
 from tracklog_ui.previews import PREVIEW_BYTES, make_preview
@@ -64,10 +66,11 @@ def test_previews_read_only_the_first_bytes(tmp_path):
     (root / "t.csv").write_text("a,b\n1,2\n3,4\n")
     (root / "blob.bin").write_bytes(b"\x00\x01" * 10)
     (root / "data").write_bytes(b"\x00binary")
-    repo = CountingRepository(str(root))
+    counting = CountingRepository(str(root))
+    repo = cast(ArtifactRepository, counting)  # make_preview only opens artifacts
     big = make_preview(repo, "big.log", 10_000_000)
     assert big.kind == "text" and big.truncated and len(big.text) == PREVIEW_BYTES
-    assert repo.read <= PREVIEW_BYTES + 1
+    assert counting.read <= PREVIEW_BYTES + 1
     assert make_preview(repo, "x.json", None).text == json.dumps({"k": [1, 2]}, indent=2)
     assert make_preview(repo, "bad.json", None).text == "{not json"
     table = make_preview(repo, "t.csv", None)

@@ -6,6 +6,7 @@ from tracklog.artifacts.base import (
     MultipartUploadRepository,
     PartCredential,
     PresignedDownloadRepository,
+    ReadableStream,
 )
 from tracklog.artifacts.paths import safe_relpath
 
@@ -15,6 +16,7 @@ __all__ = [
     "MultipartUploadRepository",
     "PartCredential",
     "PresignedDownloadRepository",
+    "ReadableStream",
     "safe_relpath",
 ]
 

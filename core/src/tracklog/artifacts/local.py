@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 from tracklog import errors
-from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX, ArtifactRepository
+from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX, ArtifactRepository, ReadableStream
 from tracklog.entities import FileInfo
 
 #: Name prefix of the temporary files uploads are written to before the rename.
@@ -35,7 +35,7 @@ def local_path_of(uri: str) -> str:
     return os.path.abspath(uri)
 
 
-def _copy(stream: BinaryIO, out: BinaryIO) -> None:
+def _copy(stream: ReadableStream, out: BinaryIO) -> None:
     """Copy in whole chunks, one write each, through one reused buffer."""
     readinto = getattr(stream, "readinto", None)
     if readinto is None:
@@ -136,7 +136,7 @@ class LocalArtifactRepository(ArtifactRepository):
             raise
         return created
 
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         full = self._abs(path)
         parent = os.path.dirname(full)
         if os.path.isdir(full):

@@ -1,6 +1,6 @@
 """Evaluate parsed filters and orderings in Python, for stores that cannot push them down.
 
-Semantics (PROTOCOL.md §3.4, :mod:`tracklog.search.ast`):
+Semantics ("Search" in docs/protocol.md, :mod:`tracklog.search.ast`):
 
 - an entity lacking the referenced metric/param/tag/attribute value never matches a
   comparison on it, ``!=`` and ``NOT IN`` included; only ``IS NULL`` selects it;
@@ -24,7 +24,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tracklog.entities import (
     Experiment,
@@ -110,7 +110,8 @@ def _value_test(cmp: Comparison, numeric: bool) -> Callable[[Any], bool]:
         rx = like_to_regex(str(value), op is Op.LIKE)
         return lambda v: isinstance(v, str) and rx.match(v) is not None
     if op in (Op.IN, Op.NOT_IN):
-        members = frozenset(value or ())
+        # The parser gives a tuple; a hand-built filter may hold any iterable of strings.
+        members = frozenset(cast("Iterable[str]", value or ()))
         if op is Op.IN:
             return lambda v: v in members
         return lambda v: v not in members

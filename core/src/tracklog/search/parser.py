@@ -1,11 +1,12 @@
 """Parse MLflow search filters and order-by clauses into :mod:`tracklog.search.ast`.
 
-The grammar is MLflow's (PROTOCOL.md §3): a conjunction of comparisons joined by a
-case-insensitive ``AND``; identifiers ``entity.key`` with the entity aliases of §3.2 (only
-the first dot splits; backticks or quotes around the entity or the key are stripped); a bare
-key is an attribute. Each search kind (runs, experiments, logged models, registered models,
-model versions) has its own :class:`_Grammar` listing the identifiers, operators and value
-types it accepts. Every rejection is ``tracklog.errors.invalid`` naming the culprit.
+The grammar is MLflow's ("Search" in docs/protocol.md): a conjunction of comparisons
+joined by a case-insensitive ``AND``; identifiers ``entity.key`` with MLflow's entity
+aliases (only the first dot splits; backticks or quotes around the entity or the key are
+stripped); a bare key is an attribute. Each search kind (runs, experiments, logged models,
+registered models, model versions) has its own :class:`_Grammar` listing the identifiers,
+operators and value types it accepts. Every rejection is ``tracklog.errors.invalid`` naming
+the culprit.
 
 Quoted strings keep their inner text verbatim, as MLflow does: ``'it''s'`` is the five
 characters ``it''s`` and ``'a\\'b'`` is ``a\\'b``; to match a value holding a quote, quote
@@ -642,7 +643,7 @@ def _parse_order_by(grammar: _Grammar, clauses: Sequence[str] | None) -> tuple[O
     if isinstance(clauses, str):
         clauses = [clauses]
     _check_order_by_count(len(clauses))
-    out = []
+    out: list[OrderBy] = []
     for clause in clauses:
         ident, ascending = _parse_order_clause(grammar, clause)
         if grammar.unique_order_keys and any(ob.ident == ident for ob in out):

@@ -1,7 +1,8 @@
 """Opaque page tokens: urlsafe base64 of compact JSON, e.g. ``{"offset": 100}``.
 
-Tokens only need to be stable while the underlying data changes by appends (PROTOCOL.md
-§3.6). A token that does not decode to a JSON object is rejected with "Invalid page token".
+Tokens only need to be stable while the underlying data changes by appends (see "Page
+tokens" in docs/protocol.md). A token that does not decode to a JSON object is rejected
+with "Invalid page token".
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ start with one line.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
@@ -31,7 +32,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import orjson
@@ -172,9 +173,11 @@ class _Refused(Exception):
 
 
 class TracklogHttpProtocol(HttpToolsProtocol):
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         set_nodelay(transport)
-        super().connection_made(_CoalescingTransport(transport, self.loop))
+        self._coalescing = _CoalescingTransport(transport, self.loop)
+        # It forwards everything but write/flush/close/abort to the real transport.
+        super().connection_made(cast(asyncio.Transport, self._coalescing))
         self._in_headers = False  # between a request's first byte and its last header
         self._header_bytes = 0
         self._header_timer: Any = None
@@ -230,7 +233,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         # the answer before the client reads it: half-close instead, discard what the
         # client still sends, and close when it does (or after a moment).
         self._discarding = True
-        self.transport.flush()
+        self._coalescing.flush()
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(_LINGER, self.transport.close)

@@ -96,7 +96,7 @@ class BodyReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            pieces = []
+            pieces: list[bytes | memoryview] = []
             while self._fill():
                 pieces.extend(self._parts)
                 self._parts.clear()

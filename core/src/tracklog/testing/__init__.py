@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import pytest
 
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 
-def service_unavailable(service: str, reason: str) -> None:
+def service_unavailable(service: str, reason: str) -> NoReturn:
     """Skip the current test because ``service`` cannot be reached or started.
 
     The skip reason starts with ``service unavailable:`` so CI can tell these skips from

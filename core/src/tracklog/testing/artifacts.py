@@ -43,8 +43,10 @@ import io
 import os
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -139,7 +141,7 @@ def _http():
     return httpx.Client(timeout=120)
 
 
-def _expect_code(code: ErrorCode, func, *args) -> TracklogError:
+def _expect_code(code: ErrorCode, func: Callable[..., object], *args: Any) -> TracklogError:
     with pytest.raises(TracklogError) as excinfo:
         func(*args)
     assert excinfo.value.error_code == code, excinfo.value

@@ -7,14 +7,17 @@ level at a time through the service's ``/`` delimiter. An empty directory cannot
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from tracklog.artifacts import ArtifactRepository
+from tracklog.artifacts import ArtifactRepository, ReadableStream
 from tracklog.entities import FileInfo
 from tracklog_artifacts_azure import streams
 from tracklog_artifacts_azure.client import Credentials, shared_client
 from tracklog_artifacts_azure.location import parse_location
 from tracklog_artifacts_azure.service_errors import service_error
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobProperties
 
 # The Blob Batch API takes at most 256 sub-requests per call.
 _DELETE_BATCH = 256
@@ -156,7 +159,8 @@ class AzureBlobArtifactRepository(ArtifactRepository):
                 elif self._is_folder(item):
                     dirs[name] = FileInfo(name, True)
                 else:
-                    files[name] = FileInfo(name, False, item.size)
+                    # Only names ending in the delimiter come as a BlobPrefix.
+                    files[name] = FileInfo(name, False, cast("BlobProperties", item).size)
             # A folder blob beside its own prefix (hierarchical namespace) is one directory.
             return list(dirs.values()) + [f for p, f in files.items() if p not in dirs]
 
@@ -165,11 +169,12 @@ class AzureBlobArtifactRepository(ArtifactRepository):
     def _open(self, path: str) -> BinaryIO:
         blob = self.container.get_blob_client(self.location.key(path))
         props = self._call("read", path, blob.get_blob_properties)
-        return streams.BlobReader(
+        reader = streams.BlobReader(
             blob, props.size, props.etag, self._error("read", path), self.range_size
         )
+        return cast(BinaryIO, reader)  # an io.RawIOBase: a readable binary file
 
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         blob = self.container.get_blob_client(self.location.key(path))
         self._call("write", path, streams.upload, blob, stream, self.block_size)
 

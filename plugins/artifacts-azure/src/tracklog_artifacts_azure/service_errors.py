@@ -94,7 +94,8 @@ def service_error(exc: Exception, action: str, uri: str) -> TracklogError:
         )
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
-        code_name = exc.error_code or ""
+        # Set by the storage SDK on the errors it raises, not declared by azure-core.
+        code_name = getattr(exc, "error_code", None) or ""
         if hasattr(code_name, "value"):
             code_name = code_name.value
         fallback = (

@@ -7,7 +7,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
+
+from tracklog.artifacts import ReadableStream
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
@@ -24,7 +26,7 @@ BLOCK_SIZE = 8 * 1024 * 1024
 UPLOAD_CONCURRENCY = 4
 
 
-def _fill(stream: BinaryIO, size: int) -> bytes:
+def _fill(stream: ReadableStream, size: int) -> bytes:
     """Read up to ``size`` bytes, looping over short reads; less only at end of stream."""
     parts = []
     missing = size
@@ -37,7 +39,7 @@ def _fill(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def upload(blob: BlobClient, stream: BinaryIO, block_size: int = BLOCK_SIZE) -> None:
+def upload(blob: BlobClient, stream: ReadableStream, block_size: int = BLOCK_SIZE) -> None:
     """Store ``stream`` as ``blob``. Large streams are staged as uncommitted blocks and
     committed in one call, so a reader sees the old blob or the new one, never half."""
     from azure.storage.blob import BlobBlock

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from tracklog import errors
 from tracklog.artifacts.base import CompletedPart, MultipartUploadRepository, PartCredential
@@ -32,6 +33,19 @@ _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 class MultipartUploads(MultipartUploadRepository):
     """The multipart half of :class:`~tracklog_artifacts_gcs.repository.GCSArtifactRepository`."""
+
+    # What the repository this class is mixed into provides.
+    _bucket: Any
+    _kw: dict[str, Any]
+
+    if TYPE_CHECKING:
+
+        def _key(self, path: str) -> str: ...
+        def _dir_prefix(self, path: str) -> str: ...
+        def _file_path(self, path: str) -> str: ...
+        def _bucket_guard(self, action: str) -> AbstractContextManager[None]: ...
+        def _pages(self, prefix: str) -> Iterator[list[Any]]: ...
+        def _delete_under(self, prefix: str) -> None: ...
 
     def _upload_prefix(self, upload_id: str) -> str:
         if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):

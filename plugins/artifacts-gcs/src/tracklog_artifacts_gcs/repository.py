@@ -9,14 +9,19 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from google.api_core import exceptions as api
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from tracklog import errors
-from tracklog.artifacts.base import CHUNK_SIZE, ArtifactRepository, PresignedDownloadRepository
+from tracklog.artifacts.base import (
+    CHUNK_SIZE,
+    ArtifactRepository,
+    PresignedDownloadRepository,
+    ReadableStream,
+)
 from tracklog.artifacts.paths import join, safe_relpath
 from tracklog.entities import FileInfo
 from tracklog_artifacts_gcs.multipart import UPLOADS, MultipartUploads
@@ -153,9 +158,10 @@ class GCSArtifactRepository(MultipartUploads, PresignedDownloadRepository, Artif
             blob = self._bucket.get_blob(self._key(path), **self._kw)
         if blob is None:
             raise errors.not_found(f"No such artifact: '{path}'")
-        return BlobStream(blob, self.settings.download_chunk_size, self._kw, self._guard)
+        stream = BlobStream(blob, self.settings.download_chunk_size, self._kw, self._guard)
+        return cast(BinaryIO, stream)  # an io.RawIOBase: a readable binary file
 
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         blob = self._bucket.blob(self._key(path), chunk_size=self.settings.upload_chunk_size)
         kind = content_type(path)
         with self._bucket_guard(f"writing '{path}'"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 from tracklog import errors
+from tracklog.artifacts import ReadableStream
 
 
-def read_full(stream: BinaryIO, size: int) -> bytes:
+def read_full(stream: ReadableStream, size: int) -> bytes:
     """Up to ``size`` bytes; fewer only at the end of ``stream`` (a socket-backed stream
     may return less than asked long before its end)."""
     first = stream.read(size)
@@ -82,9 +83,9 @@ class BlobStream(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            pieces = []
-            while piece := self.read(self._chunk_size):
-                pieces.append(piece)
+            pieces: list[bytes] = []
+            while part := self.read(self._chunk_size):
+                pieces.append(part)
             return b"".join(pieces)
         if self._offset >= len(self._chunk) and not self._next_chunk():
             return b""

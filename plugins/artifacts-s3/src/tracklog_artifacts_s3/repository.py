@@ -27,6 +27,7 @@ from tracklog.artifacts import (
     MultipartUploadRepository,
     PartCredential,
     PresignedDownloadRepository,
+    ReadableStream,
     safe_relpath,
 )
 from tracklog.entities import FileInfo
@@ -202,7 +203,7 @@ class S3ArtifactRepository(
         response = self._call("read", path, self.client.get_object, Key=self._key(path))
         return response["Body"]
 
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         try:
             upload_stream(
                 self.client, self.bucket, self._key(path), stream, self.settings.upload_extra_args

@@ -13,7 +13,9 @@ import io
 import queue
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, BinaryIO
+from typing import Any
+
+from tracklog.artifacts import ReadableStream
 
 PART_SIZE = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 4
@@ -62,7 +64,7 @@ class _View(io.RawIOBase):
         return len(self._view)
 
 
-def _fill(stream: BinaryIO, buffer: bytearray) -> int:
+def _fill(stream: ReadableStream, buffer: bytearray) -> int:
     """Read until ``buffer`` is full or the stream ends; returns the bytes read."""
     view = memoryview(buffer)
     filled = 0
@@ -89,7 +91,7 @@ def _only(args: Mapping[str, Any], allowed: set[str] | frozenset[str]) -> dict[s
 
 
 def upload_stream(
-    client: Any, bucket: str, key: str, stream: BinaryIO, extra_args: Mapping[str, Any]
+    client: Any, bucket: str, key: str, stream: ReadableStream, extra_args: Mapping[str, Any]
 ) -> None:
     """Store everything read from ``stream`` as ``key``; botocore errors propagate, and a
     failed multipart upload is aborted first."""
@@ -119,7 +121,7 @@ def upload_stream(
 
 
 def _upload_parts(
-    client: Any, bucket: str, key: str, upload_id: str, stream: BinaryIO,
+    client: Any, bucket: str, key: str, upload_id: str, stream: ReadableStream,
     first: bytearray, first_size: int, extra_args: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     part_args = _only(extra_args, _PART_ARGS)

@@ -57,6 +57,7 @@ def model_line(m: Metric, run_id: str) -> str:
 
 def _parse(line: str, model: bool) -> Point:
     parts = line.split(" ")
+    point: Point
     if model:
         if len(parts) not in (4, 6):
             raise ValueError(f"expected 4 or 6 fields, found {len(parts)}")

@@ -278,6 +278,7 @@ class Database:
     def _stopper(self, conn: Connection) -> Callable[[], None]:
         """A callable that stops the statement ``conn`` is running, from another thread."""
         dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None, "a checked-out connection has its DBAPI connection"
         if self.dialect == "postgresql":
             return getattr(dbapi_conn, "cancel_safe", None) or dbapi_conn.cancel
         if self.dialect in ("mysql", "mariadb"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -21,6 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from tracklog import errors
 from tracklog.interrupt import Interrupt, cancelled
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.mysql.base import MySQLDialect
 
 #: Seconds a statement may run on a database server, unless
 #: ``TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT`` says otherwise (0: no limit).
@@ -91,7 +95,8 @@ def no_statement_timeout(conn: Connection) -> Iterator[None]:
     if dialect not in ("mysql", "mariadb"):
         yield
         return
-    variable = "max_statement_time" if conn.dialect.is_mariadb else "max_execution_time"
+    mysql_dialect = cast("MySQLDialect", conn.dialect)  # "mysql" or "mariadb", checked above
+    variable = "max_statement_time" if mysql_dialect.is_mariadb else "max_execution_time"
     before = conn.exec_driver_sql(f"SELECT @@SESSION.{variable}").scalar()
     conn.exec_driver_sql(f"SET SESSION {variable} = 0")
     try:

@@ -10,12 +10,12 @@ from tracklog.plugins import hookimpl
 if TYPE_CHECKING:
     import click
 
-    from tracklog.stores import TrackingStore
+    from tracklog_store_sql.store import SqlTrackingStore
 
 SCHEMES = ("sqlite", "postgresql", "mysql", "mariadb", "mssql")
 
 
-def create_store(store_uri: str, default_artifact_root: str | None) -> TrackingStore:
+def create_store(store_uri: str, default_artifact_root: str | None) -> SqlTrackingStore:
     """Factory for every SQL scheme: imports SQLAlchemy only when a store is needed."""
     from tracklog_store_sql.store import SqlTrackingStore
 

@@ -1,13 +1,15 @@
 """The schema at head, as SQLAlchemy Core tables (the migrations build exactly this).
 
-Column sizes follow MLflow's limits (PROTOCOL.md §4.1). On MySQL/MariaDB every table is
-``utf8mb4`` with the binary collation so that keys, ``=`` and ``LIKE`` are case-sensitive
-as MLflow's semantics require. Tables with composite primary keys that are scanned by key
-prefix are ``WITHOUT ROWID`` on SQLite (one B-tree instead of two: faster writes and
-ordered history reads).
+Column sizes follow MLflow's limits ("Input limits" in docs/protocol.md). On MySQL/MariaDB
+every table is ``utf8mb4`` with the binary collation so that keys, ``=`` and ``LIKE`` are
+case-sensitive as MLflow's semantics require. Tables with composite primary keys that are
+scanned by key prefix are ``WITHOUT ROWID`` on SQLite (one B-tree instead of two: faster
+writes and ordered history reads).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql
@@ -22,8 +24,12 @@ NAMING = {
 metadata = sa.MetaData(naming_convention=NAMING)
 
 #: Table options every table gets (the MySQL ones are ignored by other dialects).
-MYSQL_OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
-NO_ROWID = {"sqlite_with_rowid": False}
+MYSQL_OPTS: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mysql_engine": "InnoDB",
+}
+NO_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
 
 #: Long text: TEXT; MEDIUMTEXT on MySQL (its TEXT holds 64 KB); VARCHAR(max) on MSSQL.
 LongText = (

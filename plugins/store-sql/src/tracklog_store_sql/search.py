@@ -14,7 +14,7 @@ sorted last in both directions (NaN metrics just before them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -222,7 +222,7 @@ def runs_query(
     order_by: Sequence[OrderBy],
 ):
     stages = [s.value for s in view.stages()]
-    source = runs
+    source: sa.FromClause = runs
     order_terms: list = []
     has_start_time = False
     for i, ob in enumerate(order_by):
@@ -343,7 +343,7 @@ _NUMERIC_MODEL_ATTRIBUTES = {
 }
 
 
-def _dataset_scope(mm, ds: Sequence[dict[str, str]]):
+def _dataset_scope(mm, ds: Sequence[Mapping[str, str | None]]):
     if not ds:
         return sa.true()
     alts = []
@@ -355,7 +355,7 @@ def _dataset_scope(mm, ds: Sequence[dict[str, str]]):
     return sa.or_(*alts)
 
 
-def _model_metric_value(key: str, ds: Sequence[dict[str, str]], alias: str):
+def _model_metric_value(key: str, ds: Sequence[Mapping[str, str | None]], alias: str):
     """The model's most recent value of metric ``key`` (within the dataset scope)."""
     mm = logged_model_metrics.alias(alias)
     return (
@@ -415,7 +415,7 @@ def logged_models_query(
     for i, ob in enumerate(order_by):
         kind, key = ob.ident.kind, ob.ident.key
         if kind is Kind.METRIC:
-            scope = ds
+            scope: Sequence[Mapping[str, str | None]] = ds
             if ob.dataset_name:
                 scope = [{"dataset_name": ob.dataset_name, "dataset_digest": ob.dataset_digest}]
             terms += nulls_last(_model_metric_value(key, scope, f"o{i}"), ob.ascending)

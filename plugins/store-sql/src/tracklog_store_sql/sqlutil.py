@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,6 +16,7 @@ from tracklog.entities import MAX_DOUBLE
 from tracklog.search.ast import Op
 from tracklog.search.tokens import encode_offset_token
 
+R = TypeVar("R")
 #: Default IN-list chunk size (see chunk_size).
 CHUNK = 1000
 _CACHE: dict[tuple, Any] = {}
@@ -46,16 +47,18 @@ def in_ids(col, ids: Sequence[str] | Sequence[int], dialect: str):
     placeholders to render, bind and parse when a page holds thousands of runs, and no
     limit on their number (PostgreSQL takes at most 65,535 parameters per statement).
     MySQL's driver inlines the values client-side, so a plain IN has no such limit."""
-    ids = list(ids)
+    values: list[Any] = list(ids)
     if dialect == "sqlite":
-        each = sa.func.json_each(json.dumps(ids)).table_valued("value")
+        each = sa.func.json_each(json.dumps(values)).table_valued("value")
         return col.in_(sa.select(each.c.value))
     if dialect == "postgresql":
-        if ids and isinstance(ids[0], int):
-            param = sa.bindparam(None, "{" + ",".join(map(str, map(int, ids))) + "}")
+        if values and isinstance(values[0], int):
+            param: sa.BindParameter[str] = sa.bindparam(
+                None, "{" + ",".join(map(str, map(int, values))) + "}"
+            )
             return col == sa.any_(_pg_array_param(param, sa.BigInteger))
-        return col == sa.any_(_pg_text_array_param(sa.bindparam(None, pg_text_array(ids))))
-    return col.in_(ids)
+        return col == sa.any_(_pg_text_array_param(sa.bindparam(None, pg_text_array(values))))
+    return col.in_(values)
 
 
 def in_bound_ids(col, name: str, dialect: str):
@@ -117,17 +120,17 @@ def insert_ignore_stmt(dialect: str, table: sa.Table, conflict_cols: Sequence[st
 
 def _insert_ignore_stmt(dialect: str, table: sa.Table, conflict_cols: Sequence[str]):
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return insert(table).on_conflict_do_nothing(index_elements=list(conflict_cols))
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict_cols))
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return insert(table).on_conflict_do_nothing(index_elements=list(conflict_cols))
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict_cols))
     if dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        stmt = insert(table)
+        stmt = mysql_insert(table)
         first = conflict_cols[0]
         # A no-op assignment: keeps MySQL from raising on the duplicate (unlike INSERT
         # IGNORE it does not also swallow truncation or foreign-key errors).
@@ -186,20 +189,25 @@ def upsert(
 
 
 def _upsert_stmt(dialect: str, table: sa.Table, key_cols, update_cols):
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        stmt = insert(table)
-        return stmt.on_conflict_do_update(
-            index_elements=list(key_cols), set_={c: stmt.excluded[c] for c in update_cols}
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite = sqlite_insert(table)
+        return lite.on_conflict_do_update(
+            index_elements=list(key_cols), set_={c: lite.excluded[c] for c in update_cols}
+        )
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg = pg_insert(table)
+        return pg.on_conflict_do_update(
+            index_elements=list(key_cols), set_={c: pg.excluded[c] for c in update_cols}
         )
     if dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        stmt = insert(table)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update_cols})
+        my = mysql_insert(table)
+        return my.on_duplicate_key_update({c: my.inserted[c] for c in update_cols})
     delete = table.delete().where(
         sa.and_(*[table.c[c] == sa.bindparam(f"k_{c}") for c in key_cols])
     )
@@ -368,7 +376,11 @@ def page_limit(max_results: int) -> int:
     return min(max_results, 2**62) + 1
 
 
-def page(rows: list, max_results: int, offset: int) -> tuple[list, str | None]:
+@overload
+def page(rows: list[R], max_results: int, offset: int) -> tuple[list[R], str | None]: ...
+@overload
+def page(rows: Sequence[R], max_results: int, offset: int) -> tuple[Sequence[R], str | None]: ...
+def page(rows: Sequence[R], max_results: int, offset: int) -> tuple[Sequence[R], str | None]:
     """Split a fetch of ``max_results + 1`` rows into the page and the next token."""
     if len(rows) > max_results:
         return rows[:max_results], encode_offset_token(offset + max_results)

@@ -302,7 +302,7 @@ def install(app: Any, config: Any) -> None:
         ids = [i for i in (request.query_params.get("runs") or "").split(",") if i][:100]
         runs = [call(request, "GET", "/mlflow/runs/get", run_id=i)["run"] for i in ids]
         cells = [runs_table.cells_of(r) for r in runs]
-        keys = {"params": set(), "metrics": set()}
+        keys: dict[str, set[str]] = {"params": set(), "metrics": set()}
         for c in cells:
             for k in c:
                 group = k.split(".", 1)[0]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from tracklog import errors, search, validation
-from tracklog.entities import LoggedModelInput, LoggedModelOutput, RunStatus, ViewType
+from tracklog.entities import LoggedModelInput, LoggedModelOutput, Metric, RunStatus, ViewType
 from tracklog.perf import gc_paused
 from tracklog.server import codec
 from tracklog.server.codec import Req
@@ -63,7 +64,7 @@ def restore_run(state: ServerState, req: Req) -> dict[str, Any]:
     return {}
 
 
-def _metric(raw: dict[str, Any], path: str = "") -> Any:
+def _metric(raw: Mapping[str, Any], path: str = "") -> Metric:
     return validation.validate_metric(
         raw.get("key"),
         raw.get("value"),

@@ -24,7 +24,9 @@ from .state import StateTests
 from .tags import TagTests
 from .traces import TRACE_FILTER_TRUTH_TABLE, TraceTests
 
-TOPIC_CLASSES = (
+
+# The bases are spelled out (not unpacked from a tuple) so type checkers see them.
+class TrackingStoreConformance(
     ExperimentTests,
     RunTests,
     LogBatchTests,
@@ -43,10 +45,7 @@ TOPIC_CLASSES = (
     ImportTests,
     PurgeTests,
     StateTests,
-)
-
-
-class TrackingStoreConformance(*TOPIC_CLASSES):
+):
     """Every behaviour of the :class:`tracklog.stores.TrackingStore` contract, as tests.
 
     **Using the kit.** In your plugin's test suite, subclass this class in a module whose
@@ -194,6 +193,9 @@ class TrackingStoreConformance(*TOPIC_CLASSES):
     :mod:`tracklog.search.ast`.
     """
 
+
+#: The topic classes the kit is made of, in order.
+TOPIC_CLASSES = TrackingStoreConformance.__bases__
 
 __all__ = [
     "FILTER_TRUTH_TABLE",

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from tracklog.entities import Metric, Param, Run, RunTag
+from tracklog.entities import Metric, PagedList, Param, Run, RunTag
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.search import parse_experiment_filter as experiment_filter
 from tracklog.search import parse_experiment_order_by as experiment_order
@@ -72,7 +72,7 @@ class StoreRequirements:
     #: limitation turns this off.
     concurrent_writers: bool = True
 
-    def resolved(self, store: TrackingStore) -> StoreRequirements:
+    def resolved(self, store: object) -> StoreRequirements:
         """These requirements with auto-detected flags filled in from ``store``."""
         found = {}
         if self.model_registry is None:
@@ -197,9 +197,11 @@ def error_code(fn: Callable[[], Any]) -> ErrorCode | None:
     return None
 
 
-def collect_pages(fetch: Callable[[str | None], list], limit: int = 10_000) -> list[list]:
+def collect_pages(
+    fetch: Callable[[str | None], PagedList[Any]], limit: int = 10_000
+) -> list[list[Any]]:
     """Follow ``token`` until a page comes without one; returns the pages."""
-    pages: list[list] = []
+    pages: list[list[Any]] = []
     token = None
     for _ in range(limit):
         page = fetch(token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -18,7 +19,7 @@ INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 
 
-def _refused(call, *fields: str) -> str:
+def _refused(call: Callable[..., object], *fields: str) -> str:
     """Run ``call``; it must raise INVALID_PARAMETER_VALUE whose message names a field."""
     with pytest.raises(TracklogError) as info:
         call()

@@ -135,6 +135,7 @@ class ExperimentTests(KitBase):
         store.rename_experiment(exp_id, new)
         after = store.get_experiment(exp_id)
         assert after.name == new
+        assert after.last_update_time is not None and before.last_update_time is not None
         assert after.last_update_time >= before.last_update_time
         assert store.get_experiment_by_name(old) is None
         found = store.get_experiment_by_name(new)
@@ -171,6 +172,7 @@ class ExperimentTests(KitBase):
         store.delete_experiment(exp_id)
         deleted = store.get_experiment(exp_id)
         assert deleted.lifecycle_stage == LifecycleStage.DELETED
+        assert deleted.last_update_time is not None and before.last_update_time is not None
         assert deleted.last_update_time >= before.last_update_time
         store.restore_experiment(exp_id)
         restored = store.get_experiment(exp_id)
@@ -300,10 +302,13 @@ class ExperimentTests(KitBase):
         assert names(["name ASC"]) == ["Default", "exp-a", "exp-b", "exp-c"]
         assert names(["name DESC"]) == ["exp-c", "exp-b", "exp-a", "Default"]
         default = store.search_experiments()
-        times = [e.creation_time for e in default]
+        times: list[int] = []
+        for e in default:
+            assert e.creation_time is not None
+            times.append(e.creation_time)
         assert times == sorted(times, reverse=True)
         # Single-digit ids here, so string and numeric id order agree.
-        keys = [(-e.creation_time, e.experiment_id) for e in default]
+        keys = [(-t, e.experiment_id) for t, e in zip(times, default, strict=True)]
         assert keys == sorted(keys)
         assert {e.name for e in default} == {"Default", "exp-a", "exp-b", "exp-c"}
         by_time = store.search_experiments(order_by=experiment_order(["creation_time ASC"]))

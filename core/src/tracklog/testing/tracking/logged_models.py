@@ -44,7 +44,7 @@ def build_model_scenario(store: TrackingStore) -> tuple[str, str, dict[str, str]
     """
     exp_id = new_experiment(store, "models")
     run_id = new_run(store, exp_id).info.run_id
-    ids = {
+    models = {
         "alpha": store.create_logged_model(
             exp_id, name="alpha", model_type="sklearn",
             params=[LoggedModelParameter("lr", "0.1")], tags=[LoggedModelTag("team", "a")]),
@@ -54,7 +54,7 @@ def build_model_scenario(store: TrackingStore) -> tuple[str, str, dict[str, str]
         "gamma": store.create_logged_model(
             exp_id, name="gamma", source_run_id=run_id, tags=[LoggedModelTag("team", "A")]),
     }
-    ids = {name: model.model_id for name, model in ids.items()}
+    ids = {name: model.model_id for name, model in models.items()}
     store.finalize_logged_model(ids["alpha"], LoggedModelStatus.LOGGED_MODEL_READY)
     store.finalize_logged_model(ids["gamma"], LoggedModelStatus.LOGGED_MODEL_UPLOAD_FAILED)
     store.log_batch(run_id, metrics=[

@@ -20,7 +20,7 @@ class PaginationTests(KitBase):
         # Three runs share each start time, so run_id tie-breaks cross page boundaries.
         runs = [store.create_run(exp_id, "u", 1_000 + i // 3) for i in range(250)]
         expected = [r.info.run_id for r in sorted(
-            runs, key=lambda r: (-r.info.start_time, r.info.run_id))]
+            runs, key=lambda r: (-(r.info.start_time or 0), r.info.run_id))]
         pages = collect_pages(lambda token: store.search_runs(
             [exp_id], max_results=7, page_token=token))
         assert [len(p) for p in pages] == [7] * 35 + [5]

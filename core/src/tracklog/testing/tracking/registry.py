@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +25,14 @@ from ._base import (
     requires,
     unique,
 )
+
+if TYPE_CHECKING:
+    from tracklog.stores import TrackingStore
+
+    class RegistryTrackingStore(TrackingStore, ModelRegistryStore):
+        """A tracking store with the registry capability: what the registry tests receive
+        (some of them also create runs and logged models)."""
+
 
 SOURCE = "mlflow-artifacts:/0/abc/artifacts/model"
 VERSION_THREADS = 16
@@ -118,7 +127,7 @@ class RegistryTests(KitBase):
         store.delete_registered_model_tag(name, "a")
         assert store.get_registered_model(name).tags == {"b": "3"}
 
-    def test_create_model_versions(self, store: ModelRegistryStore) -> None:
+    def test_create_model_versions(self, store: RegistryTrackingStore) -> None:
         """Versions count "1", "2", ... per model; new ones are READY in stage "None"."""
         exp_id = new_experiment(store)
         run_id = new_run(store, exp_id).info.run_id
@@ -239,7 +248,7 @@ class RegistryTests(KitBase):
         assert error_code(lambda: store.get_model_version_by_alias(
             unique("nope"), "challenger")) == ErrorCode.RESOURCE_DOES_NOT_EXIST
 
-    def test_download_uri(self, store: ModelRegistryStore) -> None:
+    def test_download_uri(self, store: RegistryTrackingStore) -> None:
         """A plain source comes back unchanged; models:/<model_id> resolves to the model."""
         exp_id = new_experiment(store)
         model = store.create_logged_model(exp_id, name="lm")
@@ -285,7 +294,7 @@ class RegistryTests(KitBase):
             store.search_registered_models(max_results=4, page_token="garbage")
         assert excinfo.value.error_code == ErrorCode.INVALID_PARAMETER_VALUE
 
-    def test_search_model_versions(self, store: ModelRegistryStore) -> None:
+    def test_search_model_versions(self, store: RegistryTrackingStore) -> None:
         """Filters on name, run_id, version_number and tags; ordering; paging."""
         run_id = new_run(store).info.run_id
         for name in ("mv-a", "mv-b"):
@@ -356,6 +365,7 @@ class RegistryTests(KitBase):
         failures = []
         for what, text, expected in [("models", t, e) for t, e in models] + [
                 ("versions", t, e) for t, e in versions]:
+            got: set[Any]
             if what == "models":
                 got = {m.name for m in store.search_registered_models(
                     filter=registered_model_filter(text), max_results=100)}

@@ -4,6 +4,8 @@ Revision ID: 0001_initial
 Revises:
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mssql, mysql
@@ -13,8 +15,12 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
-NO_ROWID = {"sqlite_with_rowid": False}
+OPTS: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mysql_engine": "InnoDB",
+}
+NO_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
 LongText = (
     sa.Text()
     .with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")

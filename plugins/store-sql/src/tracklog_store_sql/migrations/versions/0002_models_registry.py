@@ -4,6 +4,8 @@ Revision ID: 0002_models_registry
 Revises: 0001_initial
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mssql, mysql
@@ -13,7 +15,11 @@ down_revision = "0001_initial"
 branch_labels = None
 depends_on = None
 
-OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
+OPTS: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mysql_engine": "InnoDB",
+}
 LongText = (
     sa.Text()
     .with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")

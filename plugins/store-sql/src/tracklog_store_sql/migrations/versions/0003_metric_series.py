@@ -9,6 +9,8 @@ Revision ID: 0003_metric_series
 Revises: 0002_models_registry
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,8 +19,12 @@ down_revision = "0002_models_registry"
 branch_labels = None
 depends_on = None
 
-OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
-NO_ROWID = {"sqlite_with_rowid": False}
+OPTS: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mysql_engine": "InnoDB",
+}
+NO_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
 
 _old = sa.table(
     "metrics",
