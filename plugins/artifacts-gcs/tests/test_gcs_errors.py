@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tracklog.artifacts import ArtifactRepository
-from tracklog.plugins import resolve_repository
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import resolve_repository
 from tracklog_artifacts_gcs.repository import GCSArtifactRepository

@@ -46,6 +46,27 @@ def mlflow_revision(conn: sa.Connection) -> str | None:
         return None
 
 
+def looks_like_mlflow(uri: str) -> bool:
+    """Whether ``uri`` names a database holding MLflow's tracking schema. A SQLite file
+    that does not exist is an error (never created by probing it); an unreachable server
+    is not MLflow's (opening it as a tracklog store then says why)."""
+    import os
+
+    url = sa.make_url(uri)
+    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+        from tracklog import errors
+
+        raise errors.invalid(f"No SQLite database at {url.database}")
+    engine = sa.create_engine(read_only_url(uri))
+    try:
+        with engine.connect() as conn:
+            return is_mlflow_database(conn)
+    except sa.exc.DBAPIError:
+        return False
+    finally:
+        engine.dispose()
+
+
 def read_only_url(url: str) -> str:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from tracklog.plugins import hookimpl
@@ -41,25 +40,6 @@ def migration_source(uri: str):
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme not in SCHEMES:
         return None
-    import sqlalchemy as sa
+    from tracklog_store_sql.mlflow_db import MlflowDatabaseSource, looks_like_mlflow
 
-    from tracklog_store_sql.mlflow_db import (
-        MlflowDatabaseSource,
-        is_mlflow_database,
-        read_only_url,
-    )
-
-    url = sa.make_url(uri)
-    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
-        from tracklog import errors
-
-        raise errors.invalid(f"No SQLite database at {url.database}")
-    engine = sa.create_engine(read_only_url(uri))
-    try:
-        with engine.connect() as conn:
-            found = is_mlflow_database(conn)
-    except sa.exc.DBAPIError:
-        return None
-    finally:
-        engine.dispose()
-    return MlflowDatabaseSource(uri) if found else None
+    return MlflowDatabaseSource(uri) if looks_like_mlflow(uri) else None
