@@ -25,6 +25,7 @@ from tracklog.stores import TraceStore
 from tracklog_store_file.experiments import Experiments
 from tracklog_store_file.inputs import Inputs
 from tracklog_store_file.logged_models import LoggedModels
+from tracklog_store_file.purging import Purging
 from tracklog_store_file.registry import Registry
 from tracklog_store_file.run_data import RunData
 from tracklog_store_file.run_search import RunSearch
@@ -34,7 +35,7 @@ from tracklog_store_file.traces import FileTracesMixin
 
 class FileStore(
     FileTracesMixin, Experiments, Runs, RunData, RunSearch, Inputs, LoggedModels, Registry,
-    TraceStore,
+    Purging, TraceStore,
 ):
     """A :class:`~tracklog.stores.TrackingStore`, :class:`~tracklog.stores.ModelRegistryStore`
     and :class:`~tracklog.stores.TraceStore` over a directory in MLflow's format.
