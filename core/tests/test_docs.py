@@ -13,6 +13,7 @@ import pytest
 
 from tracklog import hookspecs
 from tracklog.config import ServerConfig
+from tracklog.errors import PluginError
 from tracklog.plugins import register_plugin, unregister_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,7 +249,7 @@ def test_example_register_routes(plugin, server):
 def test_example_startup(plugin, server, tmp_path, monkeypatch):
     monkeypatch.delenv("TRACKLOG_TOKENS_FILE", raising=False)
     plugin(_load("startup", "guide_startup"), "guide-startup")
-    with pytest.raises(RuntimeError, match="'guide-startup' failed at startup.*TOKENS_FILE"):
+    with pytest.raises(PluginError, match="'guide-startup'.* raised in startup.*TOKENS_FILE"):
         server()
     _tokens_file(tmp_path, monkeypatch)
     assert server().get("/health").status_code == 200

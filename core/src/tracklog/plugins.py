@@ -35,9 +35,12 @@ import pluggy
 from tracklog import errors, hookspecs
 from tracklog.errors import PluginError, TracklogError
 
+# At import, not lazily: one Option class for every plugin, even when a test runner
+# unloads and re-imports modules between runs.
+from tracklog.options import Option
+
 if TYPE_CHECKING:
     from tracklog.artifacts.base import ArtifactRepository
-    from tracklog.options import Option
     from tracklog.stores import TrackingStore
 
 log = logging.getLogger("tracklog.plugins")
@@ -347,8 +350,6 @@ def plugin_options() -> list[Option]:
 
             def make_register(plugin_name: str) -> dict[str, Any]:
                 def register(option: Option) -> None:
-                    from tracklog.options import Option
-
                     if not isinstance(option, Option):
                         raise PluginError(f"plugin {plugin_name!r} registered {option!r}, "
                                           "not a tracklog.options.Option")
