@@ -177,7 +177,7 @@ class TestMemoryRepository(ArtifactRepositoryConformance):
 def test_example_register_commands_counts_runs(tmp_path):
     from click.testing import CliRunner
 
-    from tracklog.stores import resolve_store
+    from tracklog.plugins import resolve_store
 
     uri = f"sqlite:///{tmp_path / 'cli.db'}"
     store = resolve_store(uri, str(tmp_path / "artifacts"))

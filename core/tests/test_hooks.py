@@ -247,7 +247,8 @@ def test_hook_failure_registering_schemes_names_plugin(plugin, hook, resolve, ur
     with pytest.raises(PluginError, match=f"'broken-schemes' raised in {hook}: KeyError: 'region'"):
         getattr(plugins, resolve)(uri)
     infos = {i.name: i for i in plugin_infos()}
-    assert infos["broken-schemes"].error.endswith(f"raised in {hook}: KeyError: 'region'")
+    error = infos["broken-schemes"].error
+    assert error is not None and error.endswith(f"raised in {hook}: KeyError: 'region'")
     assert infos["broken-schemes"].tracking_schemes == infos["broken-schemes"].artifact_schemes
     assert infos["broken-schemes"].artifact_schemes == []  # its half registration is dropped
     assert infos["tracklog.builtin.local_artifacts"].error is None

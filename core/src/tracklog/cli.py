@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import textwrap
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -22,7 +23,7 @@ TABLE_WIDTH = 100
 class _Group(click.Group):
     """Shows tracklog and plugin errors as one clear line instead of a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (PluginError, TracklogError) as exc:

@@ -13,6 +13,8 @@ import abc
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from tracklog import errors
 from tracklog.entities import Experiment, LoggedModel, RunInfo, ViewType, now_ms
@@ -128,7 +130,7 @@ def collect(
         runs += store.deleted_runs(cutoff, list(experiment_ids) or None)
     for info in runs:
         attempt("run", info.run_id, info.artifact_uri,
-                lambda info=info: store.purge_run(info.run_id), report.runs)
+                partial(store.purge_run, info.run_id), report.runs)
 
     models: list[LoggedModel] = []
     if logged_model_ids:
@@ -143,7 +145,7 @@ def collect(
         models += store.deleted_logged_models(cutoff, list(experiment_ids) or None)
     for m in models:
         attempt("logged model", m.model_id, m.artifact_location,
-                lambda m=m: store.purge_logged_model(m.model_id), report.logged_models)
+                partial(store.purge_logged_model, m.model_id), report.logged_models)
 
     if not only_named or experiment_ids:
         exps = store.deleted_experiments(cutoff)
@@ -159,15 +161,17 @@ def collect(
             left = [i for i in _all_runs(store, exp.experiment_id) if i.run_id not in seen]
             for info in left:
                 attempt("run", info.run_id, info.artifact_uri,
-                        lambda info=info: store.purge_run(info.run_id), report.runs)
+                        partial(store.purge_run, info.run_id), report.runs)
             attempt("experiment", exp.experiment_id, exp.artifact_location,
-                    lambda exp=exp: store.purge_experiment(exp.experiment_id),
+                    partial(store.purge_experiment, exp.experiment_id),
                     report.experiments)
     return report
 
 
-def _all_runs(store, experiment_id: str) -> list[RunInfo]:
-    out, token = [], None
+def _all_runs(store: Any, experiment_id: str) -> list[RunInfo]:
+    """Every run of the experiment, any lifecycle stage (``store`` is a tracking store)."""
+    out: list[RunInfo] = []
+    token = None
     while True:
         page = store.search_runs([experiment_id], run_view_type=ViewType.ALL,
                                  max_results=1000, page_token=token)

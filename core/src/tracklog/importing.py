@@ -20,7 +20,7 @@ import math
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracklog.entities import (
     Experiment,
@@ -103,7 +103,12 @@ class ImportedRun:
     metrics: list[Metric]
 
 
-def _write_whole(dest, item: ImportedRun) -> None:
+#: A store written to by an import: a TrackingStore that is an ImportStore (which a type
+#: cannot say without an intersection type).
+_Destination = Any
+
+
+def _write_whole(dest: _Destination, item: ImportedRun) -> None:
     info, data = item.run.info, item.run.data
     dest.import_run(info)
     dest.log_batch(info.run_id, tags=[RunTag(INCOMPLETE_TAG, "true")])
@@ -239,13 +244,13 @@ def _chunked(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _copy_chunk(source: MigrationSource, dest, chunk: list[Run], report: Report,
+def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
                 dry_run: bool, verify: bool, progress: Callable[[str], None]) -> None:
     """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
     written many at a time, each batch atomically; longer ones, and runs an interrupted
     migration left incomplete, are streamed one by one."""
     state = ({} if dry_run else
-             dest.existing_runs([r.info.run_id for r in chunk]))  # type: ignore[attr-defined]
+             dest.existing_runs([r.info.run_id for r in chunk]))
     pending: list[ImportedRun] = []
     pending_points = 0
 
@@ -298,7 +303,9 @@ def _read_small(source: MigrationSource, run: Run) -> dict[str, list[Metric]] | 
     return out
 
 
-def _verified(source, dest, run: Run, report: Report, verify: bool) -> None:
+def _verified(
+    source: MigrationSource, dest: TrackingStore, run: Run, report: Report, verify: bool
+) -> None:
     if verify:
         mismatch = _verify(source, dest, run)
         if mismatch:
@@ -321,7 +328,9 @@ def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, boo
     return new_id, True
 
 
-def _copy_run(source: MigrationSource, dest, run: Run, report: Report, dry_run: bool) -> None:
+def _copy_run(
+    source: MigrationSource, dest: _Destination, run: Run, report: Report, dry_run: bool
+) -> None:
     run_id = run.info.run_id
     params = [Param(k, v) for k, v in sorted(run.data.params.items())]
     tags = [RunTag(k, v) for k, v in sorted(run.data.tags.items())]
@@ -399,7 +408,7 @@ class RestSource:
     def describe(self) -> str:
         return f"tracking server {self.url}"
 
-    def _call(self, method: str, path: str, **kw) -> dict:
+    def _call(self, method: str, path: str, **kw: Any) -> dict:
         from tracklog import errors
 
         r = self.http.request(method, path, **kw)

@@ -229,7 +229,7 @@ def call_hook(
     /,
     *,
     each: Callable[[str], dict[str, Any]] | None = None,
-    on_error: Callable[[str, PluginError], None] | None = None,
+    on_error: Callable[[str, PluginError], object] | None = None,  # result ignored
     **kwargs: Any,
 ) -> Any:
     """Call every implementation of hook ``name``, one plugin at a time, through pluggy

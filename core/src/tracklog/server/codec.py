@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 from starlette.datastructures import QueryParams
@@ -87,7 +87,18 @@ class Req:
         """Whether the request gives ``name`` at all (an empty list counts)."""
         return self._raw(name) is not None
 
+    @overload
+    def string(self, name: str, required: Literal[True], default: str | None = None) -> str: ...
+    @overload
+    def string(self, name: str, required: bool = False, *, default: str) -> str: ...
+    @overload
+    def string(
+        self, name: str, required: bool = False, default: str | None = None
+    ) -> str | None: ...
+
     def string(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+        """``name`` as a string: MISSING_PARAMETER_VALUE when ``required`` and absent or
+        empty, else ``default`` when absent."""
         value = self._raw(name)
         if value is None:
             if required:
@@ -99,7 +110,18 @@ class Req:
             raise missing(name)
         return value
 
+    @overload
+    def integer(self, name: str, required: Literal[True], default: int | None = None) -> int: ...
+    @overload
+    def integer(self, name: str, required: bool = False, *, default: int) -> int: ...
+    @overload
+    def integer(
+        self, name: str, required: bool = False, default: int | None = None
+    ) -> int | None: ...
+
     def integer(self, name: str, required: bool = False, default: int | None = None) -> int | None:
+        """``name`` as an int64: MISSING_PARAMETER_VALUE when ``required`` and absent or
+        empty, else ``default`` when absent."""
         value = self._raw(name)
         if value is None or value == "":
             if required:
@@ -340,7 +362,8 @@ def double(value: float) -> float | str:
 def key_values(items: Mapping[str, str] | Iterable[Any]) -> list[dict[str, str]]:
     if isinstance(items, Mapping):
         return [{"key": k, "value": v} for k, v in items.items()]
-    return [{"key": t.key, "value": t.value} for t in items]
+    entities: Iterable[Any] = items  # tag or param entities: anything with key and value
+    return [{"key": t.key, "value": t.value} for t in entities]
 
 
 def experiment(e: Experiment) -> dict[str, Any]:

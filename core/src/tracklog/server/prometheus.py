@@ -63,7 +63,8 @@ class MetricsMiddleware:
         self.router: Any = None
 
     def _template(self, scope: dict[str, Any]) -> str:
-        router = scope.get("app").router if scope.get("app") is not None else None
+        app = scope.get("app")
+        router = app.router if app is not None else None
         for route in getattr(router, "routes", ()):
             match, _ = route.matches(scope)
             if match is Match.FULL:

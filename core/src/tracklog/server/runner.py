@@ -185,7 +185,9 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         self._discarding = False
         self._started = 0.0
         if LIMITS.access_log:
-            self.access_logger = _ResponseLine()
+            self._response_line = _ResponseLine()
+            # uvicorn only calls the access logger's info(): the stand-in is enough.
+            self.access_logger = cast(logging.Logger, self._response_line)
             self.access_log = True
         self._arm_header_timer()
 
@@ -293,7 +295,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
     # -- one line per request ------------------------------------------------------------
 
     def _response_complete(self, started: float) -> None:
-        REQUEST_LOG.write(self.access_logger.args, (time.perf_counter() - started) * 1000)
+        REQUEST_LOG.write(self._response_line.args, (time.perf_counter() - started) * 1000)
         self.on_response_complete()
 
 

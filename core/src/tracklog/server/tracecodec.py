@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from tracklog.entities import (
@@ -78,7 +79,7 @@ def ms_to_duration(ms: int) -> str:
     return f"{seconds}.{rest:03d}s" if rest else f"{seconds}s"
 
 
-def _enum(value: Any, numbers: dict[int, Any], enum: type, field: str, default: Any) -> Any:
+def _enum(value: Any, numbers: dict[int, Any], enum: type[Enum], field: str, default: Any) -> Any:
     if value is None or value == "":
         return default
     if isinstance(value, int) and not isinstance(value, bool) and value in numbers:

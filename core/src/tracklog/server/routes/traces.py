@@ -79,7 +79,7 @@ def by_trace(req: Req) -> dict[str, str]:
     return {"trace_id": trace_id}
 
 
-def by_trace_ids(req: Req) -> dict[str, str]:
+def by_trace_ids(req: Req) -> dict[str, list[str]]:
     return {"trace_ids": [str(t) for t in req.values("trace_ids")]}
 
 

@@ -16,7 +16,7 @@ from tracklog.importing import ImportStore
 from ._base import KitBase, error_code, metric, new_experiment, new_run, params, tags, unique
 
 
-def _need(store, capability: type) -> None:
+def _need(store: object, capability: type) -> None:
     if not isinstance(store, capability):
         pytest.skip(f"store does not declare {capability.__name__}")
 

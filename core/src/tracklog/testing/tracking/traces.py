@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracklog.entities import (
     Assessment,
@@ -22,6 +22,9 @@ from tracklog.errors import ErrorCode
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TRACE_NAME_TAG, TRACE_SOURCE_RUN_METADATA
 
 from ._base import KitBase, collect_pages, error_code, new_experiment, new_run, requires
+
+if TYPE_CHECKING:
+    from tracklog.search.ast import Filter, OrderBy
 
 BASE_TIME = 1_700_000_000_000
 
@@ -57,13 +60,13 @@ def make_trace(
     )
 
 
-def trace_filter(text: str | None):
+def trace_filter(text: str | None) -> Filter:
     from tracklog.search import parse_trace_filter
 
     return parse_trace_filter(text)
 
 
-def trace_order(clauses: Sequence[str]):
+def trace_order(clauses: Sequence[str]) -> tuple[OrderBy, ...]:
     from tracklog.search import parse_trace_order_by
 
     return parse_trace_order_by(list(clauses))
@@ -221,7 +224,7 @@ class TraceTests(KitBase):
 
     # -- search ---------------------------------------------------------------------------
 
-    def _scenario(self, store) -> tuple[str, dict[str, str]]:
+    def _scenario(self, store: Any) -> tuple[str, dict[str, str]]:
         exp = new_experiment(store)
         ids: dict[str, str] = {}
         for label, offset, duration, state, name, tags, metadata in TRACE_SCENARIO:
