@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from tracklog.entities import (
     LifecycleStage,
     PagedList,
     TraceInfo,
+    now_ms,
 )
 from tracklog.search import compile_trace_filter, paginate, sort_traces
 from tracklog.search.ast import Filter, OrderBy
@@ -49,9 +49,6 @@ LINKED_RUNS = "linked_runs"
 _TRACE_ID = re.compile(r"^[A-Za-z0-9][\w\-]{0,63}$", re.ASCII)
 _ASSESSMENT_ID = re.compile(r"^[A-Za-z0-9][\w\-]{0,63}$", re.ASCII)
 
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def _not_found(trace_id: str) -> errors.TracklogError:
@@ -327,7 +324,7 @@ class FileTracesMixin:
 
     def create_assessment(self, assessment: Assessment) -> Assessment:
         exp_folder, folder = self._trace_or_raise(assessment.trace_id, for_write=True)
-        now = _now()
+        now = now_ms()
         made = Assessment(**{**vars(assessment), "assessment_id": f"a-{uuid.uuid4().hex}",
                              "create_time": now, "last_update_time": now})
         with self._locks.hold(exp_folder):
@@ -365,7 +362,7 @@ class FileTracesMixin:
                 current.rationale = rationale or None
             if metadata is not None:
                 current.metadata = {**current.metadata, **metadata}
-            current.last_update_time = max(_now(), current.create_time)
+            current.last_update_time = max(now_ms(), current.create_time)
             self._write_assessment(folder, current)
         return self.get_assessment(trace_id, assessment_id)
 

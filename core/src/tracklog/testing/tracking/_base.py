@@ -39,7 +39,7 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: What a store may return for ``+inf``: ``inf`` itself, or MLflow's clamped max double.
-MAX_DOUBLE = 1.7976931348623157e308
+from tracklog.entities import MAX_DOUBLE  # noqa: E402  (re-exported for the kit's topics)
 
 
 @dataclass(frozen=True)
