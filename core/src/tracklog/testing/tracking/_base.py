@@ -13,7 +13,8 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from tracklog.entities import Metric, PagedList, Param, Run, RunTag
+# MAX_DOUBLE: what a store may return for +inf (inf itself, or MLflow's clamped value).
+from tracklog.entities import MAX_DOUBLE, Metric, PagedList, Param, Run, RunTag
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.search import parse_experiment_filter as experiment_filter
 from tracklog.search import parse_experiment_order_by as experiment_order
@@ -38,8 +39,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: What a store may return for ``+inf``: ``inf`` itself, or MLflow's clamped max double.
-from tracklog.entities import MAX_DOUBLE  # noqa: E402  (re-exported for the kit's topics)
 
 
 @dataclass(frozen=True)
