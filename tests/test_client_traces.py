@@ -226,9 +226,11 @@ def test_feedback_and_expectations(client, experiment_id):
     )
     expectation = mlflow.log_expectation(trace_id=trace_id, name="expected",
                                          value={"words": ["JUDGE", "ME"]})
-    assert feedback.assessment_id.startswith("a-")
+    feedback_id, expectation_id = feedback.assessment_id, expectation.assessment_id
+    assert feedback_id is not None and feedback_id.startswith("a-")
+    assert expectation_id is not None
 
-    got = mlflow.get_assessment(trace_id, feedback.assessment_id)
+    got = mlflow.get_assessment(trace_id, feedback_id)
     assert isinstance(got, Feedback)
     assert got.value == 0.75 and got.rationale == "mostly on topic"
     assert got.source.source_type == "LLM_JUDGE" and got.source.source_id == "judge-1"
@@ -238,16 +240,18 @@ def test_feedback_and_expectations(client, experiment_id):
     assert by_name["relevance"].value == 0.75
 
     updated = mlflow.update_assessment(
-        trace_id=trace_id, assessment_id=feedback.assessment_id,
+        trace_id=trace_id, assessment_id=feedback_id,
         assessment=Feedback(name="relevance", value=1.0, rationale="on topic"),
     )
+    assert isinstance(updated, Feedback)
     assert updated.value == 1.0 and updated.rationale == "on topic"
-    assert mlflow.get_assessment(trace_id, feedback.assessment_id).value == 1.0
+    reread = mlflow.get_assessment(trace_id, feedback_id)
+    assert isinstance(reread, Feedback) and reread.value == 1.0
 
-    mlflow.delete_assessment(trace_id=trace_id, assessment_id=expectation.assessment_id)
+    mlflow.delete_assessment(trace_id=trace_id, assessment_id=expectation_id)
     assert [a.name for a in client.get_trace(trace_id).info.assessments] == ["relevance"]
     with pytest.raises(MlflowException) as info:
-        mlflow.get_assessment(trace_id, expectation.assessment_id)
+        mlflow.get_assessment(trace_id, expectation_id)
     assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 

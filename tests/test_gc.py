@@ -110,7 +110,7 @@ def test_gc_removes_deleted_records_and_resumes_after_a_failure(tmp_path, serve,
         assert "removed 0 runs, 0 logged models, 0 experiments" in again.stdout
     finally:
         server.stop()
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it; the hint omits it
 
 
 def test_gc_names_what_it_cannot_take(tmp_path, serve):

@@ -41,7 +41,9 @@ def test_file_store_into_sqlite(tmp_path):
     assert "copied 1 experiments, 2 runs" in done.stdout
     dst = resolve_store(dst_uri, None)
     try:
-        new_id = dst.get_experiment_by_name("files").experiment_id
+        copied = dst.get_experiment_by_name("files")
+        assert copied is not None
+        new_id = copied.experiment_id
         for r in src.search_runs([exp], run_view_type=ViewType.ALL):
             got = dst.get_run(r.info.run_id)
             assert got.info == replace(r.info, experiment_id=new_id)

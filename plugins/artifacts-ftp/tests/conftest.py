@@ -192,9 +192,10 @@ def vsftpd() -> Iterator[FtpServer]:
 def pyftpd(tmp_path_factory) -> Iterator[FtpServer]:
     """pyftpdlib in a thread of this process: a virtual root at its home directory."""
     try:
-        from pyftpdlib.authorizers import DummyAuthorizer
-        from pyftpdlib.handlers import FTPHandler
-        from pyftpdlib.servers import ThreadedFTPServer
+        # pyftpdlib ships no type hints (no py.typed, no stub package).
+        from pyftpdlib.authorizers import DummyAuthorizer  # type: ignore[import-untyped]
+        from pyftpdlib.handlers import FTPHandler  # type: ignore[import-untyped]
+        from pyftpdlib.servers import ThreadedFTPServer  # type: ignore[import-untyped]
     except ImportError as exc:
         service_unavailable("pyftpdlib", f"not installed ({exc})")
     home = tmp_path_factory.mktemp("pyftpd-home")
@@ -224,7 +225,7 @@ def pyftpd(tmp_path_factory) -> Iterator[FtpServer]:
 
 
 @pytest.fixture
-def ftp_env(tmp_path, monkeypatch) -> Path:
+def ftp_env(tmp_path, monkeypatch) -> Iterator[Path]:
     """No settings of the developer's own, an empty home (no ~/.netrc) and an empty
     pool after the test."""
     from tracklog_artifacts_ftp import connection

@@ -44,6 +44,7 @@ class TestPyftpdlib(ArtifactRepositoryConformance):
         remote, local = pyftpd.directory()
         repo = resolve_repository(
             f"ftp://{pyftpd.user}:{pyftpd.password}@127.0.0.1:{pyftpd.port}{remote}")
+        assert isinstance(repo, FTPArtifactRepository)
         with repo.pool.borrow() as conn:
             assert "MLST" in conn.features
         yield repo

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tracklog.errors import ErrorCode, TracklogError
-from tracklog_artifacts_ftp.connection import parse_target
+from tracklog_artifacts_ftp.connection import _FTPS, parse_target
 from tracklog_artifacts_ftp.listing import Entry, parse_list_line
 from tracklog_artifacts_ftp.repository import FTPArtifactRepository
 
@@ -58,6 +58,7 @@ def test_trusted_ca_file_and_encrypted_data(vsftpd, vsftpd_dir, monkeypatch):
     assert repo.open_artifact("secret.txt").read() == b"over tls"
     assert (local / "secret.txt").read_bytes() == b"over tls"
     with repo.pool.borrow() as conn:
+        assert isinstance(conn.ftp, _FTPS)
         assert conn.ftp._prot_p  # the data connections are encrypted too
 
 

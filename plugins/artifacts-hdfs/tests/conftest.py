@@ -7,11 +7,13 @@ import importlib.util
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
     "tracklog_hdfs_webhdfs_double", Path(__file__).with_name("webhdfs_double.py"))
+assert _spec is not None and _spec.loader is not None  # a .py file always has both
 webhdfs_double = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(webhdfs_double)
 
@@ -51,7 +53,7 @@ def namenode(tmp_path, hdfs_env) -> Iterator:
 @pytest.fixture
 def make_namenode(tmp_path, hdfs_env):
     """Start another double (e.g. ``batch=False`` for a pre-2.8 cluster)."""
-    started = []
+    started: list[Any] = []
 
     def make(**options):
         root = tmp_path / f"hdfs-{len(started)}"

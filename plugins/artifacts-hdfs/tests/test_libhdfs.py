@@ -10,7 +10,7 @@ import pytest
 
 from tracklog.testing.artifacts import ArtifactRepositoryConformance, ArtifactRequirements
 
-CLUSTER = os.environ.get("TRACKLOG_TEST_HDFS_URI")
+CLUSTER = os.environ.get("TRACKLOG_TEST_HDFS_URI", "")
 HADOOP = os.environ.get("ARROW_LIBHDFS_DIR") or os.environ.get("HADOOP_HOME")
 
 if not (CLUSTER and HADOOP):

@@ -10,6 +10,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,10 @@ MiB = 1024 * 1024
 NO_LIBHDFS = not (os.environ.get("ARROW_LIBHDFS_DIR") or os.environ.get("HADOOP_HOME"))
 
 
-class _Doubler(mlflow.pyfunc.PythonModel):
+PythonModel: Any = pytest.importorskip("mlflow.pyfunc").PythonModel
+
+
+class _Doubler(PythonModel):
     def predict(self, context, model_input, params=None):
         return [2 * x for x in model_input]
 
@@ -115,8 +119,8 @@ def test_tree_big_file_and_model(server, namenode, tmp_path):
     weights = mlflow.artifacts.download_artifacts(run_id=run_id,
                                                   artifact_path="weights/weights.bin",
                                                   dst_path=str(tmp_path / "w"))
-    with open(weights, "rb") as f:
-        assert hashlib.file_digest(f, "sha256").hexdigest() == digest.hexdigest()
+    with open(weights, "rb") as back_file:
+        assert hashlib.file_digest(back_file, "sha256").hexdigest() == digest.hexdigest()
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     assert list(loaded.predict([1, 2, 3])) == [2, 4, 6]
     # What the server wrote is in the (double's) HDFS, where the run's root says.

@@ -135,7 +135,7 @@ def sshd() -> Iterator[Sshd]:
 
 
 @pytest.fixture
-def ssh_home(sshd, tmp_path, monkeypatch) -> Path:
+def ssh_home(sshd, tmp_path, monkeypatch) -> Iterator[Path]:
     """A home directory for this test: ``~/.ssh/config`` names the server ``sshd-test``
     (port, user, identity file), ``~/.ssh/known_hosts`` holds its host key; no agent and
     none of the plugin's variables."""

@@ -11,6 +11,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,10 @@ TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
 MiB = 1024 * 1024
 
 
-class _Doubler(mlflow.pyfunc.PythonModel):
+PythonModel: Any = pytest.importorskip("mlflow.pyfunc").PythonModel
+
+
+class _Doubler(PythonModel):
     def predict(self, context, model_input, params=None):
         return [2 * x for x in model_input]
 
@@ -113,8 +117,8 @@ def test_tree_big_file_and_model(server, remote_dir, tmp_path):
     weights = mlflow.artifacts.download_artifacts(run_id=run_id,
                                                   artifact_path="weights/weights.bin",
                                                   dst_path=str(tmp_path / "w"))
-    with open(weights, "rb") as f:
-        assert hashlib.file_digest(f, "sha256").hexdigest() == digest.hexdigest()
+    with open(weights, "rb") as back_file:
+        assert hashlib.file_digest(back_file, "sha256").hexdigest() == digest.hexdigest()
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     assert list(loaded.predict([1, 2, 3])) == [2, 4, 6]
     # What the server wrote is on the SFTP server's disk, where the run's root says.

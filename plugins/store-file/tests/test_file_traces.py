@@ -76,6 +76,7 @@ def test_tracklog_reads_a_trace_mlflow_recorded(tmp_path: Path) -> None:
     assert info.state.value == "OK" and info.tags["mlflow.traceName"] == "root"
     assert info.execution_duration is not None
     exp = store.get_experiment_by_name("made-by-mlflow")
+    assert exp is not None
     found = store.search_traces([exp.experiment_id], parse_trace_filter("name = 'root'"))
     assert [t.trace_id for t in found] == [trace_id]
     spans = Path(info.tags["mlflow.artifactLocation"].removeprefix("file://")) / "traces.json"

@@ -99,11 +99,11 @@ def _assert_same(mlflow_path: Path, dst: str) -> None:
         exps = {e.experiment_id: e for e in ml.search_experiments(ViewType.ALL)}
         assert len(exps) == 3
         for eid, e in exps.items():
-            got = ours.get_experiment(eid)
-            assert (got.name, str(got.lifecycle_stage)) == (e.name, e.lifecycle_stage)
+            got_exp = ours.get_experiment(eid)
+            assert (got_exp.name, str(got_exp.lifecycle_stage)) == (e.name, e.lifecycle_stage)
             if e.name != "Default":
-                assert got.tags == e.tags
-                assert got.artifact_location == e.artifact_location
+                assert got_exp.tags == e.tags
+                assert got_exp.artifact_location == e.artifact_location
         runs = ml.search_runs(list(exps), "", ViewType.ALL, max_results=1000)
         assert len(runs) == 6
         for r in runs:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import cast
 from urllib.parse import unquote, urlsplit
 
 from tracklog import errors
@@ -111,11 +112,15 @@ class _FTPS(ftplib.FTP_TLS):
     """FTP_TLS whose data connections resume the control connection's TLS session, as
     vsftpd (``require_ssl_reuse``) and other servers demand."""
 
+    _prot_p: bool  # set by FTP_TLS.prot_p()/prot_c(); typeshed leaves the private flag out
+
     def ntransfercmd(self, cmd, rest=None):  # noqa: ANN001, ANN201 - ftplib's signature
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:
+            # PROT P follows AUTH TLS: the control connection is an SSLSocket by now.
+            control = cast(ssl.SSLSocket, self.sock)
             conn = self.context.wrap_socket(conn, server_hostname=self.host,
-                                            session=self.sock.session)
+                                            session=control.session)
         return conn, size
 
 

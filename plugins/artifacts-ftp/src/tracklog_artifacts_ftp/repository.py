@@ -17,11 +17,11 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from tracklog import errors
 from tracklog.artifacts import ArtifactRepository
-from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX
+from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX, ReadableStream
 from tracklog.entities import FileInfo
 from tracklog_artifacts_ftp import listing
 from tracklog_artifacts_ftp.connection import Connection, Pool, parse_target, pool_for
@@ -170,9 +170,10 @@ class FTPArtifactRepository(ArtifactRepository):
             if isinstance(exc, Exception):
                 raise translate(exc, self._uri_of(path), "read", self.target) from None
             raise
-        return _Reader(self, conn, data, path)
+        # An io.RawIOBase: a readable binary file.
+        return cast(BinaryIO, _Reader(self, conn, data, path))
 
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         full = self._abs(path)
         parent = posixpath.dirname(full)
         with self._session("upload", path) as conn:
@@ -242,7 +243,7 @@ class FTPArtifactRepository(ArtifactRepository):
                     raise failure from None
 
 
-def _store(ftp: ftplib.FTP, remote: str, stream: BinaryIO) -> None:
+def _store(ftp: ftplib.FTP, remote: str, stream: ReadableStream) -> None:
     """STOR from ``stream`` in chunks; a failing stream closes the transfer and is
     raised as :class:`_SourceFailed` once the server has answered."""
     conn = ftp.transfercmd(f"STOR {remote}")

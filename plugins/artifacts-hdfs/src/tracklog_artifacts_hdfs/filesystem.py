@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from tracklog.artifacts.base import ReadableStream
+
 
 class Kind(enum.Enum):
     NOT_FOUND = "not found"
@@ -59,7 +61,7 @@ class FileSystem(abc.ABC):
         """A readable stream of file ``path``."""
 
     @abc.abstractmethod
-    def create(self, path: str, stream: BinaryIO) -> None:
+    def create(self, path: str, stream: ReadableStream) -> None:
         """Write everything read from ``stream`` as new file ``path`` (parents made)."""
 
     @abc.abstractmethod

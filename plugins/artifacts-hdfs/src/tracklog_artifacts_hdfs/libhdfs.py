@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from tracklog import errors
-from tracklog.artifacts.base import CHUNK_SIZE
+from tracklog.artifacts.base import CHUNK_SIZE, ReadableStream
 from tracklog_artifacts_hdfs.filesystem import FileSystem, HDFSError, Kind, Status
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class LibHDFS(FileSystem):
     def open(self, path: str) -> BinaryIO:
         return self._call(self._native().open_input_stream, path)
 
-    def create(self, path: str, stream: BinaryIO) -> None:
+    def create(self, path: str, stream: ReadableStream) -> None:
         out = self._call(self._native().open_output_stream, path)
         try:
             while chunk := stream.read(CHUNK_SIZE):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from tracklog import errors
 from tracklog.artifacts import ArtifactRepository
-from tracklog.artifacts.base import PROBE_PREFIX
+from tracklog.artifacts.base import PROBE_PREFIX, ReadableStream
 from tracklog.entities import FileInfo
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog_artifacts_hdfs.filesystem import FileSystem, HDFSError, Kind
@@ -137,7 +137,7 @@ class HDFSArtifactRepository(ArtifactRepository):
                     raise errors.not_found(f"No such artifact: '{path}'") from None
                 raise
 
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         full = self._abs(path)
         parent = posixpath.dirname(full)
         temp = f"{parent.rstrip('/')}/{TEMP_PREFIX}{uuid.uuid4().hex}"

@@ -22,12 +22,12 @@ import io
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import quote
 
 import httpx
 
-from tracklog.artifacts.base import CHUNK_SIZE
+from tracklog.artifacts.base import CHUNK_SIZE, ReadableStream
 from tracklog_artifacts_hdfs.filesystem import FileSystem, HDFSError, Kind, Status
 
 DELEGATION_TOKEN = "TRACKLOG_WEBHDFS_DELEGATION_TOKEN"
@@ -172,9 +172,9 @@ class WebHDFS(FileSystem):
         except BaseException:
             response.close()
             raise
-        return _ResponseStream(response, self)
+        return cast(BinaryIO, _ResponseStream(response, self))  # an io.RawIOBase
 
-    def create(self, path: str, stream: BinaryIO) -> None:
+    def create(self, path: str, stream: ReadableStream) -> None:
         location = self._redirect("PUT", path, "CREATE", overwrite="false")
 
         def body() -> Iterator[bytes]:

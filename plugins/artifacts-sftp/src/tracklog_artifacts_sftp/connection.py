@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import paramiko
+import paramiko  # type: ignore[import-untyped]  # ships no hints; types-paramiko is not pinned
 
 from tracklog import errors
 from tracklog_artifacts_sftp.location import SFTPLocation

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 
-import paramiko
+import paramiko  # type: ignore[import-untyped]  # ships no hints; types-paramiko is not pinned
 
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog_artifacts_sftp.connection import HOST_KEY_CHECKING, Target, UnknownHostKey

@@ -16,13 +16,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-import paramiko
+import paramiko  # type: ignore[import-untyped]  # ships no hints; types-paramiko is not pinned
 
 from tracklog import errors
 from tracklog.artifacts import ArtifactRepository
-from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX
+from tracklog.artifacts.base import CHUNK_SIZE, PROBE_PREFIX, ReadableStream
 from tracklog.entities import FileInfo
 from tracklog_artifacts_sftp.connection import Connection, Pool, pool_for, resolve_target
 from tracklog_artifacts_sftp.failures import translate
@@ -167,9 +167,10 @@ class SFTPArtifactRepository(ArtifactRepository):
             if isinstance(exc, Exception):
                 raise translate(exc, self._uri_of(path), "read", self.target) from None
             raise
-        return _Reader(self, conn, handle, size, path)
+        # An io.RawIOBase: a readable binary file.
+        return cast(BinaryIO, _Reader(self, conn, handle, size, path))
 
-    def _write(self, path: str, stream: BinaryIO) -> None:
+    def _write(self, path: str, stream: ReadableStream) -> None:
         full = self._abs(path)
         parent = posixpath.dirname(full)
         with self._session("upload", path) as sftp:
@@ -291,7 +292,7 @@ class _SourceFailed(Exception):
         self.original = original
 
 
-def _copy(stream: BinaryIO, out: paramiko.SFTPFile) -> None:
+def _copy(stream: ReadableStream, out: paramiko.SFTPFile) -> None:
     while True:
         try:
             chunk = stream.read(CHUNK_SIZE)
@@ -312,7 +313,7 @@ class _Reader(io.RawIOBase):
         self._repo, self._conn, self._handle = repo, conn, handle
         self._size, self._path = size, path
         self._offset = 0  # of the next window
-        self._window: Iterator[bytes] | None = None
+        self._window: Iterator[bytes] = iter(())  # read only while _pending > 0
         self._pending = 0  # pieces of the window not read yet
         self._piece = b""
         self._released = False

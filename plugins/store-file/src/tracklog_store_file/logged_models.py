@@ -103,7 +103,8 @@ class LoggedModels(Rows):
         model_type: str | None = None,
     ) -> LoggedModel:
         exp, exp_folder = self._active_experiment(experiment_id)
-        for item in (*tags, *params):
+        keyed: list[LoggedModelTag | LoggedModelParameter] = [*tags, *params]
+        for item in keyed:
             fsio.key_path(exp_folder, item.key, "key")
         model_id = f"m-{uuid.uuid4().hex}"
         folder = os.path.join(exp_folder, MODELS, model_id)

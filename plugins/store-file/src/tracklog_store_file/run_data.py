@@ -99,13 +99,13 @@ class RunData(Rows):
                 self._metrics.appended(path, added, idents, where)
         for m in points:
             if m.model_id:
-                self._append_model_metric(m, info)
+                self._append_model_metric(m, m.model_id, info)
 
-    def _append_model_metric(self, m: Metric, info: RunInfo) -> None:
+    def _append_model_metric(self, m: Metric, model_id: str, info: RunInfo) -> None:
         try:
-            _, model_folder = self._locate_model(m.model_id)
+            _, model_folder = self._locate_model(model_id)
         except errors.TracklogError:
-            log.warning("Metric %r names unknown logged model %s", m.key, m.model_id)
+            log.warning("Metric %r names unknown logged model %s", m.key, model_id)
             return
         base = os.path.join(model_folder, METRICS)
         path = fsio.key_path(base, m.key, "metric key")

@@ -65,7 +65,7 @@ class Runs(Rows):
             os.mkdir(os.path.join(folder, sub))
         for tag in all_tags:
             self._write_key(folder, TAGS, tag.key, tag.value, "tag key")
-        meta = {
+        meta: dict[str, Any] = {
             "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/{ARTIFACTS}",
             "deleted_time": None,
             "end_time": None,

@@ -14,6 +14,7 @@ from tracklog.entities import Metric, Param, RunTag
 from tracklog.perf import gc_paused
 from tracklog.validation import check_no_nul, validate_param
 from tracklog_store_sql import db as dbmod
+from tracklog_store_sql.metrics import MetricsMixin
 from tracklog_store_sql.rows import RUN_NAME_TAG, check_active_run, check_run_name, run_tag_rows
 from tracklog_store_sql.schema import params, runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
@@ -23,10 +24,10 @@ if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
 
 
-class BatchMixin:
+class BatchMixin(MetricsMixin):
     """The params, tags and batch-logging section of the tracking store. The metrics of
     a batch go through ``_metric_rows``, ``_write_metrics``, ``_write_model_metrics`` and
-    ``_remember_series`` of :class:`~tracklog_store_sql.metrics.MetricsMixin`."""
+    ``_remember_series``, inherited from :class:`~tracklog_store_sql.metrics.MetricsMixin`."""
 
     db: Database
     dialect: str

@@ -84,7 +84,9 @@ class ExperimentsMixin:
                         last_update_time=now,
                     )
                 )
-                eid = result.inserted_primary_key[0]
+                inserted = result.inserted_primary_key
+                assert inserted is not None  # a single-row INSERT always reports its key
+                eid = inserted[0]
                 if not artifact_location:
                     conn.execute(
                         experiments.update()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -36,6 +36,8 @@ from tracklog_store_sql.sqlutil import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
     from tracklog_store_sql.db import Database
 
 
@@ -168,7 +170,9 @@ class MetricsMixin:
                 compiled = stmt.compile(dialect=conn.dialect)
                 dbapi = conn.dialect.loaded_dbapi
                 try:
-                    with conn.connection.driver_connection.cursor() as cur:
+                    driver = conn.connection.driver_connection
+                    assert driver is not None  # a checked-out connection has its driver's
+                    with driver.cursor() as cur:
                         cur.execute(compiled.string, compiled.params, binary=True)
                         points = history(metric_key, cur)
                 except dbapi.Error as exc:
@@ -184,7 +188,9 @@ class MetricsMixin:
             else:
                 result = conn.execute(stmt)
                 try:
-                    points = history(metric_key, result.cursor)
+                    # DBAPI cursors iterate their rows (every driver here does; the
+                    # DBAPICursor protocol leaves __iter__ out).
+                    points = history(metric_key, cast(Iterable[Any], result.cursor))
                 finally:
                     result.close()
             token = None
@@ -238,11 +244,15 @@ _LATEST_UPDATE = (
 def _latest_upsert(dialect: str):
     """One INSERT … ON CONFLICT DO UPDATE … WHERE newer (SQLite, PostgreSQL), built once
     per dialect."""
+    ins: sqlite.Insert | postgresql.Insert
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        ins = sqlite_insert(latest_metrics)
     else:
-        from sqlalchemy.dialects.postgresql import insert
-    ins = insert(latest_metrics)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        ins = postgresql_insert(latest_metrics)
     ex = ins.excluded
     return ins.on_conflict_do_update(
         index_elements=["run_uuid", "key"],
@@ -263,7 +273,7 @@ class _Points(NamedTuple):
     timestamps: Sequence[int]
     steps: Sequence[int]
     values: Sequence[float]
-    nans: Sequence[bool]
+    nans: Sequence[int]  # 0 or 1: sqlite3 binds an exact int faster than a bool
 
 
 _INT = {int}
@@ -285,6 +295,7 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
     if not metrics_:
         return None, [], []
     # Metric is a named tuple: one C-level transposition gives every column.
+    vals: Sequence[float]
     keys, vals, tss, steps, model_ids, *_ = zip(*metrics_, strict=True)
     value_types = set(map(type, vals))
     if (

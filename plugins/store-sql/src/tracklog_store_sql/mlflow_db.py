@@ -9,7 +9,7 @@ with their params, tags and latest metrics fetched per page, never per run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -97,7 +97,7 @@ class MlflowDatabaseSource:
     def describe(self) -> str:
         return f"MLflow database {self._redacted} (schema {self.revision or 'unknown'})"
 
-    def _rows(self, stmt: Any) -> list[Any]:
+    def _rows(self, stmt: Any) -> Sequence[Any]:
         with self.engine.connect() as conn:
             return conn.execute(stmt).all()
 
@@ -133,7 +133,7 @@ class MlflowDatabaseSource:
             last = page[-1].run_uuid
             yield from self._runs(page)
 
-    def _runs(self, page: list[Any]) -> list[Run]:
+    def _runs(self, page: Sequence[Any]) -> list[Run]:
         ids = [row.run_uuid for row in page]
         data = {i: RunData() for i in ids}
         for table, attr in (("params", "params"), ("tags", "tags")):

@@ -99,7 +99,7 @@ def run_tag_rows(tags: Iterable[Any], field: str = "tags") -> dict[str, str]:
     return rows
 
 
-def tuples(conn: Connection, stmt, args: dict[str, Any] | None = None) -> list[tuple]:
+def tuples(conn: Connection, stmt, args: dict[str, Any] | None = None) -> Sequence[tuple]:
     """Rows of ``stmt`` as plain DBAPI tuples (no Row objects or result processors; for
     columns that need no conversion, on paths that read many rows)."""
     result = conn.execute(stmt, args)

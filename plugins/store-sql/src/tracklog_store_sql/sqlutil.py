@@ -226,7 +226,7 @@ _PG_POINTS = sa.text(
 )
 
 
-_PG_BOOL = {False: "f", True: "t"}  # 0 and 1 hash as False and True
+_PG_BOOL: dict[int, str] = {False: "f", True: "t"}  # 0 and 1 hash as False and True
 
 
 def _pg_array(items) -> str:
@@ -239,7 +239,7 @@ def write_metric_points(
     timestamps: Sequence[int],
     steps: Sequence[int],
     values: Sequence[float],
-    nans: Sequence[bool],
+    nans: Sequence[int],
 ) -> None:
     """Insert metric history points, given column by column, skipping exact duplicates,
     in one statement (or one executemany). ``nans`` may be 0/1 (what SQLite binds fastest).

@@ -241,7 +241,7 @@ class TracesMixin:
             stmt = sa.select(ti.request_id).where(ti.experiment_id == exp.experiment_id)
             if trace_ids:
                 wanted = [t for t in dict.fromkeys(trace_ids) if "\x00" not in t]
-                doomed = []
+                doomed: list[str] = []
                 for chunk in chunks(wanted, chunk_size(self.dialect)):
                     doomed += conn.execute(
                         stmt.where(in_ids(ti.request_id, chunk, self.dialect))
@@ -272,12 +272,12 @@ class TracesMixin:
             run_row(conn, run_id, for_write=True)
             found: dict[str, Any] = {}
             for chunk in chunks([t for t in wanted if "\x00" not in t], chunk_size(self.dialect)):
-                for row in conn.execute(
+                for hit in conn.execute(
                     sa.select(ti.request_id, ti.experiment_id, experiments.c.lifecycle_stage)
                     .join(experiments, experiments.c.experiment_id == ti.experiment_id)
                     .where(in_ids(ti.request_id, chunk, self.dialect))
                 ):
-                    found[row.request_id] = row
+                    found[hit.request_id] = hit
             for trace_id in wanted:
                 row = found.get(trace_id)
                 if row is None:

@@ -6,6 +6,8 @@ Revision ID: 0004_traces
 Revises: 0003_metric_series
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mssql, mysql
@@ -15,7 +17,11 @@ down_revision = "0003_metric_series"
 branch_labels = None
 depends_on = None
 
-OPTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
+OPTS: dict[str, Any] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+    "mysql_engine": "InnoDB",
+}
 LONG_TEXT = (
     sa.Text()
     .with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
