@@ -18,7 +18,7 @@ import abc
 import hashlib
 import math
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -359,7 +359,7 @@ def _copy_run(
         dest.finish_import(run_id, run.info.lifecycle_stage)
 
 
-def checksum(params: dict[str, str], histories: dict[str, Iterable[Metric]]) -> str:
+def checksum(params: Mapping[str, str], histories: Mapping[str, Iterable[Metric]]) -> str:
     """A digest of a run's params and full metric histories, independent of order and
     of how a store spells NaN."""
     h = hashlib.sha256()

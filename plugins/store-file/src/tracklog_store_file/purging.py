@@ -108,7 +108,7 @@ class Purging(Rows, PurgeStore):
                 continue
             for model_id in ids:
                 try:
-                    model = self.get_logged_model(model_id, allow_deleted=True)  # type: ignore[attr-defined]
+                    model = self.get_logged_model(model_id, allow_deleted=True)
                 except errors.TracklogError:
                     continue
                 if model.lifecycle_stage != LifecycleStage.DELETED:
@@ -120,7 +120,7 @@ class Purging(Rows, PurgeStore):
 
     def purge_logged_model(self, model_id: str) -> None:
         try:
-            model = self.get_logged_model(model_id, allow_deleted=True)  # type: ignore[attr-defined]
+            model = self.get_logged_model(model_id, allow_deleted=True)
             _, folder = self._locate_model(model_id)
         except errors.TracklogError as exc:
             if exc.error_code == errors.ErrorCode.RESOURCE_DOES_NOT_EXIST:
