@@ -318,8 +318,12 @@ def test_protocol_edges(server, experiment_id):
     assert too_many.status_code == 400 and "max_results" in too_many.json()["message"]
 
 
-def test_thousand_traces_from_four_threads(client, experiment_id):
+def test_thousand_traces_from_four_threads(client, experiment_id, server):
     """1,000 traces of 20 spans each, traced from 4 threads at once: none lost."""
+    if not server.backend.startswith("sqlite"):
+        # The load is the client's and the server's; the SQL store's concurrent writers
+        # are held on every database by its own tests. One backend keeps the suite short.
+        pytest.skip("the trace load test runs on SQLite only")
 
     @mlflow.trace(name="load")
     def load(worker: int, i: int) -> int:

@@ -176,7 +176,7 @@ def test_unknown_run_and_malformed_bodies(api):
 
 def test_unknown_routes_and_methods(api):
     assert_error(api.get("/api/2.0/mlflow/no-such-thing"), 404, "ENDPOINT_NOT_FOUND")
-    assert_error(api.post("/api/3.0/mlflow/traces", json={}), 404, "ENDPOINT_NOT_FOUND")
+    assert_error(api.post("/api/3.0/mlflow/datasets/create", json={}), 404, "ENDPOINT_NOT_FOUND")
     assert_error(api.get("/api/3.0/mlflow/runs/get"), 404, "ENDPOINT_NOT_FOUND")
     r = api.get(f"{API}/runs/create")
     assert r.status_code == 405 and r.json()["error_code"] == "ENDPOINT_NOT_FOUND"
