@@ -20,6 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+# The client's span export queue (OpenTelemetry's batch processor) drops spans when full;
+# the trace load test sends 20,000 spans at once, so give it room before tracing starts.
+os.environ.setdefault("OTEL_BSP_MAX_QUEUE_SIZE", "65536")
+
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
