@@ -20,9 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-# The client's span export queue (OpenTelemetry's batch processor) drops spans when full;
-# the trace load test sends 20,000 spans at once, so give it room before tracing starts.
-os.environ.setdefault("OTEL_BSP_MAX_QUEUE_SIZE", "65536")
+# The client drops spans by design when its own queues fill: OpenTelemetry's batch
+# processor holds 2,048 spans (MLflow passes the size explicitly, so OTEL_BSP_* has no
+# effect) and drains them on one thread. The trace load test produces 20,000 spans from
+# four threads, faster than that thread drains on two busy cores, so spans are exported
+# inline at span end (the producing threads wait for it) and whole traces queue for upload.
+os.environ.setdefault("MLFLOW_USE_BATCH_SPAN_PROCESSOR", "false")
+os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE", "5000")
 
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
