@@ -7,8 +7,6 @@ in this repository), found through ``resolve_store``; without such a plugin thes
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from tracklog.entities import PagedList
@@ -16,18 +14,9 @@ from tracklog.errors import TracklogError
 from tracklog.plugins import resolve_store
 from tracklog.search.ast import Kind
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TraceStore, TrackingStore
-from tracklog.testing.tracking import TrackingStoreConformance
+from tracklog.testing.mutants import Mutants
 
-Mutant = Callable[[type], type]
-MUTANTS: dict[str, tuple[str, Mutant]] = {}
-
-
-def mutant(name: str, kit_test: str) -> Callable[[Mutant], Mutant]:
-    def register(fn: Mutant) -> Mutant:
-        MUTANTS[name] = (kit_test, fn)
-        return fn
-
-    return register
+mutant = Mutants()
 
 
 @mutant("the artifact location tag is left out", "test_start_and_get_trace")
@@ -150,23 +139,7 @@ def _sqlite_store(tmp_path) -> TrackingStore:
     return store
 
 
-@pytest.mark.parametrize("name", sorted(MUTANTS))
+@pytest.mark.parametrize("name", mutant.names())
 def test_kit_catches_trace_mutant(name: str, tmp_path) -> None:
     """The kit test aimed at a rule passes on the real store and fails on its mutant."""
-    kit_test, make = MUTANTS[name]
-    kit = TrackingStoreConformance()
-    real = _sqlite_store(tmp_path / "real")
-    try:
-        getattr(kit, kit_test)(real)
-    finally:
-        real.close()
-    broken = _sqlite_store(tmp_path / "mutant")
-    broken.__class__ = make(type(broken))
-    try:
-        getattr(kit, kit_test)(broken)
-    except (Exception, pytest.fail.Exception) as exc:
-        assert not isinstance(exc, pytest.skip.Exception)
-    else:
-        pytest.fail(f"{kit_test} passed against a store whose {name}")
-    finally:
-        broken.close()
+    mutant.check(name, _sqlite_store, tmp_path)

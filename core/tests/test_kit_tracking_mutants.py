@@ -8,33 +8,21 @@ plugin these tests skip.
 
 from __future__ import annotations
 
-import inspect
 import math
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
-from tracklog.entities import LifecycleStage, PagedList, Param, RunData, ViewType
+from tracklog.entities import MAX_DOUBLE, LifecycleStage, PagedList, Param, RunData, ViewType
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.plugins import resolve_store
 from tracklog.search import parse_model_version_filter, parse_run_order_by
 from tracklog.search.ast import Comparison, Identifier, Kind, Op
 from tracklog.stores import TrackingStore
-from tracklog.testing.tracking import TrackingStoreConformance
+from tracklog.testing.mutants import Mutants
 
-MAX_DOUBLE = 1.7976931348623157e308
-Mutant = Callable[[type], type]
-MUTANTS: dict[str, tuple[str, Mutant]] = {}
-
-
-def mutant(name: str, kit_test: str) -> Callable[[Mutant], Mutant]:
-    def register(fn: Mutant) -> Mutant:
-        MUTANTS[name] = (kit_test, fn)
-        return fn
-
-    return register
+mutant = Mutants()
 
 
 @mutant("log_batch writes metrics before checking params", "test_param_conflict_writes_nothing")
@@ -564,36 +552,8 @@ def _sqlite_store(tmp_path) -> TrackingStore:
         pytest.skip(f"no installed plugin provides sqlite:// stores: {exc.message}")
 
 
-@pytest.mark.parametrize("name", sorted(MUTANTS))
+@pytest.mark.parametrize("name", mutant.names())
 def test_kit_catches_mutant(name: str, tmp_path) -> None:
     """The kit test aimed at a rule passes on the real store and fails on its mutant
     (an assertion, a pytest.raises that did not raise, or an unexpected error)."""
-    kit_test, make = MUTANTS[name]
-    kit = TrackingStoreConformance()
-    # The kit's fixtures a test asks for besides ``store``: only ``reopen``.
-    wants_reopen = "reopen" in inspect.signature(getattr(kit, kit_test)).parameters
-
-    def opened(where, broken: bool = False) -> TrackingStore:
-        store = _sqlite_store(where)
-        if broken:
-            store.__class__ = make(type(store))
-        return store
-
-    def run(store: TrackingStore, where, broken: bool = False) -> None:
-        extra = {"reopen": lambda: opened(where, broken)} if wants_reopen else {}
-        getattr(kit, kit_test)(store, **extra)
-
-    real = opened(tmp_path / "real")
-    try:
-        run(real, tmp_path / "real")
-    finally:
-        real.close()
-    broken = opened(tmp_path / "mutant", broken=True)
-    try:
-        run(broken, tmp_path / "mutant", broken=True)
-    except (Exception, pytest.fail.Exception) as exc:
-        assert not isinstance(exc, pytest.skip.Exception)
-    else:
-        pytest.fail(f"{kit_test} passed against a store whose {name}")
-    finally:
-        broken.close()
+    mutant.check(name, _sqlite_store, tmp_path)

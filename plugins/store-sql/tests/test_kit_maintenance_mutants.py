@@ -4,27 +4,16 @@ on the mutant (as the core's tracking-kit mutants do)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from tracklog.entities import LifecycleStage
 from tracklog.errors import TracklogError
 from tracklog.plugins import resolve_store
 from tracklog.stores import TrackingStore
-from tracklog.testing.tracking import TrackingStoreConformance
+from tracklog.testing.mutants import Mutants
 from tracklog_store_sql.schema import runs
 
-Mutant = Callable[[type], type]
-MUTANTS: dict[str, tuple[str, Mutant]] = {}
-
-
-def mutant(name: str, kit_test: str) -> Callable[[Mutant], Mutant]:
-    def register(fn: Mutant) -> Mutant:
-        MUTANTS[name] = (kit_test, fn)
-        return fn
-
-    return register
+mutant = Mutants()
 
 
 @mutant("import_experiment hands out a new id", "test_import_keeps_ids_times_and_stages")
@@ -97,22 +86,6 @@ def _sqlite_store(tmp_path) -> TrackingStore:
         pytest.skip(f"no installed plugin provides sqlite:// stores: {exc.message}")
 
 
-@pytest.mark.parametrize("name", sorted(MUTANTS))
+@pytest.mark.parametrize("name", mutant.names())
 def test_kit_catches_mutant(name: str, tmp_path) -> None:
-    kit_test, make = MUTANTS[name]
-    kit = TrackingStoreConformance()
-    real = _sqlite_store(tmp_path / "real")
-    try:
-        getattr(kit, kit_test)(real)
-    finally:
-        real.close()
-    broken = _sqlite_store(tmp_path / "mutant")
-    broken.__class__ = make(type(broken))
-    try:
-        getattr(kit, kit_test)(broken)
-    except (Exception, pytest.fail.Exception) as exc:
-        assert not isinstance(exc, pytest.skip.Exception)
-    else:
-        pytest.fail(f"{kit_test} passed against a store whose {name}")
-    finally:
-        broken.close()
+    mutant.check(name, _sqlite_store, tmp_path)
