@@ -7,11 +7,6 @@ retries (a 5xx fails at once instead of after minutes of backoff), no telemetry.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tracklog.testing.server import ServerProcess
+from tracklog.testing.server import start_server as start_tracklog
 
 # The client drops spans by design when its own queues fill: OpenTelemetry's batch
 # processor holds 2,048 spans (MLflow passes the size explicitly, so OTEL_BSP_* has no
@@ -35,67 +33,24 @@ os.environ["DO_NOT_TRACK"] = "true"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 PG_ADMIN_URL = os.environ.get("TRACKLOG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
-class Server:
-    url: str
-    base: str
-    process: subprocess.Popen
-    artifacts: Path
-    backend: str
-    log: Path
+class Server(ServerProcess):
+    """A running server on ``backend``, keeping proxied artifacts under ``artifacts``."""
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+    artifacts: Path = Path()
+    backend: str = ""
 
 
 def start_server(tmp: Path, backend_uri: str, *extra: str, prefix: str = "",
                  env: dict[str, str] | None = None) -> Server:
-    port = free_port()
     artifacts = tmp / "artifacts"
-    log = tmp / f"server-{port}.log"
-    args = [TRACKLOG, "server", "--backend-store-uri", backend_uri,
-            "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
-            "--port", str(port), *extra]
-    if prefix:
-        args += ["--static-prefix", prefix]
-    child_env = {**os.environ, **(env or {})}
-    if child_env.pop("PYTHONDONTWRITEBYTECODE", None):
-        # Without cached bytecode every server start recompiles its imports (~2 s); cache
-        # it outside the source tree instead.
-        child_env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(),
-                                                        "tracklog-e2e-pycache")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd=tmp, env=child_env)
-    base = f"http://127.0.0.1:{port}"
-    server = Server(base + prefix, base, process, artifacts, backend_uri, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(server.url + "/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"tracklog server not healthy in 30 s: {log.read_text()[-3000:]}")
+    started = start_tracklog("--backend-store-uri", backend_uri,
+                             "--artifacts-destination", str(artifacts), *extra,
+                             cwd=tmp, prefix=prefix, env=env)
+    return Server(started.url, started.base, started.port, started.process, started.log,
+                  artifacts, backend_uri)
 
 
 def sqlite_uri(path: Path) -> str:

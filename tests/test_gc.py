@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -15,7 +14,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
+from tracklog.testing.server import TRACKLOG
 
 
 def _gc(uri: str, dest: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 from tracklog.entities import Metric, Param, RunStatus, RunTag, ViewType
 from tracklog.importing import checksum
 from tracklog.plugins import resolve_store
-
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
+from tracklog.testing.server import TRACKLOG
 
 
 def _migrate(*args: str) -> subprocess.CompletedProcess:

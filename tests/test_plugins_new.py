@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import TRACKLOG
 from tests.venvs import BIN, new_venv, run, uv
+from tracklog.testing.server import TRACKLOG
 
 pytestmark = pytest.mark.slow
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
+from tracklog.testing.server import TRACKLOG, start_server
 
 
 def _ipv6_loopback() -> str | None:
@@ -28,12 +26,6 @@ def _ipv6_loopback() -> str | None:
     return None
 
 
-def _free_port_v6() -> int:
-    with socket.socket(socket.AF_INET6) as s:
-        s.bind(("::1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def v6_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a server bound to ::1 only."""
@@ -42,33 +34,10 @@ def v6_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         print(f"skipping: {reason}")
         pytest.skip(reason)
     tmp: Path = tmp_path_factory.mktemp("server-v6")
-    port = _free_port_v6()
-    log = tmp / "server.log"
-    args = [TRACKLOG, "server", "--backend-store-uri", f"sqlite:///{tmp / 't.db'}",
-            "--artifacts-destination", str(tmp / "artifacts"), "--host", "::1",
-            "--port", str(port)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd=tmp)
-    base = f"http://[::1]:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server on ::1 did not start: {log.read_text()[-3000:]}")
-            try:
-                httpx.get(base + "/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    with start_server("--backend-store-uri", f"sqlite:///{tmp / 't.db'}",
+                      "--artifacts-destination", str(tmp / "artifacts"),
+                      host="::1", cwd=tmp) as server:
+        yield server.base
 
 
 def _raw(port: int, family: int, address: str, head: bytes) -> tuple[int, bytes]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TRACKLOG, free_port
+from tracklog.testing.server import TRACKLOG, free_port
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.venvs import new_venv, run, uv
+from tracklog.testing.server import free_port
 
 pytestmark = pytest.mark.slow
 
