@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
+from tracklog.testing.server import free_port
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's documented development key (public, the same in every installation).
@@ -33,12 +34,6 @@ AZURE_VARIABLES = (
     "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS",
     "TRACKLOG_AZURE_UPLOAD_URL_TTL",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _azurite_binary() -> str | None:

@@ -12,8 +12,6 @@ import hashlib
 import os
 import random
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +19,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tracklog.testing.server import TRACKLOG, start_server
 from tracklog_artifacts_azure.factory import open_repository
 
-from .conftest import AZURE_VARIABLES, KEY, free_port
+from .conftest import AZURE_VARIABLES, KEY
 
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "120"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
+
 
 
 @dataclass
@@ -49,29 +48,10 @@ class Server:
 
 
 def _start(azurite, tmp: Path, *options: str) -> Server:
-    port = free_port()
-    log = tmp / "server.log"
-    env = {k: v for k, v in os.environ.items() if k not in AZURE_VARIABLES}
-    env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string
-    args = [TRACKLOG, "server", "--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
-            "--host", "127.0.0.1", "--port", str(port), *options]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd=tmp, env=env)
-    srv = Server(f"http://127.0.0.1:{port}", process, azurite.uri("server-artifacts"), log)
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(srv.url + "/health", timeout=1).status_code == 200:
-                return srv
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            _stop(srv)
-            raise RuntimeError(f"server not healthy in 30 s: {log.read_text()[-3000:]}")
-        time.sleep(0.05)
+    started = start_server("--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
+                           *options, cwd=tmp, log=tmp / "server.log", unset=AZURE_VARIABLES,
+                           env={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+    return Server(started.url, started.process, azurite.uri("server-artifacts"), started.log)
 
 
 def _stop(server: Server) -> None:

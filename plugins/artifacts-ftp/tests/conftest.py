@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
+from tracklog.testing.server import free_port
 
 VSFTPD = "/usr/sbin/vsftpd"
 FTP_USER = "tracklog-ftp"
@@ -35,12 +36,6 @@ FTP_USER = "tracklog-ftp"
 FTP_PASSWORD = "tracklog-ftp-test-password"
 FTP_HOME = "/var/tmp/tracklog-ftp-home"
 ENV_SETTINGS = ("TRACKLOG_FTPS_CA_FILE", "TRACKLOG_FTP_TIMEOUT", "NETRC")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _free_range(count: int) -> tuple[int, int]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -24,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
+from tracklog.testing.server import free_port
+from tracklog.testing.server import start_server as start_tracklog
 
 BUCKET = "tracklog-test"
 
@@ -31,12 +31,6 @@ BUCKET = "tracklog-test"
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -165,26 +159,9 @@ class Server:
 def start_server(tmp: Path, destination: str, *extra: str) -> Server:
     """``tracklog server`` on a SQLite store in ``tmp``, proxying artifacts to
     ``destination``; the emulator and signing key reach it through the environment."""
-    tracklog = str(Path(sys.executable).with_name("tracklog"))
-    port = free_port()
-    log = tmp / f"server-{port}.log"
-    args = [tracklog, "server", "--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
-            "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port),
-            *extra]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd=tmp)
-    server = Server(f"http://127.0.0.1:{port}", destination, process, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(server.url + "/health", timeout=1) as answer:
-                if answer.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.05)
-    _stop(process)
-    raise RuntimeError(f"tracklog server did not start: {log.read_text()[-3000:]}")
+    started = start_tracklog("--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
+                             "--artifacts-destination", destination, *extra, cwd=tmp)
+    return Server(started.url, destination, started.process, started.log)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
+from tracklog.testing.server import free_port
 
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -37,12 +37,6 @@ S3_SETTINGS = (
     "AWS_PROFILE",
     "MLFLOW_PRESIGNED_DOWNLOAD_URL_TTL_SECONDS",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,8 @@ import boto3
 import httpx
 import pytest
 
+from tracklog.testing.server import TRACKLOG, start_server
+
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -23,7 +23,6 @@ os.environ["DO_NOT_TRACK"] = "true"
 
 mlflow = pytest.importorskip("mlflow")
 
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
 MiB = 1024 * 1024
 
 
@@ -36,24 +35,8 @@ class _Doubler(PythonModel):
 
 
 def _start(tmp: Path, port: int, *options: str) -> subprocess.Popen:
-    log = tmp / f"server-{port}.log"
-    args = [TRACKLOG, "server", "--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}",
-            "--host", "127.0.0.1", "--port", str(port), *options]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd=tmp)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    _stop(process)
-    raise RuntimeError(f"tracklog server not healthy in 30 s: {log.read_text()[-3000:]}")
+    return start_server("--backend-store-uri", f"sqlite:///{tmp / 'tracklog.db'}", *options,
+                        port=port, cwd=tmp).process
 
 
 def _stop(process: subprocess.Popen) -> None:

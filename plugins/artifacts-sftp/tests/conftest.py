@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
+from tracklog.testing.server import free_port
 
 SSHD = "/usr/sbin/sshd"
 PASSWORD_USER = "tracklog-sftp"
@@ -31,12 +31,6 @@ PASSWORD_USER = "tracklog-sftp"
 PASSWORD = "tracklog-sftp-test-password"
 ENV_SETTINGS = ("TRACKLOG_SFTP_STRICT_HOST_KEY_CHECKING", "TRACKLOG_SFTP_SSH_CONFIG",
                 "TRACKLOG_SFTP_CONNECT_TIMEOUT", "SSH_AUTH_SOCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_key(path: Path) -> str:

@@ -3,58 +3,25 @@ MLflow client, on SQLite, PostgreSQL and MariaDB: every one succeeds, numbered 1
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tracklog.testing.server import start_server
+
 THREADS = 16
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def tracking_server(server_url: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [TRACKLOG, "server", "--backend-store-uri", server_url, "--artifacts-destination",
-             str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tracklog server did not start: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    with start_server("--backend-store-uri", server_url,
+                      "--artifacts-destination", str(tmp_path / "artifacts"),
+                      cwd=tmp_path) as server:
+        yield server.url
 
 
 def test_concurrent_registrations_through_the_server(tracking_server, monkeypatch):

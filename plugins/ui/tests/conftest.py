@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
 import subprocess
-import sys
-import time
 import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tracklog.testing import service_unavailable
+from tracklog.testing.server import start_server as start_tracklog
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -27,36 +24,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PREFIX = "/tracklog"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(tmp: Path, prefix: str = PREFIX) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    tracklog = str(Path(sys.executable).with_name("tracklog"))
-    args = [tracklog, "server", "--backend-store-uri", f"sqlite:///{tmp}/ui.db",
-            "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1",
-            "--port", str(port)]
-    if prefix:
-        args += ["--static-prefix", prefix]
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                               stderr=subprocess.STDOUT, cwd=tmp)
-    url = f"http://127.0.0.1:{port}{prefix}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((tmp / "server.log").read_text()[-3000:])
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("tracklog server not healthy in 30 s")
+    server = start_tracklog("--backend-store-uri", f"sqlite:///{tmp}/ui.db",
+                            "--artifacts-destination", str(tmp / "artifacts"),
+                            prefix=prefix, cwd=tmp, log=tmp / "server.log")
+    return server.process, server.url
 
 
 def png(width: int = 4, height: int = 3) -> bytes:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,12 +68,14 @@ class ServerProcess:
 
 def start_server(*args: str, cwd: Path, prefix: str = "", port: int | None = None,
                  host: str = "127.0.0.1", env: Mapping[str, str] | None = None,
-                 log: Path | None = None, timeout: float = 30.0) -> ServerProcess:
+                 unset: Iterable[str] = (), log: Path | None = None,
+                 timeout: float = 30.0) -> ServerProcess:
     """Start ``tracklog server --host HOST --port PORT ARGS…`` and wait for ``/health``.
 
     :param cwd: the server's working directory (its log goes there unless ``log`` is given).
     :param prefix: passed as ``--static-prefix`` and included in the returned ``url``.
     :param env: variables added to this process's environment for the server.
+    :param unset: variables of this process's environment the server must not see.
     :raises RuntimeError: with the end of the server's output, if it exits or is not
         healthy within ``timeout`` seconds.
     """
@@ -82,7 +84,8 @@ def start_server(*args: str, cwd: Path, prefix: str = "", port: int | None = Non
     command = [TRACKLOG, "server", "--host", host, "--port", str(port), *args]
     if prefix:
         command += ["--static-prefix", prefix]
-    child_env = {**os.environ, **(env or {})}
+    child_env = {k: v for k, v in os.environ.items() if k not in set(unset)}
+    child_env.update(env or {})
     if child_env.pop("PYTHONDONTWRITEBYTECODE", None):
         # Without cached bytecode every start recompiles FastAPI, pydantic and SQLAlchemy
         # (~2 s); cache it outside the source tree instead.
