@@ -196,6 +196,9 @@ def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> 
         else:
             paths = [prefix + spec.path]
         endpoint = _raw_endpoint(spec, state) if spec.raw else _rpc_endpoint(spec, state)
+        # Every route's endpoint names its rule, as plugin routes' do: a test (or a tool)
+        # reading the route table sees what each one is authorized as.
+        setattr(endpoint, RULE_ATTR, spec.rule)
         for path in paths:
             app.router.routes.append(Route(path, endpoint, methods=[spec.method]))
             if "{" not in path:
