@@ -144,7 +144,7 @@ def test_registered_model_search_filtered(server_app: App, w: dict[str, Any]) ->
 def test_bypass_routes(server_app: App, w: dict[str, Any]) -> None:
     a, alice, theirs, run = server_app, w["alice"], w["theirs"], w["their_run"]
     # The ajax-api twin, a percent-encoded id, case changes, trailing slashes.
-    for method, url, kw in (
+    cases: tuple[tuple[str, str, dict[str, Any]], ...] = (
         ("GET", f"/ajax-api/2.0/mlflow/experiments/get?experiment_id={theirs}", {}),
         ("GET", f"{API}/experiments/get?experiment_id=%{ord(theirs[0]):02X}{theirs[1:]}", {}),
         ("GET", f"{API}/runs/get?run_id={run}", {}),
@@ -158,7 +158,8 @@ def test_bypass_routes(server_app: App, w: dict[str, Any]) -> None:
         ("GET", f"/get-artifact?run_id={run}&path=x", {}),
         ("GET", f"{API}/artifacts/list?run_id={run}", {}),
         ("GET", f"/runs/{run}", {}),
-    ):
+    )
+    for method, url, kw in cases:
         r = a.call(method, url, alice, **kw)
         assert r.status_code in (403, 404, 405), (method, url, r.status_code, r.text)
         assert run not in r.text and "theirs" not in r.text

@@ -53,7 +53,7 @@ def as_user(monkeypatch: pytest.MonkeyPatch, server: Server):
         return mlflow.MlflowClient(server.url)
 
     yield use
-    mlflow.set_tracking_uri(None)
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
 def _admin_app_client(as_user: Any, server: Server) -> Any:
