@@ -419,3 +419,28 @@ def test_hook_check_startup(plugin, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["server", "--backend-store-uri", uri, "--port", "0"])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: refusing to serve {uri}"
+
+
+class RecordsRenames(HeaderAuth):
+    def __init__(self):
+        super().__init__()
+        self.renamed = []
+
+    @hookimpl
+    def resource_renamed(self, identity, resource, renamed_to):
+        self.renamed.append((identity, dict(resource), dict(renamed_to)))
+
+
+def test_hook_resource_renamed(plugin, server):
+    auth = plugin(RecordsRenames(), "records-renames")
+    client = server()
+    who = {"X-User": "erin"}
+    client.post(f"{API}/registered-models/create", json={"name": "before"}, headers=who)
+    r = client.post(f"{API}/registered-models/rename",
+                    json={"name": "before", "new_name": "after"}, headers=who)
+    assert r.status_code == 200
+    assert auth.renamed == [("erin", {"registered_model": "before"},
+                             {"registered_model": "after"})]
+    client.post(f"{API}/registered-models/rename",
+                json={"name": "missing", "new_name": "x"}, headers=who)
+    assert len(auth.renamed) == 1

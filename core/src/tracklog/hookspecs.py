@@ -199,6 +199,22 @@ def resource_created(identity: Any, resource: dict[str, Any], config: ServerConf
 
 
 @hookspec
+def resource_renamed(identity: Any, resource: dict[str, Any], renamed_to: dict[str, Any],
+                     config: ServerConfig) -> None:
+    """A resource keyed by name was just renamed by ``identity``.
+
+    :param identity: what :func:`authenticate` returned.
+    :param resource: the old key, ``{"registered_model": "old"}``.
+    :param renamed_to: the new key, ``{"registered_model": "new"}``.
+    :param config: the server configuration.
+
+    All implementations are called, in the request's worker thread, after the store
+    renamed it (an authorization plugin moves the grants keyed by the old name). Called
+    only while authentication is active.
+    """
+
+
+@hookspec
 def asgi_middleware(config: ServerConfig) -> Callable[[Any], Any] | None:
     """Wrap the server's ASGI application.
 

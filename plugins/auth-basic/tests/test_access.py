@@ -74,6 +74,22 @@ def test_creator_gets_manage(server_app: App, w: dict[str, Any]) -> None:
                   json={"name": "amodel"}).status_code == 200
 
 
+def test_grants_follow_a_renamed_model(server_app: App, w: dict[str, Any]) -> None:
+    a = server_app
+    a.ok("POST", f"{API}/registered-models/create", w["alice"], json={"name": "draft"})
+    a.grant("bob", "registered_model", "draft", "NO_PERMISSIONS")
+    a.ok("POST", f"{API}/registered-models/rename", w["alice"],
+         json={"name": "draft", "new_name": "final"})
+    assert a.call("GET", f"{API}/registered-models/get", w["bob"],
+                  params={"name": "final"}).status_code == 403
+    # Alice keeps MANAGE under the new name; a new "draft" starts with no old grants.
+    a.ok("PATCH", f"{API}/registered-models/update", w["alice"],
+         json={"name": "final", "description": "d"})
+    a.ok("POST", f"{API}/registered-models/create", json={"name": "draft"})
+    assert a.call("GET", f"{API}/registered-models/get", w["bob"],
+                  params={"name": "draft"}).status_code == 200
+
+
 def test_read_user_cannot_write(server_app: App, w: dict[str, Any]) -> None:
     a = server_app
     r = a.call("POST", f"{API}/runs/create", w["bob"], json={"experiment_id": w["mine"]})

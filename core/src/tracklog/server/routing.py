@@ -282,6 +282,16 @@ def readable_filter(state: ServerState, req: Req, kind: str, key: str) -> tuple[
     return ()
 
 
+def resource_renamed(state: ServerState, req: Req, resource: dict[str, Any],
+                     renamed_to: dict[str, Any]) -> None:
+    """Tell the authorization plugins a resource keyed by name has a new name."""
+    if state.auth_enabled:
+        from tracklog.plugins import call_hook
+
+        call_hook("resource_renamed", identity=req.identity, resource=resource,
+                  renamed_to=renamed_to, config=state.config)
+
+
 def resource_created(state: ServerState, req: Req, resource: dict[str, Any]) -> None:
     """Tell the authorization plugins who created ``resource``."""
     if state.auth_enabled:

@@ -100,6 +100,15 @@ def readable(identity: Any, kind: str) -> Any:
 
 
 @hookimpl
+def resource_renamed(identity: Any, resource: dict[str, Any],
+                     renamed_to: dict[str, Any]) -> None:
+    from tracklog_auth_basic.runtime import Caller
+
+    if isinstance(identity, Caller):
+        identity.runtime.renamed(resource, renamed_to)
+
+
+@hookimpl
 def resource_created(identity: Any, resource: dict[str, Any]) -> None:
     from tracklog_auth_basic.runtime import Caller
 

@@ -218,6 +218,12 @@ class Runtime:
                                       Permission.MANAGE)
 
 
+    def renamed(self, resource: dict[str, Any], renamed_to: dict[str, Any]) -> None:
+        old, new = resource.get("registered_model"), renamed_to.get("registered_model")
+        if old and new and old != new:
+            self.store.move_resource(REGISTERED_MODEL, str(old), str(new))
+
+
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]

@@ -311,6 +311,16 @@ class AuthStore:
             conn.execute(permissions.delete().where(permissions.c.resource_type == resource_type,
                                                     permissions.c.resource_id == resource_id))
 
+    def move_resource(self, resource_type: str, old: str, new: str) -> None:
+        """Grants on ``old`` become grants on ``new`` (a registered model renamed);
+        stale grants on ``new`` go first."""
+        with self.engine.begin() as conn:
+            conn.execute(permissions.delete().where(permissions.c.resource_type == resource_type,
+                                                    permissions.c.resource_id == new))
+            conn.execute(permissions.update().where(permissions.c.resource_type == resource_type,
+                                                    permissions.c.resource_id == old)
+                         .values(resource_id=new))
+
     def list_permissions(self, subject_type: str | None = None,
                          subject_id: int | None = None) -> list[dict[str, Any]]:
         stmt = sa.select(permissions).order_by(permissions.c.resource_type,

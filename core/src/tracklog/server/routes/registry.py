@@ -18,6 +18,7 @@ from tracklog.server.routing import (
     by_registered_model,
     readable_filter,
     resource_created,
+    resource_renamed,
 )
 from tracklog.stores import ModelRegistryStore, registry_of
 
@@ -76,7 +77,9 @@ def get_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
 
 @table.rpc("POST", _RM + "/rename", "manage", by_registered_model)
 def rename_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
-    model = _registry(state).rename_registered_model(_name(req), _name(req, "new_name"))
+    old = _name(req)
+    model = _registry(state).rename_registered_model(old, _name(req, "new_name"))
+    resource_renamed(state, req, {"registered_model": old}, {"registered_model": model.name})
     return {"registered_model": codec.registered_model(model)}
 
 
