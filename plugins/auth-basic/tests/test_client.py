@@ -19,6 +19,8 @@ from .conftest import (
     TRACKLOG,
     Server,
     auth_env,
+    basic,
+    build_app,
     run_server,
 )
 
@@ -173,40 +175,27 @@ def test_ini_file_and_default_permission(tmp_path: Path) -> None:
     ini.write_text("[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
                    f"database_uri = sqlite:///{tmp_path / 'users.db'}\n"
                    "admin_username = boss\nadmin_password = boss password 0123\n")
-    srv = run_server(tmp_path, f"sqlite:///{tmp_path / 'tracking.db'}",
-                     {"TRACKLOG_AUTH": "basic", "MLFLOW_AUTH_CONFIG_PATH": str(ini)})
-    try:
-        boss = ("boss", "boss password 0123")
-        made = httpx.post(f"{srv.url}{API}/users/create", auth=boss,
-                          json={"username": "jill", "password": PASSWORD})
-        assert made.status_code == 200, made.text
-        exp = httpx.post(f"{srv.url}{API}/experiments/create", auth=boss,
-                         json={"name": "boss-only"}).json()["experiment_id"]
-        jill = ("jill", PASSWORD)
-        assert httpx.get(f"{srv.url}{API}/experiments/get", auth=jill,
-                         params={"experiment_id": exp}).status_code == 403
-        listed = httpx.post(f"{srv.url}{API}/experiments/search", auth=jill,
-                            json={"max_results": 10}).json()
+    env = {"TRACKLOG_AUTH": "basic", "MLFLOW_AUTH_CONFIG_PATH": str(ini)}
+    boss = basic("boss", "boss password 0123")
+    for a in build_app(tmp_path, env):
+        a.ok("POST", f"{API}/users/create", boss, json={"username": "jill", "password": PASSWORD})
+        exp = a.ok("POST", f"{API}/experiments/create", boss,
+                   json={"name": "boss-only"})["experiment_id"]
+        jill = basic("jill")
+        assert a.call("GET", f"{API}/experiments/get", jill,
+                      params={"experiment_id": exp}).status_code == 403
+        listed = a.ok("POST", f"{API}/experiments/search", jill, json={"max_results": 10})
         assert listed.get("experiments", []) == []
         assert (tmp_path / "users.db").exists()
-    finally:
-        srv.stop()
     # Once the administrator exists, the password setting is no longer needed.
     ini.write_text(ini.read_text().replace("admin_password = boss password 0123\n", ""))
-    again = run_server(tmp_path, f"sqlite:///{tmp_path / 'tracking.db'}",
-                       {"TRACKLOG_AUTH": "basic", "MLFLOW_AUTH_CONFIG_PATH": str(ini)})
-    try:
-        assert httpx.get(f"{again.url}/version", auth=("boss", "boss password 0123")
-                         ).status_code == 200
-    finally:
-        again.stop()
+    for a in build_app(tmp_path, env):
+        assert a.call("GET", "/version", boss).status_code == 200
 
 
 def test_off_by_default(tmp_path: Path) -> None:
-    srv = run_server(tmp_path, f"sqlite:///{tmp_path / 'tracking.db'}", {})
-    try:
-        assert httpx.get(f"{srv.url}/version").status_code == 200
-        assert httpx.get(f"{srv.url}{API}/users/current").status_code == 404
-    finally:
-        srv.stop()
+    for a in build_app(tmp_path, {}):
+        assert a.app.state.tracklog.auth_enabled is False
+        assert a.call("GET", "/version").status_code == 200
+        assert a.call("GET", f"{API}/users/current").status_code == 404
     assert not list(tmp_path.glob("*auth*"))
