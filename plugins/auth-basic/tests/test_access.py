@@ -194,6 +194,8 @@ def test_artifact_paths_under_another_experiment(server_app: App, w: dict[str, A
         assert b"secret" not in r.content
     listed = a.call("GET", "/api/2.0/mlflow-artifacts/artifacts", alice, params={"path": ""})
     assert listed.status_code == 403  # the root lists every experiment's folder
+    other = a.call("GET", "/api/2.0/mlflow-artifacts/artifacts/shared/f.txt", alice)
+    assert other.status_code == 403  # not an experiment's folder: administrators only
     own = a.call("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{w['mine']}/x/artifacts/a.txt",
                  w["bob"], content=b"x")
     assert own.status_code == 403  # Bob only reads 'mine'

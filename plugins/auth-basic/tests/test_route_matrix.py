@@ -129,6 +129,9 @@ def _guarded(server_app: App, w: dict[str, Any]) -> list[tuple[str, str, str, di
             resource = _resource(rule, method, params, path_params)
         except Exception:
             resource = {}
+        if "auth_login" in resource:  # the sign-in page: for everyone, checked below
+            assert url in ("/login", "/logout"), url
+            continue
         keys = set(resource) - {"auth_self", "artifact_path"}
         if not keys or keys == {"experiment_ids"} and rule.action == "read":
             continue  # server-wide, or a search narrowed to what is readable

@@ -54,7 +54,7 @@ def _endpoint(handler: Handler) -> Callable[[Any], Awaitable[Any]]:
 
         params = await _params(request)
         caller = getattr(request.state, "identity", None)
-        if not isinstance(caller, Caller):
+        if not isinstance(caller, Caller) or caller.anonymous:
             # Reached only when the server's authentication did not run for this route.
             raise errors.TracklogError("Authentication required.",
                                        errors.ErrorCode.UNAUTHENTICATED)
@@ -374,6 +374,9 @@ def install(app: Any, config: Any) -> None:
 
     prefix = normalize_prefix(config.static_prefix)
     runtime_of(app, config)  # a broken setting fails the build, not the first request
+    from tracklog_auth_basic import login
+
+    login.install(app, config, prefix)
     for method, path, handler, action, resource, versions in ROUTES:
         endpoint = rule(action, resource)(_endpoint(handler))
         for version in versions:

@@ -34,6 +34,8 @@ class Caller:
 
     user: User
     runtime: Runtime
+    #: Only on the sign-in page, which must be reachable before signing in.
+    anonymous: bool = False
 
     @property
     def username(self) -> str:
@@ -45,6 +47,10 @@ class Runtime:
         self.settings = settings_mod.read(getattr(config, "backend_store_uri", None))
         self.store = AuthStore(self.settings.database_uri)
         self.tracking = tracking
+        from tracklog.server.app import normalize_prefix
+
+        prefix = normalize_prefix(getattr(config, "static_prefix", None))
+        self.login_paths = (prefix + "/login", prefix + "/logout")
         self.limiter = FailureLimiter(self.settings.max_failures, self.settings.failure_window)
         self._owners: dict[tuple[str, str], str | None] = {}
         self._lock = threading.Lock()
@@ -106,8 +112,17 @@ class Runtime:
                 self.limiter.failed(key)
                 raise unauthenticated("Invalid or expired token.")
             return Caller(user, self)
+        if not header.strip():
+            from tracklog_auth_basic.login import session_caller
+
+            caller = session_caller(request, self)
+            if caller is not None:
+                return caller
+            if request.url.path in self.login_paths:
+                return Caller(User(0, "", False), self, anonymous=True)
         raise unauthenticated("Authentication required: send HTTP Basic credentials or "
-                              "'Authorization: Bearer <token>'.")
+                              "'Authorization: Bearer <token>', or sign in at "
+                              f"{self.login_paths[0]}.")
 
     # --- who owns what ---------------------------------------------------------------
 
@@ -149,6 +164,10 @@ class Runtime:
         return {k: grants.get(k, default) for k in keys}
 
     def allowed(self, caller: Caller, action: str, resource: dict[str, Any]) -> bool:
+        if resource == {"auth_login": "1"}:
+            return True
+        if caller.anonymous:
+            return False
         user = caller.user
         if user.is_admin:
             return True
@@ -181,8 +200,10 @@ class Runtime:
                     return False
                 models.update(values)
             elif key == "artifact_path":
-                # Only a path below an experiment's folder names what it touches.
-                if "experiment_id" not in resource:
+                # Only a path below an experiment's own folder (named by its id) says
+                # what it touches; anything else (the root, an experiment's custom
+                # location under another name) is for administrators.
+                if not str(resource.get("experiment_id", "")).isdigit():
                     return False
             else:
                 return False  # a resource this plugin does not know: administrators only

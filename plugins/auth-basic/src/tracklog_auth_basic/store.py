@@ -385,6 +385,10 @@ class AuthStore:
         if not done:
             raise errors.not_found(f"Token {token_id} does not exist.")
 
+    def revoke_session(self, secret: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(tokens.delete().where(tokens.c.token_hash == token_digest(secret)))
+
     def user_for_token(self, secret: str) -> User | None:
         digest = token_digest(secret)
         with self.engine.connect() as conn:
