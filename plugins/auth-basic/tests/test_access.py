@@ -209,7 +209,12 @@ def test_resources_named_by_id_only(server_app: App, w: dict[str, Any]) -> None:
     a.ok("POST", f"{API3}/traces", json={"trace": {"trace_info": {
         "trace_id": trace_id, "request_time": "2026-01-01T00:00:00Z", "state": "OK",
         "trace_location": {"mlflow_experiment": {"experiment_id": theirs}}}}})
+    encoded_model = "".join(f"%{ord(c):02X}" for c in model_id)
+    encoded_trace = "%74%72" + trace_id[2:]  # "tr" percent-encoded
     for method, url in (("GET", f"{API}/logged-models/{model_id}"),
+                        ("GET", f"{API}/logged-models/{encoded_model}"),
+                        ("GET", f"/ajax-api/2.0/mlflow/logged-models/{encoded_model}"),
+                        ("GET", f"{API3}/traces/{encoded_trace}"),
                         ("DELETE", f"{API}/logged-models/{model_id}"),
                         ("GET", f"{API3}/traces/{trace_id}"),
                         ("GET", f"{API3}/traces/get?trace_id={trace_id}"),

@@ -77,7 +77,8 @@ class Runtime:
             raise errors.invalid(exc.message) from None
         try:
             self.store.create_user(name, password, is_admin=True)
-        except errors.TracklogError:  # the name exists: make it the administrator
+        except errors.TracklogError:  # the name exists: it becomes the administrator
+            self.store.update_password(name, password)
             self.store.update_admin(name, True)
         log.warning("created the first administrator %r", name)
 
