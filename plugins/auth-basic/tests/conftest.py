@@ -78,7 +78,7 @@ class App:
 
 
 def build_app(tmp: Path, env: dict[str, str], store_uri: str | None = None,
-              prefix: str = "") -> Iterator[App]:
+              prefix: str = "", **options: Any) -> Iterator[App]:
     from starlette.testclient import TestClient
 
     from tracklog.config import ServerConfig
@@ -89,7 +89,7 @@ def build_app(tmp: Path, env: dict[str, str], store_uri: str | None = None,
             mp.setenv(key, value)
         config = ServerConfig(backend_store_uri=store_uri or f"sqlite:///{tmp / 'tracking.db'}",
                               artifacts_destination=str(tmp / "artifacts"),
-                              allowed_hosts=["testserver"], static_prefix=prefix)
+                              allowed_hosts=["testserver"], static_prefix=prefix, **options)
         app = create_app(config)
         with TestClient(app) as client:
             yield App(client, app, prefix)

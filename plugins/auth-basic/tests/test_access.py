@@ -293,12 +293,14 @@ def test_groups_grant_to_members(server_app: App, w: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def prefixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    yield from build_app(tmp_path_factory.mktemp("prefixed"), auth_env(), prefix="/tl")
+    tmp = tmp_path_factory.mktemp("prefixed")
+    yield from build_app(tmp, auth_env(), prefix="/tl", expose_prometheus=str(tmp / "metrics"))
 
 
 def test_static_prefix(prefixed: App) -> None:
     a = prefixed
     assert a.call("GET", "/health").status_code == 200
+    assert a.call("GET", "/metrics").status_code == 200
     assert a.call("GET", "/version").status_code == 401
     assert a.call("GET", f"{API}/users/current").status_code == 401
     assert a.ok("GET", f"{API}/users/current")["user"]["username"] == "root"
