@@ -152,9 +152,22 @@ def test_registered_model_search_filtered(server_app: App, w: dict[str, Any]) ->
                   params={"max_results": 1000})
     names = [m["name"] for m in models.get("registered_models", [])]
     assert "open-model" in names and "closed-model" not in names
+    for name in ("open-model", "closed-model"):
+        a.ok("POST", f"{API}/model-versions/create",
+             json={"name": name, "source": f"mlflow-artifacts:/{w['mine']}/m"})
+    closed = a.ok("GET", f"{API}/model-versions/search", w["alice"],
+                  params={"filter": "name = 'closed-model'"})
+    assert not closed.get("model_versions")
     versions = a.ok("GET", f"{API}/model-versions/search", w["alice"],
-                    params={"filter": "name = 'closed-model'"})
-    assert versions == {} or not versions.get("model_versions")
+                    params={"max_results": 1})
+    seen = [v["name"] for v in versions["model_versions"]]
+    while versions.get("next_page_token"):
+        versions = a.ok("GET", f"{API}/model-versions/search", w["alice"], params={
+            "max_results": 1, "page_token": versions["next_page_token"]})
+        seen += [v["name"] for v in versions["model_versions"]]
+    assert "open-model" in seen and "closed-model" not in seen
+    assert a.ok("GET", f"{API}/model-versions/search", params={
+        "filter": "name = 'closed-model'"})["model_versions"]
 
 
 def test_bypass_routes(server_app: App, w: dict[str, Any]) -> None:

@@ -143,3 +143,26 @@ def test_filtered_search_in_the_database(uri: str, tmp_path: Path) -> None:
         assert [e["name"] for e in rest["experiments"]] == ["Default"]
         models = a.ok("GET", f"{API}/registered-models/search", nell)
         assert [m["name"] for m in models["registered_models"]] == ["m0"]
+
+
+def test_file_store_server(tmp_path: Path) -> None:
+    """Beside a file store: users in a SQLite file next to it, searches narrowed by the
+    store's in-Python filter evaluation."""
+    from .conftest import API, auth_env, build_app
+
+    for a in build_app(tmp_path, auth_env(), store_uri=str(tmp_path / "mlruns")):
+        olive = a.user("olive")
+        ids = [a.ok("POST", f"{API}/experiments/create", json={"name": f"f{i}"})["experiment_id"]
+               for i in range(3)]
+        a.grant("olive", "experiment", ids[1], "NO_PERMISSIONS")
+        for name in ("fm0", "fm1"):
+            a.ok("POST", f"{API}/registered-models/create", json={"name": name})
+        a.grant("olive", "registered_model", "fm1", "NO_PERMISSIONS")
+        names = [e["name"] for e in a.ok("POST", f"{API}/experiments/search", olive,
+                                         json={"max_results": 10})["experiments"]]
+        assert sorted(names) == ["Default", "f0", "f2"]
+        models = a.ok("GET", f"{API}/registered-models/search", olive)
+        assert [m["name"] for m in models["registered_models"]] == ["fm0"]
+        runs = a.ok("POST", f"{API}/runs/search", olive, json={"experiment_ids": ids})
+        assert runs == {}
+    assert (tmp_path / "mlruns-auth.db").is_file()
