@@ -159,9 +159,9 @@ def auth_active(config: ServerConfig) -> bool | None:
         authentication plugin without its setting); True or None otherwise.
 
     All implementations are called, once while the application is built. When every
-    plugin implementing
-    :func:`authenticate` or :func:`authorize` answers False, neither hook is called and
-    requests are served as with no such plugin (no thread hop, no identity).
+    plugin implementing :func:`authenticate` or :func:`authorize` answers False, neither
+    hook is called and requests are served as with no such plugin (no thread hop, no
+    identity).
     """
 
 
