@@ -333,3 +333,28 @@ def test_rate_limit(tmp_path_factory: pytest.TempPathFactory) -> None:
         assert a.call("GET", "/version", basic("erin")).status_code == 429
         # The address is blocked for other names as well.
         assert a.call("GET", "/version", basic("nobody", "x" * 12)).status_code == 429
+
+
+def test_mlflow_permission_routes(server_app: App, w: dict[str, Any]) -> None:
+    """MLflow 2's per-resource permission routes, with their request and answer shapes."""
+    a, alice = server_app, w["alice"]
+    a.user("pam")
+    a.ok("POST", f"{API}/registered-models/create", alice, json={"name": "alices-model"})
+    for base, key, rid, out in (
+            (f"{API}/experiments/permissions", "experiment_id", w["mine"],
+             "experiment_permission"),
+            (f"{API}/registered-models/permissions", "name", "alices-model",
+             "registered_model_permission")):
+        ident = {key: rid, "username": "pam"}
+        made = a.ok("POST", f"{base}/create", alice, json={**ident, "permission": "READ"})
+        assert made[out][key] == rid and made[out]["permission"] == "READ"
+        again = a.call("POST", f"{base}/create", alice, json={**ident, "permission": "READ"})
+        assert again.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+        bad = a.call("PATCH", f"{base}/update", alice, json={**ident, "permission": "OWNER"})
+        assert bad.status_code == 400 and "permission" in bad.json()["message"]
+        a.ok("PATCH", f"{base}/update", alice, json={**ident, "permission": "EDIT"})
+        got = a.ok("GET", f"{base}/get", alice, params=ident)
+        assert got[out]["permission"] == "EDIT"
+        assert a.call("GET", f"{base}/get", w["bob"], params=ident).status_code == 403
+        a.ok("DELETE", f"{base}/delete", alice, json=ident)
+        assert a.call("GET", f"{base}/get", alice, params=ident).status_code == 404
