@@ -246,6 +246,10 @@ def test_users_routes_are_guarded(server_app: App, w: dict[str, Any]) -> None:
                 params={"username": "alice"})["user"]["is_admin"] is False
     assert a.call("PATCH", f"{API}/users/update-admin", w["alice"],
                   json={"username": "alice", "is_admin": True}).status_code == 403
+    for method, path, body in (("PATCH", "update-admin", {"is_admin": False}),
+                               ("DELETE", "delete", {})):
+        last = a.call(method, f"{API}/users/{path}", ROOT, json={"username": "root", **body})
+        assert last.status_code == 400 and "last administrator" in last.json()["message"]
     assert a.call("POST", f"{API}/users/create", ROOT,
                   json={"username": "shorty", "password": "short"}).status_code == 400
     # Changing one's own password takes the current one.

@@ -36,6 +36,9 @@ def test_auth_commands(tmp_path: Path, monkeypatch) -> None:
     run("groups", "add-member", "ops", "pat")
     assert run("groups", "list").strip() == "ops\tpat"
     assert run("users", "list").splitlines() == ["olga\tadmin\t", "pat\tuser\tops"]
+    last = CliRunner().invoke(cli, ["auth", "--backend-store-uri", store, "users", "delete",
+                                    "olga"])
+    assert last.exit_code != 0 and "last administrator" in last.output
     token = run("tokens", "create", "pat", "--name", "ci").strip().splitlines()[-1]
     assert token.startswith("tlk_")
     assert "ci" in run("tokens", "list", "pat") and token not in run("tokens", "list", "pat")

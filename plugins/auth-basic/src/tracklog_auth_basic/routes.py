@@ -164,22 +164,12 @@ def update_password(caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_admin(caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
-    name, is_admin = _str(p, "username"), _bool(p, "is_admin")
-    store = caller.runtime.store
-    if not is_admin and store.get_user(name).is_admin and store.count_admins() <= 1:
-        raise errors.TracklogError("The last administrator cannot lose the role.",
-                                   errors.ErrorCode.INVALID_STATE)
-    store.update_admin(name, is_admin)
+    caller.runtime.store.update_admin(_str(p, "username"), _bool(p, "is_admin"))
     return {}
 
 
 def delete_user(caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
-    name = _str(p, "username")
-    store = caller.runtime.store
-    if store.get_user(name).is_admin and store.count_admins() <= 1:
-        raise errors.TracklogError("The last administrator cannot be deleted.",
-                                   errors.ErrorCode.INVALID_STATE)
-    store.delete_user(name)
+    caller.runtime.store.delete_user(_str(p, "username"))
     return {}
 
 

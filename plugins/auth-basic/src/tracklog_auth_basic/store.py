@@ -188,7 +188,14 @@ class AuthStore:
         if not done:
             raise errors.not_found(f"User '{username}' does not exist.")
 
+    def _keep_an_admin(self, username: str) -> None:
+        if self.get_user(username).is_admin and self.count_admins() <= 1:
+            raise errors.invalid(f"Invalid value for parameter 'username': '{username}' is the "
+                                 "last administrator and cannot be removed or lose the role.")
+
     def update_admin(self, username: str, is_admin: bool) -> None:
+        if not is_admin:
+            self._keep_an_admin(username)
         with self.engine.begin() as conn:
             done = conn.execute(users.update().where(users.c.username == username)
                                 .values(is_admin=is_admin)).rowcount
@@ -196,6 +203,7 @@ class AuthStore:
             raise errors.not_found(f"User '{username}' does not exist.")
 
     def delete_user(self, username: str) -> None:
+        self._keep_an_admin(username)
         user = self.get_user(username)
         with self.engine.begin() as conn:
             conn.execute(tokens.delete().where(tokens.c.user_id == user.id))
