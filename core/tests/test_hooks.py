@@ -300,3 +300,147 @@ def test_misspelled_hook_is_refused_with_a_suggestion():
                                           r"\(did you mean register_tracking_stores\?\)"):
         register_plugin(Typo(), "typo")
     assert "typo" not in {i.name for i in plugin_infos()}
+
+
+class Switchable(HeaderAuth):
+    """HeaderAuth that can be switched off through ``auth_active``."""
+
+    def __init__(self, on):
+        super().__init__()
+        self.on = on
+
+    @hookimpl
+    def auth_active(self, config):
+        return self.on
+
+
+def test_hook_auth_active(plugin, server):
+    plugin(Switchable(False), "switched-off")
+    off = server()
+    assert off.get(f"{API}/experiments/get", params={"experiment_id": "0"}).status_code == 200
+    plugin(Switchable(True), "switched-on")
+    on = server()
+    assert on.get(f"{API}/experiments/get", params={"experiment_id": "0"}).status_code == 401
+
+
+class HidesSecret(HeaderAuth):
+    """Experiments and registered models named ``secret*`` are hidden from ``bob``."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden_ids: set[str] = set()
+
+    @hookimpl
+    def readable(self, identity, kind):
+        from tracklog.server import Readable
+
+        if identity != "bob":
+            return None
+        if kind == "experiment":
+            return Readable(hidden=frozenset(self.hidden_ids))
+        return Readable(only=frozenset({"public-model"}))
+
+
+def test_hook_readable(plugin, server):
+    auth = plugin(HidesSecret(), "hides-secret")
+    client = server()
+    alice, bob = {"X-User": "alice"}, {"X-User": "bob"}
+    ids = []
+    for i in range(5):
+        name = f"secret-{i}" if i % 2 == 0 else f"open-{i}"
+        exp_id = client.post(f"{API}/experiments/create", json={"name": name},
+                             headers=alice).json()["experiment_id"]
+        ids.append(exp_id)
+        if name.startswith("secret"):
+            auth.hidden_ids.add(exp_id)
+        client.post(f"{API}/runs/create", json={"experiment_id": exp_id}, headers=alice)
+    for model in ("public-model", "private-model"):
+        client.post(f"{API}/registered-models/create", json={"name": model}, headers=alice)
+    # Paging one experiment at a time: every page full, no hidden one on any page.
+    seen, token = [], None
+    while True:
+        page = client.post(f"{API}/experiments/search",
+                           json={"max_results": 1, **({"page_token": token} if token else {})},
+                           headers=bob).json()
+        seen += [e["name"] for e in page.get("experiments", [])]
+        token = page.get("next_page_token")
+        if not token:
+            break
+    assert sorted(seen) == ["Default", "open-1", "open-3"]
+    runs = client.post(f"{API}/runs/search", json={"experiment_ids": ids},
+                       headers=bob).json()["runs"]
+    assert {r["info"]["experiment_id"] for r in runs} == {ids[1], ids[3]}
+    hidden_only = client.post(f"{API}/runs/search", json={"experiment_ids": [ids[0]]},
+                              headers=bob)
+    assert hidden_only.status_code == 200 and hidden_only.json() == {}
+    models = client.get(f"{API}/registered-models/search", headers=bob).json()
+    assert [m["name"] for m in models["registered_models"]] == ["public-model"]
+    everything = client.get(f"{API}/registered-models/search", headers=alice).json()
+    assert len(everything["registered_models"]) == 2
+
+
+class RecordsCreators(HeaderAuth):
+    def __init__(self):
+        super().__init__()
+        self.created = []
+
+    @hookimpl
+    def resource_created(self, identity, resource):
+        self.created.append((identity, dict(resource)))
+
+
+def test_hook_resource_created(plugin, server):
+    auth = plugin(RecordsCreators(), "records-creators")
+    client = server()
+    exp_id = client.post(f"{API}/experiments/create", json={"name": "mine"},
+                         headers={"X-User": "carol"}).json()["experiment_id"]
+    client.post(f"{API}/registered-models/create", json={"name": "m"},
+                headers={"X-User": "dave"})
+    assert auth.created == [("carol", {"experiment_id": exp_id}),
+                            ("dave", {"registered_model": "m"})]
+    # A refused creation tells nobody.
+    client.post(f"{API}/experiments/create", json={"name": "mine"}, headers={"X-User": "carol"})
+    assert len(auth.created) == 2
+
+
+def test_hook_check_startup(plugin, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tracklog.cli import cli
+
+    class Refuses:
+        @hookimpl
+        def check_startup(self, config):
+            raise TracklogError(f"refusing to serve {config.backend_store_uri}")
+
+    plugin(Refuses(), "refuses")
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'x.db'}"
+    result = CliRunner().invoke(cli, ["server", "--backend-store-uri", uri, "--port", "0"])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: refusing to serve {uri}"
+
+
+class RecordsRenames(HeaderAuth):
+    def __init__(self):
+        super().__init__()
+        self.renamed = []
+
+    @hookimpl
+    def resource_renamed(self, identity, resource, renamed_to):
+        self.renamed.append((identity, dict(resource), dict(renamed_to)))
+
+
+def test_hook_resource_renamed(plugin, server):
+    auth = plugin(RecordsRenames(), "records-renames")
+    client = server()
+    who = {"X-User": "erin"}
+    client.post(f"{API}/registered-models/create", json={"name": "before"}, headers=who)
+    r = client.post(f"{API}/registered-models/rename",
+                    json={"name": "before", "new_name": "after"}, headers=who)
+    assert r.status_code == 200
+    assert auth.renamed == [("erin", {"registered_model": "before"},
+                             {"registered_model": "after"})]
+    client.post(f"{API}/registered-models/rename",
+                json={"name": "missing", "new_name": "x"}, headers=who)
+    assert len(auth.renamed) == 1

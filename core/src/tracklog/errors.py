@@ -78,6 +78,8 @@ class TracklogError(Exception):
 
     #: Seconds after which a retry may succeed (sent as ``Retry-After``), if known.
     retry_after: int | None = None
+    #: Further response headers (``WWW-Authenticate`` on a 401), if any.
+    headers: dict[str, str] | None = None
 
     def __init__(
         self, message: str, error_code: ErrorCode | str = ErrorCode.INTERNAL_ERROR

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tracklog.artifacts.base import ArtifactRepository
     from tracklog.config import ServerConfig
     from tracklog.options import Option
+    from tracklog.server.routing import Readable
     from tracklog.stores import TrackingStore
 
 hookspec = pluggy.HookspecMarker("tracklog")
@@ -150,6 +151,70 @@ def authorize(
 
 
 @hookspec
+def auth_active(config: ServerConfig) -> bool | None:
+    """Whether this plugin's :func:`authenticate` and :func:`authorize` are in force.
+
+    :param config: the server configuration.
+    :returns: False when the plugin is installed but switched off (an opt-in
+        authentication plugin without its setting); True or None otherwise.
+
+    All implementations are called, once while the application is built. When every
+    plugin implementing :func:`authenticate` or :func:`authorize` answers False, neither
+    hook is called and requests are served as with no such plugin (no thread hop, no
+    identity).
+    """
+
+
+@hookspec(firstresult=True)
+def readable(identity: Any, kind: str, config: ServerConfig) -> Readable | None:
+    """Which experiments or registered models ``identity`` may read, for searches.
+
+    :param identity: what :func:`authenticate` returned.
+    :param kind: ``"experiment"`` (ids) or ``"registered_model"`` (names).
+    :param config: the server configuration.
+    :returns: a :class:`tracklog.server.Readable` (``only`` the listed keys, or all but
+        the ``hidden`` ones), or None when everything is readable.
+
+    First non-None result wins. Asked once per search request after :func:`authorize`
+    allowed it: the server drops unreadable experiment ids from run, trace and
+    logged-model searches, and adds ``experiment_id`` / ``name`` ``IN`` (or ``NOT IN``)
+    to experiment, registered-model and model-version search filters, so the store
+    pages over readable items only (a SQL store filters in its query). A
+    ``TracklogError`` reaches the client unchanged.
+    """
+
+
+@hookspec
+def resource_created(identity: Any, resource: dict[str, Any], config: ServerConfig) -> None:
+    """An experiment or registered model was just created by ``identity``.
+
+    :param identity: what :func:`authenticate` returned.
+    :param resource: ``{"experiment_id": "7"}`` or ``{"registered_model": "name"}``.
+    :param config: the server configuration.
+
+    All implementations are called, in the request's worker thread, after the store
+    created it and before the response is sent (an authorization plugin records the
+    creator's permission here). Called only while authentication is active.
+    """
+
+
+@hookspec
+def resource_renamed(identity: Any, resource: dict[str, Any], renamed_to: dict[str, Any],
+                     config: ServerConfig) -> None:
+    """A resource keyed by name was just renamed by ``identity``.
+
+    :param identity: what :func:`authenticate` returned.
+    :param resource: the old key, ``{"registered_model": "old"}``.
+    :param renamed_to: the new key, ``{"registered_model": "new"}``.
+    :param config: the server configuration.
+
+    All implementations are called, in the request's worker thread, after the store
+    renamed it (an authorization plugin moves the grants keyed by the old name). Called
+    only while authentication is active.
+    """
+
+
+@hookspec
 def asgi_middleware(config: ServerConfig) -> Callable[[Any], Any] | None:
     """Wrap the server's ASGI application.
 
@@ -172,6 +237,18 @@ def register_routes(app: Any, config: ServerConfig) -> None:
     Declare each endpoint's authorization rule with ``tracklog.server.rule(action,
     resource)``; an endpoint without one requires the ``manage`` action. All
     implementations are called while the application is built.
+    """
+
+
+@hookspec
+def check_startup(config: ServerConfig) -> None:
+    """Check, before the server listens, what must hold for it to start.
+
+    :param config: the server configuration.
+
+    All implementations are called once, in the process that ``tracklog server`` started
+    (before any worker). Raise :class:`tracklog.errors.TracklogError` to refuse to start:
+    its message is printed as it is, on one line, and the server exits with status 1.
     """
 
 

@@ -71,7 +71,8 @@ KNOWN_ARTIFACT_SCHEMES = {
 
 #: Hooks that answer a request: a TracklogError raised there (UNAUTHENTICATED, say) is the
 #: answer itself and reaches the client unchanged.
-_ANSWERING_HOOKS = frozenset({"authenticate", "authorize", "migration_source"})
+_ANSWERING_HOOKS = frozenset({"authenticate", "authorize", "readable", "check_startup",
+                              "migration_source"})
 
 hookimpl = pluggy.HookimplMarker(ENTRY_POINT_GROUP)
 pm = pluggy.PluginManager(ENTRY_POINT_GROUP)

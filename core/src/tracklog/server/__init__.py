@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "rule"]
+__all__ = ["Readable", "create_app", "rule"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +20,8 @@ def __getattr__(name: str) -> Any:
         from tracklog.server.routing import rule
 
         return rule
+    if name == "Readable":
+        from tracklog.server.routing import Readable
+
+        return Readable
     raise AttributeError(name)

@@ -196,6 +196,9 @@ def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> 
         else:
             paths = [prefix + spec.path]
         endpoint = _raw_endpoint(spec, state) if spec.raw else _rpc_endpoint(spec, state)
+        # Every route's endpoint names its rule, as plugin routes' do: a test (or a tool)
+        # reading the route table sees what each one is authorized as.
+        setattr(endpoint, RULE_ATTR, spec.rule)
         for path in paths:
             app.router.routes.append(Route(path, endpoint, methods=[spec.method]))
             if "{" not in path:
@@ -225,6 +228,22 @@ def _authorizing(inner: Any, rule: Rule, state: ServerState) -> Any:
     return app
 
 
+def _auth_enabled(config: ServerConfig) -> bool:
+    """Whether any plugin implementing ``authenticate``/``authorize`` is switched on
+    (``auth_active`` answers False for each one that is off)."""
+    from tracklog.plugins import call_hook, pm
+
+    owners = {impl.plugin_name for hook in (pm.hook.authenticate, pm.hook.authorize)
+              for impl in hook.get_hookimpls()}
+    if not owners:
+        return False
+    switchable = {impl.plugin_name for impl in pm.hook.auth_active.get_hookimpls()}
+    if owners - switchable:
+        return True
+    answers = call_hook("auth_active", config=config)
+    return len(answers) < len(switchable) or any(a is not False for a in answers)
+
+
 def create_app(config: ServerConfig | None = None, store: TrackingStore | None = None) -> FastAPI:
     """Build the server application.
 
@@ -233,7 +252,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     ``config.artifacts_destination`` through the artifact plugins. Plugins' routes,
     middleware and startup work are added through their hooks.
     """
-    from tracklog.plugins import call_hook, check_plugins, pm, resolve_repository, resolve_store
+    from tracklog.plugins import call_hook, check_plugins, resolve_repository, resolve_store
 
     check_plugins()
     config = config or ServerConfig()
@@ -242,8 +261,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     artifact_root = None
     if config.serve_artifacts or config.artifacts_only:
         artifact_root = resolve_repository(config.artifacts_destination)
-    auth_enabled = bool(pm.hook.authenticate.get_hookimpls()
-                        or pm.hook.authorize.get_hookimpls())
+    auth_enabled = _auth_enabled(config)
     state = ServerState(config, store, artifact_root, auth_enabled)
 
     @contextlib.asynccontextmanager

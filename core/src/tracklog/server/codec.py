@@ -340,8 +340,10 @@ class JSONResponse(Response):
 
 
 def error_response(err: errors.TracklogError) -> JSONResponse:
-    headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
-    return JSONResponse(err.to_dict(), status_code=err.http_status, headers=headers)
+    headers = dict(err.headers or {})
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
+    return JSONResponse(err.to_dict(), status_code=err.http_status, headers=headers or None)
 
 
 # --- entities ------------------------------------------------------------------------

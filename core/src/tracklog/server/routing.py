@@ -9,7 +9,7 @@ and the resource it touches) that the authorization hook is asked about.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +225,8 @@ def identity_and_authorize(
 
     identity = call_hook("authenticate", request=request, config=state.config)
     req.identity = identity
+    # Plugin routes read it as request.state.identity (their Req is not handed to them).
+    request.state.identity = identity
     allowed = call_hook("authorize", identity=identity, action=rule.action,
                         resource=rule.resource_of(req), config=state.config)
     if allowed is False:
@@ -232,3 +234,68 @@ def identity_and_authorize(
             f"Permission denied: {rule.action} is not allowed here.",
             errors.ErrorCode.PERMISSION_DENIED,
         )
+
+
+@dataclass(frozen=True)
+class Readable:
+    """What the ``readable`` hook answers: ``only`` these keys (experiment ids or
+    registered-model names) when set, else everything but the ``hidden`` ones."""
+
+    only: frozenset[str] | None = None
+    hidden: frozenset[str] = frozenset()
+
+    def allows(self, key: str) -> bool:
+        if self.only is not None:
+            return key in self.only
+        return key not in self.hidden
+
+
+def readable(state: ServerState, req: Req, kind: str) -> Readable | None:
+    """The caller's readable experiments or registered models, None for all."""
+    if not state.auth_enabled:
+        return None
+    from tracklog.plugins import call_hook
+
+    answer = call_hook("readable", identity=req.identity, kind=kind, config=state.config)
+    return answer if isinstance(answer, Readable) else None
+
+
+def readable_experiment_ids(state: ServerState, req: Req, ids: Sequence[str]) -> list[str]:
+    """``ids`` without the experiments the caller may not read."""
+    visible = readable(state, req, "experiment")
+    return list(ids) if visible is None else [i for i in ids if visible.allows(str(i))]
+
+
+def readable_filter(state: ServerState, req: Req, kind: str, key: str) -> tuple[Any, ...]:
+    """Comparisons to AND into a search filter so the store returns readable items only
+    (``key`` is the attribute naming them: ``experiment_id`` or ``name``)."""
+    visible = readable(state, req, kind)
+    if visible is None:
+        return ()
+    from tracklog.search.ast import Comparison, Identifier, Kind, Op
+
+    ident = Identifier(Kind.ATTRIBUTE, key)
+    if visible.only is not None:
+        return (Comparison(ident, Op.IN, tuple(sorted(visible.only)) or ("",)),)
+    if visible.hidden:
+        return (Comparison(ident, Op.NOT_IN, tuple(sorted(visible.hidden))),)
+    return ()
+
+
+def resource_renamed(state: ServerState, req: Req, resource: dict[str, Any],
+                     renamed_to: dict[str, Any]) -> None:
+    """Tell the authorization plugins a resource keyed by name has a new name."""
+    if state.auth_enabled:
+        from tracklog.plugins import call_hook
+
+        call_hook("resource_renamed", identity=req.identity, resource=resource,
+                  renamed_to=renamed_to, config=state.config)
+
+
+def resource_created(state: ServerState, req: Req, resource: dict[str, Any]) -> None:
+    """Tell the authorization plugins who created ``resource``."""
+    if state.auth_enabled:
+        from tracklog.plugins import call_hook
+
+        call_hook("resource_created", identity=req.identity, resource=resource,
+                  config=state.config)

@@ -392,6 +392,7 @@ def serve(config: ServerConfig, uvicorn_opts: dict[str, Any] | None = None) -> N
 
     startup.check_default_artifact_root(config)
     repo = startup.check_artifact_destination(config)
+    startup.check_plugins(config)
 
     extra = dict(uvicorn_opts or {})
     # --uvicorn-opts "--no-access-log" keeps meaning what it means to uvicorn users.

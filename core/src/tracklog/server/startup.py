@@ -44,6 +44,14 @@ def check_artifact_destination(config: ServerConfig) -> ArtifactRepository | Non
     return repo
 
 
+def check_plugins(config: ServerConfig) -> None:
+    """The plugins' own start-up checks (``check_startup``): a refusal is a one-line
+    ``TracklogError``."""
+    from tracklog.plugins import call_hook
+
+    call_hook("check_startup", config=config)
+
+
 def sweep_stale_temp_files(repo: ArtifactRepository) -> threading.Thread:
     """Remove stale upload temporaries in a background thread, so walking a large
     destination never delays the start."""

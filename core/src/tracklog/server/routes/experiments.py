@@ -8,7 +8,13 @@ from tracklog import errors, search, validation
 from tracklog.entities import ViewType
 from tracklog.server import codec
 from tracklog.server.codec import Req
-from tracklog.server.routing import RouteTable, ServerState, by_experiment
+from tracklog.server.routing import (
+    RouteTable,
+    ServerState,
+    by_experiment,
+    readable_filter,
+    resource_created,
+)
 
 table = RouteTable()
 
@@ -21,7 +27,9 @@ def create_experiment(state: ServerState, req: Req) -> dict[str, Any]:
         validation.validate_experiment_tag(t.get("key"), t.get("value"), f"tags[{i}]")
         for i, t in enumerate(req.objects("tags"))
     ]
-    return {"experiment_id": state.store.create_experiment(name, location, tags)}
+    experiment_id = state.store.create_experiment(name, location, tags)
+    resource_created(state, req, {"experiment_id": experiment_id})
+    return {"experiment_id": experiment_id}
 
 
 @table.rpc("GET", "/mlflow/experiments/get", "read", by_experiment)
@@ -50,7 +58,8 @@ def _search(state: ServerState, req: Req) -> dict[str, Any]:
     page = state.store.search_experiments(
         view_type=req.enum("view_type", ViewType, ViewType.ACTIVE_ONLY),
         max_results=max_results,
-        filter=search.parse_experiment_filter(req.string("filter")),
+        filter=search.parse_experiment_filter(req.string("filter"))
+        + readable_filter(state, req, "experiment", "experiment_id"),
         order_by=search.parse_experiment_order_by(req.strings("order_by")),
         page_token=req.string("page_token") or None,
     )

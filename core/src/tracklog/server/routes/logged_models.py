@@ -14,6 +14,7 @@ from tracklog.server.routing import (
     by_experiment,
     by_experiments,
     by_logged_model,
+    readable_experiment_ids,
 )
 
 table = RouteTable()
@@ -55,6 +56,9 @@ def search_logged_models(state: ServerState, req: Req) -> dict[str, Any]:
     if not experiment_ids:
         raise validation.missing("experiment_ids")
     validation.validate_experiment_ids(experiment_ids, "SearchLoggedModels")
+    experiment_ids = readable_experiment_ids(state, req, experiment_ids)
+    if not experiment_ids:
+        return {}
     max_results = req.integer("max_results")
     if max_results is None:
         max_results = 50

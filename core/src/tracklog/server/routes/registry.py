@@ -12,7 +12,14 @@ from typing import Any
 from tracklog import errors, search, validation
 from tracklog.server import codec
 from tracklog.server.codec import Req
-from tracklog.server.routing import RouteTable, ServerState, by_registered_model
+from tracklog.server.routing import (
+    RouteTable,
+    ServerState,
+    by_registered_model,
+    readable_filter,
+    resource_created,
+    resource_renamed,
+)
 from tracklog.stores import ModelRegistryStore, registry_of
 
 table = RouteTable()
@@ -58,6 +65,7 @@ def create_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
     model = _registry(state).create_registered_model(
         _name(req), _tags(req), req.string("description") or None
     )
+    resource_created(state, req, {"registered_model": model.name})
     return {"registered_model": codec.registered_model(model)}
 
 
@@ -69,7 +77,9 @@ def get_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
 
 @table.rpc("POST", _RM + "/rename", "manage", by_registered_model)
 def rename_registered_model(state: ServerState, req: Req) -> dict[str, Any]:
-    model = _registry(state).rename_registered_model(_name(req), _name(req, "new_name"))
+    old = _name(req)
+    model = _registry(state).rename_registered_model(old, _name(req, "new_name"))
+    resource_renamed(state, req, {"registered_model": old}, {"registered_model": model.name})
     return {"registered_model": codec.registered_model(model)}
 
 
@@ -90,7 +100,8 @@ def search_registered_models(state: ServerState, req: Req) -> dict[str, Any]:
     max_results = validation.validate_max_results(req.integer("max_results"), default=100,
                                                   limit=1000)
     page = _registry(state).search_registered_models(
-        filter=search.parse_registered_model_filter(req.string("filter")),
+        filter=search.parse_registered_model_filter(req.string("filter"))
+        + readable_filter(state, req, "registered_model", "name"),
         max_results=max_results,
         order_by=search.parse_registered_model_order_by(req.strings("order_by")),
         page_token=req.string("page_token") or None,
@@ -222,7 +233,8 @@ def search_model_versions(state: ServerState, req: Req) -> dict[str, Any]:
     max_results = validation.validate_max_results(req.integer("max_results"), default=10000,
                                                   limit=200000)
     page = _registry(state).search_model_versions(
-        filter=search.parse_model_version_filter(req.string("filter")),
+        filter=search.parse_model_version_filter(req.string("filter"))
+        + readable_filter(state, req, "registered_model", "name"),
         max_results=max_results,
         order_by=search.parse_model_version_order_by(req.strings("order_by")),
         page_token=req.string("page_token") or None,

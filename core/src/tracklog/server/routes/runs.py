@@ -11,7 +11,14 @@ from tracklog.entities import LoggedModelInput, LoggedModelOutput, Metric, RunSt
 from tracklog.perf import gc_paused
 from tracklog.server import codec
 from tracklog.server.codec import Req
-from tracklog.server.routing import RouteTable, ServerState, by_experiment, by_experiments, by_run
+from tracklog.server.routing import (
+    RouteTable,
+    ServerState,
+    by_experiment,
+    by_experiments,
+    by_run,
+    readable_experiment_ids,
+)
 
 table = RouteTable()
 
@@ -140,6 +147,7 @@ def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
     run_filter = search.parse_run_filter(req.string("filter"))
     order_by = search.parse_run_order_by(req.strings("order_by"))
     view_type = req.enum("run_view_type", ViewType, ViewType.ACTIVE_ONLY)
+    experiment_ids = readable_experiment_ids(state, req, experiment_ids)
     if not experiment_ids:
         return {}
     page = state.store.search_runs(

@@ -22,7 +22,7 @@ from tracklog import errors, search, validation
 from tracklog.entities import TraceInfo
 from tracklog.server import tracecodec
 from tracklog.server.codec import JSONResponse, Req, error_response
-from tracklog.server.routing import RouteTable, ServerState, by_run
+from tracklog.server.routing import RouteTable, ServerState, by_run, readable_experiment_ids
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TraceStore, has_traces
 
 table = RouteTable()
@@ -199,11 +199,11 @@ def _experiment_ids_of(req: Req) -> list[str]:
     return ids
 
 
-def _search_resource(req: Req) -> dict[str, str]:
+def _search_resource(req: Req) -> dict[str, list[str]]:
     try:
-        return {"experiment_ids": ",".join(_experiment_ids_of(req))}
+        return {"experiment_ids": _experiment_ids_of(req)}
     except errors.TracklogError:
-        return {"experiment_ids": ""}
+        return {"experiment_ids": []}
 
 
 @traces_rpc("POST", _T + "/search", "read", _search_resource)
@@ -212,6 +212,9 @@ def search_traces(state: ServerState, req: Req) -> Any:
     if not experiment_ids:
         raise validation.missing("locations")
     validation.validate_experiment_ids(experiment_ids, "SearchTraces")
+    experiment_ids = readable_experiment_ids(state, req, experiment_ids)
+    if not experiment_ids:
+        return JSONResponse({})
     max_results = validation.validate_max_results(
         req.integer("max_results"), default=100, limit=MAX_SEARCH_RESULTS
     )

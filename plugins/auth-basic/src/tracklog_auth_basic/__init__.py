@@ -1,0 +1,1 @@
+"""tracklog-auth-basic: users, groups, tokens and per-resource permissions for tracklog."""

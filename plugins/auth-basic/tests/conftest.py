@@ -1,0 +1,180 @@
+"""Fixtures for tracklog-auth-basic: the server application built in-process with
+authentication on (one per module), users at each permission level, and a real
+``tracklog server`` subprocess for the MLflow client."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+API = "/api/2.0/mlflow"
+API3 = "/api/3.0/mlflow"
+ADMIN, ADMIN_PASSWORD = "root", "root password 0123"
+PASSWORD = "user password 0123"
+PG_ADMIN_URL = os.environ.get("TRACKLOG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
+
+
+def basic(username: str, password: str = PASSWORD) -> dict[str, str]:
+    raw = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+ROOT = basic(ADMIN, ADMIN_PASSWORD)
+
+
+def auth_env(**extra: str) -> dict[str, str]:
+    return {"TRACKLOG_AUTH": "basic", "TRACKLOG_AUTH_ADMIN_USERNAME": ADMIN,
+            "TRACKLOG_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD, **extra}
+
+
+@dataclass
+class App:
+    """An in-process server: its TestClient and the app."""
+
+    client: Any
+    app: Any
+    prefix: str = ""
+    users: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, who: dict[str, str] | None = None,
+             **kwargs: Any) -> httpx.Response:
+        return self.client.request(method, self.prefix + path, headers=who or {}, **kwargs)
+
+    def ok(self, method: str, path: str, who: dict[str, str] | None = ROOT,
+           **kwargs: Any) -> dict[str, Any]:
+        r = self.call(method, path, who, **kwargs)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def user(self, name: str) -> dict[str, str]:
+        if name not in self.users:
+            self.ok("POST", f"{API}/users/create", json={"username": name, "password": PASSWORD})
+            self.users[name] = basic(name)
+        return self.users[name]
+
+    def grant(self, name: str, kind: str, resource_id: str, permission: str) -> None:
+        self.user(name)
+        self.ok("POST", f"{API3}/users/permissions/grant", json={
+            "username": name, "resource_type": kind, "resource_id": resource_id,
+            "permission": permission})
+
+
+def build_app(tmp: Path, env: dict[str, str], store_uri: str | None = None,
+              prefix: str = "", **options: Any) -> Iterator[App]:
+    from starlette.testclient import TestClient
+
+    from tracklog.config import ServerConfig
+    from tracklog.server import create_app
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        config = ServerConfig(backend_store_uri=store_uri or f"sqlite:///{tmp / 'tracking.db'}",
+                              artifacts_destination=str(tmp / "artifacts"),
+                              allowed_hosts=["testserver"], static_prefix=prefix, **options)
+        app = create_app(config)
+        with TestClient(app) as client:
+            yield App(client, app, prefix)
+
+
+@pytest.fixture(scope="module")
+def server_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """One in-process server with authentication on, per test module."""
+    yield from build_app(tmp_path_factory.mktemp("auth"), auth_env())
+
+
+# --- a real server ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def run_server(tmp: Path, store_uri: str, env: dict[str, str], *extra: str,
+               wait: bool = True) -> Server:
+    port = free_port()
+    log = tmp / f"server-{port}.log"
+    args = [TRACKLOG, "server", "--backend-store-uri", store_uri, "--artifacts-destination",
+            str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port), *extra]
+    child = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKLOG_AUTH",
+                                                                        "MLFLOW_AUTH"))}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, cwd=tmp, env={**child, **env})
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    if not wait:
+        return server
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"tracklog server not healthy in 30 s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, dropped afterwards."""
+    from tracklog.testing import service_unavailable
+
+    try:
+        import psycopg
+    except ImportError as exc:
+        service_unavailable("postgresql", f"psycopg not installed: {exc}")
+    name = f"tracklog_auth_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        service_unavailable("postgresql", f"unreachable at {PG_ADMIN_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = %s", (name,))
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
