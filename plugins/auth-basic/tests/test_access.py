@@ -60,6 +60,7 @@ def test_creator_gets_manage(server_app: App, w: dict[str, Any]) -> None:
         "username": "alice", "resource_type": "experiment", "resource_id": w["mine"]})
     assert check == {"allowed": True, "permission": "MANAGE"}
     # As MANAGE holder she may grant others on it, not on what she cannot manage.
+    a.user("carol")
     assert a.call("POST", f"{API}/experiments/permissions/create", w["alice"], json={
         "experiment_id": w["mine"], "username": "carol", "permission": "EDIT"}
     ).status_code == 200
