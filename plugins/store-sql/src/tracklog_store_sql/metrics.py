@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tracklog import errors
-from tracklog.entities import MAX_DOUBLE, Metric, PagedList
+from tracklog.entities import MAX_DOUBLE, Metric, MetricColumns, PagedList
 from tracklog.perf import gc_paused
 from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
@@ -294,9 +294,14 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
     """
     if not metrics_:
         return None, [], []
-    # Metric is a named tuple: one C-level transposition gives every column.
     vals: Sequence[float]
-    keys, vals, tss, steps, model_ids, *_ = zip(*metrics_, strict=True)
+    model_ids: Sequence[str | None]
+    if isinstance(metrics_, MetricColumns):  # plain points, already in columns
+        keys, vals, tss, steps = metrics_.columns
+        model_ids = ()
+    else:
+        # Metric is a named tuple: one C-level transposition gives every column.
+        keys, vals, tss, steps, model_ids, *_ = zip(*metrics_, strict=True)
     value_types = set(map(type, vals))
     if (
         set(map(type, tss)) == _INT
