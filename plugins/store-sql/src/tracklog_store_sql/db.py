@@ -202,6 +202,12 @@ class Database:
         self._url_timeout = url_sets_timeout(self.engine.url)
         # One shared in-memory connection (StaticPool) must not be used concurrently.
         self._lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
+        # SQLite has one writer at a time. Writers of this process queue here and each
+        # starts the moment the previous one commits; on SQLite's own lock they would
+        # poll, sleeping up to 100 ms between tries, and the database would sit idle while
+        # they sleep. Other processes still meet SQLite's lock and busy timeout.
+        self._write_lock = (threading.RLock() if self.dialect == "sqlite" and self._lock is None
+                            else None)
         self._killer: Engine | None = None
         #: Set once the store has opened the database: a connection lost after that is a
         #: passing outage (503), before it a configuration error the store reports itself.
@@ -211,7 +217,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
         try:
-            with self._locked(), self._connect() as conn:
+            with self._writing(), self._locked(), self._connect() as conn:
                 conn.execution_options(tracklog_write=True)
                 with conn.begin():
                     yield conn
@@ -291,6 +297,19 @@ class Database:
             self._killer = create_engine(self.uri, pooled=False)
         with self._killer.connect() as conn:
             conn.exec_driver_sql(f"KILL QUERY {int(thread_id)}")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        lock = self._write_lock
+        # Bounded like SQLite's busy timeout; past it the write goes on to meet SQLite's
+        # lock, which answers as it always does.
+        if lock is None or not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
