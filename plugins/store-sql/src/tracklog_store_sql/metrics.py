@@ -28,6 +28,7 @@ from tracklog_store_sql.schema import (
 from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
+    execute_plain,
     in_ids,
     insert_ignore,
     page,
@@ -79,7 +80,7 @@ class MetricsMixin:
         )
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
-            conn.execute(_latest_upsert(dialect), latest)
+            execute_plain(conn, "latest_upsert", _latest_upsert(dialect), latest)
         else:
             insert_ignore(conn, latest_metrics, latest, ["run_uuid", "key"])
             conn.execute(_LATEST_UPDATE, [{f"b_{k}": v for k, v in r.items()} for r in latest])

@@ -48,7 +48,14 @@ from tracklog_store_sql.schema import (
     runs,
     tags,
 )
-from tracklog_store_sql.sqlutil import bound_ids, chunk_size, chunks, in_bound_ids, in_ids
+from tracklog_store_sql.sqlutil import (
+    bound_ids,
+    chunk_size,
+    chunks,
+    execute_plain,
+    in_bound_ids,
+    in_ids,
+)
 
 RUN_NAME_TAG = "mlflow.runName"
 #: Width of ``runs.name``; the name is also the ``mlflow.runName`` tag.
@@ -135,7 +142,8 @@ def run_row(conn: Connection, run_id: str, for_write: bool = False):
 
 
 def check_active_run(conn: Connection, run_id: str) -> None:
-    stage = conn.execute(_RUN_STAGE, {"run_id": run_id}).scalar()
+    # Every write asks this first: plain execution (see execute_plain).
+    stage = execute_plain(conn, "run_stage", _RUN_STAGE, {"run_id": run_id}).scalar()
     if stage is None:
         raise errors.not_found(f"Run with id={run_id} not found")
     if stage != ACTIVE:
