@@ -133,7 +133,8 @@ def experiment_row(conn: Connection, experiment_id: str, for_write: bool = False
 
 def run_row(conn: Connection, run_id: str, for_write: bool = False):
     # An id with NUL was never handed out (and PostgreSQL cannot even compare it).
-    row = None if "\x00" in run_id else conn.execute(_RUN_ROW, {"run_id": run_id}).first()
+    row = (None if "\x00" in run_id
+           else execute_plain(conn, "run_row", _RUN_ROW, {"run_id": run_id}).first())
     if row is None:
         raise errors.not_found(f"Run with id={run_id} not found")
     if for_write and row.lifecycle_stage != ACTIVE:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from tracklog import errors
 from tracklog.entities import (
@@ -44,7 +47,14 @@ from tracklog_store_sql.rows import (
 )
 from tracklog_store_sql.schema import runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
-from tracklog_store_sql.sqlutil import chunk_size, chunks, page, page_limit, upsert
+from tracklog_store_sql.sqlutil import (
+    chunk_size,
+    chunks,
+    execute_plain,
+    page,
+    page_limit,
+    upsert,
+)
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -136,7 +146,9 @@ class RunsMixin:
         with self.db.write() as conn:
             check_active_run(conn, run_id)
             if values:
-                conn.execute(runs.update().where(runs.c.run_uuid == run_id).values(**values))
+                names = tuple(values)
+                execute_plain(conn, f"run_update:{','.join(names)}", _run_update(names),
+                              {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}})
             if run_name:
                 upsert(
                     conn,
@@ -191,3 +203,13 @@ class RunsMixin:
                     rows[r[0]] = r
             found = [rows[r[0]] for r in run_ids if r[0] in rows]
             return PagedList(load_runs(conn, found), token)
+
+
+@cache
+def _run_update(columns: tuple[str, ...]) -> Any:
+    """UPDATE runs SET <columns> for one run, built once per set of columns."""
+    return (
+        runs.update()
+        .where(runs.c.run_uuid == sa.bindparam("rid"))
+        .values({c: sa.bindparam(f"v_{c}") for c in columns})
+    )
