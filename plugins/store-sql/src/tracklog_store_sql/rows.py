@@ -65,6 +65,9 @@ ACTIVE = LifecycleStage.ACTIVE.value
 DELETED = LifecycleStage.DELETED.value
 NAN = float("nan")
 
+_EXPERIMENT_ROW = sa.select(experiments).where(
+    experiments.c.experiment_id == sa.bindparam("eid")
+)
 _RUN_ROW = sa.select(runs).where(runs.c.run_uuid == sa.bindparam("run_id"))
 _RUN_STAGE = sa.select(runs.c.lifecycle_stage).where(runs.c.run_uuid == sa.bindparam("run_id"))
 _STATUS = {s.value: s for s in RunStatus}
@@ -123,7 +126,7 @@ def experiment_row(conn: Connection, experiment_id: str, for_write: bool = False
     eid = parse_experiment_id(experiment_id)
     row = None
     if eid <= INT32_MAX:
-        row = conn.execute(sa.select(experiments).where(experiments.c.experiment_id == eid)).first()
+        row = execute_plain(conn, "experiment_row", _EXPERIMENT_ROW, {"eid": eid}).first()
     if row is None:
         raise errors.not_found(f"No Experiment with id={experiment_id} exists")
     if for_write and row.lifecycle_stage != ACTIVE:

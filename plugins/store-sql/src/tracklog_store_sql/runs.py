@@ -90,25 +90,23 @@ class RunsMixin:
         with self.db.write() as conn:
             exp = experiment_row(conn, experiment_id, for_write=True)
             artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
-            conn.execute(
-                runs.insert().values(
-                    run_uuid=run_id,
-                    name=name,
-                    user_id=user_id,
-                    status=RunStatus.RUNNING.value,
-                    start_time=start,
-                    end_time=None,
-                    lifecycle_stage=ACTIVE,
-                    artifact_uri=artifact_uri,
-                    experiment_id=exp.experiment_id,
-                )
-            )
-            conn.execute(
-                tags_table.insert(),
-                [
-                    {"run_uuid": run_id, "key": k, "value": v}
-                    for k, v in tag_map.items()
-                ],
+            execute_plain(conn, "run_insert", _RUN_INSERT, {
+                "run_uuid": run_id,
+                "name": name,
+                "user_id": user_id,
+                "status": RunStatus.RUNNING.value,
+                "start_time": start,
+                "end_time": None,
+                "deleted_time": None,
+                "lifecycle_stage": ACTIVE,
+                "artifact_uri": artifact_uri,
+                "experiment_id": exp.experiment_id,
+            })
+            execute_plain(
+                conn,
+                "tag_insert",
+                _TAG_INSERT,
+                [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()],
             )
         info = RunInfo(
             run_id=run_id,
@@ -203,6 +201,10 @@ class RunsMixin:
                     rows[r[0]] = r
             found = [rows[r[0]] for r in run_ids if r[0] in rows]
             return PagedList(load_runs(conn, found), token)
+
+
+_RUN_INSERT = runs.insert()
+_TAG_INSERT = tags_table.insert()
 
 
 @cache
