@@ -317,10 +317,7 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
         # is_nan as int: sqlite3 binds an exact int directly, a bool only through its
         # adapter lookup (which costs more than inserting the row).
         points = _Points(keys, tss, steps, vals, [0] * n)
-        order = list(zip(steps, tss, strict=True))
-        if all(map(operator.le, order, order[1:])) and n == len(
-            set(zip(keys, steps, tss, strict=True))
-        ):
+        if _in_history_order(keys, steps, tss):
             # In history order, no key twice at one (step, timestamp): the last point
             # of each key is its newest.
             last = dict(zip(keys, range(n), strict=True))
@@ -347,6 +344,19 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
         for k, b in sorted(best.items())
     ]
     return points, latest, model_rows
+
+
+def _in_history_order(keys: Sequence[str], steps: Sequence[int], tss: Sequence[int]) -> bool:
+    """Whether the points come in (step, timestamp) order with no key twice at one
+    (step, timestamp). Steps that only rise (a training loop's batch) settle it with a
+    sort of ints; otherwise the pairs are compared."""
+    steps_list = list(steps)
+    if steps_list == sorted(steps_list) and len(set(steps_list)) == len(steps_list):
+        return True
+    order = list(zip(steps, tss, strict=True))
+    return all(map(operator.le, order, order[1:])) and len(order) == len(
+        set(zip(keys, steps, tss, strict=True))
+    )
 
 
 def _newest(keys, steps, tss, vals, nans) -> dict[str, tuple]:
