@@ -272,6 +272,10 @@ def _server_help() -> str:
     return _HELP[0]
 
 
+#: PostgreSQL databases made for this run, dropped once their server has stopped.
+_CREATED: list[str] = []
+
+
 def _database(db: str, work: Path) -> str:
     if db == "sqlite":
         return f"sqlite:///{work}/server.db"
@@ -282,7 +286,18 @@ def _database(db: str, work: Path) -> str:
     with engine.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     engine.dispose()
+    _CREATED.append(name)
     return str(sa.make_url(PG_ADMIN).set(database=name))
+
+
+def _drop_databases() -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        while _CREATED:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_CREATED.pop()} WITH (FORCE)")
+    engine.dispose()
 
 
 # --- population over plain REST ----------------------------------------------------------
@@ -414,6 +429,8 @@ def serving(kind: str, db: str, workers: int, tmp: Path, args) -> Iterator[Serve
         yield server
     finally:
         server.stop()
+        if _CREATED:
+            _drop_databases()
 
 
 def main() -> None:

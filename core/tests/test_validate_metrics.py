@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tracklog import validation as v
-from tracklog.entities import Metric
+from tracklog.entities import Metric, MetricColumns
 from tracklog.errors import TracklogError
 
 
@@ -87,3 +87,37 @@ def test_refusals_name_the_point_as_validate_metric(bad, field):
     assert field in batch.value.message
     assert batch.value.message == single.value.message
     assert batch.value.error_code == single.value.error_code
+
+
+def test_plain_batch_comes_as_columns_with_the_same_points():
+    raw: list[dict[str, Any]] = [
+        {"key": "loss", "value": 0.5, "timestamp": 10, "step": 3},
+        {"key": "loss", "value": 2, "timestamp": 0},
+        {"key": "acc", "value": -1.25, "timestamp": 2**63 - 1, "step": -(2**63)},
+        {"key": "acc", "value": 1.0, "timestamp": 7, "step": None, "model_id": ""},
+    ]
+    got = v.validate_metrics(raw)
+    assert isinstance(got, MetricColumns)
+    want = [_one(r, f"metrics[{i}]") for i, r in enumerate(raw)]
+    assert list(got) == want and len(got) == 4 and got == want
+    assert [got[i] for i in range(4)] == want and got[-1] == want[-1] and got[1:3] == want[1:3]
+    assert got.values == [0.5, 2.0, -1.25, 1.0] and type(got.values[1]) is float
+    assert got.steps == [3, 0, -(2**63), 0]
+    assert [type(m) for m in got] == [Metric] * 4
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"key": "m", "value": 1.0, "timestamp": 1, "model_id": "mod-1"},
+        {"key": "m", "value": 1.0, "timestamp": 1, "step": 0, "dataset_name": "train"},
+        {"key": "m", "value": "NaN", "timestamp": 1},
+        {"key": "m", "value": 1.0, "timestamp": "5"},
+    ],
+)
+def test_a_point_needing_the_long_path_keeps_every_point(odd):
+    raw = [{"key": "a", "value": 1.0, "timestamp": 1, "step": 0}, odd]
+    got = v.validate_metrics(raw)
+    assert not isinstance(got, MetricColumns)
+    want = [_one(r, f"metrics[{i}]") for i, r in enumerate(raw)]
+    assert [m._replace(value=0) for m in got] == [m._replace(value=0) for m in want]

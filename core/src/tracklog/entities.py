@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MethodType
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -153,6 +153,54 @@ class Metric(NamedTuple):
 #: bound method, not ``functools.partial``: as fast as calling ``tuple.__new__`` inline
 #: (a partial costs 12% more on a 100,000-point history).
 metric_from_fields: Callable[[tuple[Any, ...]], Metric] = MethodType(tuple.__new__, Metric)
+
+
+class MetricColumns(Sequence[Metric]):
+    """Plain points (no model, dataset or run) held column by column: a sequence of
+    :class:`Metric` like any other, whose points are built only when read.
+
+    A validated batch of 1,000 points comes in this form, so a store that writes columns
+    (:attr:`columns`) takes them as they are, without a tuple per point to build and
+    split again. ``values`` are floats, ``timestamps`` and ``steps`` ints.
+    """
+
+    __slots__ = ("keys", "values", "timestamps", "steps")
+
+    def __init__(self, keys: Sequence[str], values: Sequence[float],
+                 timestamps: Sequence[int], steps: Sequence[int]) -> None:
+        self.keys, self.values, self.timestamps, self.steps = keys, values, timestamps, steps
+
+    @property
+    def columns(self) -> tuple[Sequence[str], Sequence[float], Sequence[int], Sequence[int]]:
+        return self.keys, self.values, self.timestamps, self.steps
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[Metric]:
+        return map(Metric, self.keys, self.values, self.timestamps, self.steps)
+
+    @overload
+    def __getitem__(self, i: int) -> Metric: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Metric]: ...
+
+    def __getitem__(self, i: int | slice) -> Metric | list[Metric]:
+        if isinstance(i, slice):
+            return list(self)[i]
+        return Metric(self.keys[i], self.values[i], self.timestamps[i], self.steps[i])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MetricColumns):
+            return self.columns == other.columns
+        if isinstance(other, (list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable columns, like a list
+
+    def __repr__(self) -> str:
+        return f"MetricColumns({list(self)!r})"
 
 
 # --- experiments ----------------------------------------------------------------------

@@ -254,6 +254,8 @@ class TrackingStore(abc.ABC):
         timestamp and step are stored once (the client retries). The latest value per
         key is the point with the greatest ``(step, timestamp, value)``. Setting
         ``mlflow.runName`` renames the run. Run status does not gate writes.
+        ``metrics`` is any sequence of ``Metric``: the server hands plain points over as
+        a ``MetricColumns``, whose ``columns`` a store may take directly.
 
         :raises TracklogError: RESOURCE_DOES_NOT_EXIST (404) for an unknown run;
             INVALID_PARAMETER_VALUE (400) for a deleted run, or a param already logged

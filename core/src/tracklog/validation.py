@@ -17,6 +17,7 @@ import math
 import posixpath
 import re
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from tracklog import errors
@@ -27,6 +28,7 @@ from tracklog.entities import (
     ExperimentTag,
     InputTag,
     Metric,
+    MetricColumns,
     Param,
     RunTag,
     metric_from_fields,
@@ -312,11 +314,17 @@ def _remember_good(key: str) -> bool:
     return True
 
 
-def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> list[Metric]:
+def validate_metrics(
+    raw: Sequence[dict[str, Any]], field: str = "metrics"
+) -> Sequence[Metric]:
     """The objects of a request's metric list, each checked as :func:`validate_metric`
     does (errors name ``metrics[i].<field>``). Points in the usual wire form (string key,
     number value, int64 timestamp ≥ 0 and step, no model or dataset) take a short path
-    with the same checks; any other goes through :func:`validate_metric`."""
+    with the same checks; any other goes through :func:`validate_metric`. A batch of
+    such points only is checked column by column and returned as :class:`MetricColumns`."""
+    columns = _plain_columns(raw)
+    if columns is not None:
+        return columns
     out: list[Metric] = []
     append = out.append
     good_key = _good_key
@@ -347,6 +355,56 @@ def validate_metrics(raw: Sequence[dict[str, Any]], field: str = "metrics") -> l
                 )
             )
     return out
+
+
+_STR, _INT, _NUMBER = {str}, {int}, {int, float}
+_NONE = type(None)
+_STEP = {int, _NONE}
+
+
+def _plain_columns(raw: Sequence[dict[str, Any]]) -> MetricColumns | None:
+    """``raw`` as columns if every point passes the short path of
+    :func:`validate_metrics` (the same checks, each made once per column by built-ins);
+    None if any point needs the long path, which then names the first bad one."""
+    if not raw:
+        return None
+    get = dict.get
+    keys: list[Any]
+    values: list[Any]
+    tss: list[Any]
+    steps: list[Any]
+    keys = list(map(get, raw, repeat("key")))
+    values = list(map(get, raw, repeat("value")))
+    tss = list(map(get, raw, repeat("timestamp")))
+    steps = list(map(get, raw, repeat("step")))
+    value_types = set(map(type, values))
+    step_types = set(map(type, steps))
+    if not (
+        set(map(type, keys)) == _STR
+        and value_types <= _NUMBER
+        and set(map(type, tss)) == _INT
+        and step_types <= _STEP
+        and 0 <= min(tss)
+        and max(tss) <= INT64_MAX
+    ):
+        return None
+    if _NONE in step_types:  # no step: 0
+        steps = [0 if s is None else s for s in steps]
+    if not INT64_MIN <= min(steps) or max(steps) > INT64_MAX:
+        return None
+    # A field beyond the four sent: no point may link a model or a dataset.
+    if max(map(len, raw)) > (3 if _NONE in step_types else 4) and any(
+        any(map(get, raw, repeat(name))) for name in ("model_id", "dataset_name",
+                                                        "dataset_digest")
+    ):
+        return None
+    known = _GOOD_KEYS
+    for key in set(keys):
+        if key not in known and not (_good_key(key) and _remember_good(key)):
+            return None
+    if value_types != {float}:
+        values = list(map(float, values))
+    return MetricColumns(keys, values, tss, steps)
 
 
 def validate_batch_limits(n_metrics: int, n_params: int, n_tags: int) -> None:

@@ -79,3 +79,49 @@ def test_writers_racing_for_a_new_key_and_param(store):
         assert errors == [], (round_, errors)
         assert sorted(m.step for m in store.get_metric_history(run, "new")) == [0, 1, 2, 3]
         assert store.get_run(run).data.params == {"p": "same"}
+
+
+def test_sqlite_writers_of_one_process_queue_instead_of_polling(tmp_path):
+    """A writer that finds another writing waits in the process and starts once it
+    commits: it never meets SQLite's lock, not even with no busy timeout at all."""
+    import time
+
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
+    from tracklog_store_sql.db import Database
+
+    db = Database(f"sqlite:///{tmp_path}/w.db")
+
+    @event.listens_for(db.engine, "connect")
+    def _no_busy_timeout(dbapi_conn, _record) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    first_in = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        with db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            first_in.set()
+            time.sleep(0.3)
+
+    def second() -> None:
+        first_in.wait(10)
+        try:
+            with db.write() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    with db.read() as conn:
+        assert [n for (n,) in conn.execute(sa.text("SELECT n FROM t ORDER BY n"))] == [1, 2]
+    db.dispose()

@@ -260,3 +260,39 @@ def test_foreign_alembic_revision_is_not_taken_for_a_newer_tracklog(tmp_path):
         SqlTrackingStore(url, "/a")
     assert "'ae1027a6acf', which is not a tracklog revision" in err.value.message
     assert "newer" not in err.value.message
+
+
+def test_a_schema_being_created_by_another_process_is_waited_for(fresh_url):
+    """Servers started together on an empty database: the one that finds the schema being
+    created waits for it and then uses it, instead of creating it a second time."""
+    import threading
+
+    from alembic import command
+
+    first = dbmod.Database(fresh_url)
+    second_error: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            db = dbmod.Database(fresh_url)
+            dbmod.ensure_schema(db)
+            db.dispose()
+        except BaseException as exc:
+            second_error.append(exc)
+
+    try:
+        with first.write() as conn, dbmod.schema_lock(conn):
+            command.upgrade(dbmod._alembic_config(conn), "head")
+            waiting = threading.Thread(target=second)
+            waiting.start()
+            waiting.join(1.5)
+            if first.dialect not in ("mysql", "mariadb"):
+                # Transactional DDL: the schema is not there yet, so it waits for the lock.
+                # (MySQL's DDL commits at once: it may find the schema complete.)
+                assert waiting.is_alive()
+        waiting.join(60)
+        assert not second_error, second_error
+        with first.read() as conn:
+            assert dbmod.current_revision(conn) == dbmod.head_revision()
+    finally:
+        first.dispose()

@@ -202,6 +202,12 @@ class Database:
         self._url_timeout = url_sets_timeout(self.engine.url)
         # One shared in-memory connection (StaticPool) must not be used concurrently.
         self._lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
+        # SQLite has one writer at a time. Writers of this process queue here and each
+        # starts the moment the previous one commits; on SQLite's own lock they would
+        # poll, sleeping up to 100 ms between tries, and the database would sit idle while
+        # they sleep. Other processes still meet SQLite's lock and busy timeout.
+        self._write_lock = (threading.RLock() if self.dialect == "sqlite" and self._lock is None
+                            else None)
         self._killer: Engine | None = None
         #: Set once the store has opened the database: a connection lost after that is a
         #: passing outage (503), before it a configuration error the store reports itself.
@@ -211,7 +217,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
         try:
-            with self._locked(), self._connect() as conn:
+            with self._writing(), self._locked(), self._connect() as conn:
                 conn.execution_options(tracklog_write=True)
                 with conn.begin():
                     yield conn
@@ -293,6 +299,19 @@ class Database:
             conn.exec_driver_sql(f"KILL QUERY {int(thread_id)}")
 
     @contextmanager
+    def _writing(self) -> Iterator[None]:
+        lock = self._write_lock
+        # Bounded like SQLite's busy timeout; past it the write goes on to meet SQLite's
+        # lock, which answers as it always does.
+        if lock is None or not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextmanager
     def _locked(self) -> Iterator[None]:
         if self._lock is None:
             yield
@@ -359,11 +378,41 @@ def current_revision(conn: Connection) -> str | None:
     return rows[0] if rows else None
 
 
+#: Advisory lock key of schema changes ("tracklog" in ASCII).
+_SCHEMA_LOCK = 0x747261636B6C6F67
+
+
+@contextmanager
+def schema_lock(conn: Connection) -> Iterator[None]:
+    """Hold the database's schema lock for the rest of ``conn``'s write transaction, so
+    that servers started together on an empty database create the schema once. SQLite's
+    ``BEGIN IMMEDIATE`` is lock enough; PostgreSQL takes a transaction-level advisory
+    lock; MySQL and MariaDB (whose DDL commits at once) a named lock held until the end
+    of the block."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+        yield
+    elif dialect in ("mysql", "mariadb"):
+        got = conn.exec_driver_sql("SELECT GET_LOCK('tracklog_schema', 300)").scalar()
+        if got != 1:
+            raise errors.unavailable(
+                "Another process has been changing the database schema for 300 s; "
+                "retry when it is done", RETRY_AFTER_S
+            )
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT RELEASE_LOCK('tracklog_schema')")
+    else:
+        yield
+
+
 def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate the schema to ``revision``; returns (revision before, revision after)."""
     from alembic import command
 
-    with db.write() as conn, no_statement_timeout(conn):
+    with db.write() as conn, no_statement_timeout(conn), schema_lock(conn):
         before = current_revision(conn)
         command.upgrade(_alembic_config(conn), revision)
         after = current_revision(conn)
@@ -377,19 +426,22 @@ def ensure_schema(db: Database) -> None:
         current = current_revision(conn)
     if current == head:
         return
-    if current is None:
-        with db.write() as conn:
-            # Re-check under the write lock: another process may have just created it.
-            if current_revision(conn) is None:
-                if sa.inspect(conn).has_table("experiments"):
-                    raise errors.TracklogError(
-                        f"The database {redact(db.uri)!r} has tracking tables but no "
-                        "tracklog schema version; it was not created by tracklog."
-                    )
-                from alembic import command
+    with db.write() as conn, schema_lock(conn):
+        # Read again under the lock: another process may be creating the schema right now
+        # (on MySQL, whose DDL commits at once, it may have been seen half made).
+        current = current_revision(conn)
+        if current is None:
+            if sa.inspect(conn).has_table("experiments"):
+                raise errors.TracklogError(
+                    f"The database {redact(db.uri)!r} has tracking tables but no "
+                    "tracklog schema version; it was not created by tracklog."
+                )
+            from alembic import command
 
-                with no_statement_timeout(conn):
-                    command.upgrade(_alembic_config(conn), "head")
+            with no_statement_timeout(conn):
+                command.upgrade(_alembic_config(conn), "head")
+            return
+    if current == head:
         return
     if current not in known_revisions() and not _REVISION_ID.fullmatch(current):
         # Not one of ours. MLflow's alembic revisions are 12 hex digits, beside its tables.

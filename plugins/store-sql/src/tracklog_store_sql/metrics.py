@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tracklog import errors
-from tracklog.entities import MAX_DOUBLE, Metric, PagedList
+from tracklog.entities import MAX_DOUBLE, Metric, MetricColumns, PagedList
 from tracklog.perf import gc_paused
 from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
@@ -28,6 +28,7 @@ from tracklog_store_sql.schema import (
 from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
+    execute_plain,
     in_ids,
     insert_ignore,
     page,
@@ -79,7 +80,7 @@ class MetricsMixin:
         )
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
-            conn.execute(_latest_upsert(dialect), latest)
+            execute_plain(conn, "latest_upsert", _latest_upsert(dialect), latest)
         else:
             insert_ignore(conn, latest_metrics, latest, ["run_uuid", "key"])
             conn.execute(_LATEST_UPDATE, [{f"b_{k}": v for k, v in r.items()} for r in latest])
@@ -294,9 +295,14 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
     """
     if not metrics_:
         return None, [], []
-    # Metric is a named tuple: one C-level transposition gives every column.
     vals: Sequence[float]
-    keys, vals, tss, steps, model_ids, *_ = zip(*metrics_, strict=True)
+    model_ids: Sequence[str | None]
+    if isinstance(metrics_, MetricColumns):  # plain points, already in columns
+        keys, vals, tss, steps = metrics_.columns
+        model_ids = ()
+    else:
+        # Metric is a named tuple: one C-level transposition gives every column.
+        keys, vals, tss, steps, model_ids, *_ = zip(*metrics_, strict=True)
     value_types = set(map(type, vals))
     if (
         set(map(type, tss)) == _INT
@@ -311,10 +317,7 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
         # is_nan as int: sqlite3 binds an exact int directly, a bool only through its
         # adapter lookup (which costs more than inserting the row).
         points = _Points(keys, tss, steps, vals, [0] * n)
-        order = list(zip(steps, tss, strict=True))
-        if all(map(operator.le, order, order[1:])) and n == len(
-            set(zip(keys, steps, tss, strict=True))
-        ):
+        if _in_history_order(keys, steps, tss):
             # In history order, no key twice at one (step, timestamp): the last point
             # of each key is its newest.
             last = dict(zip(keys, range(n), strict=True))
@@ -341,6 +344,19 @@ def metric_rows(run_id: str, metrics_: Sequence[Metric]):
         for k, b in sorted(best.items())
     ]
     return points, latest, model_rows
+
+
+def _in_history_order(keys: Sequence[str], steps: Sequence[int], tss: Sequence[int]) -> bool:
+    """Whether the points come in (step, timestamp) order with no key twice at one
+    (step, timestamp). Steps that only rise (a training loop's batch) settle it with a
+    sort of ints; otherwise the pairs are compared."""
+    steps_list = list(steps)
+    if steps_list == sorted(steps_list) and len(set(steps_list)) == len(steps_list):
+        return True
+    order = list(zip(steps, tss, strict=True))
+    return all(map(operator.le, order, order[1:])) and len(order) == len(
+        set(zip(keys, steps, tss, strict=True))
+    )
 
 
 def _newest(keys, steps, tss, vals, nans) -> dict[str, tuple]:

@@ -48,7 +48,14 @@ from tracklog_store_sql.schema import (
     runs,
     tags,
 )
-from tracklog_store_sql.sqlutil import bound_ids, chunk_size, chunks, in_bound_ids, in_ids
+from tracklog_store_sql.sqlutil import (
+    bound_ids,
+    chunk_size,
+    chunks,
+    execute_plain,
+    in_bound_ids,
+    in_ids,
+)
 
 RUN_NAME_TAG = "mlflow.runName"
 #: Width of ``runs.name``; the name is also the ``mlflow.runName`` tag.
@@ -58,6 +65,9 @@ ACTIVE = LifecycleStage.ACTIVE.value
 DELETED = LifecycleStage.DELETED.value
 NAN = float("nan")
 
+_EXPERIMENT_ROW = sa.select(experiments).where(
+    experiments.c.experiment_id == sa.bindparam("eid")
+)
 _RUN_ROW = sa.select(runs).where(runs.c.run_uuid == sa.bindparam("run_id"))
 _RUN_STAGE = sa.select(runs.c.lifecycle_stage).where(runs.c.run_uuid == sa.bindparam("run_id"))
 _STATUS = {s.value: s for s in RunStatus}
@@ -116,7 +126,7 @@ def experiment_row(conn: Connection, experiment_id: str, for_write: bool = False
     eid = parse_experiment_id(experiment_id)
     row = None
     if eid <= INT32_MAX:
-        row = conn.execute(sa.select(experiments).where(experiments.c.experiment_id == eid)).first()
+        row = execute_plain(conn, "experiment_row", _EXPERIMENT_ROW, {"eid": eid}).first()
     if row is None:
         raise errors.not_found(f"No Experiment with id={experiment_id} exists")
     if for_write and row.lifecycle_stage != ACTIVE:
@@ -126,7 +136,8 @@ def experiment_row(conn: Connection, experiment_id: str, for_write: bool = False
 
 def run_row(conn: Connection, run_id: str, for_write: bool = False):
     # An id with NUL was never handed out (and PostgreSQL cannot even compare it).
-    row = None if "\x00" in run_id else conn.execute(_RUN_ROW, {"run_id": run_id}).first()
+    row = (None if "\x00" in run_id
+           else execute_plain(conn, "run_row", _RUN_ROW, {"run_id": run_id}).first())
     if row is None:
         raise errors.not_found(f"Run with id={run_id} not found")
     if for_write and row.lifecycle_stage != ACTIVE:
@@ -135,7 +146,8 @@ def run_row(conn: Connection, run_id: str, for_write: bool = False):
 
 
 def check_active_run(conn: Connection, run_id: str) -> None:
-    stage = conn.execute(_RUN_STAGE, {"run_id": run_id}).scalar()
+    # Every write asks this first: plain execution (see execute_plain).
+    stage = execute_plain(conn, "run_stage", _RUN_STAGE, {"run_id": run_id}).scalar()
     if stage is None:
         raise errors.not_found(f"Run with id={run_id} not found")
     if stage != ACTIVE:

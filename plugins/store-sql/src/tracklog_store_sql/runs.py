@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from tracklog import errors
 from tracklog.entities import (
@@ -44,7 +47,14 @@ from tracklog_store_sql.rows import (
 )
 from tracklog_store_sql.schema import runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
-from tracklog_store_sql.sqlutil import chunk_size, chunks, page, page_limit, upsert
+from tracklog_store_sql.sqlutil import (
+    chunk_size,
+    chunks,
+    execute_plain,
+    page,
+    page_limit,
+    upsert,
+)
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -80,25 +90,23 @@ class RunsMixin:
         with self.db.write() as conn:
             exp = experiment_row(conn, experiment_id, for_write=True)
             artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
-            conn.execute(
-                runs.insert().values(
-                    run_uuid=run_id,
-                    name=name,
-                    user_id=user_id,
-                    status=RunStatus.RUNNING.value,
-                    start_time=start,
-                    end_time=None,
-                    lifecycle_stage=ACTIVE,
-                    artifact_uri=artifact_uri,
-                    experiment_id=exp.experiment_id,
-                )
-            )
-            conn.execute(
-                tags_table.insert(),
-                [
-                    {"run_uuid": run_id, "key": k, "value": v}
-                    for k, v in tag_map.items()
-                ],
+            execute_plain(conn, "run_insert", _RUN_INSERT, {
+                "run_uuid": run_id,
+                "name": name,
+                "user_id": user_id,
+                "status": RunStatus.RUNNING.value,
+                "start_time": start,
+                "end_time": None,
+                "deleted_time": None,
+                "lifecycle_stage": ACTIVE,
+                "artifact_uri": artifact_uri,
+                "experiment_id": exp.experiment_id,
+            })
+            execute_plain(
+                conn,
+                "tag_insert",
+                _TAG_INSERT,
+                [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()],
             )
         info = RunInfo(
             run_id=run_id,
@@ -136,7 +144,9 @@ class RunsMixin:
         with self.db.write() as conn:
             check_active_run(conn, run_id)
             if values:
-                conn.execute(runs.update().where(runs.c.run_uuid == run_id).values(**values))
+                names = tuple(values)
+                execute_plain(conn, f"run_update:{','.join(names)}", _run_update(names),
+                              {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}})
             if run_name:
                 upsert(
                     conn,
@@ -191,3 +201,17 @@ class RunsMixin:
                     rows[r[0]] = r
             found = [rows[r[0]] for r in run_ids if r[0] in rows]
             return PagedList(load_runs(conn, found), token)
+
+
+_RUN_INSERT = runs.insert()
+_TAG_INSERT = tags_table.insert()
+
+
+@cache
+def _run_update(columns: tuple[str, ...]) -> Any:
+    """UPDATE runs SET <columns> for one run, built once per set of columns."""
+    return (
+        runs.update()
+        .where(runs.c.run_uuid == sa.bindparam("rid"))
+        .values({c: sa.bindparam(f"v_{c}") for c in columns})
+    )

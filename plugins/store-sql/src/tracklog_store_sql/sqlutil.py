@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
@@ -20,6 +20,28 @@ R = TypeVar("R")
 #: Default IN-list chunk size (see chunk_size).
 CHUNK = 1000
 _CACHE: dict[tuple, Any] = {}
+
+
+def execute_plain(conn: Connection, name: str, stmt: Any,
+                  params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+    """Run ``stmt`` (named ``name``) as SQL text compiled once per dialect, with its
+    parameters handed to the driver as they are (one mapping, or several for an
+    executemany). For the small statements every write makes: SQLAlchemy's own
+    execution (cache key, compiled-cache lookup, bind processing) costs more than the
+    statement on SQLite. Only for parameters the driver takes unconverted (strings,
+    numbers, bools)."""
+    dialect = conn.dialect
+    cache_key = ("plain", name, dialect.name, dialect.driver)
+    compiled = _CACHE.get(cache_key)
+    if compiled is None:
+        c = stmt.compile(dialect=dialect)
+        compiled = _CACHE[cache_key] = (str(c), c.positiontup if c.positional else None)
+    sql, order = compiled
+    if order is None:
+        return conn.exec_driver_sql(sql, params if isinstance(params, Mapping) else list(params))
+    if isinstance(params, Mapping):
+        return conn.exec_driver_sql(sql, tuple([params[n] for n in order]))
+    return conn.exec_driver_sql(sql, [tuple([p[n] for n in order]) for p in params])
 
 
 def encode_float(value: float) -> tuple[float, bool]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracklog.entities import Metric, Param, RunTag
+from tracklog.entities import Metric, MetricColumns, Param, RunTag
 from tracklog.errors import ErrorCode, TracklogError
 from tracklog.stores import TrackingStore
 
@@ -81,6 +81,18 @@ class LogBatchTests(KitBase):
         assert all(data.tags[f"t{i}"] == str(i) for i in range(100))
         history = store.get_metric_history(run_id, "m7")
         assert points(history) == [(1000 + i, i // 10, float(i)) for i in range(7, 1000, 10)]
+
+    def test_batch_as_metric_columns(self, store: TrackingStore) -> None:
+        """The server hands a batch of plain points over as ``MetricColumns`` (a sequence
+        of Metric held column by column): it writes as the same points in a list would."""
+        run_id = new_run(store).info.run_id
+        store.log_batch(run_id, metrics=MetricColumns(
+            ["m", "m", "acc", "m"], [9.0, 3.0, 0.5, 7.0], [100, 50, 10, 10], [1, 2, 0, 0]))
+        data = store.get_run(run_id).data
+        assert {k: (m.value, m.timestamp, m.step) for k, m in data.metrics.items()} == {
+            "m": (3.0, 50, 2), "acc": (0.5, 10, 0)}
+        assert sorted(points(store.get_metric_history(run_id, "m"))) == [
+            (10, 0, 7.0), (50, 2, 3.0), (100, 1, 9.0)]
 
     def test_batch_sets_run_name(self, store: TrackingStore) -> None:
         """A mlflow.runName tag inside a batch renames the run."""
