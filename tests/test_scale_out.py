@@ -17,7 +17,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
-from tests.conftest import PG_ADMIN_URL, TRACKLOG, Server, start_server
+from tests.conftest import PG_ADMIN_URL, Server, start_server
+from tracklog.testing.server import TRACKLOG
 
 REPLICAS = 3
 

@@ -414,6 +414,7 @@ def test_hook_check_startup(plugin, tmp_path, monkeypatch):
             raise TracklogError(f"refusing to serve {config.backend_store_uri}")
 
     plugin(Refuses(), "refuses")
+    plugins.call_hook("register_commands", cli=cli)  # as main() does: adds `server`
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'x.db'}"
     result = CliRunner().invoke(cli, ["server", "--backend-store-uri", uri, "--port", "0"])
