@@ -27,7 +27,7 @@ import math
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tracklog import errors
 from tracklog.entities import (
@@ -47,6 +47,9 @@ from tracklog.entities import (
     ViewType,
 )
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
+
+if TYPE_CHECKING:
+    from tracklog.artifacts.copying import ArtifactCopier, Tree
 
 #: Marks a run whose copy has begun but not finished.
 INCOMPLETE_TAG = "tracklog.migration.incomplete"
@@ -295,14 +298,14 @@ def migrate(
     verify: bool = True,
     progress: Progress = lambda _: None,
     new_experiment_ids: bool = False,
-    copy_artifacts: Callable[[str, str, str], None] | None = None,
+    artifacts: ArtifactCopier | None = None,
 ) -> Report:
     """Copy everything ``source`` holds into ``dest`` (see the module docstring).
 
     With ``new_experiment_ids``, experiments are created in ``dest`` as new ones (found
     again by name when resuming) and their runs moved under the new ids; run ids are
-    kept either way. ``copy_artifacts(kind, source_uri, dest_uri)``, when given, copies
-    the artifacts of each run, logged model and trace after its record."""
+    kept either way. ``artifacts``, when given, copies the artifacts of each run, logged
+    model and trace (with spans a source keeps in its database) after its record."""
     if not dry_run and not isinstance(dest, ImportStore):
         raise errors.invalid(
             f"The destination store ({type(dest).__name__}) cannot import records with "
@@ -329,7 +332,7 @@ def migrate(
     # Logged models before runs: runs name them as inputs and outputs.
     for exp in exps:
         _copy_others(source, dest, "logged_models", exp.experiment_id,
-                     targets[exp.experiment_id], report, dry_run, verify, copy_artifacts)
+                     targets[exp.experiment_id], report, dry_run, verify, artifacts)
     for exp in exps:
         target = targets[exp.experiment_id]
         for chunk in _chunked(source.runs(exp.experiment_id), _RUNS_PER_CHECK):
@@ -337,10 +340,10 @@ def migrate(
                 chunk = [replace(r, info=replace(r.info, experiment_id=target))
                          for r in chunk]
             _copy_chunk(source, dest, chunk, report, dry_run, verify, progress,
-                        copy_artifacts)
+                        artifacts)
     for exp in exps:
         _copy_others(source, dest, "traces", exp.experiment_id, targets[exp.experiment_id],
-                     report, dry_run, verify, copy_artifacts)
+                     report, dry_run, verify, artifacts)
     _copy_others(source, dest, "registered_models", None, None, report, dry_run, verify,
                  None)
     return report
@@ -372,7 +375,7 @@ def _check_conflicts(dest: TrackingStore, exps: Sequence[Experiment]) -> None:
 def _copy_others(source: MigrationSource, dest: _Destination, kind: str,
                  experiment_id: str | None, target: str | None, report: Report,
                  dry_run: bool, verify: bool,
-                 copy_artifacts: Callable[[str, str, str], None] | None) -> None:
+                 artifacts: ArtifactCopier | None) -> None:
     """Copy the logged models, traces or registered models the source offers; each is
     written whole, so one already in ``dest`` is skipped."""
     read = getattr(source, kind, None)
@@ -380,46 +383,73 @@ def _copy_others(source: MigrationSource, dest: _Destination, kind: str,
         return
     items = read() if experiment_id is None else read(experiment_id)
     for item in items:
-        if kind == "logged_models":
-            if target != experiment_id:
-                item = replace(item, experiment_id=target)
-            report.logged_models += 1
-        elif kind == "traces":
-            if target != experiment_id:
-                item = replace(item, experiment_id=target)
-            report.traces += 1
+        original = item
+        if kind == "traces":
+            # The source server's own bookkeeping tags; the destination sets its own.
+            item = replace(item, tags={k: v for k, v in item.tags.items()
+                                       if k not in _SERVER_TRACE_TAGS})
+        if kind != "registered_models" and target != experiment_id:
+            item = replace(item, experiment_id=target)
+        if not dry_run:
+            try:
+                if kind == "logged_models":
+                    created = dest.import_logged_model(item)
+                elif kind == "traces":
+                    created = dest.import_trace(item)
+                else:
+                    created = dest.import_registered_model(*item)
+            except errors.TracklogError as exc:
+                if exc.error_code != "NOT_IMPLEMENTED":
+                    raise
+                report.not_copied.append(kind)
+                return
+            if not created:
+                report.others_skipped += 1
         else:
-            report.registered_models += 1
-            report.model_versions += len(item[1])
+            created = True
+        if created:
+            if kind == "logged_models":
+                report.logged_models += 1
+            elif kind == "traces":
+                report.traces += 1
+            else:
+                report.registered_models += 1
+                report.model_versions += len(item[1])
         if dry_run:
             continue
-        try:
-            if kind == "logged_models":
-                created = dest.import_logged_model(item)
-            elif kind == "traces":
-                created = dest.import_trace(item)
-            else:
-                created = dest.import_registered_model(*item)
-        except errors.TracklogError as exc:
-            if exc.error_code != "NOT_IMPLEMENTED":
-                raise
-            report.not_copied.append(kind)
-            return
-        if not created:
-            report.others_skipped += 1
         if verify:
             mismatch = _verify_other(dest, kind, item)
             if mismatch:
                 report.mismatches.append(mismatch)
-        if copy_artifacts is not None and kind == "logged_models":
-            copy_artifacts("logged model", item.artifact_location,
+        if artifacts is not None and kind == "logged_models":
+            artifacts.copy("logged model", item.artifact_location,
                            dest.get_logged_model(item.model_id,
                                                  allow_deleted=True).artifact_location)
-        elif copy_artifacts is not None and kind == "traces":
-            there = dest.get_trace_info(item.trace_id).tags.get(TRACE_ARTIFACT_LOCATION_TAG)
-            here = item.tags.get(TRACE_ARTIFACT_LOCATION_TAG)
-            if here and there:
-                copy_artifacts("trace", here, there)
+        elif artifacts is not None and kind == "traces":
+            _copy_trace_artifacts(source, dest, original, artifacts)
+
+
+#: Trace tags a tracking server keeps for itself (where it put the spans).
+_SERVER_TRACE_TAGS = frozenset({TRACE_ARTIFACT_LOCATION_TAG, "mlflow.trace.spansLocation",
+                                "mlflow.trace.archiveLocation",
+                                "mlflow.trace.archivalFailure"})
+
+
+def _copy_trace_artifacts(source: MigrationSource, dest: _Destination, trace: TraceInfo,
+                          artifacts: ArtifactCopier) -> None:
+    """A trace's spans: from the source's database where it keeps them there, else the
+    files under its artifact location."""
+    there = dest.get_trace_info(trace.trace_id).tags.get(TRACE_ARTIFACT_LOCATION_TAG)
+    if not there:
+        return
+    spans = getattr(source, "spans", None)
+    data = spans(trace.trace_id) if spans is not None else None
+    if data is not None:
+        artifacts.put(there, "traces.json", data)
+        return
+    here = trace.tags.get(TRACE_ARTIFACT_LOCATION_TAG)
+    if here:
+        artifacts.copy("trace", here, there)
 
 
 def _verify_other(dest: _Destination, kind: str, item: Any) -> str | None:
@@ -434,8 +464,8 @@ def _verify_other(dest: _Destination, kind: str, item: Any) -> str | None:
         return None
     if kind == "traces":
         got = dest.get_trace_info(item.trace_id)
-        mine = {k: v for k, v in got.tags.items() if k != TRACE_ARTIFACT_LOCATION_TAG}
-        theirs = {k: v for k, v in item.tags.items() if k != TRACE_ARTIFACT_LOCATION_TAG}
+        mine = {k: v for k, v in got.tags.items() if k not in _SERVER_TRACE_TAGS}
+        theirs = {k: v for k, v in item.tags.items() if k not in _SERVER_TRACE_TAGS}
         if (mine, got.trace_metadata, got.request_time, got.state) != (
                 theirs, item.trace_metadata, item.request_time, item.state):
             return f"trace {item.trace_id}: tags, metadata, time or state differ"
@@ -473,7 +503,7 @@ def _chunked(items: Iterable, size: int) -> Iterator[list]:
 
 def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
                 dry_run: bool, verify: bool, progress: Progress,
-                copy_artifacts: Callable[[str, str, str], None] | None = None) -> None:
+                artifacts: ArtifactCopier | None = None) -> None:
     """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
     written many at a time, each batch atomically; longer ones, runs with inputs or
     outputs, and runs an interrupted migration left incomplete, are written one by one."""
@@ -485,8 +515,8 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     def done(run: Run) -> None:
         if not dry_run:
             _verified(source, dest, run, report, verify)
-            if copy_artifacts is not None and run.info.artifact_uri:
-                copy_artifacts("run", run.info.artifact_uri,
+            if artifacts is not None and run.info.artifact_uri:
+                artifacts.copy("run", run.info.artifact_uri,
                                dest.get_run(run.info.run_id).info.artifact_uri)
 
     def flush() -> None:
@@ -500,9 +530,9 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     for run in chunk:
         if state.get(run.info.run_id) is True:
             report.runs_skipped += 1
-            if copy_artifacts is not None and not dry_run and run.info.artifact_uri:
+            if artifacts is not None and not dry_run and run.info.artifact_uri:
                 # Resumed: its artifacts may be what was interrupted.
-                copy_artifacts("run", run.info.artifact_uri,
+                artifacts.copy("run", run.info.artifact_uri,
                                dest.get_run(run.info.run_id).info.artifact_uri)
             continue
         histories, rest = _read_small(source, run)
@@ -659,6 +689,11 @@ class RestSource:
     def describe(self) -> str:
         return f"tracking server {self.url}"
 
+    def check(self) -> None:
+        """Fail at once, naming the server, when it does not answer as a tracking
+        server."""
+        self._call("POST", "/2.0/mlflow/experiments/search", json={"max_results": 1})
+
     def _call(self, method: str, path: str, missing_ok: bool = False, **kw: Any) -> dict:
         import httpx
 
@@ -759,6 +794,14 @@ class RestSource:
                 model.aliases = [RegisteredModelAlias(a, v.version)
                                  for v in mine for a in v.aliases]
             yield model, mine
+
+    def artifact_tree(self, uri: str) -> Tree | None:
+        """A location the server proxies (``mlflow-artifacts:``), read through its proxy;
+        None for any other location."""
+        from tracklog.artifacts.copying import ProxyTree, proxied_path
+
+        path = proxied_path(uri)
+        return None if path is None else ProxyTree(self.http, path)
 
     def close(self) -> None:
         self.http.close()

@@ -53,7 +53,11 @@ _TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "metrics"
            "logged_model_tags", "logged_model_params", "logged_model_metrics",
            "registered_models", "registered_model_tags", "model_versions",
            "model_version_tags", "registered_model_aliases", "trace_info", "trace_tags",
-           "trace_request_metadata", "assessments")
+           "trace_request_metadata", "assessments", "spans")
+#: Columns MLflow 3 promotes trace tags and metadata into (read back as its server does).
+_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_input_tokens",
+                  "cache_creation_input_tokens", "cache_creation_input_tokens_above_1hr")
+_COST_COLUMNS = ("input_cost", "output_cost", "total_cost")
 #: MLflow's integer logged-model statuses (its proto numbers).
 _MODEL_STATUS = {0: LoggedModelStatus.LOGGED_MODEL_STATUS_UNSPECIFIED,
                  1: LoggedModelStatus.LOGGED_MODEL_PENDING,
@@ -331,6 +335,8 @@ class MlflowDatabaseSource:
                         found.setdefault(r.trace_id, []).append(assessment)
             for r in page:
                 m = r._mapping
+                tag_map, meta_map = tags.get(r.request_id, {}), meta.get(r.request_id, {})
+                _promoted(m, tag_map, meta_map)
                 yield TraceInfo(
                     trace_id=r.request_id, experiment_id=str(r.experiment_id),
                     request_time=r.timestamp_ms, execution_duration=r.execution_time_ms,
@@ -339,8 +345,21 @@ class MlflowDatabaseSource:
                     request_preview=m.get("request_preview"),
                     response_preview=m.get("response_preview"),
                     client_request_id=m.get("client_request_id"),
-                    trace_metadata=meta.get(r.request_id, {}), tags=tags.get(r.request_id, {}),
+                    trace_metadata=meta_map, tags=tag_map,
                     assessments=found.get(r.request_id, []))
+
+    def spans(self, trace_id: str) -> bytes | None:
+        """The trace's spans as MLflow's ``traces.json``, when this database holds them
+        (MLflow 3 keeps spans in its tracking store); None otherwise."""
+        if "spans" not in self.t:
+            return None
+        c = self.t["spans"].c
+        rows = self._rows(sa.select(c.content).where(c.trace_id == trace_id)
+                          .order_by(c.start_time_unix_nano, c.span_id))
+        if not rows:
+            return None
+        body = ",".join(r.content for r in rows if r.content)
+        return ('{"spans": [' + body + "]}").encode()
 
     def registered_models(self) -> Iterator[tuple[RegisteredModel, list[ModelVersion]]]:
         if "registered_models" not in self.t:
@@ -386,6 +405,20 @@ class MlflowDatabaseSource:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _promoted(m: Any, tags: dict[str, str], meta: dict[str, str]) -> None:
+    """Put back the tags and metadata MLflow 3 keeps in trace_info columns."""
+    if m.get("trace_name") is not None:
+        tags["mlflow.traceName"] = m["trace_name"]
+    if m.get("session_id") is not None:
+        meta["mlflow.trace.session"] = m["session_id"]
+    tokens = {k: int(m[k]) for k in _TOKEN_COLUMNS if m.get(k) is not None}
+    if tokens:
+        meta["mlflow.trace.tokenUsage"] = json.dumps(tokens)
+    cost = {k: m[k] for k in _COST_COLUMNS if m.get(k) is not None}
+    if cost:
+        meta["mlflow.trace.cost"] = json.dumps(cost)
 
 
 def _assessment(m: Any) -> Assessment | None:
