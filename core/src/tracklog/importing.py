@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import math
 import struct
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -640,15 +641,20 @@ def _copy_run(
         dest.finish_import(run_id, run.info.lifecycle_stage)
 
 
+_MAX_DOUBLE = sys.float_info.max
+
+
 def checksum(params: Mapping[str, str], histories: Mapping[str, Iterable[Metric]]) -> str:
     """A digest of a run's params and full metric histories, independent of order and
-    of how a store spells NaN."""
+    of how a store spells NaN and infinities (SQL stores, as MLflow's, keep ±inf as the
+    largest finite double)."""
     h = hashlib.sha256()
     for key in sorted(params):
         h.update(f"p\0{key}\0{params[key]}\0".encode())
     for key in sorted(histories):
         points = sorted(
-            (p.timestamp, p.step, "nan" if math.isnan(p.value) else struct.pack("<d", p.value))
+            (p.timestamp, p.step, "nan" if math.isnan(p.value)
+             else struct.pack("<d", min(max(p.value, -_MAX_DOUBLE), _MAX_DOUBLE)))
             for p in histories[key]
         )
         h.update(f"m\0{key}\0".encode())

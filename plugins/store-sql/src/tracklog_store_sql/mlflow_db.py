@@ -109,6 +109,10 @@ def read_only_url(url: str) -> str:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return f"sqlite:///file:{parsed.database}?mode=ro&uri=true"
+    if parsed.drivername in ("mysql", "mariadb"):
+        # The driver this plugin installs (as the store itself does).
+        return parsed.set(drivername=f"{parsed.drivername}+pymysql").render_as_string(
+            hide_password=False)
     return url
 
 
