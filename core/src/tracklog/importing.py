@@ -25,13 +25,13 @@ import hashlib
 import itertools
 import math
 import struct
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tracklog import errors
 from tracklog.entities import (
+    MAX_DOUBLE,
     Experiment,
     LifecycleStage,
     LoggedModel,
@@ -641,7 +641,7 @@ def _copy_run(
         dest.finish_import(run_id, run.info.lifecycle_stage)
 
 
-_MAX_DOUBLE = sys.float_info.max
+_MAX_DOUBLE = MAX_DOUBLE
 
 
 def checksum(params: Mapping[str, str], histories: Mapping[str, Iterable[Metric]]) -> str:
