@@ -116,3 +116,47 @@ def test_hook_migration_source(tmp_path):
         unregister_plugin("offers")
     assert out.exit_code == 0, out.output
     assert "copied 1 experiments, 1 runs" in out.output
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    """Nonsense sources and destinations, an unreachable server, and a destination whose
+    experiment ids belong to other experiments: one line on stderr, a non-zero exit,
+    nothing created or written."""
+    src_uri = f"sqlite:///{tmp_path}/src.db"
+    src = resolve_store(src_uri, None)
+    exp = src.create_experiment("alpha")
+    src.create_run(exp, "u", 1, run_name="r")
+    src.close()
+    out = str(tmp_path / "out.db")
+    for args in (("nonsense", f"sqlite:///{out}"), ("foo://bar", f"sqlite:///{out}"),
+                 (f"sqlite:///{tmp_path}/typo.db", f"sqlite:///{out}"),
+                 ("http://127.0.0.1:9", f"sqlite:///{out}"),
+                 (src_uri, "nonsense"), (src_uri, "bogus://x")):
+        done = _migrate(*args)
+        assert done.returncode != 0, args
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, done.stderr)
+    assert not (tmp_path / "typo.db").exists() and not Path(out).exists()
+    assert not Path("nonsense").exists()
+
+    # The destination holds another experiment under the source's id.
+    dst_uri = f"sqlite:///{tmp_path}/taken.db"
+    dst = resolve_store(dst_uri, None)
+    other = dst.create_experiment("other")
+    assert other == exp
+    dst.close()
+    done = _migrate(src_uri, dst_uri)
+    assert done.returncode != 0
+    started, line = done.stderr.strip().splitlines()
+    assert started.startswith("Migrating ")
+    assert line.startswith(f"Error: Experiment id {exp} is taken by 'other'")
+    dst = resolve_store(dst_uri, None)
+    try:
+        assert {e.name for e in dst.search_experiments(ViewType.ALL)} == {"Default", "other"}
+        assert list(dst.search_runs([exp], run_view_type=ViewType.ALL)) == []
+    finally:
+        dst.close()
+    # With new ids it goes in beside it.
+    moved = _migrate(src_uri, dst_uri, "--new-experiment-ids")
+    assert moved.returncode == 0, moved.stderr
+    assert "copied 1 experiments, 1 runs" in moved.stdout
