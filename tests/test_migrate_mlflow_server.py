@@ -166,6 +166,11 @@ def _fill(url: str, tmp: Path) -> dict[str, str]:
     trace_id = mlflow.get_last_active_trace_id()
     assert trace_id is not None
     mlflow.flush_trace_async_logging()
+    # The spans reach the server on their own path: wait until it serves them.
+    deadline = time.monotonic() + 30
+    while not _has_spans(client, trace_id):
+        assert time.monotonic() < deadline, "the MLflow server never served the spans"
+        time.sleep(0.2)
     client.set_trace_tag(trace_id, "reviewed", "yes")
     mlflow.log_feedback(trace_id=trace_id, name="quality", value=0.8, rationale="fine")
     gone = client.create_experiment("gone")
@@ -173,6 +178,13 @@ def _fill(url: str, tmp: Path) -> dict[str, str]:
     client.delete_experiment(gone)
     return {"experiment": exp, "run": rid, "parent": parent.info.run_id,
             "trace": trace_id, "model": model.model_id}
+
+
+def _has_spans(client, trace_id: str) -> bool:
+    try:
+        return bool(client.get_trace(trace_id).data.spans)
+    except Exception:
+        return False
 
 
 def _migrate(src: str, dst: str, *extra: str) -> subprocess.CompletedProcess:

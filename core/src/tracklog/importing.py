@@ -23,7 +23,6 @@ from __future__ import annotations
 import abc
 import hashlib
 import itertools
-import math
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -513,9 +512,9 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     pending: list[ImportedRun] = []
     pending_points = 0
 
-    def done(run: Run) -> None:
+    def done(run: Run, points: Sequence[Metric] | None = None) -> None:
         if not dry_run:
-            _verified(source, dest, run, report, verify)
+            _verified(source, dest, run, report, verify, points)
             if artifacts is not None and run.info.artifact_uri:
                 artifacts.copy("run", run.info.artifact_uri,
                                dest.get_run(run.info.run_id).info.artifact_uri)
@@ -525,7 +524,7 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         if pending:
             dest.import_runs(pending)
             for item in pending:
-                done(item.run)
+                done(item.run, item.metrics)
         pending, pending_points = [], 0
 
     for run in chunk:
@@ -581,10 +580,11 @@ def _read_small(source: MigrationSource,
 
 
 def _verified(
-    source: MigrationSource, dest: TrackingStore, run: Run, report: Report, verify: bool
+    source: MigrationSource, dest: TrackingStore, run: Run, report: Report, verify: bool,
+    points: Sequence[Metric] | None = None,
 ) -> None:
     if verify:
-        mismatch = _verify(source, dest, run)
+        mismatch = _verify(source, dest, run, points)
         if mismatch:
             report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
 
@@ -651,20 +651,26 @@ def checksum(params: Mapping[str, str], histories: Mapping[str, Iterable[Metric]
     h = hashlib.sha256()
     for key in sorted(params):
         h.update(f"p\0{key}\0{params[key]}\0".encode())
+    top, low = _MAX_DOUBLE, -_MAX_DOUBLE
     for key in sorted(histories):
-        points = sorted(
-            (p.timestamp, p.step, "nan" if math.isnan(p.value)
-             else struct.pack("<d", min(max(p.value, -_MAX_DOUBLE), _MAX_DOUBLE)))
-            for p in histories[key]
-        )
-        h.update(f"m\0{key}\0".encode())
-        for ts, step, value in points:
-            h.update(struct.pack("<qq", ts, step))
-            h.update(value if isinstance(value, bytes) else value.encode())
+        # NaN sorts as a flag, so the order is total; values are clamped as stored.
+        points = sorted([(p.timestamp, p.step, v != v, 0.0 if v != v else min(max(v, low), top))
+                         for p in histories[key] for v in (p.value,)])
+        n = len(points)
+        h.update(f"m\0{key}\0{n}\0".encode())
+        if n:
+            ts, steps, nans, values = zip(*points, strict=True)
+            h.update(struct.pack(f"<{n}q", *ts))
+            h.update(struct.pack(f"<{n}q", *steps))
+            h.update(struct.pack(f"<{n}?", *nans))
+            h.update(struct.pack(f"<{n}d", *values))
     return h.hexdigest()
 
 
-def _verify(source: MigrationSource, dest: TrackingStore, run: Run) -> str | None:
+def _verify(source: MigrationSource, dest: TrackingStore, run: Run,
+            points: Sequence[Metric] | None = None) -> str | None:
+    """Compare the copy with the source: stage, tags, metric keys and a checksum of the
+    params and histories (``points``: the source's histories already in hand)."""
     copied = dest.get_run(run.info.run_id)
     if copied.info.lifecycle_stage != run.info.lifecycle_stage:
         return f"lifecycle stage {copied.info.lifecycle_stage} != {run.info.lifecycle_stage}"
@@ -674,7 +680,15 @@ def _verify(source: MigrationSource, dest: TrackingStore, run: Run) -> str | Non
     if tags != run.data.tags:
         return "tags differ"
     keys = sorted(run.data.metrics)
-    want = checksum(run.data.params, {k: source.history(run.info.run_id, k) for k in keys})
+    theirs: Mapping[str, Iterable[Metric]]
+    if points is None:
+        theirs = {k: source.history(run.info.run_id, k) for k in keys}
+    else:
+        by_key: dict[str, list[Metric]] = {k: [] for k in keys}
+        for p in points:
+            by_key[p.key].append(p)
+        theirs = by_key
+    want = checksum(run.data.params, theirs)
     got = checksum(copied.data.params,
                    {k: dest.get_metric_history(run.info.run_id, k) for k in keys})
     return None if want == got else "params or metric histories differ"

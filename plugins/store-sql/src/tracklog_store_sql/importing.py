@@ -48,7 +48,12 @@ from tracklog_store_sql.schema import (
     trace_request_metadata,
     trace_tags,
 )
-from tracklog_store_sql.sqlutil import chunk_size, chunks, in_ids, write_metric_points
+from tracklog_store_sql.sqlutil import (
+    chunk_size,
+    chunks,
+    copy_new_metric_points,
+    in_ids,
+)
 
 _INT32_MAX = 2**31 - 1
 
@@ -211,7 +216,7 @@ class ImportMixin(ImportStore):
                 steps += pts.steps
                 vals += pts.values
                 nans += pts.nans
-            write_metric_points(conn, sids, tss, steps, vals, nans)
+            copy_new_metric_points(conn, sids, tss, steps, vals, nans)
             conn.execute(latest_metrics.insert(), latest_rows)
 
     # -- logged models, traces, registry: each written whole in one transaction ---------
