@@ -187,15 +187,10 @@ def _named(store: Any, run_ids: Sequence[str], experiment_ids: Sequence[str],
 
 def _all_runs(store: Any, experiment_id: str) -> list[RunInfo]:
     """Every run of the experiment, any lifecycle stage (``store`` is a tracking store)."""
-    out: list[RunInfo] = []
-    token = None
-    while True:
-        page = store.search_runs([experiment_id], run_view_type=ViewType.ALL,
-                                 max_results=1000, page_token=token)
-        out += [r.info for r in page]
-        token = page.token
-        if not token:
-            return out
+    from tracklog.search.tokens import all_pages
+
+    return [r.info for r in all_pages(lambda token: store.search_runs(
+        [experiment_id], run_view_type=ViewType.ALL, max_results=1000, page_token=token))]
 
 
 def artifact_deleter(

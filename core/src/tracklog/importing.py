@@ -37,7 +37,6 @@ from tracklog.entities import (
     LoggedModelInput,
     Metric,
     ModelVersion,
-    PagedList,
     Param,
     RegisteredModel,
     Run,
@@ -46,6 +45,7 @@ from tracklog.entities import (
     TraceInfo,
     ViewType,
 )
+from tracklog.search.tokens import all_pages
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
 
 if TYPE_CHECKING:
@@ -211,18 +211,18 @@ class StoreSource:
         return self.uri
 
     def experiments(self) -> Iterator[Experiment]:
-        yield from _pages(lambda token: self.store.search_experiments(
+        yield from all_pages(lambda token: self.store.search_experiments(
             ViewType.ALL, max_results=1000, page_token=token))
 
     def runs(self, experiment_id: str) -> Iterator[Run]:
-        yield from _pages(lambda token: self.store.search_runs(
+        yield from all_pages(lambda token: self.store.search_runs(
             [experiment_id], run_view_type=ViewType.ALL, max_results=1000, page_token=token))
 
     def history(self, run_id: str, key: str) -> Iterable[Metric]:
         return self.store.get_metric_history(run_id, key)
 
     def logged_models(self, experiment_id: str) -> Iterator[LoggedModel]:
-        yield from _pages(lambda token: self.store.search_logged_models(
+        yield from all_pages(lambda token: self.store.search_logged_models(
             [experiment_id], max_results=1000, page_token=token))
 
     def traces(self, experiment_id: str) -> Iterator[TraceInfo]:
@@ -231,7 +231,7 @@ class StoreSource:
         if not has_traces(self.store):
             return
         store: Any = self.store
-        for page in _chunked(_pages(lambda token: store.search_traces(
+        for page in _chunked(all_pages(lambda token: store.search_traces(
                 [experiment_id], max_results=500, page_token=token)), 100):
             # Searches may leave assessments out: read them whole.
             yield from store.batch_get_trace_infos([t.trace_id for t in page])
@@ -243,26 +243,15 @@ class StoreSource:
             return
         reg = self.store
         versions: dict[str, list[ModelVersion]] = {}
-        for v in _pages(lambda token: reg.search_model_versions(max_results=10_000,
+        for v in all_pages(lambda token: reg.search_model_versions(max_results=10_000,
                                                                 page_token=token)):
             versions.setdefault(v.name, []).append(v)
-        for m in _pages(lambda token: reg.search_registered_models(max_results=1000,
+        for m in all_pages(lambda token: reg.search_registered_models(max_results=1000,
                                                                    page_token=token)):
             yield reg.get_registered_model(m.name), versions.get(m.name, [])
 
     def close(self) -> None:
         self.store.close()
-
-
-def _pages(fetch: Callable[[str | None], PagedList]) -> Iterator:
-    """Every item of a paged search, page after page."""
-    token = None
-    while True:
-        page = fetch(token)
-        yield from page
-        token = page.token
-        if not token:
-            return
 
 
 @dataclass
