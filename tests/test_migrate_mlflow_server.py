@@ -330,7 +330,7 @@ def test_mlflow_server_migrates_from_its_database_and_over_http(
 def test_mlflow_file_store_into_sqlite(tmp_path, serve, monkeypatch):
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, ViewType
+    from mlflow.entities import LoggedModelStatus, Metric, ViewType
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     src = f"file://{tmp_path}/mlruns"
@@ -346,6 +346,25 @@ def test_mlflow_file_store_into_sqlite(tmp_path, serve, monkeypatch):
     client.create_registered_model("files-model", tags={"o": "1"})
     client.create_model_version("files-model", f"runs:/{rid}/m", rid)
     client.set_registered_model_alias("files-model", "best", "1")
+    model = client.create_logged_model(exp, name="fm", source_run_id=rid,
+                                       params={"a": "1"}, tags={"t": "x"})
+    client.finalize_logged_model(model.model_id, "READY")
+    mlflow.set_tracking_uri(src)
+    try:
+        mlflow.set_experiment(experiment_id=exp)
+
+        @mlflow.trace(name="in-files")
+        def step(x: int) -> int:
+            return x + 1
+
+        step(1)
+        trace_id = mlflow.get_last_active_trace_id()
+        assert trace_id is not None
+        mlflow.flush_trace_async_logging()
+        client.set_trace_tag(trace_id, "k", "v")
+        mlflow.log_feedback(trace_id=trace_id, name="q", value=1.0)
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it
 
     dst = f"sqlite:///{tmp_path}/out.db"
     done = _migrate(src, dst, "--new-experiment-ids")
@@ -368,6 +387,14 @@ def test_mlflow_file_store_into_sqlite(tmp_path, serve, monkeypatch):
                 r.info.end_time)
             assert (got.data.params, got.data.tags) == (r.data.params, r.data.tags)
             assert _histories(ours, got) == _histories(client, r)
+        got_model = ours.get_logged_model(model.model_id)
+        assert (got_model.name, got_model.status, got_model.params, got_model.tags) == (
+            "fm", LoggedModelStatus.READY, {"a": "1"}, {"t": "x"})
+        assert got_model.experiment_id == new_exp.experiment_id
+        [trace] = ours.search_traces(locations=[new_exp.experiment_id])
+        assert trace.info.trace_id == trace_id and trace.info.tags["k"] == "v"
+        assert [a.name for a in trace.info.assessments] == ["q"]
+        assert [s.name for s in trace.data.spans] == ["in-files"]
         mv = ours.get_model_version_by_alias("files-model", "best")
         assert (mv.version, mv.run_id) == ("1", rid)
         assert ours.get_registered_model("files-model").tags == {"o": "1"}
