@@ -198,7 +198,11 @@ class MigrationSource(Protocol):
     #   logged_models(experiment_id) -> Iterator[LoggedModel], with params, tags and
     #       metrics (deleted ones too where the source can tell);
     #   traces(experiment_id) -> Iterator[TraceInfo], with tags, metadata, assessments;
-    #   registered_models() -> Iterator[tuple[RegisteredModel, list[ModelVersion]]].
+    #   registered_models() -> Iterator[tuple[RegisteredModel, list[ModelVersion]]];
+    #   spans(trace_id) -> bytes | None: a trace's traces.json when the source keeps spans
+    #       in its database;
+    #   artifact_tree(uri) -> Tree | None: a location read through the source itself (a
+    #       server's artifact proxy).
 
 
 class StoreSource:

@@ -46,6 +46,7 @@ from tracklog.entities import (
 )
 
 _PAGE = 500
+_FIRST_FETCH = 10_000
 _NAN = float("nan")
 #: Every table read; those a revision lacks are left out.
 _TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "metrics",
@@ -258,14 +259,22 @@ class MlflowDatabaseSource:
                 .where(c.run_uuid == run_id, c.key == key)
                 .order_by(c.timestamp, c.step, c.value))
         new, nan = metric_from_fields, _NAN
+
+        def points(rows: Iterable[Any]) -> list[Metric]:
+            return [new((key, nan if is_nan else value, ts, step or 0, None, None, None, None))
+                    for ts, step, value, is_nan in rows]
+
         with self.engine.connect() as conn:
-            # Streamed in chunks (a server-side cursor where the driver has one): a long
-            # history is never held whole.
-            result = conn.execution_options(stream_results=True, yield_per=10_000).execute(stmt)
+            # Most histories fit one plain fetch (a server-side cursor costs several round
+            # trips); a longer one is streamed on from there in chunks, never held whole.
+            first = conn.execute(stmt.limit(_FIRST_FETCH)).all()
+            yield from points(first)
+            if len(first) < _FIRST_FETCH:
+                return
+            result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+                stmt.offset(_FIRST_FETCH))
             for rows in result.partitions():
-                yield from [new((key, nan if is_nan else value, ts, step or 0,
-                                 None, None, None, None))
-                            for ts, step, value, is_nan in rows]
+                yield from points(rows)
 
     # -- logged models, traces, registry ------------------------------------------------
 
