@@ -280,7 +280,7 @@ class Report:
     not_copied: list[str] = field(default_factory=list)
 
 
-#: Reports progress: a short line of counts, and how many units of work were done.
+#: Told after each run: a short line of counts so far.
 Progress = Callable[[str], None]
 
 
