@@ -160,3 +160,41 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     moved = _migrate(src_uri, dst_uri, "--new-experiment-ids")
     assert moved.returncode == 0, moved.stderr
     assert "copied 1 experiments, 1 runs" in moved.stdout
+
+
+def test_sqlite_into_a_file_store(tmp_path):
+    """Into MLflow's mlruns layout: experiments and runs with their ids; what the file
+    store cannot import with ids (logged models) is named as not copied."""
+    src_uri = f"sqlite:///{tmp_path}/src.db"
+    src = resolve_store(src_uri, None)
+    exp = src.create_experiment("to-files", tags=[])
+    run = src.create_run(exp, "ana", 1_000, [RunTag("k", "v")], run_name="r")
+    rid = run.info.run_id
+    src.log_batch(rid, metrics=[Metric("loss", math.nan if s == 2 else s / 10, 1_000 + s, s)
+                                for s in range(20)], params=[Param("p", "1")])
+    src.update_run_info(rid, RunStatus.FINISHED, 3_000)
+    gone = src.create_run(exp, "ana", 1_500, [], run_name="gone").info.run_id
+    src.delete_run(gone)
+    src.create_logged_model(exp, name="m")
+    src.close()
+    dst_uri = f"file://{tmp_path}/mlruns"
+    done = _migrate(src_uri, dst_uri)
+    assert done.returncode == 0, done.stderr
+    assert "copied 1 experiments, 2 runs" in done.stdout
+    assert "not copied: logged models" in done.stderr
+    src, dst = resolve_store(src_uri, None), resolve_store(dst_uri, None)
+    try:
+        for r in src.search_runs([exp], run_view_type=ViewType.ALL):
+            got = dst.get_run(r.info.run_id)
+            assert got.info == r.info
+            assert (got.data.params, got.data.tags) == (r.data.params, r.data.tags)
+            keys = sorted(r.data.metrics)
+            assert checksum(got.data.params, {k: dst.get_metric_history(r.info.run_id, k)
+                                              for k in keys}) == checksum(
+                r.data.params, {k: src.get_metric_history(r.info.run_id, k) for k in keys})
+        assert dst.get_experiment(exp).name == "to-files"
+    finally:
+        src.close()
+        dst.close()
+    again = _migrate(src_uri, dst_uri)
+    assert again.returncode == 0 and "skipped 2 experiments, 2 runs" in again.stdout

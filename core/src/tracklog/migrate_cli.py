@@ -124,8 +124,8 @@ def _migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
            else "")
     )
     for kind in report.not_copied:
-        click.echo(f"not copied: {kind.replace('_', ' ')} (the destination cannot hold them)",
-                   err=True)
+        click.echo(f"not copied: {kind.replace('_', ' ')} (the destination cannot import "
+                   f"them with their ids)", err=True)
     if copier is not None:
         r = copier.report
         click.echo(f"artifacts: copied {r.files} files ({r.bytes:,} bytes), skipped "
