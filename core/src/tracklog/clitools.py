@@ -1,4 +1,4 @@
-"""Helpers shared by the maintenance commands (``tracklog migrate``, ``tracklog gc``):
+"""What the maintenance commands (``tracklog migrate``, ``tracklog gc``) share:
 bad input ends the command with one line and a non-zero exit code, before anything is
 written."""
 
