@@ -112,17 +112,74 @@ def test_gc_removes_deleted_records_and_resumes_after_a_failure(tmp_path, serve,
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it; the hint omits it
 
 
-def test_gc_names_what_it_cannot_take(tmp_path, serve):
+def test_gc_refuses_bad_input_before_removing_anything(tmp_path, serve):
+    """Unknown or live ids, a nonsense store URI, a duration that is not one: one line on
+    stderr, a non-zero exit, and nothing removed (the deleted run named next to them
+    stays)."""
     uri = f"sqlite:///{tmp_path}/gc.db"
     server = serve(tmp_path, uri)
     try:
         client = MlflowClient(server.url)
         live = client.create_run("0").info.run_id
+        doomed = _run_with_artifact(client, "0", tmp_path, "doomed")
+        client.delete_run(doomed)
     finally:
         server.stop()
-    out = _gc(uri, server.artifacts, "--run-ids", f"{live},nosuchrun")
+    out = _gc(uri, server.artifacts, "--run-ids", f"{doomed},{live},nosuchrun")
     assert out.returncode == 1
-    assert f"failed: run {live}: not deleted" in out.stderr
-    assert "failed: run nosuchrun" in out.stderr
-    bad = _gc(uri, server.artifacts, "--older-than", "3 weeks")
-    assert bad.returncode != 0 and "not a duration" in bad.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("Error: Nothing removed:")
+    assert f"run {live} is not deleted" in line and "run nosuchrun does not exist" in line
+    for bad_args in (("--logged-model-ids", "m-nope"), ("--experiment-ids", "424242"),
+                     ("--older-than", "3 weeks"), ("--older-than", "1x")):
+        bad = _gc(uri, server.artifacts, *bad_args)
+        assert bad.returncode != 0, bad_args
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "not a duration" in _gc(uri, server.artifacts, "--older-than", "1x").stderr
+    for nonsense in ("nonsense", "sqlite:///" + str(tmp_path / "typo.db"), "foo://bar"):
+        bad = subprocess.run([TRACKLOG, "gc", "--backend-store-uri", nonsense],
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and bad.stderr.startswith("Error: "), nonsense
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "typo.db").exists() and not Path("nonsense").exists()
+    server = serve(tmp_path, uri)
+    try:
+        client = MlflowClient(server.url)
+        assert client.get_run(doomed).info.lifecycle_stage == "deleted"
+        assert [f.path for f in client.list_artifacts(doomed, "files")] == ["files/doomed.txt"]
+    finally:
+        server.stop()
+
+
+def test_gc_through_a_server(tmp_path, serve):
+    """--tracking-uri: the server removes deleted records and their artifacts itself; a
+    server without the route (or none at all) is one clear line."""
+    server = serve(tmp_path, f"sqlite:///{tmp_path}/gc.db")
+    try:
+        client = MlflowClient(server.url)
+        kept = _run_with_artifact(client, "0", tmp_path, "kept")
+        doomed = _run_with_artifact(client, "0", tmp_path, "doomed")
+        client.delete_run(doomed)
+        folder = server.artifacts / "0" / doomed
+        assert folder.exists()
+        dry = subprocess.run([TRACKLOG, "gc", "--tracking-uri", server.url, "--dry-run"],
+                             capture_output=True, text=True, timeout=60)
+        assert dry.returncode == 0, dry.stderr
+        assert f"would remove run {doomed}" in dry.stdout and folder.exists()
+        done = subprocess.run([TRACKLOG, "gc", "--tracking-uri", server.url],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "removed 1 runs, 0 logged models, 0 experiments" in done.stdout
+        with pytest.raises(MlflowException):
+            client.get_run(doomed)
+        assert not folder.exists()
+        assert [f.path for f in client.list_artifacts(kept, "files")] == ["files/kept.txt"]
+        bad = subprocess.run([TRACKLOG, "gc", "--tracking-uri", server.url, "--run-ids",
+                              kept], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "is not deleted" in bad.stderr
+        assert client.get_run(kept).info.lifecycle_stage == "active"
+    finally:
+        server.stop()
+    gone = subprocess.run([TRACKLOG, "gc", "--tracking-uri", server.url],
+                          capture_output=True, text=True, timeout=60)
+    assert gone.returncode != 0 and gone.stderr.startswith("Error: Cannot reach")

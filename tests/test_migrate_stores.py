@@ -113,3 +113,85 @@ def test_hook_migration_source(tmp_path):
         unregister_plugin("offers")
     assert out.exit_code == 0, out.output
     assert "copied 1 experiments, 1 runs" in out.output
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    """Nonsense sources and destinations, an unreachable server, and a destination whose
+    experiment ids belong to other experiments: one line on stderr, a non-zero exit,
+    nothing created or written."""
+    src_uri = f"sqlite:///{tmp_path}/src.db"
+    src = resolve_store(src_uri, None)
+    exp = src.create_experiment("alpha")
+    src.create_run(exp, "u", 1, run_name="r")
+    src.close()
+    out = str(tmp_path / "out.db")
+    for args in (("nonsense", f"sqlite:///{out}"), ("foo://bar", f"sqlite:///{out}"),
+                 (f"sqlite:///{tmp_path}/typo.db", f"sqlite:///{out}"),
+                 ("http://127.0.0.1:9", f"sqlite:///{out}"),
+                 (src_uri, "nonsense"), (src_uri, "bogus://x")):
+        done = _migrate(*args)
+        assert done.returncode != 0, args
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, done.stderr)
+    assert not (tmp_path / "typo.db").exists() and not Path(out).exists()
+    assert not Path("nonsense").exists()
+
+    # The destination holds another experiment under the source's id.
+    dst_uri = f"sqlite:///{tmp_path}/taken.db"
+    dst = resolve_store(dst_uri, None)
+    other = dst.create_experiment("other")
+    assert other == exp
+    dst.close()
+    done = _migrate(src_uri, dst_uri)
+    assert done.returncode != 0
+    started, line = done.stderr.strip().splitlines()
+    assert started.startswith("Migrating ")
+    assert line.startswith(f"Error: Experiment id {exp} is taken by 'other'")
+    dst = resolve_store(dst_uri, None)
+    try:
+        assert {e.name for e in dst.search_experiments(ViewType.ALL)} == {"Default", "other"}
+        assert list(dst.search_runs([exp], run_view_type=ViewType.ALL)) == []
+    finally:
+        dst.close()
+    # With new ids it goes in beside it.
+    moved = _migrate(src_uri, dst_uri, "--new-experiment-ids")
+    assert moved.returncode == 0, moved.stderr
+    assert "copied 1 experiments, 1 runs" in moved.stdout
+
+
+def test_sqlite_into_a_file_store(tmp_path):
+    """Into MLflow's mlruns layout: experiments and runs with their ids; what the file
+    store cannot import with ids (logged models) is named as not copied."""
+    src_uri = f"sqlite:///{tmp_path}/src.db"
+    src = resolve_store(src_uri, None)
+    exp = src.create_experiment("to-files", tags=[])
+    run = src.create_run(exp, "ana", 1_000, [RunTag("k", "v")], run_name="r")
+    rid = run.info.run_id
+    src.log_batch(rid, metrics=[Metric("loss", math.nan if s == 2 else s / 10, 1_000 + s, s)
+                                for s in range(20)], params=[Param("p", "1")])
+    src.update_run_info(rid, RunStatus.FINISHED, 3_000)
+    gone = src.create_run(exp, "ana", 1_500, [], run_name="gone").info.run_id
+    src.delete_run(gone)
+    src.create_logged_model(exp, name="m")
+    src.close()
+    dst_uri = f"file://{tmp_path}/mlruns"
+    done = _migrate(src_uri, dst_uri)
+    assert done.returncode == 0, done.stderr
+    assert "copied 1 experiments, 2 runs" in done.stdout
+    assert "not copied: logged models" in done.stderr
+    src, dst = resolve_store(src_uri, None), resolve_store(dst_uri, None)
+    try:
+        for r in src.search_runs([exp], run_view_type=ViewType.ALL):
+            got = dst.get_run(r.info.run_id)
+            assert got.info == r.info
+            assert (got.data.params, got.data.tags) == (r.data.params, r.data.tags)
+            keys = sorted(r.data.metrics)
+            assert checksum(got.data.params, {k: dst.get_metric_history(r.info.run_id, k)
+                                              for k in keys}) == checksum(
+                r.data.params, {k: src.get_metric_history(r.info.run_id, k) for k in keys})
+        assert dst.get_experiment(exp).name == "to-files"
+    finally:
+        src.close()
+        dst.close()
+    again = _migrate(src_uri, dst_uri)
+    assert again.returncode == 0 and "skipped 2 experiments, 2 runs" in again.stdout

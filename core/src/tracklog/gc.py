@@ -92,14 +92,17 @@ def collect(
 ) -> GcReport:
     """Remove deleted records of ``store`` (a tracking store that is a
     :class:`PurgeStore`). ``delete_artifacts(uri)`` removes everything under an artifact
-    URI. Named ids limit the collection to them; a named id that is not deleted is
-    reported as failed, never removed."""
+    URI. Named ids limit the collection to them; a named run or logged model that is
+    unknown or not deleted, or an unknown experiment, is refused before anything is
+    removed. A named experiment that is not deleted loses its deleted runs and logged
+    models only."""
     if not isinstance(store, PurgeStore):
         raise errors.invalid(
             f"The store ({type(store).__name__}) cannot remove records permanently")
     cutoff = now_ms() - older_than_ms
     report = GcReport()
     only_named = bool(run_ids or experiment_ids or logged_model_ids)
+    runs, models = _named(store, run_ids, experiment_ids, logged_model_ids)
 
     def attempt(kind: str, ident: str, artifacts: str | None, purge: Callable[[], None],
                 done: list[str]) -> None:
@@ -114,33 +117,12 @@ def collect(
             report.failed.append(f"{kind} {ident}: {exc}")
 
     # Runs named, or all deleted runs (of the named experiments, when given).
-    runs: list[RunInfo] = []
-    if run_ids:
-        for rid in run_ids:
-            try:
-                info = store.get_run(rid).info  # type: ignore[attr-defined]
-            except errors.TracklogError as exc:
-                report.failed.append(f"run {rid}: {exc.message}")
-                continue
-            if info.lifecycle_stage != "deleted":
-                report.failed.append(f"run {rid}: not deleted (delete it first)")
-            else:
-                runs.append(info)
     if not only_named or experiment_ids:
         runs += store.deleted_runs(cutoff, list(experiment_ids) or None)
     for info in runs:
         attempt("run", info.run_id, info.artifact_uri,
                 partial(store.purge_run, info.run_id), report.runs)
 
-    models: list[LoggedModel] = []
-    if logged_model_ids:
-        for mid in logged_model_ids:
-            found = store.deleted_logged_models(None)
-            model = next((m for m in found if m.model_id == mid), None)
-            if model is None:
-                report.failed.append(f"logged model {mid}: not found among deleted models")
-            else:
-                models.append(model)
     if not only_named or experiment_ids:
         models += store.deleted_logged_models(cutoff, list(experiment_ids) or None)
     for m in models:
@@ -152,9 +134,6 @@ def collect(
         if experiment_ids:
             wanted = set(experiment_ids)
             exps = [e for e in exps if e.experiment_id in wanted]
-            for missing in sorted(wanted - {e.experiment_id for e in exps}):
-                report.failed.append(
-                    f"experiment {missing}: not deleted, or deleted after the cutoff")
         for exp in exps:
             # Whatever is left in it (runs deleted with it) goes with it.
             seen = set(report.runs)
@@ -168,14 +147,64 @@ def collect(
     return report
 
 
+def _named(store: Any, run_ids: Sequence[str], experiment_ids: Sequence[str],
+           logged_model_ids: Sequence[str]) -> tuple[list[RunInfo], list[LoggedModel]]:
+    """The named runs and logged models, checked before anything is removed: an id that
+    is unknown or not deleted is INVALID_PARAMETER_VALUE naming it, and nothing goes."""
+    problems: list[str] = []
+    runs: list[RunInfo] = []
+    for rid in run_ids:
+        try:
+            info = store.get_run(rid).info
+        except errors.TracklogError as exc:
+            if exc.error_code != errors.ErrorCode.RESOURCE_DOES_NOT_EXIST:
+                raise
+            problems.append(f"run {rid} does not exist")
+            continue
+        if info.lifecycle_stage != "deleted":
+            problems.append(f"run {rid} is not deleted (delete it first)")
+        else:
+            runs.append(info)
+    models: list[LoggedModel] = []
+    if logged_model_ids:
+        deleted = {m.model_id: m for m in store.deleted_logged_models(None)}
+        for mid in logged_model_ids:
+            if mid in deleted:
+                models.append(deleted[mid])
+            else:
+                problems.append(f"logged model {mid} is not among the deleted models")
+    for eid in experiment_ids:
+        try:
+            store.get_experiment(eid)
+        except errors.TracklogError as exc:
+            if exc.error_code != errors.ErrorCode.RESOURCE_DOES_NOT_EXIST:
+                raise
+            problems.append(f"experiment {eid} does not exist")
+    if problems:
+        raise errors.invalid("Nothing removed: " + "; ".join(problems))
+    return runs, models
+
+
 def _all_runs(store: Any, experiment_id: str) -> list[RunInfo]:
     """Every run of the experiment, any lifecycle stage (``store`` is a tracking store)."""
-    out: list[RunInfo] = []
-    token = None
-    while True:
-        page = store.search_runs([experiment_id], run_view_type=ViewType.ALL,
-                                 max_results=1000, page_token=token)
-        out += [r.info for r in page]
-        token = page.token
-        if not token:
-            return out
+    from tracklog.search.tokens import all_pages
+
+    return [r.info for r in all_pages(lambda token: store.search_runs(
+        [experiment_id], run_view_type=ViewType.ALL, max_results=1000, page_token=token))]
+
+
+def artifact_deleter(
+    artifacts_destination: str | None, resolve_repository: Callable[[str], Any]
+) -> Callable[[str], None]:
+    """``delete_artifacts(uri)`` for :func:`collect`: an ``mlflow-artifacts:`` location
+    lies below ``artifacts_destination`` (a server's proxied root); any other is opened
+    through the artifact plugins. The repository's own delete removes what is left."""
+    from tracklog.artifacts.copying import resolve_location
+    from tracklog.artifacts.locations import check_artifact_location
+
+    def delete(uri: str) -> None:
+        # A location written to a store by other means is checked as the server does.
+        check_artifact_location(uri, "artifact_uri", proxy_layout=False)
+        resolve_repository(resolve_location(uri, artifacts_destination)).delete_artifacts(None)
+
+    return delete

@@ -3,9 +3,7 @@ their artifacts; see :mod:`tracklog.gc`."""
 
 from __future__ import annotations
 
-import os
-import sys
-from urllib.parse import urlparse
+from typing import Any
 
 import click
 
@@ -15,8 +13,12 @@ def _split(value: str | None) -> list[str]:
 
 
 @click.command()
-@click.option("--backend-store-uri", envvar="TRACKLOG_BACKEND_STORE_URI", required=True,
+@click.option("--backend-store-uri", envvar="TRACKLOG_BACKEND_STORE_URI", default=None,
               help="The tracking store to collect in (as given to tracklog server).")
+@click.option("--tracking-uri", default=None,
+              help="Or a running tracklog server (http(s)://…) to collect through: it "
+                   "removes records and artifacts itself (its rule: manage). "
+                   "MLFLOW_TRACKING_TOKEN is sent as a bearer token.")
 @click.option("--artifacts-destination", envvar="TRACKLOG_ARTIFACTS_DESTINATION",
               default=None,
               help="Where the server keeps proxied artifacts (mlflow-artifacts: URIs).")
@@ -28,60 +30,99 @@ def _split(value: str | None) -> list[str]:
                    "others, their deleted runs and logged models.")
 @click.option("--logged-model-ids", default=None, help="Comma-separated logged model ids.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-def gc(backend_store_uri: str, artifacts_destination: str | None, older_than: str | None,
-       run_ids: str | None, experiment_ids: str | None, logged_model_ids: str | None,
-       dry_run: bool) -> None:
+def gc(backend_store_uri: str | None, tracking_uri: str | None,
+       artifacts_destination: str | None, older_than: str | None, run_ids: str | None,
+       experiment_ids: str | None, logged_model_ids: str | None, dry_run: bool) -> None:
     """Permanently remove runs, experiments and logged models in the deleted stage:
     their artifacts first, then their records, so an interrupted collection finishes
-    when run again. What fails is reported; the rest goes on."""
-    from tracklog.gc import collect, parse_older_than
-    from tracklog.plugins import load_plugins, resolve_repository, resolve_store
+    when run again. What fails is reported; the rest goes on. Named ids that are
+    unknown or not deleted stop the command before anything is removed."""
+    from tracklog import errors
+    from tracklog.clitools import CommandError
 
-    load_plugins()
-    older = parse_older_than(older_than) if older_than else 0
-    store = resolve_store(backend_store_uri, None)
-
-    def delete_artifacts(uri: str) -> None:
-        parsed = urlparse(uri)
-        if parsed.scheme == "mlflow-artifacts":
-            if not artifacts_destination:
-                raise click.ClickException(
-                    f"{uri} is served by the artifact proxy: pass --artifacts-destination")
-            uri = artifacts_destination.rstrip("/") + "/" + parsed.path.lstrip("/")
-        repo = resolve_repository(uri)
-        repo.delete_artifacts(None)
-        local = uri[len("file://"):] if uri.startswith("file://") else (
-            uri if "://" not in uri and not uri.startswith("mlflow-artifacts:") else None)
-        if local:
-            # A local run folder leaves no empty directories behind.
-            for d in (local, os.path.dirname(local.rstrip("/"))):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    break
-
-    tty = sys.stderr.isatty()
-
-    def progress(line: str) -> None:
-        if tty:
-            click.echo(f"\r  removed {line}".ljust(70), err=True, nl=False)
-
+    if bool(backend_store_uri) == bool(tracking_uri):
+        raise CommandError("Give either --backend-store-uri or --tracking-uri")
     try:
-        report = collect(store, delete_artifacts, older, _split(run_ids),
-                         _split(experiment_ids), _split(logged_model_ids), dry_run, progress)
-    finally:
-        store.close()
-    if tty:
-        click.echo("", err=True)
+        if tracking_uri:
+            report = _through_server(tracking_uri, older_than, _split(run_ids),
+                                     _split(experiment_ids), _split(logged_model_ids),
+                                     dry_run)
+        else:
+            assert backend_store_uri is not None
+            report = _local(backend_store_uri, artifacts_destination, older_than,
+                            _split(run_ids), _split(experiment_ids),
+                            _split(logged_model_ids), dry_run)
+    except errors.TracklogError as exc:
+        raise CommandError(exc.message) from None
     verb = "would remove" if dry_run else "removed"
     for kind, ids in (("run", report.runs), ("logged model", report.logged_models),
                       ("experiment", report.experiments)):
-        if dry_run or not tty:
-            for i in ids:
-                click.echo(f"{verb} {kind} {i}")
+        for i in ids:
+            click.echo(f"{verb} {kind} {i}")
     click.echo(f"{verb} {len(report.runs)} runs, {len(report.logged_models)} logged models, "
                f"{len(report.experiments)} experiments")
     for line in report.failed:
         click.echo(f"failed: {line}", err=True)
     if report.failed:
         raise SystemExit(1)
+
+
+def _local(backend_store_uri: str, artifacts_destination: str | None,
+           older_than: str | None, run_ids: list[str], experiment_ids: list[str],
+           logged_model_ids: list[str], dry_run: bool) -> Any:
+    from tracklog.clitools import require_existing_store
+    from tracklog.gc import artifact_deleter, collect, parse_older_than
+    from tracklog.plugins import load_plugins, resolve_repository, resolve_store
+    from tracklog.progress import Progress
+
+    load_plugins()
+    older = parse_older_than(older_than) if older_than else 0
+    require_existing_store(backend_store_uri, "store")
+    store = resolve_store(backend_store_uri, None)
+    progress = Progress("collecting", "records")
+    try:
+        return collect(store, artifact_deleter(artifacts_destination, resolve_repository),
+                       older, run_ids, experiment_ids, logged_model_ids, dry_run,
+                       progress.step)
+    finally:
+        progress.close()
+        store.close()
+
+
+def _through_server(url: str, older_than: str | None, run_ids: list[str],
+                    experiment_ids: list[str], logged_model_ids: list[str],
+                    dry_run: bool) -> Any:
+    import os
+
+    import httpx
+
+    from tracklog import errors
+    from tracklog.gc import GcReport, parse_older_than
+
+    if not url.startswith(("http://", "https://")):
+        raise errors.invalid(f"--tracking-uri {url!r} is not an http(s):// URL")
+    if older_than:
+        parse_older_than(older_than)  # refused here, before the request
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body: dict[str, Any] = {"run_ids": run_ids, "experiment_ids": experiment_ids,
+                            "logged_model_ids": logged_model_ids, "dry_run": dry_run}
+    if older_than:
+        body["older_than"] = older_than
+    try:
+        r = httpx.post(url.rstrip("/") + "/api/2.0/tracklog/gc", json=body, headers=headers,
+                       timeout=3600)
+    except httpx.HTTPError as exc:
+        raise errors.invalid(f"Cannot reach {url}: {exc}") from None
+    if r.status_code == 404:
+        raise errors.invalid(f"{url} does not offer garbage collection (MLflow's protocol "
+                             f"has none; a tracklog server does)")
+    try:
+        answer = r.json()
+    except ValueError:
+        answer = {}
+    if r.status_code != 200:
+        raise errors.invalid(f"{url} answered {r.status_code}: "
+                             f"{answer.get('message') or r.text[:200]}")
+    return GcReport(answer.get("runs", []), answer.get("experiments", []),
+                    answer.get("logged_models", []), answer.get("failed", []))

@@ -10,30 +10,46 @@ or point written twice is stored once), and the marker goes last. A run found co
 in the destination is skipped; one found with the marker is written again. At the end
 each copied run is verified: counts and a checksum of its params and metric histories,
 read back from both sides.
+
+Besides runs (with their dataset inputs and logged-model inputs and outputs), a migration
+copies logged models, traces (infos, tags, metadata, assessments) and the model registry
+(registered models with their tags and aliases, versions with their tags), where both
+the source and the destination have them. Each of those is written in one transaction
+by the destination, so one found there is complete and skipped.
 """
 
 from __future__ import annotations
 
 import abc
 import hashlib
-import math
+import itertools
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from tracklog import errors
 from tracklog.entities import (
+    MAX_DOUBLE,
     Experiment,
     LifecycleStage,
+    LoggedModel,
+    LoggedModelInput,
     Metric,
-    PagedList,
+    ModelVersion,
     Param,
+    RegisteredModel,
     Run,
     RunInfo,
     RunTag,
+    TraceInfo,
     ViewType,
 )
-from tracklog.stores import TrackingStore
+from tracklog.search.tokens import all_pages
+from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
+
+if TYPE_CHECKING:
+    from tracklog.artifacts.copying import ArtifactCopier, Tree
 
 #: Marks a run whose copy has begun but not finished.
 INCOMPLETE_TAG = "tracklog.migration.incomplete"
@@ -86,6 +102,28 @@ class ImportStore(abc.ABC):
             out[run_id] = INCOMPLETE_TAG not in tags
         return out
 
+    def import_logged_model(self, model: LoggedModel) -> bool:
+        """Create ``model`` whole (one transaction) with its id, experiment, times,
+        status, lifecycle stage, tags, params and metrics. Returns False, changing
+        nothing, when a model with this id exists already. A store that cannot keep
+        logged models leaves this NOT_IMPLEMENTED and they are not copied."""
+        raise errors.not_implemented("This store cannot import logged models")
+
+    def import_registered_model(
+        self, model: RegisteredModel, versions: Sequence[ModelVersion]
+    ) -> bool:
+        """Create a registered model whole (one transaction): its tags and aliases, and
+        ``versions`` with their numbers, times, source, run id, status, stage and tags.
+        Returns False, changing nothing, when the name exists already."""
+        raise errors.not_implemented("This store cannot import registered models")
+
+    def import_trace(self, trace: TraceInfo) -> bool:
+        """Create a trace whole (one transaction) with its id, times, state, tags,
+        metadata and assessments (ids and times kept); the ``mlflow.artifactLocation``
+        tag is this store's own. Returns False, changing nothing, when the trace exists
+        already."""
+        raise errors.not_implemented("This store cannot import traces")
+
     def import_runs(self, runs: Sequence[ImportedRun]) -> None:
         """Write runs that do not exist here yet, whole: info, params, tags and every
         metric point, each with its final lifecycle stage. Stores override this with one
@@ -108,6 +146,21 @@ class ImportedRun:
 _Destination = Any
 
 
+def _has_io(run: Run) -> bool:
+    return bool(run.inputs.dataset_inputs or run.inputs.model_inputs
+                or run.outputs.model_outputs)
+
+
+def _write_io(dest: _Destination, run: Run) -> None:
+    """Dataset and model inputs and model outputs, logged while the run is active."""
+    rid = run.info.run_id
+    if run.inputs.dataset_inputs or run.inputs.model_inputs:
+        dest.log_inputs(rid, run.inputs.dataset_inputs,
+                        [LoggedModelInput(m.model_id) for m in run.inputs.model_inputs])
+    if run.outputs.model_outputs:
+        dest.log_outputs(rid, run.outputs.model_outputs)
+
+
 def _write_whole(dest: _Destination, item: ImportedRun) -> None:
     info, data = item.run.info, item.run.data
     dest.import_run(info)
@@ -119,6 +172,7 @@ def _write_whole(dest: _Destination, item: ImportedRun) -> None:
                        tags=tags[i:i + _PARAMS_TAGS_PER_BATCH])
     for i in range(0, len(item.metrics), 1000):
         dest.log_batch(info.run_id, metrics=item.metrics[i:i + 1000])
+    _write_io(dest, item.run)
     dest.delete_tag(info.run_id, INCOMPLETE_TAG)
     dest.finish_import(info.run_id, info.lifecycle_stage)
 
@@ -140,6 +194,16 @@ class MigrationSource(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: a source without one of these has none of that kind.
+    #   logged_models(experiment_id) -> Iterator[LoggedModel], with params, tags and
+    #       metrics (deleted ones too where the source can tell);
+    #   traces(experiment_id) -> Iterator[TraceInfo], with tags, metadata, assessments;
+    #   registered_models() -> Iterator[tuple[RegisteredModel, list[ModelVersion]]];
+    #   spans(trace_id) -> bytes | None: a trace's traces.json when the source keeps spans
+    #       in its database;
+    #   artifact_tree(uri) -> Tree | None: a location read through the source itself (a
+    #       server's artifact proxy).
+
 
 class StoreSource:
     """Any tracklog store, read through the store contract."""
@@ -151,28 +215,47 @@ class StoreSource:
         return self.uri
 
     def experiments(self) -> Iterator[Experiment]:
-        yield from _pages(lambda token: self.store.search_experiments(
+        yield from all_pages(lambda token: self.store.search_experiments(
             ViewType.ALL, max_results=1000, page_token=token))
 
     def runs(self, experiment_id: str) -> Iterator[Run]:
-        yield from _pages(lambda token: self.store.search_runs(
+        yield from all_pages(lambda token: self.store.search_runs(
             [experiment_id], run_view_type=ViewType.ALL, max_results=1000, page_token=token))
 
     def history(self, run_id: str, key: str) -> Iterable[Metric]:
         return self.store.get_metric_history(run_id, key)
 
+    def logged_models(self, experiment_id: str) -> Iterator[LoggedModel]:
+        yield from all_pages(lambda token: self.store.search_logged_models(
+            [experiment_id], max_results=1000, page_token=token))
+
+    def traces(self, experiment_id: str) -> Iterator[TraceInfo]:
+        from tracklog.stores import has_traces
+
+        if not has_traces(self.store):
+            return
+        store: Any = self.store
+        for page in _chunked(all_pages(lambda token: store.search_traces(
+                [experiment_id], max_results=500, page_token=token)), 100):
+            # Searches may leave assessments out: read them whole.
+            yield from store.batch_get_trace_infos([t.trace_id for t in page])
+
+    def registered_models(self) -> Iterator[tuple[RegisteredModel, list[ModelVersion]]]:
+        from tracklog.stores import ModelRegistryStore
+
+        if not isinstance(self.store, ModelRegistryStore):
+            return
+        reg = self.store
+        versions: dict[str, list[ModelVersion]] = {}
+        for v in all_pages(lambda token: reg.search_model_versions(max_results=10_000,
+                                                                page_token=token)):
+            versions.setdefault(v.name, []).append(v)
+        for m in all_pages(lambda token: reg.search_registered_models(max_results=1000,
+                                                                   page_token=token)):
+            yield reg.get_registered_model(m.name), versions.get(m.name, [])
+
     def close(self) -> None:
         self.store.close()
-
-
-def _pages(fetch: Callable[[str | None], PagedList]) -> Iterator:
-    token = None
-    while True:
-        page = fetch(token)
-        yield from page
-        token = page.token
-        if not token:
-            return
 
 
 @dataclass
@@ -186,7 +269,19 @@ class Report:
     params: int = 0
     tags: int = 0
     points: int = 0
+    logged_models: int = 0
+    traces: int = 0
+    registered_models: int = 0
+    model_versions: int = 0
+    #: Logged models, traces and registered models found complete in the destination.
+    others_skipped: int = 0
     mismatches: list[str] = field(default_factory=list)
+    #: Kinds the destination cannot hold, left behind.
+    not_copied: list[str] = field(default_factory=list)
+
+
+#: Told after each run: a short line of counts so far.
+Progress = Callable[[str], None]
 
 
 def migrate(
@@ -194,23 +289,27 @@ def migrate(
     dest: TrackingStore,
     dry_run: bool = False,
     verify: bool = True,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Progress = lambda _: None,
     new_experiment_ids: bool = False,
+    artifacts: ArtifactCopier | None = None,
 ) -> Report:
     """Copy everything ``source`` holds into ``dest`` (see the module docstring).
 
     With ``new_experiment_ids``, experiments are created in ``dest`` as new ones (found
     again by name when resuming) and their runs moved under the new ids; run ids are
-    kept either way."""
+    kept either way. ``artifacts``, when given, copies the artifacts of each run, logged
+    model and trace (with spans a source keeps in its database) after its record."""
     if not dry_run and not isinstance(dest, ImportStore):
-        from tracklog import errors
-
         raise errors.invalid(
             f"The destination store ({type(dest).__name__}) cannot import records with "
             f"their ids"
         )
     report = Report()
-    for exp in source.experiments():
+    exps = list(source.experiments())
+    if not dry_run and not new_experiment_ids:
+        _check_conflicts(dest, exps)
+    targets: dict[str, str] = {}
+    for exp in exps:
         target = exp.experiment_id
         if dry_run:
             report.experiments += 1
@@ -222,12 +321,163 @@ def migrate(
             report.experiments += 1
         else:
             report.experiments_skipped += 1
+        targets[exp.experiment_id] = target
+    # Logged models before runs: runs name them as inputs and outputs.
+    for exp in exps:
+        _copy_others(source, dest, "logged_models", exp.experiment_id,
+                     targets[exp.experiment_id], report, dry_run, verify, artifacts)
+    for exp in exps:
+        target = targets[exp.experiment_id]
         for chunk in _chunked(source.runs(exp.experiment_id), _RUNS_PER_CHECK):
             if target != exp.experiment_id:
                 chunk = [replace(r, info=replace(r.info, experiment_id=target))
                          for r in chunk]
-            _copy_chunk(source, dest, chunk, report, dry_run, verify, progress)
+            _copy_chunk(source, dest, chunk, report, dry_run, verify, progress,
+                        artifacts)
+    for exp in exps:
+        _copy_others(source, dest, "traces", exp.experiment_id, targets[exp.experiment_id],
+                     report, dry_run, verify, artifacts)
+    _copy_others(source, dest, "registered_models", None, None, report, dry_run, verify,
+                 None)
     return report
+
+
+def _check_conflicts(dest: TrackingStore, exps: Sequence[Experiment]) -> None:
+    """Refuse, before anything is written, experiments whose id or name is taken in
+    ``dest`` by another experiment."""
+    for exp in exps:
+        try:
+            there = dest.get_experiment(exp.experiment_id)
+        except errors.TracklogError as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        else:
+            if there.name != exp.name:
+                raise errors.invalid(
+                    f"Experiment id {exp.experiment_id} is taken by {there.name!r} in the "
+                    f"destination; cannot import {exp.name!r} under it (an empty "
+                    f"destination, or --new-experiment-ids, avoids this)")
+            continue
+        named = dest.get_experiment_by_name(exp.name)
+        if named is not None:
+            raise errors.invalid(
+                f"An experiment named {exp.name!r} exists in the destination under id "
+                f"{named.experiment_id}, not {exp.experiment_id}")
+
+
+def _copy_others(source: MigrationSource, dest: _Destination, kind: str,
+                 experiment_id: str | None, target: str | None, report: Report,
+                 dry_run: bool, verify: bool,
+                 artifacts: ArtifactCopier | None) -> None:
+    """Copy the logged models, traces or registered models the source offers; each is
+    written whole, so one already in ``dest`` is skipped."""
+    read = getattr(source, kind, None)
+    if read is None or kind in report.not_copied:
+        return
+    items = read() if experiment_id is None else read(experiment_id)
+    for item in items:
+        original = item
+        if kind == "traces":
+            # The source server's own bookkeeping tags; the destination sets its own.
+            item = replace(item, tags={k: v for k, v in item.tags.items()
+                                       if k not in _SERVER_TRACE_TAGS})
+        if kind != "registered_models" and target != experiment_id:
+            item = replace(item, experiment_id=target)
+        if not dry_run:
+            try:
+                if kind == "logged_models":
+                    created = dest.import_logged_model(item)
+                elif kind == "traces":
+                    created = dest.import_trace(item)
+                else:
+                    created = dest.import_registered_model(*item)
+            except errors.TracklogError as exc:
+                if exc.error_code != "NOT_IMPLEMENTED":
+                    raise
+                report.not_copied.append(kind)
+                return
+            if not created:
+                report.others_skipped += 1
+        else:
+            created = True
+        if created:
+            if kind == "logged_models":
+                report.logged_models += 1
+            elif kind == "traces":
+                report.traces += 1
+            else:
+                report.registered_models += 1
+                report.model_versions += len(item[1])
+        if dry_run:
+            continue
+        if verify:
+            mismatch = _verify_other(dest, kind, item)
+            if mismatch:
+                report.mismatches.append(mismatch)
+        if artifacts is not None and kind == "logged_models":
+            artifacts.copy("logged model", item.artifact_location,
+                           dest.get_logged_model(item.model_id,
+                                                 allow_deleted=True).artifact_location)
+        elif artifacts is not None and kind == "traces":
+            _copy_trace_artifacts(source, dest, original, artifacts)
+
+
+#: Trace tags a tracking server keeps for itself (where it put the spans).
+_SERVER_TRACE_TAGS = frozenset({TRACE_ARTIFACT_LOCATION_TAG, "mlflow.trace.spansLocation",
+                                "mlflow.trace.archiveLocation",
+                                "mlflow.trace.archivalFailure"})
+
+
+def _copy_trace_artifacts(source: MigrationSource, dest: _Destination, trace: TraceInfo,
+                          artifacts: ArtifactCopier) -> None:
+    """A trace's spans: from the source's database where it keeps them there, else the
+    files under its artifact location."""
+    there = dest.get_trace_info(trace.trace_id).tags.get(TRACE_ARTIFACT_LOCATION_TAG)
+    if not there:
+        return
+    spans = getattr(source, "spans", None)
+    data = spans(trace.trace_id) if spans is not None else None
+    if data is not None:
+        artifacts.put(there, "traces.json", data)
+        return
+    here = trace.tags.get(TRACE_ARTIFACT_LOCATION_TAG)
+    if here:
+        artifacts.copy("trace", here, there)
+
+
+def _verify_other(dest: _Destination, kind: str, item: Any) -> str | None:
+    if kind == "logged_models":
+        got = dest.get_logged_model(item.model_id, allow_deleted=True)
+        for name in ("name", "status", "params", "tags", "lifecycle_stage",
+                     "creation_timestamp", "source_run_id"):
+            if getattr(got, name) != getattr(item, name):
+                return f"logged model {item.model_id}: {name} differs"
+        if len(got.metrics) != len(item.metrics):
+            return f"logged model {item.model_id}: metrics differ"
+        return None
+    if kind == "traces":
+        got = dest.get_trace_info(item.trace_id)
+        mine = {k: v for k, v in got.tags.items() if k not in _SERVER_TRACE_TAGS}
+        theirs = {k: v for k, v in item.tags.items() if k not in _SERVER_TRACE_TAGS}
+        if (mine, got.trace_metadata, got.request_time, got.state) != (
+                theirs, item.trace_metadata, item.request_time, item.state):
+            return f"trace {item.trace_id}: tags, metadata, time or state differ"
+        if sorted(a.assessment_id for a in got.assessments) != sorted(
+                a.assessment_id for a in item.assessments):
+            return f"trace {item.trace_id}: assessments differ"
+        return None
+    model, versions = item
+    got_model = dest.get_registered_model(model.name)
+    if got_model.tags != model.tags or sorted(
+            (a.alias, a.version) for a in got_model.aliases) != sorted(
+            (a.alias, a.version) for a in model.aliases):
+        return f"registered model {model.name}: tags or aliases differ"
+    for v in versions:
+        got = dest.get_model_version(model.name, v.version)
+        if (got.source, got.run_id, got.status, got.tags, got.current_stage) != (
+                v.source, v.run_id, v.status, v.tags, v.current_stage):
+            return f"model version {model.name}/{v.version} differs"
+    return None
 
 
 _RUNS_PER_CHECK = 200
@@ -245,33 +495,44 @@ def _chunked(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
-                dry_run: bool, verify: bool, progress: Callable[[str], None]) -> None:
+                dry_run: bool, verify: bool, progress: Progress,
+                artifacts: ArtifactCopier | None = None) -> None:
     """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
-    written many at a time, each batch atomically; longer ones, and runs an interrupted
-    migration left incomplete, are streamed one by one."""
+    written many at a time, each batch atomically; longer ones, runs with inputs or
+    outputs, and runs an interrupted migration left incomplete, are written one by one."""
     state = ({} if dry_run else
              dest.existing_runs([r.info.run_id for r in chunk]))
     pending: list[ImportedRun] = []
     pending_points = 0
+
+    def done(run: Run, points: Sequence[Metric] | None = None) -> None:
+        if not dry_run:
+            _verified(source, dest, run, report, verify, points)
+            if artifacts is not None and run.info.artifact_uri:
+                artifacts.copy("run", run.info.artifact_uri,
+                               dest.get_run(run.info.run_id).info.artifact_uri)
 
     def flush() -> None:
         nonlocal pending, pending_points
         if pending:
             dest.import_runs(pending)
             for item in pending:
-                _verified(source, dest, item.run, report, verify)
+                done(item.run, item.metrics)
         pending, pending_points = [], 0
 
     for run in chunk:
         if state.get(run.info.run_id) is True:
             report.runs_skipped += 1
+            if artifacts is not None and not dry_run and run.info.artifact_uri:
+                # Resumed: its artifacts may be what was interrupted.
+                artifacts.copy("run", run.info.artifact_uri,
+                               dest.get_run(run.info.run_id).info.artifact_uri)
             continue
-        histories = None if run.info.run_id in state else _read_small(source, run)
-        if histories is None:
+        histories, rest = _read_small(source, run)
+        if rest is not None or run.info.run_id in state or _has_io(run):
             flush()
-            _copy_run(source, dest, run, report, dry_run)
-            if not dry_run:
-                _verified(source, dest, run, report, verify)
+            _copy_run(source, dest, run, report, dry_run, histories, rest)
+            done(run)
         else:
             n = sum(map(len, histories.values()))
             report.points += n
@@ -287,27 +548,36 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     flush()
 
 
-def _read_small(source: MigrationSource, run: Run) -> dict[str, list[Metric]] | None:
-    """The run's histories when they hold at most :data:`BATCH_POINTS` points in all,
-    else None (the run is then streamed)."""
+#: The rest of a history read in part: its key and the iterator positioned after the
+#: points read so far.
+_Rest = tuple[str, Iterator[Metric]]
+
+
+def _read_small(source: MigrationSource,
+                run: Run) -> tuple[dict[str, list[Metric]], _Rest | None]:
+    """The run's histories read up to :data:`BATCH_POINTS` points in all: the whole of
+    them and None when they fit; else what was read and where reading stopped, so the
+    run is then streamed on from there without reading anything twice."""
     out: dict[str, list[Metric]] = {}
     total = 0
     for key in sorted(run.data.metrics):
-        points = []
-        for p in source.history(run.info.run_id, key):
+        points: list[Metric] = []
+        out[key] = points
+        it = iter(source.history(run.info.run_id, key))
+        for p in it:
             points.append(p)
             total += 1
             if total > BATCH_POINTS:
-                return None
-        out[key] = points
-    return out
+                return out, (key, it)
+    return out, None
 
 
 def _verified(
-    source: MigrationSource, dest: TrackingStore, run: Run, report: Report, verify: bool
+    source: MigrationSource, dest: TrackingStore, run: Run, report: Report, verify: bool,
+    points: Sequence[Metric] | None = None,
 ) -> None:
     if verify:
-        mismatch = _verify(source, dest, run)
+        mismatch = _verify(source, dest, run, points)
         if mismatch:
             report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
 
@@ -329,9 +599,13 @@ def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, boo
 
 
 def _copy_run(
-    source: MigrationSource, dest: _Destination, run: Run, report: Report, dry_run: bool
+    source: MigrationSource, dest: _Destination, run: Run, report: Report, dry_run: bool,
+    read: Mapping[str, list[Metric]] | None = None, rest: _Rest | None = None,
 ) -> None:
+    """Write one run step by step, its histories streamed: those in ``read`` (and the
+    partly read history ``rest``) are not read from the source again."""
     run_id = run.info.run_id
+    read = read or {}
     params = [Param(k, v) for k, v in sorted(run.data.params.items())]
     tags = [RunTag(k, v) for k, v in sorted(run.data.tags.items())]
     report.params += len(params)
@@ -343,41 +617,53 @@ def _copy_run(
             dest.log_batch(run_id, params=params[i:i + _PARAMS_TAGS_PER_BATCH],
                            tags=tags[i:i + _PARAMS_TAGS_PER_BATCH])
     for key in sorted(run.data.metrics):
-        batch: list[Metric] = []
-        for point in source.history(run_id, key):
-            batch.append(point)
-            if len(batch) >= BATCH_POINTS:
-                report.points += len(batch)
-                if not dry_run:
-                    dest.log_batch(run_id, metrics=batch)
-                batch = []
-        report.points += len(batch)
-        if batch and not dry_run:
-            dest.log_batch(run_id, metrics=batch)
+        points: Iterable[Metric]
+        if rest is not None and key == rest[0]:
+            points = itertools.chain(read.get(key, ()), rest[1])
+        elif key in read:
+            points = read[key]
+        else:
+            points = source.history(run_id, key)
+        for batch in _chunked(points, BATCH_POINTS):
+            report.points += len(batch)
+            if not dry_run:
+                dest.log_batch(run_id, metrics=batch)
     if not dry_run:
+        _write_io(dest, run)
         dest.delete_tag(run_id, INCOMPLETE_TAG)
         dest.finish_import(run_id, run.info.lifecycle_stage)
 
 
+_MAX_DOUBLE = MAX_DOUBLE
+
+
 def checksum(params: Mapping[str, str], histories: Mapping[str, Iterable[Metric]]) -> str:
     """A digest of a run's params and full metric histories, independent of order and
-    of how a store spells NaN."""
+    of how a store spells NaN and infinities (SQL stores, as MLflow's, keep ±inf as the
+    largest finite double)."""
     h = hashlib.sha256()
     for key in sorted(params):
         h.update(f"p\0{key}\0{params[key]}\0".encode())
+    top, low = _MAX_DOUBLE, -_MAX_DOUBLE
     for key in sorted(histories):
-        points = sorted(
-            (p.timestamp, p.step, "nan" if math.isnan(p.value) else struct.pack("<d", p.value))
-            for p in histories[key]
-        )
-        h.update(f"m\0{key}\0".encode())
-        for ts, step, value in points:
-            h.update(struct.pack("<qq", ts, step))
-            h.update(value if isinstance(value, bytes) else value.encode())
+        # NaN sorts as a flag, so the order is total; values are clamped as stored.
+        points = sorted([(p.timestamp, p.step, v != v, 0.0 if v != v else min(max(v, low), top))
+                         for p in histories[key] for v in (p.value,)])
+        n = len(points)
+        h.update(f"m\0{key}\0{n}\0".encode())
+        if n:
+            ts, steps, nans, values = zip(*points, strict=True)
+            h.update(struct.pack(f"<{n}q", *ts))
+            h.update(struct.pack(f"<{n}q", *steps))
+            h.update(struct.pack(f"<{n}?", *nans))
+            h.update(struct.pack(f"<{n}d", *values))
     return h.hexdigest()
 
 
-def _verify(source: MigrationSource, dest: TrackingStore, run: Run) -> str | None:
+def _verify(source: MigrationSource, dest: TrackingStore, run: Run,
+            points: Sequence[Metric] | None = None) -> str | None:
+    """Compare the copy with the source: stage, tags, metric keys and a checksum of the
+    params and histories (``points``: the source's histories already in hand)."""
     copied = dest.get_run(run.info.run_id)
     if copied.info.lifecycle_stage != run.info.lifecycle_stage:
         return f"lifecycle stage {copied.info.lifecycle_stage} != {run.info.lifecycle_stage}"
@@ -387,7 +673,15 @@ def _verify(source: MigrationSource, dest: TrackingStore, run: Run) -> str | Non
     if tags != run.data.tags:
         return "tags differ"
     keys = sorted(run.data.metrics)
-    want = checksum(run.data.params, {k: source.history(run.info.run_id, k) for k in keys})
+    theirs: Mapping[str, Iterable[Metric]]
+    if points is None:
+        theirs = {k: source.history(run.info.run_id, k) for k in keys}
+    else:
+        by_key: dict[str, list[Metric]] = {k: [] for k in keys}
+        for p in points:
+            by_key[p.key].append(p)
+        theirs = by_key
+    want = checksum(run.data.params, theirs)
     got = checksum(copied.data.params,
                    {k: dest.get_metric_history(run.info.run_id, k) for k in keys})
     return None if want == got else "params or metric histories differ"
@@ -395,90 +689,132 @@ def _verify(source: MigrationSource, dest: TrackingStore, run: Run) -> str | Non
 
 class RestSource:
     """An MLflow-protocol tracking server (MLflow itself, or tracklog) read over its REST
-    API: experiments and runs searched page by page, histories fetched in pages."""
+    API: experiments, runs, logged models, traces and the registry searched page by
+    page, histories fetched in pages; responses decoded by the server's own codec."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
         import httpx
 
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.url + "/api/2.0/mlflow", headers=headers,
-                                 timeout=300)
+        self.http = httpx.Client(base_url=self.url + "/api", headers=headers, timeout=300)
 
     def describe(self) -> str:
         return f"tracking server {self.url}"
 
-    def _call(self, method: str, path: str, **kw: Any) -> dict:
-        from tracklog import errors
+    def check(self) -> None:
+        """Fail at once, naming the server, when it does not answer as a tracking
+        server."""
+        self._call("POST", "/2.0/mlflow/experiments/search", json={"max_results": 1})
 
-        r = self.http.request(method, path, **kw)
+    def _call(self, method: str, path: str, missing_ok: bool = False, **kw: Any) -> dict:
+        import httpx
+
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise errors.invalid(f"Cannot reach {self.url}: {exc}") from None
+        if missing_ok and r.status_code in (404, 501):
+            return {}
         if r.status_code != 200:
+            try:
+                message = r.json().get("message", "")
+            except ValueError:
+                message = r.text[:200]
             raise errors.invalid(f"{self.url} answered {r.status_code} to {path}: "
-                                 f"{r.text[:300]}")
+                                 f"{message}")
         return r.json()
 
-    def _search(self, path: str, body: dict, key: str) -> Iterator[dict]:
+    def _search(self, method: str, path: str, body: dict, key: str,
+                missing_ok: bool = False) -> Iterator[dict]:
         token = None
         while True:
-            page = self._call("POST", path, json={**body, **({"page_token": token}
-                                                             if token else {})})
+            args = {**body, **({"page_token": token} if token else {})}
+            page = self._call(method, path, missing_ok,
+                              **({"json": args} if method == "POST" else {"params": args}))
             yield from page.get(key, [])
             token = page.get("next_page_token")
             if not token:
                 return
 
     def experiments(self) -> Iterator[Experiment]:
-        for e in self._search("/experiments/search",
+        from tracklog.server.codec import experiment_from_json
+
+        for e in self._search("POST", "/2.0/mlflow/experiments/search",
                               {"max_results": 1000, "view_type": "ALL"}, "experiments"):
-            yield Experiment(
-                e["experiment_id"], e["name"], e.get("artifact_location", ""),
-                LifecycleStage(e.get("lifecycle_stage", "active")),
-                {t["key"]: t.get("value", "") for t in e.get("tags", [])},
-                _int(e.get("creation_time")), _int(e.get("last_update_time")))
+            yield experiment_from_json(e)
 
     def runs(self, experiment_id: str) -> Iterator[Run]:
-        from tracklog.entities import RunData, RunStatus
+        from tracklog.server.codec import run_from_json
 
         body = {"experiment_ids": [experiment_id], "run_view_type": "ALL", "max_results": 1000}
-        for r in self._search("/runs/search", body, "runs"):
-            info, data = r["info"], r.get("data", {})
-            metrics = {}
-            for m in data.get("metrics", []):
-                metrics[m["key"]] = Metric(m["key"], _float(m.get("value")),
-                                           _int(m.get("timestamp")) or 0,
-                                           _int(m.get("step")) or 0)
-            yield Run(
-                RunInfo(info["run_id"], info["experiment_id"], info.get("run_name", ""),
-                        info.get("user_id", ""), RunStatus(info.get("status", "RUNNING")),
-                        _int(info.get("start_time")), _int(info.get("end_time")),
-                        info.get("artifact_uri", ""),
-                        LifecycleStage(info.get("lifecycle_stage", "active"))),
-                RunData(metrics,
-                        {p["key"]: p.get("value", "") for p in data.get("params", [])},
-                        {t["key"]: t.get("value", "") for t in data.get("tags", [])}))
+        for r in self._search("POST", "/2.0/mlflow/runs/search", body, "runs"):
+            yield run_from_json(r)
 
     def history(self, run_id: str, key: str) -> Iterable[Metric]:
-        token = None
-        while True:
-            query = {"run_id": run_id, "metric_key": key, "max_results": 25_000}
-            if token:
-                query["page_token"] = token
-            page = self._call("GET", "/metrics/get-history", params=query)
-            for m in page.get("metrics", []):
-                yield Metric(key, _float(m.get("value")), _int(m.get("timestamp")) or 0,
-                             _int(m.get("step")) or 0)
-            token = page.get("next_page_token")
-            if not token:
-                return
+        from tracklog.server.codec import metric_from_json
+
+        query = {"run_id": run_id, "metric_key": key, "max_results": 25_000}
+        for m in self._search("GET", "/2.0/mlflow/metrics/get-history", query, "metrics"):
+            # A run's own history: a logged model's metrics are copied with the model.
+            yield Metric(*metric_from_json(m, key)[:4])
+
+    def logged_models(self, experiment_id: str) -> Iterator[LoggedModel]:
+        from tracklog.server.codec import logged_model_from_json
+
+        for m in self._search("POST", "/2.0/mlflow/logged-models/search",
+                              {"experiment_ids": [experiment_id], "max_results": 100},
+                              "models", missing_ok=True):
+            yield logged_model_from_json(m)
+
+    def traces(self, experiment_id: str) -> Iterator[TraceInfo]:
+        from tracklog.server.tracecodec import (
+            assessment_from_json,
+            timestamp_to_ms,
+            trace_info_from_json,
+        )
+
+        body = {"locations": [{"type": "MLFLOW_EXPERIMENT",
+                               "mlflow_experiment": {"experiment_id": experiment_id}}],
+                "max_results": 500}
+        for t in self._search("POST", "/3.0/mlflow/traces/search", body, "traces",
+                              missing_ok=True):
+            info = trace_info_from_json(t, "trace")
+            for a in t.get("assessments", ()):
+                info.assessments.append(replace(
+                    assessment_from_json(a, info.trace_id),
+                    assessment_id=a["assessment_id"],
+                    create_time=timestamp_to_ms(a.get("create_time", 0), "create_time"),
+                    last_update_time=timestamp_to_ms(a.get("last_update_time", 0),
+                                                     "last_update_time")))
+            yield info
+
+    def registered_models(self) -> Iterator[tuple[RegisteredModel, list[ModelVersion]]]:
+        from tracklog.server.codec import model_version_from_json, registered_model_from_json
+
+        versions: dict[str, list[ModelVersion]] = {}
+        for v in self._search("GET", "/2.0/mlflow/model-versions/search",
+                              {"max_results": 10_000}, "model_versions", missing_ok=True):
+            version = model_version_from_json(v)
+            versions.setdefault(version.name, []).append(version)
+        for m in self._search("GET", "/2.0/mlflow/registered-models/search",
+                              {"max_results": 1000}, "registered_models", missing_ok=True):
+            model = registered_model_from_json(m)
+            mine = versions.get(model.name, [])
+            if not model.aliases:  # some servers list aliases on the versions only
+                from tracklog.entities import RegisteredModelAlias
+
+                model.aliases = [RegisteredModelAlias(a, v.version)
+                                 for v in mine for a in v.aliases]
+            yield model, mine
+
+    def artifact_tree(self, uri: str) -> Tree | None:
+        """A location the server proxies (``mlflow-artifacts:``), read through its proxy;
+        None for any other location."""
+        from tracklog.artifacts.copying import ProxyTree, proxied_path
+
+        path = proxied_path(uri)
+        return None if path is None else ProxyTree(self.http, path)
 
     def close(self) -> None:
         self.http.close()
-
-
-def _int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]
-
-
-def _float(value: object) -> float:
-    # The protocol writes non-finite doubles as strings ("NaN", "Infinity").
-    return float(value) if value is not None else 0.0  # type: ignore[arg-type]

@@ -212,3 +212,29 @@ def test_dry_run_writes_nothing_and_bad_sources_say_why(mlflow_db, tmp_path):
     missing = _migrate(f"sqlite:///{tmp_path}/typo.db", f"sqlite:///{dst}")
     assert missing.returncode != 0 and "No SQLite database" in missing.stderr
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_an_older_mlflow_schema_without_newer_tables_and_columns(mlflow_db, tmp_path):
+    """A database of an older MLflow revision: no logged models, traces, assessments,
+    spans or aliases, and no trace_info analytics columns nor inputs.step. What is there
+    is copied; what is not is simply nothing to copy."""
+    old = tmp_path / "old.db"
+    shutil.copyfile(mlflow_db, old)
+    with sqlite3.connect(old) as c:
+        c.execute("PRAGMA foreign_keys = OFF")
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for t in ("logged_model_metrics", "logged_model_params", "logged_model_tags",
+                  "logged_models", "assessments", "spans", "span_metrics", "trace_tags",
+                  "trace_request_metadata", "registered_model_aliases"):
+            if t in tables:
+                c.execute(f"DROP TABLE {t}")
+        for column in ("trace_name", "session_id", "input_tokens"):
+            try:
+                c.execute(f"ALTER TABLE trace_info DROP COLUMN {column}")
+            except sqlite3.OperationalError:
+                pass  # an index holds it, or the revision never had it
+    done = _migrate(f"sqlite:///{old}", f"sqlite:///{tmp_path}/out.db")
+    assert done.returncode == 0, done.stderr
+    assert "copied 2 experiments, 6 runs" in done.stdout
+    assert "0 logged models, 0 traces" in done.stdout
+    _assert_same(old, f"sqlite:///{tmp_path}/out.db")

@@ -179,10 +179,21 @@ class LocalArtifactRepository(ArtifactRepository):
             if path == "":
                 for entry in os.scandir(full):
                     self._delete(entry.name)
+                self._remove_empty_root()
             else:
                 shutil.rmtree(full)
         elif os.path.lexists(full):
             os.unlink(full)
+
+    def _remove_empty_root(self) -> None:
+        """A repository deleted whole leaves no directory behind: its root goes, and the
+        folder holding it when nothing else is left there (a run's or a logged model's
+        folder around its ``artifacts``)."""
+        for d in (self.root, os.path.dirname(self.root.rstrip(os.sep))):
+            try:
+                os.rmdir(d)
+            except OSError:
+                return
 
     # -- start-up ----------------------------------------------------------------------
 

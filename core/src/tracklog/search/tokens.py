@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from tracklog.entities import PagedList
 from tracklog.errors import invalid
 
 __all__ = [
+    "all_pages",
     "decode_offset_token",
     "decode_page_token",
     "encode_offset_token",
@@ -81,3 +82,15 @@ def paginate(items: Sequence[T], max_results: int, page_token: str | None) -> Pa
     end = start + max_results
     token = encode_offset_token(end) if end < len(items) else None
     return PagedList(items[start:end], token)
+
+
+def all_pages(fetch: Callable[[str | None], PagedList[T]]) -> Iterator[T]:
+    """Every item of a paged search, page after page: ``fetch(token)`` returns one page
+    (the first for None)."""
+    token = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = page.token
+        if not token:
+            return

@@ -28,6 +28,7 @@ from tracklog.server.codec import (
     request_from_json,
 )
 from tracklog.server.routes import (
+    admin,
     artifacts,
     experiments,
     logged_models,
@@ -52,7 +53,7 @@ log = logging.getLogger("tracklog.server")
 MAX_JSON_BODY = 32 * 1024 * 1024
 
 TRACKING_TABLES = (experiments.table, runs.table, logged_models.table, registry.table,
-                   traces.table, artifacts.table)
+                   traces.table, artifacts.table, admin.table)
 
 
 def default_artifact_root(config: ServerConfig) -> str | None:

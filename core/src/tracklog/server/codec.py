@@ -543,3 +543,108 @@ def paged(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
     if token:
         out["next_page_token"] = token
     return out
+
+
+# --- responses read back (a client of another MLflow-protocol server) -------------------
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def _kv(items: Any) -> dict[str, str]:
+    return {t["key"]: t.get("value", "") for t in items or ()}
+
+
+def metric_from_json(m: dict[str, Any], key: str | None = None) -> Metric:
+    """A metric from a response; non-finite values arrive as ``"NaN"``/``"Infinity"``."""
+    value = m.get("value")
+    return Metric(key or m["key"], float(value) if value is not None else 0.0,
+                  _opt_int(m.get("timestamp")) or 0, _opt_int(m.get("step")) or 0,
+                  m.get("model_id"), m.get("dataset_name"), m.get("dataset_digest"),
+                  m.get("run_id"))
+
+
+def experiment_from_json(e: dict[str, Any]) -> Experiment:
+    from tracklog.entities import LifecycleStage
+
+    return Experiment(e["experiment_id"], e["name"], e.get("artifact_location", ""),
+                      LifecycleStage(e.get("lifecycle_stage", "active")), _kv(e.get("tags")),
+                      _opt_int(e.get("creation_time")), _opt_int(e.get("last_update_time")))
+
+
+def run_from_json(r: dict[str, Any]) -> Run:
+    from tracklog.entities import (
+        Dataset,
+        InputTag,
+        LifecycleStage,
+        LoggedModelInput,
+        LoggedModelOutput,
+        RunData,
+        RunInputs,
+        RunOutputs,
+    )
+
+    info, data = r["info"], r.get("data") or {}
+    inputs, outputs = r.get("inputs") or {}, r.get("outputs") or {}
+    return Run(
+        RunInfo(info["run_id"], info["experiment_id"], info.get("run_name", ""),
+                info.get("user_id", ""), RunStatus(info.get("status", "RUNNING")),
+                _opt_int(info.get("start_time")), _opt_int(info.get("end_time")),
+                info.get("artifact_uri", ""),
+                LifecycleStage(info.get("lifecycle_stage", "active"))),
+        RunData({m["key"]: metric_from_json(m) for m in data.get("metrics", ())},
+                _kv(data.get("params")), _kv(data.get("tags"))),
+        RunInputs(
+            [DatasetInput(Dataset(d["dataset"]["name"], d["dataset"]["digest"],
+                                  d["dataset"].get("source_type", ""),
+                                  d["dataset"].get("source", ""), d["dataset"].get("schema"),
+                                  d["dataset"].get("profile")),
+                          tuple(InputTag(t["key"], t.get("value", ""))
+                                for t in d.get("tags", ())))
+             for d in inputs.get("dataset_inputs", ())],
+            [LoggedModelInput(m["model_id"]) for m in inputs.get("model_inputs", ())]),
+        RunOutputs([LoggedModelOutput(m["model_id"], _opt_int(m.get("step")) or 0)
+                    for m in outputs.get("model_outputs", ())]),
+    )
+
+
+def logged_model_from_json(m: dict[str, Any]) -> LoggedModel:
+    info, data = m["info"], m.get("data") or {}
+    return LoggedModel(
+        model_id=info["model_id"], experiment_id=info["experiment_id"], name=info["name"],
+        artifact_location=info.get("artifact_uri", ""),
+        creation_timestamp=_opt_int(info.get("creation_timestamp_ms")) or 0,
+        last_updated_timestamp=_opt_int(info.get("last_updated_timestamp_ms")) or 0,
+        status=LoggedModelStatus(info.get("status", "LOGGED_MODEL_PENDING")),
+        model_type=info.get("model_type") or None, source_run_id=info.get("source_run_id"),
+        status_message=info.get("status_message"), tags=_kv(info.get("tags")),
+        params=_kv(data.get("params")),
+        metrics=[metric_from_json(x) for x in data.get("metrics", ())])
+
+
+def model_version_from_json(v: dict[str, Any]) -> ModelVersion:
+    from tracklog.entities import ModelVersionStatus
+
+    return ModelVersion(
+        name=v["name"], version=str(v["version"]),
+        creation_timestamp=_opt_int(v.get("creation_timestamp")) or 0,
+        last_updated_timestamp=_opt_int(v.get("last_updated_timestamp")) or 0,
+        source=v.get("source", ""), current_stage=v.get("current_stage", "None"),
+        description=v.get("description", ""), user_id=v.get("user_id") or None,
+        run_id=v.get("run_id") or None, run_link=v.get("run_link", ""),
+        status=ModelVersionStatus(v.get("status", "READY")),
+        status_message=v.get("status_message"), tags=_kv(v.get("tags")),
+        aliases=list(v.get("aliases", ())), model_id=v.get("model_id") or None)
+
+
+def registered_model_from_json(m: dict[str, Any]) -> RegisteredModel:
+    from tracklog.entities import RegisteredModelAlias
+
+    return RegisteredModel(
+        name=m["name"], creation_timestamp=_opt_int(m.get("creation_timestamp")) or 0,
+        last_updated_timestamp=_opt_int(m.get("last_updated_timestamp")) or 0,
+        description=m.get("description", ""), user_id=m.get("user_id") or None,
+        tags=_kv(m.get("tags")),
+        aliases=[RegisteredModelAlias(a["alias"], str(a["version"]))
+                 for a in m.get("aliases", ())])

@@ -23,6 +23,7 @@ from __future__ import annotations
 from tracklog.artifacts.local import local_path_of
 from tracklog.stores import TraceStore
 from tracklog_store_file.experiments import Experiments
+from tracklog_store_file.importing import FileImport
 from tracklog_store_file.inputs import Inputs
 from tracklog_store_file.logged_models import LoggedModels
 from tracklog_store_file.purging import Purging
@@ -35,7 +36,7 @@ from tracklog_store_file.traces import FileTracesMixin
 
 class FileStore(
     FileTracesMixin, Experiments, Runs, RunData, RunSearch, Inputs, LoggedModels, Registry,
-    Purging, TraceStore,
+    Purging, FileImport, TraceStore,
 ):
     """A :class:`~tracklog.stores.TrackingStore`, :class:`~tracklog.stores.ModelRegistryStore`
     and :class:`~tracklog.stores.TraceStore` over a directory in MLflow's format.

@@ -1,28 +1,59 @@
-"""The SQL store's :class:`~tracklog.importing.ImportStore`: experiments and runs written
-with their own ids, times and lifecycle stages (``tracklog migrate``)."""
+"""The SQL store's :class:`~tracklog.importing.ImportStore`: experiments, runs, logged
+models, traces and registered models written with their own ids, times and lifecycle
+stages (``tracklog migrate``)."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from tracklog import errors
-from tracklog.entities import Experiment, LifecycleStage, RunInfo, now_ms
+from tracklog.entities import (
+    Experiment,
+    LifecycleStage,
+    LoggedModel,
+    ModelVersion,
+    RegisteredModel,
+    RunInfo,
+    TraceInfo,
+    now_ms,
+)
 from tracklog.importing import INCOMPLETE_TAG, ImportedRun, ImportStore
+from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG
 from tracklog.validation import check_no_nul, validate_param, validate_tag
 from tracklog_store_sql.metrics import metric_rows
 from tracklog_store_sql.schema import (
+    assessments,
     experiment_tags,
     experiments,
     latest_metrics,
+    logged_model_metrics,
+    logged_model_params,
+    logged_model_tags,
+    logged_models,
     metric_series,
+    model_version_tags,
+    model_versions,
     params,
+    registered_model_aliases,
+    registered_model_tags,
+    registered_models,
     runs,
     tags,
+    trace_info,
+    trace_request_metadata,
+    trace_tags,
 )
-from tracklog_store_sql.sqlutil import chunk_size, chunks, in_ids, write_metric_points
+from tracklog_store_sql.sqlutil import (
+    chunk_size,
+    chunks,
+    copy_new_metric_points,
+    in_ids,
+)
 
 _INT32_MAX = 2**31 - 1
 
@@ -185,5 +216,121 @@ class ImportMixin(ImportStore):
                 steps += pts.steps
                 vals += pts.values
                 nans += pts.nans
-            write_metric_points(conn, sids, tss, steps, vals, nans)
+            copy_new_metric_points(conn, sids, tss, steps, vals, nans)
             conn.execute(latest_metrics.insert(), latest_rows)
+
+    # -- logged models, traces, registry: each written whole in one transaction ---------
+
+    def _experiment_of(self, conn: Any, experiment_id: str) -> Any:
+        row = conn.execute(sa.select(experiments.c.experiment_id,
+                                     experiments.c.artifact_location)
+                           .where(experiments.c.experiment_id == int(experiment_id))).first()
+        if row is None:
+            raise errors.not_found(f"No experiment with id={experiment_id}")
+        return row
+
+    def import_logged_model(self, model: LoggedModel) -> bool:
+        m = logged_models.c
+        with self.db.write() as conn:
+            if conn.execute(sa.select(m.model_id).where(m.model_id == model.model_id)).first():
+                return False
+            exp = self._experiment_of(conn, model.experiment_id)
+            conn.execute(logged_models.insert().values(
+                model_id=model.model_id, experiment_id=exp.experiment_id, name=model.name,
+                artifact_location=model.artifact_location,
+                creation_timestamp=model.creation_timestamp,
+                last_updated_timestamp=model.last_updated_timestamp,
+                status=str(model.status), lifecycle_stage=str(model.lifecycle_stage),
+                model_type=model.model_type, source_run_id=model.source_run_id,
+                status_message=model.status_message))
+            if model.tags:
+                conn.execute(logged_model_tags.insert(), [
+                    {"model_id": model.model_id, "key": k, "value": v}
+                    for k, v in model.tags.items()])
+            if model.params:
+                conn.execute(logged_model_params.insert(), [
+                    {"model_id": model.model_id, "key": k, "value": v}
+                    for k, v in model.params.items()])
+            rows = {
+                (x.key, x.timestamp, x.step, x.run_id or ""): {
+                    "model_id": model.model_id, "key": x.key, "timestamp": x.timestamp,
+                    "step": x.step, "run_uuid": x.run_id or "",
+                    "value": 0.0 if math.isnan(x.value) else x.value,
+                    "is_nan": math.isnan(x.value), "dataset_name": x.dataset_name,
+                    "dataset_digest": x.dataset_digest}
+                for x in model.metrics}
+            if rows:
+                conn.execute(logged_model_metrics.insert(), list(rows.values()))
+        return True
+
+    def import_trace(self, trace: TraceInfo) -> bool:
+        from tracklog_store_sql.traces import _join
+
+        t = trace_info.c
+        with self.db.write() as conn:
+            if conn.execute(sa.select(t.request_id)
+                            .where(t.request_id == trace.trace_id)).first():
+                return False
+            exp = self._experiment_of(conn, trace.experiment_id)
+            conn.execute(trace_info.insert().values(
+                request_id=trace.trace_id, experiment_id=exp.experiment_id,
+                timestamp_ms=trace.request_time, execution_time_ms=trace.execution_duration,
+                status=trace.state.value, client_request_id=trace.client_request_id,
+                request_preview=trace.request_preview,
+                response_preview=trace.response_preview))
+            location = _join(exp.artifact_location, "traces", trace.trace_id, "artifacts")
+            tag_rows = {**trace.tags, TRACE_ARTIFACT_LOCATION_TAG: location}
+            conn.execute(trace_tags.insert(), [
+                {"request_id": trace.trace_id, "key": k, "value": v}
+                for k, v in tag_rows.items()])
+            if trace.trace_metadata:
+                conn.execute(trace_request_metadata.insert(), [
+                    {"request_id": trace.trace_id, "key": k, "value": v}
+                    for k, v in trace.trace_metadata.items()])
+            if trace.assessments:
+                conn.execute(assessments.insert(), [{
+                    "assessment_id": a.assessment_id, "trace_id": trace.trace_id,
+                    "name": a.name, "kind": a.kind.value, "value": json.dumps(a.value),
+                    "source_type": a.source_type.value, "source_id": a.source_id,
+                    "span_id": a.span_id, "rationale": a.rationale,
+                    "metadata": json.dumps(a.metadata) if a.metadata else None,
+                    "overrides": a.overrides, "valid": a.valid,
+                    "create_time": a.create_time, "last_update_time": a.last_update_time,
+                } for a in trace.assessments])
+        return True
+
+    def import_registered_model(
+        self, model: RegisteredModel, versions: Sequence[ModelVersion]
+    ) -> bool:
+        r = registered_models.c
+        with self.db.write() as conn:
+            if conn.execute(sa.select(r.name).where(r.name == model.name)).first():
+                return False
+            conn.execute(registered_models.insert().values(
+                name=model.name, creation_time=model.creation_timestamp,
+                last_updated_time=model.last_updated_timestamp,
+                description=model.description or "", user_id=model.user_id))
+            if model.tags:
+                conn.execute(registered_model_tags.insert(), [
+                    {"name": model.name, "key": k, "value": v} for k, v in model.tags.items()])
+            if versions:
+                conn.execute(model_versions.insert(), [{
+                    "name": model.name, "version": int(v.version),
+                    "creation_time": v.creation_timestamp,
+                    "last_updated_time": v.last_updated_timestamp,
+                    "description": v.description or "", "user_id": v.user_id,
+                    "current_stage": v.current_stage, "source": v.source,
+                    "run_id": v.run_id or None, "run_link": v.run_link or "",
+                    "status": str(v.status), "status_message": v.status_message,
+                    "model_id": v.model_id or None,
+                } for v in versions])
+                version_tags = [{"name": model.name, "version": int(v.version), "key": k,
+                                 "value": value}
+                                for v in versions for k, value in v.tags.items()]
+                if version_tags:
+                    conn.execute(model_version_tags.insert(), version_tags)
+            if model.aliases:
+                conn.execute(registered_model_aliases.insert(), [
+                    {"name": model.name, "alias": a.alias, "version": int(a.version)}
+                    for a in model.aliases])
+        return True

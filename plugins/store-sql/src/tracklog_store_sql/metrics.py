@@ -175,7 +175,7 @@ class MetricsMixin:
                     assert driver is not None  # a checked-out connection has its driver's
                     with driver.cursor() as cur:
                         cur.execute(compiled.string, compiled.params, binary=True)
-                        points = history(metric_key, cur)
+                        points = history(metric_key, cur.fetchall())
                 except dbapi.Error as exc:
                     # As SQLAlchemy wraps it, so that timeouts and lost connections get
                     # the store's usual answers.

@@ -306,6 +306,37 @@ def write_metric_points(
         conn.exec_driver_sql(sql, list(zip(*(columns[i] for i in order), strict=True)))
 
 
+def copy_new_metric_points(
+    conn: Connection,
+    series_ids: Sequence[int],
+    timestamps: Sequence[int],
+    steps: Sequence[int],
+    values: Sequence[float],
+    nans: Sequence[int],
+) -> None:
+    """Points of series created in this transaction, as :func:`write_metric_points`
+    takes them. On PostgreSQL with psycopg they go by ``COPY``, which the server takes in
+    about half the time of an insert-or-ignore (nothing can conflict with a new series);
+    should the rows repeat a point after all, the insert-or-ignore takes them instead."""
+    dialect = conn.dialect
+    if not series_ids or dialect.name != "postgresql" or dialect.driver != "psycopg":
+        write_metric_points(conn, series_ids, timestamps, steps, values, nans)
+        return
+    import psycopg
+
+    text = "".join([f"{a}\t{b}\t{c}\t{d!r}\t{'t' if e else 'f'}\n" for a, b, c, d, e in
+                    zip(series_ids, timestamps, steps, values, nans, strict=True)])
+    try:
+        with conn.begin_nested():
+            raw: Any = conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy(
+                    "COPY metric_points (series_id, timestamp, step, value, is_nan) "
+                    "FROM STDIN") as copy:
+                copy.write(text)
+    except (sa.exc.IntegrityError, psycopg.errors.IntegrityError):
+        write_metric_points(conn, series_ids, timestamps, steps, values, nans)
+
+
 # --- comparisons -------------------------------------------------------------------------
 
 

@@ -5,15 +5,29 @@ without the capability skips its section with the reason."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
 from tracklog.entities import Experiment, LifecycleStage, RunInfo, RunStatus
-from tracklog.errors import ErrorCode
+from tracklog.errors import ErrorCode, TracklogError
 from tracklog.gc import PurgeStore
 from tracklog.importing import ImportStore
 
 from ._base import KitBase, error_code, metric, new_experiment, new_run, params, tags, unique
+
+
+def _imports(call: Callable[[], bool]) -> bool:
+    """Whether an optional import capability took the record (True, as it must the first
+    time); a store without it answers NOT_IMPLEMENTED."""
+    try:
+        created = call()
+    except TracklogError as exc:
+        if exc.error_code != ErrorCode.NOT_IMPLEMENTED:
+            raise
+        return False
+    assert created is True
+    return True
 
 
 def _need(store: object, capability: type) -> None:
@@ -115,6 +129,73 @@ class ImportTests(KitBase):
         store.log_batch(marked, tags=tags(**{INCOMPLETE_TAG: "true"}))
         assert store.existing_runs([a, b, marked, "9" * 32]) == {a: True, b: True,
                                                                   marked: False}
+
+
+    def test_import_logged_model_trace_and_registered_model(self, store):
+        """Logged models, traces (with assessments) and registered models (with versions,
+        tags and aliases) keep their ids, times and states; importing one again is a
+        no-op that returns False."""
+        _need(store, ImportStore)
+        from tracklog.entities import (
+            Assessment,
+            AssessmentKind,
+            LoggedModel,
+            LoggedModelStatus,
+            ModelVersion,
+            RegisteredModel,
+            RegisteredModelAlias,
+            TraceInfo,
+            TraceState,
+        )
+        from tracklog.stores import ModelRegistryStore, TraceStore
+
+        importer: ImportStore = store
+        exp = self._experiment("81")
+        importer.import_experiment(exp)
+        model = LoggedModel(
+            "m-" + "a1" * 16, "81", "clf", "/elsewhere/81/models/m/artifacts", 1_600_000_000_100,
+            1_600_000_000_200, LoggedModelStatus.LOGGED_MODEL_READY, "classifier", None,
+            None, {"flavor": "sk"}, {"depth": "3"},
+            [metric("acc", 0.5, 1_600_000_000_150, 2, model_id="m-" + "a1" * 16,
+                    run_id="ef" * 16)])
+        if _imports(lambda: importer.import_logged_model(model)):
+            assert store.import_logged_model(model) is False
+            got = store.get_logged_model(model.model_id)
+            assert (got.name, got.status, got.params, got.tags, got.creation_timestamp,
+                    got.model_type) == (model.name, model.status, model.params, model.tags,
+                                        model.creation_timestamp, model.model_type)
+            assert [(m.key, m.value, m.step) for m in got.metrics] == [("acc", 0.5, 2)]
+        tid = "tr-" + "b2" * 16
+        trace = TraceInfo(tid, "81", 1_600_000_000_300, 40, TraceState.OK, "q", "a",
+                          None, {"mlflow.sourceRun": "ef" * 16}, {"kept": "1"},
+                          [Assessment("a-" + "c3" * 16, tid, "quality",
+                                      AssessmentKind.FEEDBACK, {"value": 0.8},
+                                      create_time=5, last_update_time=6)])
+        if isinstance(store, TraceStore) and _imports(lambda: importer.import_trace(trace)):
+            assert importer.import_trace(trace) is False
+            got_trace = store.get_trace_info(tid)
+            assert (got_trace.request_time, got_trace.state, got_trace.trace_metadata) == (
+                trace.request_time, trace.state, trace.trace_metadata)
+            assert got_trace.tags["kept"] == "1"
+            [a] = got_trace.assessments
+            assert (a.assessment_id, a.value, a.create_time) == (
+                "a-" + "c3" * 16, {"value": 0.8}, 5)
+        name = unique("reg")
+        versions = [ModelVersion(name, v, 10 * int(v), 11 * int(v), f"runs:/x/{v}",
+                                 tags={"v": v}) for v in ("1", "3")]
+        model_entry = RegisteredModel(name, 10, 33, "d", None, [], {"o": "a"},
+                                      [RegisteredModelAlias("best", "3")])
+        if isinstance(store, ModelRegistryStore) and _imports(
+                lambda: importer.import_registered_model(model_entry, versions)):
+            assert importer.import_registered_model(model_entry, versions) is False
+            got_reg = store.get_registered_model(name)
+            assert (got_reg.tags, got_reg.creation_timestamp,
+                    [(x.alias, x.version) for x in got_reg.aliases]) == (
+                {"o": "a"}, 10, [("best", "3")])
+            mv = store.get_model_version(name, "3")
+            assert (mv.source, mv.tags, mv.creation_timestamp) == ("runs:/x/3", {"v": "3"}, 30)
+            # A version registered after the import takes the next number.
+            assert store.create_model_version(name, "runs:/y/m").version == "4"
 
 
 class PurgeTests(KitBase):
