@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, free_port
+from tests.conftest import PG_ADMIN_URL
 from tracklog.testing import service_unavailable
+from tracklog.testing.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACKLOG = str(Path(sys.executable).with_name("tracklog"))

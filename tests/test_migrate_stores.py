@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 from tracklog.entities import Metric, Param, RunStatus, RunTag, ViewType
 from tracklog.importing import checksum

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import schemathesis
 import yaml
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -81,12 +81,21 @@ def _point_at(case, existing: dict[str, str]) -> None:
             fields["experiment_ids"] = [existing["experiment_id"]]
 
 
-@schema.parametrize()
-@settings(max_examples=12, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_no_server_error_and_answers_as_described(case, fuzz_server, existing) -> None:
-    _point_at(case, existing)
-    case.call_and_validate(base_url=fuzz_server.url, checks=CHECKS)
+# One test per operation with the operation in its id (schemathesis' own parametrize gives
+# every operation the same test id, which pytest-xdist collapses into one).
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
+def test_no_server_error_and_answers_as_described(operation, fuzz_server, existing) -> None:
+    @given(case=operation.as_strategy())
+    @settings(max_examples=12, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def fuzz(case) -> None:
+        _point_at(case, existing)
+        case.call_and_validate(base_url=fuzz_server.url, checks=CHECKS)
+
+    fuzz()
 
 
 def test_every_json_route_is_described() -> None:
