@@ -23,6 +23,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Err
 
 from tracklog.server.app import TRACKING_TABLES
 from tracklog.server.routes import artifacts, meta
@@ -83,7 +84,11 @@ def _point_at(case, existing: dict[str, str]) -> None:
 
 # One test per operation with the operation in its id (schemathesis' own parametrize gives
 # every operation the same test id, which pytest-xdist collapses into one).
-OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+OPERATIONS = []
+for _result in schema.get_all_operations():
+    if isinstance(_result, Err):
+        raise _result.err()  # the description itself is broken
+    OPERATIONS.append(_result.ok())
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
