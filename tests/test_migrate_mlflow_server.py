@@ -159,6 +159,10 @@ def _fill(url: str, tmp: Path) -> dict[str, str]:
                                 model_id=model.model_id)
     client.set_registered_model_alias("reg", "champion", v1.version)
 
+    # A fresh tracer: the client's span exporter is bound to the tracking URI it was set up
+    # with and remembers a server that refused span ingest (earlier tests' tracklog servers).
+    mlflow.tracing.reset()
+
     @mlflow.trace(name="answer")
     def answer(x: int) -> int:
         return x * 2

@@ -263,6 +263,13 @@ ROUTES: dict[tuple[str, str], Route | None] = {
         "POST", f"{PROXY}/mpu/abort/{{art}}/big.bin", {"upload_id": "u"}, ("upload_id",),
         upload_id="str"),
     ("GET", "/mlflow-artifacts/presigned/{artifact_path:path}"): None,
+    # tracklog's own: gc through the server (a dry run, so the seeded records stay).
+    ("POST", "/tracklog/gc"): _r(
+        "POST", "/api/2.0/tracklog/gc",
+        {"older_than": "30d", "run_ids": [], "experiment_ids": [], "logged_model_ids": [],
+         "dry_run": True},
+        older_than="str", run_ids="list", experiment_ids="list", logged_model_ids="list",
+        dry_run="bool"),
     # Traces (the seeded trace is {trace}, its assessment {assessment}).
     ("POST", "/mlflow/traces"): _r(
         "POST", f"{API3}/traces", {"trace": {"trace_info": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracklog import validation
+from tracklog.errors import TracklogError
 from tracklog.server.codec import Req
 from tracklog.server.routing import RouteTable, ServerState
 
@@ -22,7 +23,11 @@ def gc(state: ServerState, req: Req) -> dict[str, Any]:
     from tracklog.plugins import resolve_repository
 
     older = req.string("older_than") or ""
-    older_ms = parse_older_than(older) if older else 0
+    try:
+        older_ms = parse_older_than(older) if older else 0
+    except TracklogError:
+        raise validation.invalid_value("older_than", older,
+                                       "Expected a duration like 30d, 12h or 1d2h3m4s.") from None
     lists = {}
     for name in ("run_ids", "experiment_ids", "logged_model_ids"):
         values = req.strings(name)
