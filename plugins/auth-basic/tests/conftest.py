@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tracklog.testing.server import ServerProcess, start_server
 
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
@@ -29,7 +27,6 @@ API3 = "/api/3.0/mlflow"
 ADMIN, ADMIN_PASSWORD = "root", "root password 0123"
 PASSWORD = "user password 0123"
 PG_ADMIN_URL = os.environ.get("TRACKLOG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
 
 
 def basic(username: str, password: str = PASSWORD) -> dict[str, str]:
@@ -104,54 +101,13 @@ def server_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
 # --- a real server ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
 def run_server(tmp: Path, store_uri: str, env: dict[str, str], *extra: str,
-               wait: bool = True) -> Server:
-    port = free_port()
-    log = tmp / f"server-{port}.log"
-    args = [TRACKLOG, "server", "--backend-store-uri", store_uri, "--artifacts-destination",
-            str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port), *extra]
-    child = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKLOG_AUTH",
-                                                                        "MLFLOW_AUTH"))}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, cwd=tmp, env={**child, **env})
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    if not wait:
-        return server
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tracklog server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(server.url + "/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"tracklog server not healthy in 30 s: {log.read_text()[-3000:]}")
+               prefix: str = "") -> ServerProcess:
+    """A real server with exactly ``env``'s authentication settings."""
+    inherited = [k for k in os.environ if k.startswith(("TRACKLOG_AUTH", "MLFLOW_AUTH"))]
+    return start_server("--backend-store-uri", store_uri,
+                        "--artifacts-destination", str(tmp / "artifacts"), *extra,
+                        cwd=tmp, env=env, unset=inherited, prefix=prefix)
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tracklog.testing.server import TRACKLOG, ServerProcess
+
 from .conftest import (
     ADMIN,
     ADMIN_PASSWORD,
     PASSWORD,
-    TRACKLOG,
-    Server,
     auth_env,
     basic,
     build_app,
@@ -28,7 +28,7 @@ API = "/api/2.0/mlflow"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("client")
     srv = run_server(tmp, f"sqlite:///{tmp / 'tracking.db'}", auth_env())
     yield srv
@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def as_user(monkeypatch: pytest.MonkeyPatch, server: Server):
+def as_user(monkeypatch: pytest.MonkeyPatch, server: ServerProcess):
     """``as_user(username=, password=, token=)`` points the MLflow client at the server
     with those credentials and returns an ``MlflowClient``."""
     import mlflow
@@ -58,14 +58,14 @@ def as_user(monkeypatch: pytest.MonkeyPatch, server: Server):
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
-def _admin_app_client(as_user: Any, server: Server) -> Any:
+def _admin_app_client(as_user: Any, server: ServerProcess) -> Any:
     from mlflow.server import get_app_client
 
     as_user(ADMIN, ADMIN_PASSWORD)
     return get_app_client("basic-auth", tracking_uri=server.url)
 
 
-def test_app_client_manages_users(as_user: Any, server: Server) -> None:
+def test_app_client_manages_users(as_user: Any, server: ServerProcess) -> None:
     from mlflow.exceptions import MlflowException
 
     auth = _admin_app_client(as_user, server)
@@ -85,7 +85,7 @@ def test_app_client_manages_users(as_user: Any, server: Server) -> None:
     assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
-def test_password_workflow_and_read_user(as_user: Any, server: Server) -> None:
+def test_password_workflow_and_read_user(as_user: Any, server: ServerProcess) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -117,7 +117,7 @@ def test_password_workflow_and_read_user(as_user: Any, server: Server) -> None:
     assert err.value.error_code == "UNAUTHENTICATED"
 
 
-def test_token_workflow_for_edit_user(as_user: Any, server: Server) -> None:
+def test_token_workflow_for_edit_user(as_user: Any, server: ServerProcess) -> None:
     import mlflow
 
     auth = _admin_app_client(as_user, server)

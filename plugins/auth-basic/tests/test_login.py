@@ -33,13 +33,29 @@ def test_sign_in_and_out(tmp_path: Path) -> None:
         assert evil.status_code == 303 and evil.headers["location"] == "/"
         cookie = evil.headers["set-cookie"].lower()
         assert "tracklog_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
-        # The cookie signs in the UI and API reads, never writes.
+        # The cookie signs in the UI and API reads; a write needs the session's write
+        # token too, which the site's pages read from their own cookie.
         assert http.get("/").status_code == 200
         assert http.get(f"{API}/users/current").json()["user"]["username"] == ADMIN
+        token = http.cookies.get("tracklog_csrf_token")
+        assert token and "httponly" not in [
+            part.strip() for c in evil.headers.get_list("set-cookie")
+            if c.startswith("tracklog_csrf_token=") for part in c.lower().split(";")]
         write = http.post(f"{API}/experiments/create", json={"name": "via-cookie"})
         assert write.status_code == 401
+        forged_write = http.post(f"{API}/experiments/create", json={"name": "via-cookie"},
+                                 headers={"X-CSRF-Token": token[:-2] + "00"})
+        assert forged_write.status_code == 401
+        made = http.post(f"{API}/experiments/create", json={"name": "via-cookie"},
+                         headers={"X-CSRF-Token": token})
+        assert made.status_code == 200, made.text
         out = http.post("/logout", follow_redirects=False)
         assert out.status_code == 303
         session = out.headers.get("set-cookie", "")
         assert "tracklog_session" in session
         assert http.get("/").status_code == 401
+        # The revoked session's token writes nothing either.
+        http.cookies.set("tracklog_session", "revoked")
+        after = http.post(f"{API}/experiments/create", json={"name": "after-logout"},
+                          headers={"X-CSRF-Token": token})
+        assert after.status_code == 401

@@ -1,8 +1,10 @@
 """A sign-in page for browsers: the session is an expiring token of the user's in an
-HttpOnly cookie. A cookie authenticates only safe requests (GET, HEAD), so a page of
-another site can make a browser send it with nothing that changes data; writes need
-Basic credentials or a bearer token. The sign-in and sign-out forms carry a CSRF token
-that must match a cookie of this site (double submit)."""
+HttpOnly cookie. The cookie alone authenticates only safe requests (GET, HEAD), so a page
+of another site can make a browser send it with nothing that changes data. A write with
+the cookie must also carry ``X-CSRF-Token``: an HMAC of the session secret, handed to the
+site's own pages in the readable ``tracklog_csrf_token`` cookie, which another site can
+neither read nor compute (the UI sends it with every change). The sign-in form carries a
+CSRF token that must match a cookie of this site (double submit)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from tracklog_auth_basic.store import now_ms
 
 SESSION_COOKIE = "tracklog_session"
 CSRF_COOKIE = "tracklog_csrf"
+#: Readable by the site's own scripts, which send it back as the CSRF_HEADER of a write.
+WRITE_TOKEN_COOKIE = "tracklog_csrf_token"
+CSRF_HEADER = "x-csrf-token"
 SESSION_HOURS = 12
 SAFE_METHODS = ("GET", "HEAD")
 
@@ -77,6 +82,11 @@ async def _form(request: Any) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items() if v}
 
 
+def write_token(session_secret: str) -> str:
+    """What a write with the session cookie must send as ``X-CSRF-Token``."""
+    return hmac.new(session_secret.encode(), b"tracklog csrf", "sha256").hexdigest()
+
+
 def _csrf_ok(request: Any, form: dict[str, str]) -> bool:
     cookie, sent = request.cookies.get(CSRF_COOKIE, ""), form.get("csrf", "")
     return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
@@ -116,6 +126,9 @@ def install(app: Any, config: Any, prefix: str) -> None:
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(SESSION_COOKIE, secret, max_age=SESSION_HOURS * 3600,
                             httponly=True, samesite="lax", path=_cookie_path(prefix))
+        response.set_cookie(WRITE_TOKEN_COOKIE, write_token(secret),
+                            max_age=SESSION_HOURS * 3600, httponly=False, samesite="strict",
+                            path=_cookie_path(prefix))
         response.delete_cookie(CSRF_COOKIE, path=login_path)
         return response
 
@@ -129,6 +142,7 @@ def install(app: Any, config: Any, prefix: str) -> None:
             await anyio.to_thread.run_sync(rt.store.revoke_session, session)
         response = RedirectResponse(login_path, status_code=303)
         response.delete_cookie(SESSION_COOKIE, path=_cookie_path(prefix))
+        response.delete_cookie(WRITE_TOKEN_COOKIE, path=_cookie_path(prefix))
         return response
 
     app.add_route(login_path, login_form, methods=["GET"])
@@ -137,13 +151,71 @@ def install(app: Any, config: Any, prefix: str) -> None:
 
 
 def session_caller(request: Any, runtime: Any) -> Caller | None:
-    """The user a session cookie names, for safe requests only."""
+    """The user a session cookie names: for safe requests, and for writes that carry the
+    session's write token in ``X-CSRF-Token``."""
     secret = request.cookies.get(SESSION_COOKIE)
-    if not secret or request.method not in SAFE_METHODS:
+    if not secret:
         return None
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), write_token(secret).encode()):
+            return None
     user = runtime.store.user_for_token(secret)
     return None if user is None else Caller(user, runtime)
 
 
 def login_url(prefix: str, path: str) -> str:
     return f"{prefix}/login?next={quote(path, safe='/')}"
+
+
+_API_ROOTS = ("/api/", "/ajax-api/", "/get-artifact", "/mlflow-artifacts/", "/v1/", "/health",
+              "/metrics", "/version")
+
+
+def _page_navigation(scope: dict[str, Any], prefix: str) -> bool:
+    """A browser opening a page (not the client, not a page's own fetch of the API)."""
+    if scope["type"] != "http" or scope["method"] not in SAFE_METHODS:
+        return False
+    path = scope["path"]
+    if prefix and path.startswith(prefix):
+        path = path[len(prefix):]
+    if path.startswith(_API_ROOTS):
+        return False
+    headers = dict(scope["headers"])
+    return (headers.get(b"sec-fetch-mode") == b"navigate"
+            or b"text/html" in headers.get(b"accept", b""))
+
+
+def redirect_to_sign_in(prefix: str) -> Any:
+    """An ASGI wrapper: a browser opening a page without a session is sent to the sign-in
+    page (with the page to come back to) instead of the Basic challenge, which would make
+    the browser ask for credentials in its own dialog."""
+
+    def wrap(app: Any) -> Any:
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if not _page_navigation(scope, prefix):
+                await app(scope, receive, send)
+                return
+            redirected = False
+
+            async def answer(message: dict[str, Any]) -> None:
+                nonlocal redirected
+                if message["type"] == "http.response.start" and message["status"] == 401:
+                    redirected = True
+                    target = scope["path"] + (
+                        "?" + scope["query_string"].decode("latin-1")
+                        if scope.get("query_string") else "")
+                    location = login_url(prefix, target).encode("latin-1")
+                    await send({"type": "http.response.start", "status": 303,
+                                "headers": [(b"location", location),
+                                            (b"content-length", b"0"),
+                                            (b"cache-control", b"no-store")]})
+                    await send({"type": "http.response.body", "body": b""})
+                elif not redirected:
+                    await send(message)
+
+            await app(scope, receive, answer)
+
+        return asgi
+
+    return wrap

@@ -58,6 +58,16 @@ def startup(app: Any, config: Any) -> None:
 
 
 @hookimpl
+def asgi_middleware(config: Any) -> Any:
+    if not _on():
+        return None
+    from tracklog.server.app import normalize_prefix
+    from tracklog_auth_basic.login import redirect_to_sign_in
+
+    return redirect_to_sign_in(normalize_prefix(config.static_prefix))
+
+
+@hookimpl
 def register_routes(app: Any, config: Any) -> None:
     if not _on():
         return

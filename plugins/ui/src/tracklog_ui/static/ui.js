@@ -11,8 +11,17 @@ var TL = (function () {
     if (!isError) setTimeout(function () { el.className = ""; }, 2500);
   }
 
+  // A server with browser sign-in hands its pages a token for writes in this cookie; a
+  // change made with the session cookie must send it back (another site cannot read it).
+  function writeToken() {
+    var m = document.cookie.match(/(?:^|;\s*)tracklog_csrf_token=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+
   function api(method, path, body) {
     var opts = {method: method, headers: {"Content-Type": "application/json"}};
+    var token = writeToken();
+    if (token) opts.headers["X-CSRF-Token"] = token;
     if (body !== undefined) opts.body = JSON.stringify(body);
     return fetch(prefix + "/ajax-api/2.0/mlflow/" + path, opts).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (data) {
