@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -503,7 +504,18 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     state = ({} if dry_run else
              dest.existing_runs([r.info.run_id for r in chunk]))
     pending: list[ImportedRun] = []
-    pending_points = 0
+    # A gathered batch is written on a thread of its own while the next one is read: the
+    # source's reads and the destination's writes (mostly the database server's work)
+    # overlap. One batch in writing at a time keeps memory bounded and the order of
+    # writes as it was; anything else waits for it first.
+    writer = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate")
+    writing: Future[None] | None = None
+
+    def wait() -> None:
+        nonlocal writing
+        if writing is not None:
+            finished, writing = writing, None
+            finished.result()  # a write's error surfaces here
 
     def done(run: Run, points: Sequence[Metric] | None = None) -> None:
         if not dry_run:
@@ -512,18 +524,40 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
                 artifacts.copy("run", run.info.artifact_uri,
                                dest.get_run(run.info.run_id).info.artifact_uri)
 
-    def flush() -> None:
-        nonlocal pending, pending_points
-        if pending:
-            dest.import_runs(pending)
-            for item in pending:
-                done(item.run, item.metrics)
-        pending, pending_points = [], 0
+    def write(batch: list[ImportedRun]) -> None:
+        dest.import_runs(batch)
+        for item in batch:
+            done(item.run, item.metrics)
 
+    def flush() -> None:
+        nonlocal writing
+        wait()
+        if pending:
+            batch = list(pending)
+            pending.clear()
+            writing = writer.submit(write, batch)
+
+    try:
+        _gather(source, dest, chunk, state, report, dry_run, progress, artifacts,
+                pending, flush, wait, done)
+        flush()
+        wait()
+    finally:
+        writer.shutdown(wait=True)
+
+
+def _gather(source: MigrationSource, dest: _Destination, chunk: list[Run],
+            state: dict[str, bool], report: Report, dry_run: bool, progress: Progress,
+            artifacts: ArtifactCopier | None, pending: list[ImportedRun],
+            flush: Callable[[], None], wait: Callable[[], None],
+            done: Callable[[Run], None]) -> None:
+    """The reading side of :func:`_copy_chunk`: batches go to ``flush``."""
+    pending_points = 0
     for run in chunk:
         if state.get(run.info.run_id) is True:
             report.runs_skipped += 1
             if artifacts is not None and not dry_run and run.info.artifact_uri:
+                wait()  # the copier is not shared between threads
                 # Resumed: its artifacts may be what was interrupted.
                 artifacts.copy("run", run.info.artifact_uri,
                                dest.get_run(run.info.run_id).info.artifact_uri)
@@ -531,6 +565,8 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         histories, rest = _read_small(source, run)
         if rest is not None or run.info.run_id in state or _has_io(run):
             flush()
+            pending_points = 0
+            wait()
             _copy_run(source, dest, run, report, dry_run, histories, rest)
             done(run)
         else:
@@ -543,9 +579,9 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
                 pending_points += n
                 if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
                     flush()
+                    pending_points = 0
         report.runs += 1
         progress(f"{report.runs} runs, {report.points:,} points")
-    flush()
 
 
 #: The rest of a history read in part: its key and the iterator positioned after the
