@@ -3,6 +3,7 @@ the start with one clear line (exit 1, no traceback) instead of a 500 on every u
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -169,8 +170,14 @@ def test_banner_and_one_line_per_request(tmp_path, launch):
                "[store-sql]" in log
         assert f"  artifacts        {server.artifacts}  (clients reach it" in log
         assert f"  clients          export MLFLOW_TRACKING_URI={server.url}\n" in log
-        plugins = next(x for x in log.splitlines() if x.startswith("  plugins "))
+        lines = log.splitlines()
+        start = next(i for i, x in enumerate(lines) if x.startswith("  plugins "))
+        block = [lines[start]] + [x for x in itertools.takewhile(
+            lambda x: x.startswith(" " * 19), lines[start + 1:])]
+        assert all(len(x) <= 100 for x in block), block
+        plugins = " ".join(block)
         assert "store-sql 0.1.0" in plugins and "tracklog.builtin" not in plugins
+        assert "  authentication   off: whoever reaches this server" in log
         assert log.index("Application startup complete") < log.index("serving on")
         line = _log_lines(server, '"POST /api/2.0/mlflow/runs/log-metric HTTP/1.1" 200 ')
         assert len(line) == 1 and line[0].endswith(" ms"), line

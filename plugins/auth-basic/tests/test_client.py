@@ -199,3 +199,7 @@ def test_off_by_default(tmp_path: Path) -> None:
         assert a.call("GET", "/version").status_code == 200
         assert a.call("GET", f"{API}/users/current").status_code == 404
     assert not list(tmp_path.glob("*auth*"))
+
+
+def test_banner_says_authentication_is_on(server: ServerProcess) -> None:
+    assert "\n  authentication   on\n" in server.output() + "\n"

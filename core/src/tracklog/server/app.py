@@ -229,7 +229,7 @@ def _authorizing(inner: Any, rule: Rule, state: ServerState) -> Any:
     return app
 
 
-def _auth_enabled(config: ServerConfig) -> bool:
+def auth_enabled(config: ServerConfig) -> bool:
     """Whether any plugin implementing ``authenticate``/``authorize`` is switched on
     (``auth_active`` answers False for each one that is off)."""
     from tracklog.plugins import call_hook, pm
@@ -262,8 +262,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     artifact_root = None
     if config.serve_artifacts or config.artifacts_only:
         artifact_root = resolve_repository(config.artifacts_destination)
-    auth_enabled = _auth_enabled(config)
-    state = ServerState(config, store, artifact_root, auth_enabled)
+    state = ServerState(config, store, artifact_root, auth_enabled(config))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -149,8 +149,21 @@ def banner(config: ServerConfig, host: str, port: int) -> str:
             "the tracking store's default"
         lines.append(f"  artifacts        not proxied: clients write them to {root}")
     lines.append(f"  clients          export MLFLOW_TRACKING_URI={url}")
-    lines.append("  plugins          " + (", ".join(
-        f"{i.name} {i.version}" if i.version else i.name for i in infos) or "none"))
+    # Every plugin installed, wrapped between entries to fit a terminal of 100 columns.
+    entries = [f"{i.name} {i.version}" if i.version else i.name for i in infos] or ["none"]
+    row = "  plugins          "
+    for n, entry in enumerate(entries):
+        entry += "," if n < len(entries) - 1 else ""
+        if len(row) + len(entry) > 100 and row.strip() != "plugins":
+            lines.append(row.rstrip())
+            row = " " * 19
+        row += entry + " "
+    lines.append(row.rstrip())
     lines.append("  request log      " + ("on (--quiet turns it off)" if config.access_log
                                          else "off (--quiet)"))
+    from tracklog.server.app import auth_enabled
+
+    lines.append("  authentication   " + (
+        "on" if auth_enabled(config)
+        else "off: whoever reaches this server can read and write, as with mlflow server"))
     return "\n".join(lines)
