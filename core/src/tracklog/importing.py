@@ -495,6 +495,30 @@ def _chunked(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+class _BatchWriter:
+    """Writes gathered batches on a thread of its own while the next one is read, so the
+    source's reads and the destination's writes (mostly the database server's work)
+    overlap. One batch in writing at a time keeps memory bounded and the order of writes
+    as it was; whatever else touches the destination calls :meth:`wait` first."""
+
+    def __init__(self, write: Callable[[list[ImportedRun]], None]) -> None:
+        self._write = write
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate")
+        self._writing: Future[None] | None = None
+
+    def submit(self, batch: list[ImportedRun]) -> None:
+        self.wait()
+        self._writing = self._pool.submit(self._write, batch)
+
+    def wait(self) -> None:
+        if self._writing is not None:
+            finished, self._writing = self._writing, None
+            finished.result()  # a write's error surfaces here
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
                 dry_run: bool, verify: bool, progress: Progress,
                 artifacts: ArtifactCopier | None = None) -> None:
@@ -504,18 +528,7 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     state = ({} if dry_run else
              dest.existing_runs([r.info.run_id for r in chunk]))
     pending: list[ImportedRun] = []
-    # A gathered batch is written on a thread of its own while the next one is read: the
-    # source's reads and the destination's writes (mostly the database server's work)
-    # overlap. One batch in writing at a time keeps memory bounded and the order of
-    # writes as it was; anything else waits for it first.
-    writer = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate")
-    writing: Future[None] | None = None
-
-    def wait() -> None:
-        nonlocal writing
-        if writing is not None:
-            finished, writing = writing, None
-            finished.result()  # a write's error surfaces here
+    pending_points = 0
 
     def done(run: Run, points: Sequence[Metric] | None = None) -> None:
         if not dry_run:
@@ -529,59 +542,47 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         for item in batch:
             done(item.run, item.metrics)
 
+    writer = _BatchWriter(write)
+
     def flush() -> None:
-        nonlocal writing
-        wait()
+        nonlocal pending, pending_points
         if pending:
-            batch = list(pending)
-            pending.clear()
-            writing = writer.submit(write, batch)
+            writer.submit(pending)
+        pending, pending_points = [], 0
 
     try:
-        _gather(source, dest, chunk, state, report, dry_run, progress, artifacts,
-                pending, flush, wait, done)
+        for run in chunk:
+            if state.get(run.info.run_id) is True:
+                report.runs_skipped += 1
+                if artifacts is not None and not dry_run and run.info.artifact_uri:
+                    writer.wait()  # the copier is not shared between threads
+                    # Resumed: its artifacts may be what was interrupted.
+                    artifacts.copy("run", run.info.artifact_uri,
+                                   dest.get_run(run.info.run_id).info.artifact_uri)
+                continue
+            histories, rest = _read_small(source, run)
+            if rest is not None or run.info.run_id in state or _has_io(run):
+                flush()
+                writer.wait()
+                _copy_run(source, dest, run, report, dry_run, histories, rest)
+                done(run)
+            else:
+                n = sum(map(len, histories.values()))
+                report.points += n
+                report.params += len(run.data.params)
+                report.tags += len(run.data.tags)
+                if not dry_run:
+                    pending.append(
+                        ImportedRun(run, [m for h in histories.values() for m in h]))
+                    pending_points += n
+                    if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
+                        flush()
+            report.runs += 1
+            progress(f"{report.runs} runs, {report.points:,} points")
         flush()
-        wait()
+        writer.wait()
     finally:
-        writer.shutdown(wait=True)
-
-
-def _gather(source: MigrationSource, dest: _Destination, chunk: list[Run],
-            state: dict[str, bool], report: Report, dry_run: bool, progress: Progress,
-            artifacts: ArtifactCopier | None, pending: list[ImportedRun],
-            flush: Callable[[], None], wait: Callable[[], None],
-            done: Callable[[Run], None]) -> None:
-    """The reading side of :func:`_copy_chunk`: batches go to ``flush``."""
-    pending_points = 0
-    for run in chunk:
-        if state.get(run.info.run_id) is True:
-            report.runs_skipped += 1
-            if artifacts is not None and not dry_run and run.info.artifact_uri:
-                wait()  # the copier is not shared between threads
-                # Resumed: its artifacts may be what was interrupted.
-                artifacts.copy("run", run.info.artifact_uri,
-                               dest.get_run(run.info.run_id).info.artifact_uri)
-            continue
-        histories, rest = _read_small(source, run)
-        if rest is not None or run.info.run_id in state or _has_io(run):
-            flush()
-            pending_points = 0
-            wait()
-            _copy_run(source, dest, run, report, dry_run, histories, rest)
-            done(run)
-        else:
-            n = sum(map(len, histories.values()))
-            report.points += n
-            report.params += len(run.data.params)
-            report.tags += len(run.data.tags)
-            if not dry_run:
-                pending.append(ImportedRun(run, [m for h in histories.values() for m in h]))
-                pending_points += n
-                if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
-                    flush()
-                    pending_points = 0
-        report.runs += 1
-        progress(f"{report.runs} runs, {report.points:,} points")
+        writer.close()
 
 
 #: The rest of a history read in part: its key and the iterator positioned after the
