@@ -22,6 +22,7 @@ registers, never at module import: ``tracklog --help`` loads every plugin module
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from tracklog.artifacts.base import ArtifactRepository
     from tracklog.config import ServerConfig
     from tracklog.options import Option
-    from tracklog.server.routing import Readable
     from tracklog.stores import TrackingStore
 
 hookspec = pluggy.HookspecMarker("tracklog")
@@ -163,6 +163,20 @@ def auth_active(config: ServerConfig) -> bool | None:
     hook is called and requests are served as with no such plugin (no thread hop, no
     identity).
     """
+
+
+@dataclass(frozen=True)
+class Readable:
+    """What the ``readable`` hook answers: ``only`` these keys (experiment ids or
+    registered-model names) when set, else everything but the ``hidden`` ones."""
+
+    only: frozenset[str] | None = None
+    hidden: frozenset[str] = frozenset()
+
+    def allows(self, key: str) -> bool:
+        if self.only is not None:
+            return key in self.only
+        return key not in self.hidden
 
 
 @hookspec(firstresult=True)

@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return rule
     if name == "Readable":
-        from tracklog.server.routing import Readable
+        from tracklog.hookspecs import Readable
 
         return Readable
     raise AttributeError(name)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from tracklog import errors
+from tracklog.hookspecs import Readable
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -234,20 +235,6 @@ def identity_and_authorize(
             f"Permission denied: {rule.action} is not allowed here.",
             errors.ErrorCode.PERMISSION_DENIED,
         )
-
-
-@dataclass(frozen=True)
-class Readable:
-    """What the ``readable`` hook answers: ``only`` these keys (experiment ids or
-    registered-model names) when set, else everything but the ``hidden`` ones."""
-
-    only: frozenset[str] | None = None
-    hidden: frozenset[str] = frozenset()
-
-    def allows(self, key: str) -> bool:
-        if self.only is not None:
-            return key in self.only
-        return key not in self.hidden
 
 
 def readable(state: ServerState, req: Req, kind: str) -> Readable | None:

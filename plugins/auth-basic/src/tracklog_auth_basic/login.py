@@ -1,10 +1,6 @@
-"""A sign-in page for browsers: the session is an expiring token of the user's in an
-HttpOnly cookie. The cookie alone authenticates only safe requests (GET, HEAD), so a page
-of another site can make a browser send it with nothing that changes data. A write with
-the cookie must also carry ``X-CSRF-Token``: an HMAC of the session secret, handed to the
-site's own pages in the readable ``tracklog_csrf_token`` cookie, which another site can
-neither read nor compute (the UI sends it with every change). The sign-in form carries a
-CSRF token that must match a cookie of this site (double submit)."""
+"""A sign-in page for browsers. Signing in starts a session (see
+:mod:`tracklog_auth_basic.sessions` for what its cookie authenticates); the sign-in form
+carries a CSRF token that must match a cookie of this site (double submit)."""
 
 from __future__ import annotations
 
@@ -18,16 +14,17 @@ import anyio.to_thread
 
 from tracklog import errors
 from tracklog.server import rule
-from tracklog_auth_basic.runtime import Caller, runtime_of
+from tracklog_auth_basic.runtime import runtime_of
+from tracklog_auth_basic.sessions import (
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    WRITE_TOKEN_COOKIE,
+    write_token,
+)
 from tracklog_auth_basic.store import now_ms
 
-SESSION_COOKIE = "tracklog_session"
 CSRF_COOKIE = "tracklog_csrf"
-#: Readable by the site's own scripts, which send it back as the CSRF_HEADER of a write.
-WRITE_TOKEN_COOKIE = "tracklog_csrf_token"
-CSRF_HEADER = "x-csrf-token"
 SESSION_HOURS = 12
-SAFE_METHODS = ("GET", "HEAD")
 
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Sign in - tracklog</title>
@@ -80,11 +77,6 @@ async def _form(request: Any) -> dict[str, str]:
         raise errors.invalid("The sign-in form is too large")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in fields.items() if v}
-
-
-def write_token(session_secret: str) -> str:
-    """What a write with the session cookie must send as ``X-CSRF-Token``."""
-    return hmac.new(session_secret.encode(), b"tracklog csrf", "sha256").hexdigest()
 
 
 def _csrf_ok(request: Any, form: dict[str, str]) -> bool:
@@ -148,20 +140,6 @@ def install(app: Any, config: Any, prefix: str) -> None:
     app.add_route(login_path, login_form, methods=["GET"])
     app.add_route(login_path, login, methods=["POST"])
     app.add_route(logout_path, logout, methods=["POST"])
-
-
-def session_caller(request: Any, runtime: Any) -> Caller | None:
-    """The user a session cookie names: for safe requests, and for writes that carry the
-    session's write token in ``X-CSRF-Token``."""
-    secret = request.cookies.get(SESSION_COOKIE)
-    if not secret:
-        return None
-    if request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), write_token(secret).encode()):
-            return None
-    user = runtime.store.user_for_token(secret)
-    return None if user is None else Caller(user, runtime)
 
 
 def login_url(prefix: str, path: str) -> str:

@@ -15,6 +15,7 @@ from tracklog import errors
 from tracklog_auth_basic import settings as settings_mod
 from tracklog_auth_basic.limiter import FailureLimiter
 from tracklog_auth_basic.permissions import EXPERIMENT, NEEDED, REGISTERED_MODEL, Permission
+from tracklog_auth_basic.sessions import session_secret
 from tracklog_auth_basic.store import USER, AuthStore, User
 
 log = logging.getLogger("tracklog.auth")
@@ -114,11 +115,10 @@ class Runtime:
                 raise unauthenticated("Invalid or expired token.")
             return Caller(user, self)
         if not header.strip():
-            from tracklog_auth_basic.login import session_caller
-
-            caller = session_caller(request, self)
-            if caller is not None:
-                return caller
+            secret = session_secret(request)
+            user = self.store.user_for_token(secret) if secret else None
+            if user is not None:
+                return Caller(user, self)
             if request.url.path in self.login_paths:
                 return Caller(User(0, "", False), self, anonymous=True)
         raise unauthenticated("Authentication required: send HTTP Basic credentials or "
