@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 import pytest
@@ -271,6 +272,9 @@ def test_a_schema_being_created_by_another_process_is_waited_for(fresh_url):
 
     first = dbmod.Database(fresh_url)
     second_error: list[BaseException] = []
+    # A slow commit widens the window in which a lock released before the commit lets the
+    # waiting process read the revision from before the last migration step.
+    sa.event.listen(first.engine, "commit", lambda conn: time.sleep(1))
 
     def second() -> None:
         try:

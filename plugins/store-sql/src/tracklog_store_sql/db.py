@@ -388,7 +388,7 @@ def schema_lock(conn: Connection) -> Iterator[None]:
     that servers started together on an empty database create the schema once. SQLite's
     ``BEGIN IMMEDIATE`` is lock enough; PostgreSQL takes a transaction-level advisory
     lock; MySQL and MariaDB (whose DDL commits at once) a named lock held until the end
-    of the block."""
+    of the block, which commits before releasing it."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
@@ -402,6 +402,9 @@ def schema_lock(conn: Connection) -> Iterator[None]:
             )
         try:
             yield
+            # The lock is the connection's, not the transaction's: commit first, or the
+            # next holder reads the revision from before the last (uncommitted) step.
+            conn.exec_driver_sql("COMMIT")
         finally:
             conn.exec_driver_sql("SELECT RELEASE_LOCK('tracklog_schema')")
     else:
