@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tracklog.testing import databases
 from tracklog.testing.server import ServerProcess
 from tracklog.testing.server import start_server as start_tracklog
 
@@ -71,27 +72,8 @@ def store_available(uri: str) -> str | None:
 @pytest.fixture(scope="session")
 def postgres_uri() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, dropped afterwards."""
-    try:
-        import psycopg
-    except ImportError as exc:
-        pytest.skip(f"psycopg not installed: {exc}")
-    name = f"tracklog_e2e_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            )
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with databases.private_database(PG_ADMIN_URL, "postgresql", "tracklog_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -155,31 +137,14 @@ def api(sqlite_server: Server) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def private_database(request: pytest.FixtureRequest):
     """``private_database(admin_url, backend)``: the URL of a new database on the
-    PostgreSQL or MariaDB server ``admin_url`` names, dropped at the end of the session;
-    a server that cannot be reached is an unavailable service."""
-    import sqlalchemy as sa
+    PostgreSQL or MariaDB server ``admin_url`` names, dropped at the end of the session."""
+    from contextlib import ExitStack
 
-    from tracklog.testing import service_unavailable
+    stack = ExitStack()
+    request.addfinalizer(stack.close)
 
     def make(admin_url: str, backend: str) -> str:
-        name = f"tracklog_e2e_{uuid.uuid4().hex[:12]}"
-        engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                                  connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        except Exception as exc:
-            engine.dispose()
-            service_unavailable(backend, f"{sa.make_url(admin_url).render_as_string()}: {exc}")
-
-        def drop() -> None:
-            force = " WITH (FORCE)" if backend == "postgresql" else ""
-            with engine.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-            engine.dispose()
-
-        request.addfinalizer(drop)
-        return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        return stack.enter_context(databases.private_database(admin_url, backend, "tracklog_e2e"))
 
     return make
 

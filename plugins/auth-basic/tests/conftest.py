@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tracklog.testing.databases import private_database
 from tracklog.testing.server import ServerProcess, start_server
 
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
@@ -113,24 +113,5 @@ def run_server(tmp: Path, store_uri: str, env: dict[str, str], *extra: str,
 @pytest.fixture(scope="session")
 def postgres_uri() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, dropped afterwards."""
-    from tracklog.testing import service_unavailable
-
-    try:
-        import psycopg
-    except ImportError as exc:
-        service_unavailable("postgresql", f"psycopg not installed: {exc}")
-    name = f"tracklog_auth_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except Exception as exc:
-        service_unavailable("postgresql", f"unreachable at {PG_ADMIN_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = %s", (name,))
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with private_database(PG_ADMIN_URL, "postgresql", "tracklog_auth") as url:
+        yield url

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from tracklog.testing import service_unavailable
+from tracklog.testing.databases import private_database
 from tracklog_store_sql.schema import ALL_TABLES
 from tracklog_store_sql.store import SqlTrackingStore
 
@@ -28,42 +26,16 @@ MYSQL_ADMIN = os.environ.get("TRACKLOG_TEST_MYSQL_URL", "mysql+pymysql://root@12
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 
 
-def _admin_engine(url: str) -> sa.Engine:
-    args = {"connect_timeout": 3}
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args=args)
-
-
-def _private_database(admin_url: str, backend: str) -> Iterator[str]:
-    name = f"tracklog_test_{uuid.uuid4().hex[:12]}"
-    engine = _admin_engine(admin_url)
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except Exception as exc:  # unreachable server: skip (fail in CI), never hang
-        engine.dispose()
-        where = sa.make_url(admin_url).render_as_string()
-        print(f"{backend} at {where} unreachable: {exc}")
-        service_unavailable(backend, f"{where}: {exc}")
-    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with engine.connect() as conn:
-            if backend == "postgresql":
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            else:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    yield from _private_database(PG_ADMIN, "postgresql")
+    with private_database(PG_ADMIN, "postgresql") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
-    yield from _private_database(MYSQL_ADMIN, "mysql")
+    with private_database(MYSQL_ADMIN, "mysql") as url:
+        yield url
 
 
 def _url_for(request: pytest.FixtureRequest, backend: str) -> str:
@@ -139,4 +111,5 @@ def fresh_url(backend: str, tmp_path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path}/fresh.db"
         return
-    yield from _private_database(PG_ADMIN if backend == "postgresql" else MYSQL_ADMIN, backend)
+    with private_database(PG_ADMIN if backend == "postgresql" else MYSQL_ADMIN, backend) as url:
+        yield url
