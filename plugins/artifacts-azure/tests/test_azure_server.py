@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tracklog.testing.server import TRACKLOG, start_server
+from tracklog.testing.server import TRACKLOG, start_server, stop_process
 from tracklog_artifacts_azure.factory import open_repository
 
 from .conftest import AZURE_VARIABLES, KEY
@@ -55,12 +55,7 @@ def _start(azurite, tmp: Path, *options: str) -> Server:
 
 
 def _stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(10)
+    stop_process(server.process)
     # Nothing secret reaches the server's log.
     assert KEY not in server.log.read_text(errors="replace")
 

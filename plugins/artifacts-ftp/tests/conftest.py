@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
-from tracklog.testing.server import free_port
+from tracklog.testing.server import free_port, stop_process
 
 VSFTPD = "/usr/sbin/vsftpd"
 FTP_USER = "tracklog-ftp"
@@ -155,12 +155,7 @@ def vsftpd() -> Iterator[FtpServer]:
                                    stdout=out, stderr=out)
 
     def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
     deadline = time.monotonic() + 15
     while True:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
-from tracklog.testing.server import free_port
+from tracklog.testing.server import free_port, stop_process
 from tracklog.testing.server import start_server as start_tracklog
 
 BUCKET = "tracklog-test"
@@ -51,16 +51,6 @@ def _binary() -> str:
         service_unavailable("fake-gcs-server", str(exc))
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     binary = _binary()
@@ -86,14 +76,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         time.sleep(0.05)
     # A busy port makes this emulator hang rather than exit: check it is still ours.
     if not ready or process.poll() is not None:
-        _stop(process)
+        stop_process(process)
         service_unavailable("fake-gcs-server", f"not ready on {url}: {log.read_text()[-500:]}")
     before = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = url
     try:
         yield Emulator(url, process, log)
     finally:
-        _stop(process)
+        stop_process(process)
         if before is None:
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
@@ -173,7 +163,7 @@ def gcs_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPath
     try:
         yield server
     finally:
-        _stop(server.process)
+        stop_process(server.process)
 
 
 @pytest.fixture
@@ -185,7 +175,7 @@ def fresh_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempPa
     try:
         yield server
     finally:
-        _stop(server.process)
+        stop_process(server.process)
 
 
 @pytest.fixture(scope="session")
@@ -199,7 +189,7 @@ def direct_server(bucket: str, signing_key: Path, tmp_path_factory: pytest.TempP
     try:
         yield server
     finally:
-        _stop(server.process)
+        stop_process(server.process)
 
 
 @pytest.fixture

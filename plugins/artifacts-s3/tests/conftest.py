@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
-from tracklog.testing.server import free_port
+from tracklog.testing.server import free_port, stop_process
 
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -46,12 +46,7 @@ class Moto:
     log: Path
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def reset(self) -> None:
         import httpx

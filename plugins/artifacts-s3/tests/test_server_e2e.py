@@ -14,7 +14,7 @@ import boto3
 import httpx
 import pytest
 
-from tracklog.testing.server import TRACKLOG, start_server
+from tracklog.testing.server import TRACKLOG, start_server, stop_process
 
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "60"
@@ -39,15 +39,6 @@ def _start(tmp: Path, port: int, *options: str) -> subprocess.Popen:
                         port=port, cwd=tmp).process
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
 @pytest.fixture
 def server_process(request, bucket, tmp_path, closed_port, monkeypatch):
     """A server whose artifact options come from the test's ``server_options`` marker,
@@ -62,7 +53,7 @@ def server_process(request, bucket, tmp_path, closed_port, monkeypatch):
     try:
         yield url, process
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tracklog.testing import service_unavailable
-from tracklog.testing.server import free_port
+from tracklog.testing.server import free_port, stop_process
 
 SSHD = "/usr/sbin/sshd"
 PASSWORD_USER = "tracklog-sftp"
@@ -56,12 +56,7 @@ class Sshd:
         return f"[127.0.0.1]:{self.port} {self.host_key}\n"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def _password_user() -> str | None:

@@ -36,6 +36,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate ``process`` and wait for it; kill it if it has not ended in ``timeout``
+    seconds. Safe to call on a process that has already ended."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
 @dataclass
 class ServerProcess:
     """A running server: ``url`` includes the static prefix, ``base`` does not."""
@@ -47,13 +59,7 @@ class ServerProcess:
     log: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
 
     def output(self) -> str:
         """What the server has printed so far."""
