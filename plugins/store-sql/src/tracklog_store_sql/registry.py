@@ -1,4 +1,5 @@
-"""The model registry half of the SQL store (mixed into SqlTrackingStore)."""
+"""Registered models, their tags and aliases, and the row helpers the model versions
+(model_versions.py) share: the first half of the SQL store's registry."""
 
 from __future__ import annotations
 
@@ -20,10 +21,8 @@ from tracklog.entities import (
 )
 from tracklog.search.ast import Filter, Kind, Op, OrderBy
 from tracklog.search.tokens import decode_offset_token
-from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.schema import (
-    logged_models,
     model_version_tags,
     model_versions,
     registered_model_aliases,
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
 
 _STAGES = {s.value.lower(): s.value for s in ModelVersionStage}
 _PROMPT_TAG = "mlflow.prompt.is_prompt"
-_VERSION_ATTEMPTS = 5
 
 
 def canonical_stage(stage: str) -> str:
@@ -67,7 +65,7 @@ def _check_model_name(name: str) -> None:
         )
 
 
-def _prompt_filter(filter: Filter) -> tuple[Filter, bool]:
+def prompt_filter(filter: Filter) -> tuple[Filter, bool]:
     """``(filter, prompts wanted)``: registry searches hide prompts, as MLflow's do, unless
     the first comparison on the prompt tag is ``= 'true'`` or ``!= 'false'`` (value in any case).
     Otherwise comparisons on that tag are dropped, so they never hide plain models."""
@@ -81,7 +79,7 @@ def _prompt_filter(filter: Filter) -> tuple[Filter, bool]:
     return kept, False
 
 
-def _no_prompt(tags: sa.Table, name_col, dialect: str):
+def no_prompt(tags: sa.Table, name_col, dialect: str):
     """No row of ``tags`` for this name marks a prompt. For versions MLflow matches any
     version of the name, not the version itself."""
     return ~sa.exists().where(
@@ -91,7 +89,7 @@ def _no_prompt(tags: sa.Table, name_col, dialect: str):
     )
 
 
-def _version_number(version: Any) -> int:
+def version_number(version: Any) -> int:
     try:
         value = int(str(version), 10)
     except (TypeError, ValueError):
@@ -126,7 +124,7 @@ class RegistryMixin:
         return row
 
     def _mv_row(self, conn: Connection, name: str, version: Any):
-        number = _version_number(version)
+        number = version_number(version)
         row = conn.execute(
             sa.select(model_versions).where(
                 model_versions.c.name == name, model_versions.c.version == number
@@ -239,7 +237,7 @@ class RegistryMixin:
                         description=description or "",
                     )
                 )
-                tag_rows = dict(_pairs(tags))
+                tag_rows = dict(tag_pairs(tags))
                 if tag_rows:
                     conn.execute(
                         registered_model_tags.insert(),
@@ -311,11 +309,11 @@ class RegistryMixin:
         page_token: str | None = None,
     ) -> PagedList[RegisteredModel]:
         offset = decode_offset_token(page_token)
-        filter, prompts = _prompt_filter(filter)
+        filter, prompts = prompt_filter(filter)
         stmt = sqlsearch.registered_models_query(self.dialect, filter, order_by)
         if not prompts:
             stmt = stmt.where(
-                _no_prompt(registered_model_tags, registered_models.c.name, self.dialect)
+                no_prompt(registered_model_tags, registered_models.c.name, self.dialect)
             )
         stmt = stmt.limit(page_limit(max_results)).offset(offset)
         with self.db.read() as conn:
@@ -349,203 +347,6 @@ class RegistryMixin:
             ).rowcount
             if not deleted:
                 raise errors.not_found(f"No tag with key {key!r} on registered model {name}")
-
-    # -- model versions -----------------------------------------------------------------
-
-    def create_model_version(
-        self,
-        name: str,
-        source: str,
-        run_id: str | None = None,
-        tags: Sequence[tuple[str, str]] = (),
-        run_link: str | None = None,
-        description: str | None = None,
-        model_id: str | None = None,
-    ) -> ModelVersion:
-        if not source:
-            raise errors.invalid("Model version source cannot be empty.")
-        tag_rows = dict(_pairs(tags))
-        for attempt in range(_VERSION_ATTEMPTS):
-            try:
-                return self._create_model_version(
-                    name, source, run_id, tag_rows, run_link, description, model_id
-                )
-            except sa.exc.DBAPIError as exc:
-                # The model row lock serialises registrations; a deadlock or serialization
-                # failure left is transient, and rerunning the transaction is safe.
-                if not dbmod.is_transient(exc):
-                    raise
-                if attempt + 1 == _VERSION_ATTEMPTS:
-                    raise errors.TracklogError(
-                        f"Could not register a version of model {name!r}: the database "
-                        "stayed busy; try again",
-                        errors.ErrorCode.TEMPORARILY_UNAVAILABLE,
-                    ) from None
-        raise AssertionError("unreachable")
-
-    def _create_model_version(self, name, source, run_id, tag_rows, run_link, description,
-                              model_id) -> ModelVersion:
-        with self.db.write() as conn:
-            # Lock the model row first, so concurrent registrations take numbers one at
-            # a time.
-            self._rm_row(conn, name, lock=True)
-            now = now_ms()
-            current = conn.execute(
-                sa.select(sa.func.max(model_versions.c.version)).where(
-                    model_versions.c.name == name
-                )
-            ).scalar()
-            version = (current or 0) + 1
-            conn.execute(
-                model_versions.insert().values(
-                    name=name,
-                    version=version,
-                    creation_time=now,
-                    last_updated_time=now,
-                    description=description or "",
-                    current_stage=ModelVersionStage.NONE.value,
-                    source=source,
-                    run_id=run_id or None,
-                    run_link=run_link or "",
-                    status=ModelVersionStatus.READY.value,
-                    model_id=model_id or None,
-                )
-            )
-            if tag_rows:
-                conn.execute(
-                    model_version_tags.insert(),
-                    [
-                        {"name": name, "version": version, "key": k, "value": v}
-                        for k, v in tag_rows.items()
-                    ],
-                )
-            conn.execute(
-                registered_models.update()
-                .where(registered_models.c.name == name)
-                .values(last_updated_time=now)
-            )
-            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
-
-    def get_model_version(self, name: str, version: str) -> ModelVersion:
-        with self.db.read() as conn:
-            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
-
-    def update_model_version(
-        self, name: str, version: str, description: str | None
-    ) -> ModelVersion:
-        with self.db.write() as conn:
-            row = self._mv_row(conn, name, version)
-            conn.execute(
-                model_versions.update()
-                .where(model_versions.c.name == name, model_versions.c.version == row.version)
-                .values(description=description or "", last_updated_time=now_ms())
-            )
-            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
-
-    def transition_model_version_stage(
-        self, name: str, version: str, stage: str, archive_existing_versions: bool
-    ) -> ModelVersion:
-        stage = canonical_stage(stage)
-        now = now_ms()
-        with self.db.write() as conn:
-            row = self._mv_row(conn, name, version)
-            self._rm_row(conn, name, lock=True)
-            if archive_existing_versions and stage in (
-                ModelVersionStage.STAGING.value,
-                ModelVersionStage.PRODUCTION.value,
-            ):
-                conn.execute(
-                    model_versions.update()
-                    .where(
-                        model_versions.c.name == name,
-                        model_versions.c.version != row.version,
-                        model_versions.c.current_stage == stage,
-                    )
-                    .values(current_stage=ModelVersionStage.ARCHIVED.value, last_updated_time=now)
-                )
-            conn.execute(
-                model_versions.update()
-                .where(model_versions.c.name == name, model_versions.c.version == row.version)
-                .values(current_stage=stage, last_updated_time=now)
-            )
-            conn.execute(
-                registered_models.update()
-                .where(registered_models.c.name == name)
-                .values(last_updated_time=now)
-            )
-            return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
-
-    def delete_model_version(self, name: str, version: str) -> None:
-        with self.db.write() as conn:
-            row = self._mv_row(conn, name, version)
-            self._rm_row(conn, name, lock=True)
-            for table in (model_version_tags, registered_model_aliases, model_versions):
-                conn.execute(
-                    table.delete().where(table.c.name == name, table.c.version == row.version)
-                )
-            conn.execute(
-                registered_models.update()
-                .where(registered_models.c.name == name)
-                .values(last_updated_time=now_ms())
-            )
-
-    def get_model_version_download_uri(self, name: str, version: str) -> str:
-        with self.db.read() as conn:
-            row = self._mv_row(conn, name, version)
-            source = row.source or ""
-            if source.startswith("models:/m-"):
-                model_id = source[len("models:/") :].split("/", 1)[0]
-                location = conn.execute(
-                    sa.select(logged_models.c.artifact_location).where(
-                        logged_models.c.model_id == model_id
-                    )
-                ).scalar()
-                if location:
-                    return location
-            return source
-
-    def search_model_versions(
-        self,
-        filter: Filter = (),
-        max_results: int = 10000,
-        order_by: Sequence[OrderBy] = (),
-        page_token: str | None = None,
-    ) -> PagedList[ModelVersion]:
-        offset = decode_offset_token(page_token)
-        filter, prompts = _prompt_filter(filter)
-        stmt = sqlsearch.model_versions_query(self.dialect, filter, order_by)
-        if not prompts:
-            stmt = stmt.where(_no_prompt(model_version_tags, model_versions.c.name, self.dialect))
-        stmt = stmt.limit(page_limit(max_results)).offset(offset)
-        with self.db.read() as conn:
-            rows, token = page(conn.execute(stmt).all(), max_results, offset)
-            return PagedList(self._load_versions(conn, rows), token)
-
-    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
-        with self.db.write() as conn:
-            row = self._mv_row(conn, name, version)
-            upsert(
-                conn,
-                model_version_tags,
-                [{"name": name, "version": row.version, "key": key, "value": value}],
-                ["name", "version", "key"],
-                ["value"],
-            )
-
-    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
-        with self.db.write() as conn:
-            row = self._mv_row(conn, name, version)
-            deleted = conn.execute(
-                model_version_tags.delete().where(
-                    model_version_tags.c.name == name,
-                    model_version_tags.c.version == row.version,
-                    model_version_tags.c.key == key,
-                )
-            ).rowcount
-            if not deleted:
-                raise errors.not_found(
-                    f"No tag with key {key!r} on model version (name={name}, version={version})"
-                )
 
     # -- aliases ------------------------------------------------------------------------
 
@@ -585,7 +386,7 @@ class RegistryMixin:
             return self._load_versions(conn, [self._mv_row(conn, name, version)])[0]
 
 
-def _pairs(tags: Sequence[Any]):
+def tag_pairs(tags: Sequence[Any]):
     """Accept ``(key, value)`` tuples or objects with ``key``/``value`` attributes."""
     for t in tags:
         if isinstance(t, tuple):

@@ -25,8 +25,8 @@ from tracklog_store_sql.importing import ImportMixin
 from tracklog_store_sql.inputs import InputsMixin
 from tracklog_store_sql.logged_models import LoggedModelsMixin
 from tracklog_store_sql.metrics import MetricsMixin
+from tracklog_store_sql.model_versions import ModelVersionsMixin
 from tracklog_store_sql.purging import PurgeMixin
-from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.runs import RunsMixin
 from tracklog_store_sql.sampling import SamplingMixin
 from tracklog_store_sql.traces import TracesMixin
@@ -39,7 +39,7 @@ class SqlTrackingStore(
     MetricsMixin,
     InputsMixin,
     LoggedModelsMixin,
-    RegistryMixin,
+    ModelVersionsMixin,
     TracesMixin,
     SamplingMixin,
     ImportMixin,
