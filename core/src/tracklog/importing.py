@@ -4,9 +4,10 @@ may offer, the sources a migration reads, and the migration itself.
 A migration walks a :class:`MigrationSource` experiment by experiment and run by run and
 writes each into an :class:`ImportStore`. Ids, names, times, statuses and lifecycle
 stages are kept, so the client's links and ``runs:/`` URIs stay valid. It is resumable:
-a run is first written with the marker tag :data:`INCOMPLETE_TAG`, its params, tags and
-full metric histories follow in batches (each write is idempotent: the same param, tag
-or point written twice is stored once), and the marker goes last. A run found complete
+a run is created carrying the marker tag :data:`INCOMPLETE_TAG` (in the same write, so
+no interruption can leave an unmarked partial run), its params, tags and full metric
+histories follow in batches (each write is idempotent: the same param, tag or point
+written twice is stored once), and the marker goes with the run's final stage. A run found complete
 in the destination is skipped; one found with the marker is written again. At the end
 each copied run is verified: counts and a checksum of its params and metric histories,
 read back from both sides.
@@ -79,12 +80,15 @@ class ImportStore(abc.ABC):
     def import_run(self, info: RunInfo) -> None:
         """Create the run described by ``info`` (its id, experiment, name, user, status,
         times and artifact URI) in the ACTIVE stage, so its data can be logged; or, if it
-        exists, make it ACTIVE again. :meth:`finish_import` sets its final stage."""
+        exists, make it ACTIVE again. Either way the run carries :data:`INCOMPLETE_TAG`
+        from the same write on, so an import stopped at any point after it is found
+        incomplete and redone; :meth:`finish_import` removes the mark."""
 
     @abc.abstractmethod
     def finish_import(self, run_id: str, lifecycle_stage: LifecycleStage) -> None:
         """Give an imported run its final lifecycle stage (DELETED keeps it restorable
-        and in reach of garbage collection, as a run deleted through the API)."""
+        and in reach of garbage collection, as a run deleted through the API) and remove
+        its :data:`INCOMPLETE_TAG`, in one write."""
 
     def existing_runs(self, run_ids: Sequence[str]) -> dict[str, bool]:
         """Which of ``run_ids`` exist here: run id -> True when complete, False when an
@@ -164,8 +168,7 @@ def _write_io(dest: _Destination, run: Run) -> None:
 
 def _write_whole(dest: _Destination, item: ImportedRun) -> None:
     info, data = item.run.info, item.run.data
-    dest.import_run(info)
-    dest.log_batch(info.run_id, tags=[RunTag(INCOMPLETE_TAG, "true")])
+    dest.import_run(info)  # marked incomplete until finish_import
     params = [Param(k, v) for k, v in sorted(data.params.items())]
     tags = [RunTag(k, v) for k, v in sorted(data.tags.items())]
     for i in range(0, max(len(params), len(tags)), _PARAMS_TAGS_PER_BATCH):
@@ -174,7 +177,6 @@ def _write_whole(dest: _Destination, item: ImportedRun) -> None:
     for i in range(0, len(item.metrics), 1000):
         dest.log_batch(info.run_id, metrics=item.metrics[i:i + 1000])
     _write_io(dest, item.run)
-    dest.delete_tag(info.run_id, INCOMPLETE_TAG)
     dest.finish_import(info.run_id, info.lifecycle_stage)
 
 
@@ -648,8 +650,7 @@ def _copy_run(
     report.params += len(params)
     report.tags += len(tags)
     if not dry_run:
-        dest.import_run(run.info)
-        dest.log_batch(run_id, tags=[RunTag(INCOMPLETE_TAG, "true")])
+        dest.import_run(run.info)  # marked incomplete until finish_import
         for i in range(0, max(len(params), len(tags)), _PARAMS_TAGS_PER_BATCH):
             dest.log_batch(run_id, params=params[i:i + _PARAMS_TAGS_PER_BATCH],
                            tags=tags[i:i + _PARAMS_TAGS_PER_BATCH])
@@ -667,7 +668,6 @@ def _copy_run(
                 dest.log_batch(run_id, metrics=batch)
     if not dry_run:
         _write_io(dest, run)
-        dest.delete_tag(run_id, INCOMPLETE_TAG)
         dest.finish_import(run_id, run.info.lifecycle_stage)
 
 

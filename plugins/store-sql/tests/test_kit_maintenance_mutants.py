@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tracklog.entities import LifecycleStage
+from tracklog.entities import LifecycleStage, RunTag
 from tracklog.errors import TracklogError
+from tracklog.importing import INCOMPLETE_TAG
 from tracklog.plugins import resolve_store
 from tracklog.stores import TrackingStore
 from tracklog.testing.mutants import Mutants
@@ -40,6 +41,27 @@ def _all_complete(base: type) -> type:
     class M(base):
         def existing_runs(self, run_ids):
             return dict.fromkeys(super().existing_runs(run_ids), True)
+
+    return M
+
+
+@mutant("import_run marks nothing (the mark comes in a later write)",
+        "test_an_imported_run_is_incomplete_until_finished")
+def _unmarked(base: type) -> type:
+    class M(base):
+        def import_run(self, info):
+            super().import_run(info)
+            self.delete_tag(info.run_id, INCOMPLETE_TAG)
+
+    return M
+
+
+@mutant("finish_import leaves the mark", "test_an_imported_run_is_incomplete_until_finished")
+def _mark_left(base: type) -> type:
+    class M(base):
+        def finish_import(self, run_id, lifecycle_stage):
+            super().finish_import(run_id, lifecycle_stage)
+            self.set_tag(run_id, RunTag(INCOMPLETE_TAG, "true"))
 
     return M
 

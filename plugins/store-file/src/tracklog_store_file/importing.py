@@ -5,13 +5,14 @@ written with their own ids, times and lifecycle stages (``tracklog migrate`` int
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tracklog import errors
 from tracklog.entities import Experiment, ExperimentTag, LifecycleStage, RunInfo, now_ms
-from tracklog.importing import ImportStore
+from tracklog.importing import INCOMPLETE_TAG, ImportStore
 from tracklog.validation import check_int64, check_no_nul
 from tracklog_store_file.paths import (
     ARTIFACTS,
@@ -74,6 +75,7 @@ class FileImport(Rows, ImportStore):
                 raise
         else:
             with self._locks.hold(folder):
+                self._write_key(folder, TAGS, INCOMPLETE_TAG, "true", "tag key")
                 self._rewrite_run_meta(folder, lifecycle_stage=LifecycleStage.ACTIVE.value,
                                        deleted_time=DROP)
             return
@@ -84,6 +86,8 @@ class FileImport(Rows, ImportStore):
         os.makedirs(folder, exist_ok=True)
         for sub in (METRICS, PARAMS, ARTIFACTS, TAGS):
             os.makedirs(os.path.join(folder, sub), exist_ok=True)
+        # The mark before meta.yaml: the run exists only once that is written.
+        self._write_key(folder, TAGS, INCOMPLETE_TAG, "true", "tag key")
         self._write_meta(folder, {
             "artifact_uri": info.artifact_uri,
             "deleted_time": None,
@@ -110,4 +114,7 @@ class FileImport(Rows, ImportStore):
         with self._locks.hold(folder):
             self._rewrite_run_meta(folder, lifecycle_stage=str(lifecycle_stage),
                                    deleted_time=now_ms() if deleted else DROP)
+            # The mark last: stopped before this, the run is found incomplete and redone.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, TAGS, INCOMPLETE_TAG))
 

@@ -53,6 +53,7 @@ from tracklog_store_sql.sqlutil import (
     chunks,
     copy_new_metric_points,
     in_ids,
+    upsert,
 )
 
 _INT32_MAX = 2**31 - 1
@@ -119,19 +120,21 @@ class ImportMixin(ImportStore):
             if exists:
                 conn.execute(runs.update().where(r.run_uuid == info.run_id).values(
                     lifecycle_stage=LifecycleStage.ACTIVE.value, deleted_time=None))
-                return
-            conn.execute(runs.insert().values(
-                run_uuid=info.run_id,
-                name=info.run_name,
-                user_id=info.user_id,
-                status=str(info.status),
-                start_time=info.start_time,
-                end_time=info.end_time,
-                deleted_time=None,
-                lifecycle_stage=LifecycleStage.ACTIVE.value,
-                artifact_uri=info.artifact_uri,
-                experiment_id=int(info.experiment_id),
-            ))
+            else:
+                conn.execute(runs.insert().values(
+                    run_uuid=info.run_id,
+                    name=info.run_name,
+                    user_id=info.user_id,
+                    status=str(info.status),
+                    start_time=info.start_time,
+                    end_time=info.end_time,
+                    deleted_time=None,
+                    lifecycle_stage=LifecycleStage.ACTIVE.value,
+                    artifact_uri=info.artifact_uri,
+                    experiment_id=int(info.experiment_id),
+                ))
+            upsert(conn, tags, [{"run_uuid": info.run_id, "key": INCOMPLETE_TAG,
+                                 "value": "true"}], ["run_uuid", "key"], ["value"])
 
     def finish_import(self, run_id: str, lifecycle_stage: LifecycleStage) -> None:
         deleted = lifecycle_stage == LifecycleStage.DELETED
@@ -140,6 +143,8 @@ class ImportMixin(ImportStore):
                 lifecycle_stage=str(lifecycle_stage),
                 deleted_time=now_ms() if deleted else None,
             ))
+            conn.execute(tags.delete().where(tags.c.run_uuid == run_id,
+                                             tags.c.key == INCOMPLETE_TAG))
 
     def existing_runs(self, run_ids: Sequence[str]) -> dict[str, bool]:
         out: dict[str, bool] = {}

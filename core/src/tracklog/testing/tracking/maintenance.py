@@ -97,6 +97,25 @@ class ImportTests(KitBase):
         assert run.info.lifecycle_stage == LifecycleStage.ACTIVE
         assert run.data.params == {"p": "1"}
 
+    def test_an_imported_run_is_incomplete_until_finished(self, store):
+        """import_run marks the run incomplete in the same write that creates (or
+        reopens) it, so a migration stopped right after finds it incomplete and writes it
+        again; finish_import removes the mark."""
+        _need(store, ImportStore)
+        from tracklog.importing import INCOMPLETE_TAG
+
+        info = RunInfo("ef" * 16, "0", "marked", "u", RunStatus.FINISHED, 1, 2, "/x")
+        store.import_run(info)
+        assert store.existing_runs([info.run_id]) == {info.run_id: False}
+        assert INCOMPLETE_TAG in store.get_run(info.run_id).data.tags
+        store.finish_import(info.run_id, LifecycleStage.ACTIVE)
+        assert store.existing_runs([info.run_id]) == {info.run_id: True}
+        assert INCOMPLETE_TAG not in store.get_run(info.run_id).data.tags
+        store.import_run(info)  # resumed: incomplete again until finished anew
+        assert store.existing_runs([info.run_id]) == {info.run_id: False}
+        store.finish_import(info.run_id, LifecycleStage.DELETED)
+        assert store.existing_runs([info.run_id]) == {info.run_id: True}
+
 
     def test_import_runs_writes_whole_runs(self, store):
         """import_runs writes whole runs with their stages and points; existing_runs tells
@@ -126,7 +145,7 @@ class ImportTests(KitBase):
         assert got_a.data.metrics["loss"].step == 60  # the latest is the NaN point
         marked = "3c" * 16
         store.import_run(RunInfo(marked, "0", "m", "u", RunStatus.RUNNING, 1, None, "/m"))
-        store.log_batch(marked, tags=tags(**{INCOMPLETE_TAG: "true"}))
+        assert INCOMPLETE_TAG not in got_a.data.tags
         assert store.existing_runs([a, b, marked, "9" * 32]) == {a: True, b: True,
                                                                   marked: False}
 
