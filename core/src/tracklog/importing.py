@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import itertools
+import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +47,7 @@ from tracklog.entities import (
     TraceInfo,
     ViewType,
 )
+from tracklog.perf import gc_paused
 from tracklog.search.tokens import all_pages
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
 
@@ -103,6 +105,17 @@ class ImportStore(abc.ABC):
             out[run_id] = INCOMPLETE_TAG not in tags
         return out
 
+    def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
+        """Runs of ``run_ids`` as stored, each with its full metric histories as columns,
+        for a migration to verify what it wrote. This default reads each run and its
+        histories through the store contract; stores override it with a few queries for
+        all of them and no :class:`Metric` per point."""
+        for run_id in run_ids:
+            run = self.get_run(run_id)  # type: ignore[attr-defined]
+            yield run, {key: history_columns(
+                self.get_metric_history(run_id, key))  # type: ignore[attr-defined]
+                for key in run.data.metrics}
+
     def import_logged_model(self, model: LoggedModel) -> bool:
         """Create ``model`` whole (one transaction) with its id, experiment, times,
         status, lifecycle stage, tags, params and metrics. Returns False, changing
@@ -132,6 +145,21 @@ class ImportStore(abc.ABC):
         default writes them one after the other, each marked incomplete until done."""
         for item in runs:
             _write_whole(self, item)
+
+
+#: A metric history as columns: timestamps, steps and values (NaN as NaN), in any order.
+HistoryColumns = tuple[Sequence[int], Sequence[int], Sequence[float]]
+#: A run read back with its metric histories by key.
+ImportedRunColumns = tuple[Run, dict[str, HistoryColumns]]
+
+
+def history_columns(points: Iterable[Metric]) -> HistoryColumns:
+    """A history's points as columns (one C-level transposition of the named tuples)."""
+    points = points if isinstance(points, Sequence) else list(points)
+    if not points:
+        return (), (), ()
+    _, values, timestamps, steps, *_ = zip(*points, strict=True)
+    return timestamps, steps, values
 
 
 @dataclass
@@ -495,18 +523,22 @@ def _chunked(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+#: A gathered run and, when verifying, the checksum of its source.
+_Pending = tuple[ImportedRun, "str | None"]
+
+
 class _BatchWriter:
     """Writes gathered batches on a thread of its own while the next one is read, so the
     source's reads and the destination's writes (mostly the database server's work)
     overlap. One batch in writing at a time keeps memory bounded and the order of writes
     as it was; whatever else touches the destination calls :meth:`wait` first."""
 
-    def __init__(self, write: Callable[[list[ImportedRun]], None]) -> None:
+    def __init__(self, write: Callable[[list[_Pending]], None]) -> None:
         self._write = write
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate")
         self._writing: Future[None] | None = None
 
-    def submit(self, batch: list[ImportedRun]) -> None:
+    def submit(self, batch: list[_Pending]) -> None:
         self.wait()
         self._writing = self._pool.submit(self._write, batch)
 
@@ -524,23 +556,36 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
                 artifacts: ArtifactCopier | None = None) -> None:
     """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
     written many at a time, each batch atomically; longer ones, runs with inputs or
-    outputs, and runs an interrupted migration left incomplete, are written one by one."""
+    outputs, and runs an interrupted migration left incomplete, are written one by one.
+
+    A gathered run's source checksum is taken from the points read for writing, and the
+    batch is read back from ``dest`` in bulk, as columns."""
     state = ({} if dry_run else
              dest.existing_runs([r.info.run_id for r in chunk]))
-    pending: list[ImportedRun] = []
+    pending: list[_Pending] = []
     pending_points = 0
 
-    def done(run: Run, points: Sequence[Metric] | None = None) -> None:
-        if not dry_run:
-            _verified(source, dest, run, report, verify, points)
-            if artifacts is not None and run.info.artifact_uri:
-                artifacts.copy("run", run.info.artifact_uri,
-                               dest.get_run(run.info.run_id).info.artifact_uri)
+    def copy_artifacts(run: Run, copied: Run | None = None) -> None:
+        if artifacts is not None and run.info.artifact_uri:
+            copied = copied or dest.get_run(run.info.run_id)
+            artifacts.copy("run", run.info.artifact_uri, copied.info.artifact_uri)
 
-    def write(batch: list[ImportedRun]) -> None:
-        dest.import_runs(batch)
-        for item in batch:
-            done(item.run, item.metrics)
+    def write(batch: list[_Pending]) -> None:
+        with gc_paused():  # rows and columns for thousands of points, no cycles
+            dest.import_runs([item for item, _ in batch])
+        if not verify:
+            for item, _ in batch:
+                copy_artifacts(item.run)
+            return
+        wants = {item.run.info.run_id: (item.run, want or "") for item, want in batch}
+        with gc_paused():  # many short-lived tuples, no cycles
+            read_back = list(dest.imported_runs(list(wants)))
+            mismatches = [_compare(*wants[copied.info.run_id], copied, columns)
+                          for copied, columns in read_back]
+        for (copied, _), mismatch in zip(read_back, mismatches, strict=True):
+            if mismatch:
+                report.mismatches.append(f"run {copied.info.run_id}: {mismatch}")
+            copy_artifacts(wants[copied.info.run_id][0], copied)
 
     writer = _BatchWriter(write)
 
@@ -554,26 +599,32 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         for run in chunk:
             if state.get(run.info.run_id) is True:
                 report.runs_skipped += 1
-                if artifacts is not None and not dry_run and run.info.artifact_uri:
+                if artifacts is not None and not dry_run:
                     writer.wait()  # the copier is not shared between threads
                     # Resumed: its artifacts may be what was interrupted.
-                    artifacts.copy("run", run.info.artifact_uri,
-                                   dest.get_run(run.info.run_id).info.artifact_uri)
+                    copy_artifacts(run)
                 continue
-            histories, rest = _read_small(source, run)
+            with gc_paused():  # a Metric per point read, no cycles
+                histories, rest = _read_small(source, run)
             if rest is not None or run.info.run_id in state or _has_io(run):
                 flush()
                 writer.wait()
                 _copy_run(source, dest, run, report, dry_run, histories, rest)
-                done(run)
+                if not dry_run:
+                    if verify:
+                        mismatch = _verify(source, dest, run)
+                        if mismatch:
+                            report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
+                    copy_artifacts(run)
             else:
                 n = sum(map(len, histories.values()))
                 report.points += n
                 report.params += len(run.data.params)
                 report.tags += len(run.data.tags)
                 if not dry_run:
-                    pending.append(
-                        ImportedRun(run, [m for h in histories.values() for m in h]))
+                    pending.append((
+                        ImportedRun(run, [m for h in histories.values() for m in h]),
+                        _source_checksum(run, histories) if verify else None))
                     pending_points += n
                     if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
                         flush()
@@ -607,16 +658,6 @@ def _read_small(source: MigrationSource,
             if total > BATCH_POINTS:
                 return out, (key, it)
     return out, None
-
-
-def _verified(
-    source: MigrationSource, dest: TrackingStore, run: Run, report: Report, verify: bool,
-    points: Sequence[Metric] | None = None,
-) -> None:
-    if verify:
-        mismatch = _verify(source, dest, run, points)
-        if mismatch:
-            report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
 
 
 def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, bool]:
@@ -677,31 +718,70 @@ _MAX_DOUBLE = MAX_DOUBLE
 def checksum(params: Mapping[str, str], histories: Mapping[str, Iterable[Metric]]) -> str:
     """A digest of a run's params and full metric histories, independent of order and
     of how a store spells NaN and infinities (SQL stores, as MLflow's, keep ±inf as the
-    largest finite double)."""
+    largest finite double). Points are read by attribute, so MLflow's own entities do."""
+    columns: dict[str, HistoryColumns] = {}
+    for key, points in histories.items():
+        points = list(points)
+        columns[key] = ([p.timestamp for p in points], [p.step for p in points],
+                        [p.value for p in points])
+    return columns_checksum(params, columns)
+
+
+def columns_checksum(params: Mapping[str, str],
+                     histories: Mapping[str, HistoryColumns]) -> str:
+    """:func:`checksum` of histories held as columns."""
     h = hashlib.sha256()
     for key in sorted(params):
         h.update(f"p\0{key}\0{params[key]}\0".encode())
     top, low = _MAX_DOUBLE, -_MAX_DOUBLE
     for key in sorted(histories):
-        # NaN sorts as a flag, so the order is total; values are clamped as stored.
-        points = sorted([(p.timestamp, p.step, v != v, 0.0 if v != v else min(max(v, low), top))
-                         for p in histories[key] for v in (p.value,)])
-        n = len(points)
+        ts, steps, values = histories[key]
+        n = len(ts)
         h.update(f"m\0{key}\0{n}\0".encode())
-        if n:
-            ts, steps, nans, values = zip(*points, strict=True)
-            h.update(struct.pack(f"<{n}q", *ts))
-            h.update(struct.pack(f"<{n}q", *steps))
-            h.update(struct.pack(f"<{n}?", *nans))
-            h.update(struct.pack(f"<{n}d", *values))
+        if not n:
+            continue
+        total = sum(values)
+        if total - total == 0:
+            # A finite sum: no NaN or ±inf, so nothing to flag or clamp. Histories come
+            # in order from most sources: told in C, with no tuple per point.
+            if not all(map(operator.lt, ts, itertools.islice(ts, 1, None))):
+                ts, steps, values = zip(*sorted(zip(ts, steps, values, strict=True)),
+                                        strict=True)
+            nans = bytes(n)
+        else:
+            # NaN sorts as a flag, so the order is total; values are clamped as stored.
+            points = sorted([(t, s, v != v, 0.0 if v != v else min(max(v, low), top))
+                             for t, s, v in zip(ts, steps, values, strict=True)])
+            ts, steps, flags, values = zip(*points, strict=True)
+            nans = struct.pack(f"<{n}?", *flags)
+        h.update(struct.pack(f"<{n}q", *ts))
+        h.update(struct.pack(f"<{n}q", *steps))
+        h.update(nans)
+        h.update(struct.pack(f"<{n}d", *values))
     return h.hexdigest()
 
 
-def _verify(source: MigrationSource, dest: TrackingStore, run: Run,
-            points: Sequence[Metric] | None = None) -> str | None:
-    """Compare the copy with the source: stage, tags, metric keys and a checksum of the
-    params and histories (``points``: the source's histories already in hand)."""
-    copied = dest.get_run(run.info.run_id)
+def _source_checksum(run: Run, histories: Mapping[str, Sequence[Metric]]) -> str:
+    """The checksum of a run whose whole histories are in hand (read for writing)."""
+    with gc_paused():  # many short-lived tuples, no cycles
+        return columns_checksum(run.data.params, {
+            k: history_columns(histories.get(k, ())) for k in run.data.metrics})
+
+
+def _verify(source: MigrationSource, dest: _Destination, run: Run) -> str | None:
+    """Compare the copy of a run written on its own with the source, its histories read
+    from the source again."""
+    histories = {k: history_columns(source.history(run.info.run_id, k))
+                 for k in run.data.metrics}
+    want = columns_checksum(run.data.params, histories)
+    (copied, columns), = dest.imported_runs([run.info.run_id])
+    return _compare(run, want, copied, columns)
+
+
+def _compare(run: Run, want: str, copied: Run,
+             columns: Mapping[str, HistoryColumns]) -> str | None:
+    """What differs between the source's ``run`` (``want``: the checksum of its params
+    and histories) and its copy read back: stage, tags, metric keys, checksum."""
     if copied.info.lifecycle_stage != run.info.lifecycle_stage:
         return f"lifecycle stage {copied.info.lifecycle_stage} != {run.info.lifecycle_stage}"
     if set(copied.data.metrics) != set(run.data.metrics):
@@ -709,18 +789,8 @@ def _verify(source: MigrationSource, dest: TrackingStore, run: Run,
     tags = {k: v for k, v in copied.data.tags.items() if k != INCOMPLETE_TAG}
     if tags != run.data.tags:
         return "tags differ"
-    keys = sorted(run.data.metrics)
-    theirs: Mapping[str, Iterable[Metric]]
-    if points is None:
-        theirs = {k: source.history(run.info.run_id, k) for k in keys}
-    else:
-        by_key: dict[str, list[Metric]] = {k: [] for k in keys}
-        for p in points:
-            by_key[p.key].append(p)
-        theirs = by_key
-    want = checksum(run.data.params, theirs)
-    got = checksum(copied.data.params,
-                   {k: dest.get_metric_history(run.info.run_id, k) for k in keys})
+    got = columns_checksum(copied.data.params, {k: columns.get(k, ((), (), ()))
+                                                for k in run.data.metrics})
     return None if want == got else "params or metric histories differ"
 
 

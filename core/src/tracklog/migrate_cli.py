@@ -84,6 +84,8 @@ def _migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
              new_experiment_ids: bool, artifact_root: str | None, copy_artifacts: bool,
              artifacts_destination: str | None,
              source_artifacts_destination: str | None) -> None:
+    import gc
+
     from tracklog.importing import migrate as run_migration
     from tracklog.plugins import load_plugins, resolve_store
     from tracklog.progress import Progress
@@ -104,6 +106,9 @@ def _migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
     click.echo(f"{'Counting' if dry_run else 'Migrating'} {src.describe()} -> {destination}",
                err=True)
     progress = Progress("migrating" if not dry_run else "counting", "runs")
+    # The modules and stores loaded so far live as long as the command: out of the
+    # collector's sight, its full collections scan only what the copy builds.
+    gc.freeze()
     try:
         report = run_migration(src, dest, dry_run=dry_run, verify=not no_verify,
                                progress=progress.step, new_experiment_ids=new_experiment_ids,
