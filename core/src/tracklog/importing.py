@@ -21,8 +21,10 @@ by the destination, so one found there is complete and skipped.
 from __future__ import annotations
 
 import abc
+import base64
 import hashlib
 import itertools
+import json
 import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -452,7 +454,8 @@ def _copy_others(source: MigrationSource, dest: _Destination, kind: str,
 
 
 #: Trace tags a tracking server keeps for itself (where it put the spans).
-_SERVER_TRACE_TAGS = frozenset({TRACE_ARTIFACT_LOCATION_TAG, "mlflow.trace.spansLocation",
+_SPANS_LOCATION_TAG = "mlflow.trace.spansLocation"
+_SERVER_TRACE_TAGS = frozenset({TRACE_ARTIFACT_LOCATION_TAG, _SPANS_LOCATION_TAG,
                                 "mlflow.trace.archiveLocation",
                                 "mlflow.trace.archivalFailure"})
 
@@ -805,6 +808,8 @@ class RestSource:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url + "/api", headers=headers, timeout=300)
+        #: Traces whose spans the server keeps in its tracking store.
+        self._spans_in_store: set[str] = set()
 
     def describe(self) -> str:
         return f"tracking server {self.url}"
@@ -887,6 +892,8 @@ class RestSource:
         for t in self._search("POST", "/3.0/mlflow/traces/search", body, "traces",
                               missing_ok=True):
             info = trace_info_from_json(t, "trace")
+            if info.tags.get(_SPANS_LOCATION_TAG) == "TRACKING_STORE":
+                self._spans_in_store.add(info.trace_id)
             for a in t.get("assessments", ()):
                 info.assessments.append(replace(
                     assessment_from_json(a, info.trace_id),
@@ -895,6 +902,20 @@ class RestSource:
                     last_update_time=timestamp_to_ms(a.get("last_update_time", 0),
                                                      "last_update_time")))
             yield info
+
+    def spans(self, trace_id: str) -> bytes | None:
+        """The trace's spans as MLflow's ``traces.json`` when the server keeps them in its
+        tracking store (MLflow 3 answers them, as OpenTelemetry spans, to a batch get);
+        None when it has none there (a tracklog server, an older MLflow)."""
+        if trace_id not in self._spans_in_store:
+            return None  # asked anyway, MLflow answers 500
+        page = self._call("GET", "/3.0/mlflow/traces/batchGet", missing_ok=True,
+                          params={"trace_ids": [trace_id]})
+        spans = [s for t in page.get("traces", ()) for s in t.get("spans", ())]
+        if not spans:
+            return None
+        return json.dumps({"spans": [_span_from_otel(s) for s in spans]},
+                          ensure_ascii=False).encode()
 
     def registered_models(self) -> Iterator[tuple[RegisteredModel, list[ModelVersion]]]:
         from tracklog.server.codec import model_version_from_json, registered_model_from_json
@@ -925,3 +946,58 @@ class RestSource:
 
     def close(self) -> None:
         self.http.close()
+
+
+_OTEL_STATUS = {0: "STATUS_CODE_UNSET", 1: "STATUS_CODE_OK", 2: "STATUS_CODE_ERROR"}
+
+
+def _otel_value(value: dict[str, Any]) -> Any:
+    """An OpenTelemetry AnyValue in its JSON form, as a plain value."""
+    if "array_value" in value:
+        return [_otel_value(v) for v in value["array_value"].get("values", ())]
+    if "kvlist_value" in value:
+        return {kv["key"]: _otel_value(kv.get("value", {}))
+                for kv in value["kvlist_value"].get("values", ())}
+    if "int_value" in value:
+        return int(value["int_value"])  # int64: a string in protobuf's JSON
+    if "double_value" in value:
+        return float(value["double_value"])
+    for kind in ("string_value", "bool_value", "bytes_value"):
+        if kind in value:
+            return value[kind]
+    return None
+
+
+def _otel_id(b64: str, prefix: str = "") -> str:
+    return prefix + base64.b64decode(b64).hex()
+
+
+def _span_from_otel(span: dict[str, Any]) -> dict[str, Any]:
+    """An OpenTelemetry span (JSON form) as a span of MLflow's ``traces.json``, as MLflow's
+    client reads one: ids base64, attribute values as JSON text, event attributes plain."""
+    status = span.get("status", {})
+    code = status.get("code", 0)
+    end = span.get("end_time_unix_nano")
+    return {
+        "trace_id": span["trace_id"],
+        "span_id": span["span_id"],
+        "parent_span_id": span.get("parent_span_id") or None,
+        "name": span.get("name", ""),
+        "start_time_unix_nano": int(span.get("start_time_unix_nano", 0)),
+        "end_time_unix_nano": None if end is None else int(end),
+        "events": [{"name": e.get("name", ""),
+                    "time_unix_nano": int(e.get("time_unix_nano", 0)),
+                    "attributes": {a["key"]: _otel_value(a.get("value", {}))
+                                   for a in e.get("attributes", ())}}
+                   for e in span.get("events", ())],
+        "status": {"code": _OTEL_STATUS.get(code, code) if isinstance(code, int) else code,
+                   "message": status.get("message", "")},
+        "attributes": {a["key"]: json.dumps(_otel_value(a.get("value", {})),
+                                            ensure_ascii=False)
+                       for a in span.get("attributes", ())},
+        "links": [{"trace_id": _otel_id(link["trace_id"], "tr-"),
+                   "span_id": _otel_id(link["span_id"]),
+                   "attributes": {a["key"]: _otel_value(a.get("value", {}))
+                                  for a in link.get("attributes", ())} or None}
+                  for link in span.get("links", ())],
+    }
