@@ -257,8 +257,15 @@ class StoreSource:
         return self.store.get_metric_history(run_id, key)
 
     def logged_models(self, experiment_id: str) -> Iterator[LoggedModel]:
+        from tracklog.gc import PurgeStore
+
         yield from all_pages(lambda token: self.store.search_logged_models(
             [experiment_id], max_results=1000, page_token=token))
+        # Searches leave deleted models out; a store that can collect them lists them.
+        if isinstance(self.store, PurgeStore):
+            for model in self.store.deleted_logged_models(None, [experiment_id]):
+                # Read whole: the listing may leave params, tags and metrics out.
+                yield self.store.get_logged_model(model.model_id, allow_deleted=True)
 
     def traces(self, experiment_id: str) -> Iterator[TraceInfo]:
         from tracklog.stores import has_traces
