@@ -314,6 +314,9 @@ class Report:
     #: Logged models, traces and registered models found complete in the destination.
     others_skipped: int = 0
     mismatches: list[str] = field(default_factory=list)
+    #: Runs left behind because their ids belong to runs of other experiments in the
+    #: destination, one line each.
+    conflicts: list[str] = field(default_factory=list)
     #: Kinds the destination cannot hold, left behind.
     not_copied: list[str] = field(default_factory=list)
 
@@ -572,6 +575,7 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     batch is read back from ``dest`` in bulk, as columns."""
     state = ({} if dry_run else
              dest.existing_runs([r.info.run_id for r in chunk]))
+    taken = _taken_elsewhere(dest, chunk, state)
     pending: list[_Pending] = []
     pending_points = 0
 
@@ -607,6 +611,11 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
 
     try:
         for run in chunk:
+            if run.info.run_id in taken:
+                report.conflicts.append(
+                    f"run {run.info.run_id} of experiment {run.info.experiment_id} is in "
+                    f"experiment {taken[run.info.run_id]} in the destination; not copied")
+                continue
             if state.get(run.info.run_id) is True:
                 report.runs_skipped += 1
                 if artifacts is not None and not dry_run:
@@ -644,6 +653,25 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         writer.wait()
     finally:
         writer.close()
+
+
+def _taken_elsewhere(dest: _Destination, chunk: list[Run],
+                     state: Mapping[str, bool]) -> dict[str, str]:
+    """Run id -> experiment in ``dest``, for runs of ``chunk`` (all of one experiment)
+    whose ids ``dest`` holds under another experiment: writing them would change a run
+    that is not theirs."""
+    if not state:
+        return {}
+    from tracklog.search.parser import parse_run_filter
+
+    experiment_id = chunk[0].info.experiment_id
+    ids = ", ".join(f"'{rid}'" for rid in state if "'" not in rid)
+    here = {r.info.run_id for r in all_pages(lambda token: dest.search_runs(
+        [experiment_id], parse_run_filter(f"attributes.run_id IN ({ids})"),
+        run_view_type=ViewType.ALL, max_results=1000, page_token=token))}
+    elsewhere = {rid: dest.get_run(rid).info.experiment_id for rid in state
+                 if rid not in here}
+    return {rid: there for rid, there in elsewhere.items() if there != experiment_id}
 
 
 #: The rest of a history read in part: its key and the iterator positioned after the

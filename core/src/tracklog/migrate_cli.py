@@ -135,10 +135,16 @@ def _migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
         r = copier.report
         click.echo(f"artifacts: copied {r.files} files ({r.bytes:,} bytes), skipped "
                    f"{r.skipped} already there")
+    for line in report.conflicts:
+        click.echo(f"conflict: {line}", err=True)
+    for m in report.mismatches[:20]:
+        click.echo(f"  mismatch: {m}", err=True)
     if report.mismatches:
-        for m in report.mismatches[:20]:
-            click.echo(f"  mismatch: {m}", err=True)
         raise click.ClickException(f"{len(report.mismatches)} records differ after copying")
+    if report.conflicts:
+        raise click.ClickException(
+            f"{len(report.conflicts)} runs not copied: their ids belong to runs of other "
+            f"experiments in the destination")
     if not dry_run and not no_verify:
         click.echo(f"verified {report.runs} runs, {report.logged_models} logged models, "
                    f"{report.traces} traces and {report.registered_models} registered "
