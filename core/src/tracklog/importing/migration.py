@@ -291,6 +291,9 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
             if mismatch:
                 report.mismatches.append(f"run {copied.info.run_id}: {mismatch}")
             copy_artifacts(wants[copied.info.run_id][0], copied)
+        found = {copied.info.run_id for copied, _ in read_back}
+        report.mismatches += [f"run {rid}: not found in the destination"
+                              for rid in wants if rid not in found]
 
     writer = _BatchWriter(write)
 

@@ -76,12 +76,18 @@ class ImportStore(abc.ABC):
         return out
 
     def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
-        """Runs of ``run_ids`` as stored, each with its full metric histories as columns,
-        for a migration to verify what it wrote. This default reads each run and its
-        histories through the store contract; stores override it with a few queries for
-        all of them and no :class:`Metric` per point."""
+        """Runs of ``run_ids`` as stored (those that exist, in any order), each with its
+        full metric histories as columns, for a migration to verify what it wrote. This
+        default reads each run and its histories through the store contract; stores
+        override it with a few queries for all of them and no :class:`Metric` per
+        point."""
         for run_id in run_ids:
-            run = self.get_run(run_id)  # type: ignore[attr-defined]
+            try:
+                run = self.get_run(run_id)  # type: ignore[attr-defined]
+            except errors.TracklogError as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                continue
             yield run, {key: history_columns(
                 self.get_metric_history(run_id, key))  # type: ignore[attr-defined]
                 for key in run.data.metrics}

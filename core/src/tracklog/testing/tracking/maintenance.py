@@ -133,7 +133,8 @@ class ImportTests(KitBase):
 
     def test_imported_runs_reads_back_runs_and_histories(self, store):
         """imported_runs reads runs back with their params, tags, latest metrics and
-        every point of every history as columns (NaN as NaN), runs in any order."""
+        every point of every history as columns (NaN as NaN), runs in any order; an id
+        that names no run is left out."""
         _need(store, ImportStore)
         import math
 
@@ -148,7 +149,7 @@ class ImportTests(KitBase):
             points += [metric("acc", math.nan, 5, 1), metric("acc", 0.5, 5, 0)]
             store.import_runs([ImportedRun(Run(info, data), points)])
         got = dict(((run.info.run_id, (run, columns))
-                    for run, columns in store.imported_runs([b, a])))
+                    for run, columns in store.imported_runs([b, "9" * 32, a])))
         assert set(got) == {a, b}
         run, columns = got[a]
         assert run.data.params == {"p": a[:6]} and set(run.data.metrics) == {"loss", "acc"}
