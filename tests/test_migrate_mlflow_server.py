@@ -2,8 +2,9 @@
 tools/services/install-mlflow in an environment of its own) on SQLite and on PostgreSQL,
 filled through the MLflow client: nested runs, NaN and ±inf metrics, 6,000-character
 params, a deleted run, dataset inputs, logged models, a registry with aliases and
-traces with assessments. Migrated from the MLflow database directly and from the server
-over HTTP, every record read back through the MLflow client from a tracklog server on
+traces with assessments (one whose spans are only in MLflow's database, one whose spans
+are only in a traces.json artifact). Migrated from the MLflow database directly and from
+the server over HTTP, every record read back through the MLflow client from a tracklog server on
 the result equals what the MLflow server answers. Also an MLflow file store into SQLite.
 """
 
@@ -178,11 +179,55 @@ def _fill(url: str, tmp: Path) -> dict[str, str]:
         time.sleep(0.2)
     client.set_trace_tag(trace_id, "reviewed", "yes")
     mlflow.log_feedback(trace_id=trace_id, name="quality", value=0.8, rationale="fine")
+
+    @mlflow.trace(name="archived")
+    def archived(x: int) -> int:
+        return x + 1
+
+    archived(1)
+    archived_id = mlflow.get_last_active_trace_id()
+    assert archived_id is not None
+    mlflow.flush_trace_async_logging()
+    deadline = time.monotonic() + 30
+    while not _has_spans(client, archived_id):
+        assert time.monotonic() < deadline, "the MLflow server never served the spans"
+        time.sleep(0.2)
     gone = client.create_experiment("gone")
     client.create_run(gone, run_name="in-gone")
     client.delete_experiment(gone)
     return {"experiment": exp, "run": rid, "parent": parent.info.run_id,
-            "trace": trace_id, "model": model.model_id}
+            "trace": trace_id, "archived": archived_id, "model": model.model_id}
+
+
+def _spans_in_one_place(server: MlflowServer, ids: dict[str, str]) -> None:
+    """Leave the first trace's spans only in MLflow's database (a traces.json the server
+    may have written too removed) and move the archived one's into a traces.json
+    artifact, as MLflow before 3 kept them (span rows and spans-location tag removed), so
+    each way of reading spans must carry them alone."""
+    import json
+
+    import sqlalchemy as sa
+
+    for spans_file in server.artifacts.glob(f"*/traces/{ids['trace']}/artifacts/*"):
+        spans_file.unlink()
+    engine = sa.create_engine(server.database)
+    try:
+        with engine.begin() as conn:
+            t = {"t": ids["archived"]}
+            spans = [json.loads(c) for c, in conn.execute(sa.text(
+                "SELECT content FROM spans WHERE trace_id = :t "
+                "ORDER BY start_time_unix_nano"), t)]
+            assert spans
+            [experiment] = {e for e, in conn.execute(sa.text(
+                "SELECT experiment_id FROM trace_info WHERE request_id = :t"), t)}
+            conn.execute(sa.text("DELETE FROM spans WHERE trace_id = :t"), t)
+            conn.execute(sa.text("DELETE FROM trace_tags WHERE request_id = :t AND "
+                                 "key = 'mlflow.trace.spansLocation'"), t)
+    finally:
+        engine.dispose()
+    folder = server.artifacts / str(experiment) / "traces" / ids["archived"] / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "traces.json").write_text(json.dumps({"spans": spans}))
 
 
 def _has_spans(client, trace_id: str) -> bool:
@@ -223,6 +268,7 @@ def _trace_view(t) -> tuple:
 
 def _assert_same(theirs_url: str, ours_url: str, ids: dict[str, str],
                  spans: bool) -> None:
+    import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import ViewType
 
@@ -280,14 +326,24 @@ def _assert_same(theirs_url: str, ours_url: str, ids: dict[str, str],
                                            their_mv.creation_timestamp)
     assert ours.get_model_version_by_alias("reg", "champion").version == "1"
 
-    traces = ours.search_traces(locations=[ids["experiment"]])
+    # The client reads a trace's mlflow-artifacts: location from the server its global
+    # tracking URI names, whichever client asks.
+    mlflow.set_tracking_uri(theirs_url)
     their_traces = theirs.search_traces(locations=[ids["experiment"]])
+    their_spans = {t: [s.name for s in theirs.get_trace(ids[t]).data.spans]
+                   for t in ("trace", "archived")}
+    mlflow.set_tracking_uri(ours_url)
+    traces = ours.search_traces(locations=[ids["experiment"]])
     assert [_trace_view(t) for t in traces] == [_trace_view(t) for t in their_traces]
+    assert len(traces) == 2
     if spans:
         got_trace = ours.get_trace(ids["trace"])
-        assert [s.name for s in got_trace.data.spans] == [
-            s.name for s in theirs.get_trace(ids["trace"]).data.spans] == ["answer"]
+        assert [s.name for s in got_trace.data.spans] == their_spans["trace"] == ["answer"]
         assert got_trace.data.spans[0].outputs == 42
+        got_trace = ours.get_trace(ids["archived"])
+        assert [s.name for s in got_trace.data.spans] == their_spans["archived"] == [
+            "archived"]
+        assert got_trace.data.spans[0].outputs == 2
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -295,6 +351,7 @@ def test_mlflow_server_migrates_from_its_database_and_over_http(
         backend, mlflow_servers, tmp_path, serve):
     server = mlflow_servers[backend].wait()
     ids = _fill(server.url, tmp_path)
+    _spans_in_one_place(server, ids)
 
     # From the database directly (artifacts read from the server's directory).
     direct = tmp_path / "direct"
@@ -305,7 +362,7 @@ def test_mlflow_server_migrates_from_its_database_and_over_http(
     assert done.returncode == 0, done.stderr
     assert "MLflow database" in done.stderr
     assert "copied 2 experiments, 4 runs" in done.stdout  # Default is there already
-    assert "1 logged models, 1 traces, 1 registered models (2 versions)" in done.stdout
+    assert "1 logged models, 2 traces, 1 registered models (2 versions)" in done.stdout
 
     # Over HTTP (artifacts through the server's proxy).
     http = tmp_path / "http"
@@ -314,7 +371,7 @@ def test_mlflow_server_migrates_from_its_database_and_over_http(
                     "--artifacts-destination", str(http / "artifacts"))
     assert done.returncode == 0, done.stderr
     assert "tracking server" in done.stderr
-    assert "1 logged models, 1 traces, 1 registered models (2 versions)" in done.stdout
+    assert "1 logged models, 2 traces, 1 registered models (2 versions)" in done.stdout
 
     for where in (direct, http):
         ours = serve(where, f"sqlite:///{where}/t.db")
@@ -328,7 +385,7 @@ def test_mlflow_server_migrates_from_its_database_and_over_http(
                      "--artifacts-destination", str(http / "artifacts"))
     assert again.returncode == 0, again.stderr
     assert "copied 0 experiments, 0 runs" in again.stdout
-    assert "skipped 3 experiments, 4 runs and 3 other records" in again.stdout
+    assert "skipped 3 experiments, 4 runs and 4 other records" in again.stdout
     assert "copied 0 files" in again.stdout
 
 

@@ -196,3 +196,81 @@ def test_sqlite_into_a_file_store(tmp_path):
         dst.close()
     again = _migrate(src_uri, dst_uri)
     assert again.returncode == 0 and "skipped 2 experiments, 2 runs" in again.stdout
+
+
+def test_deleted_logged_models_are_copied_with_their_stage(tmp_path):
+    """From a tracklog store: a deleted logged model keeps its stage (and its params and
+    tags), and a deleted experiment's logged models come with it."""
+    from tracklog.entities import LifecycleStage, LoggedModelParameter, LoggedModelTag
+
+    src_uri = f"sqlite:///{tmp_path}/src.db"
+    src = resolve_store(src_uri, str(tmp_path / "src-artifacts"))
+    exp = src.create_experiment("kept")
+    src.create_logged_model(exp, name="live")
+    trashed = src.create_logged_model(exp, name="trashed",
+                                      params=[LoggedModelParameter("depth", "3")],
+                                      tags=[LoggedModelTag("flavor", "sk")])
+    src.delete_logged_model(trashed.model_id)
+    gone = src.create_experiment("gone")
+    in_gone = src.create_logged_model(gone, name="in-gone")
+    src.delete_experiment(gone)
+    src.close()
+
+    dst_uri = f"sqlite:///{tmp_path}/dst.db"
+    done = _migrate(src_uri, dst_uri)
+    assert done.returncode == 0, done.stderr
+    assert "3 logged models" in done.stdout and "verified 0 runs, 3 logged" in done.stdout
+    dst = resolve_store(dst_uri, None)
+    try:
+        got = dst.get_logged_model(trashed.model_id, allow_deleted=True)
+        assert got.lifecycle_stage == LifecycleStage.DELETED
+        assert (got.name, got.params, got.tags) == ("trashed", {"depth": "3"},
+                                                    {"flavor": "sk"})
+        assert [m.name for m in dst.search_logged_models([exp])] == ["live"]
+        assert dst.get_logged_model(in_gone.model_id).name == "in-gone"
+        assert dst.get_experiment(gone).lifecycle_stage == LifecycleStage.DELETED
+    finally:
+        dst.close()
+    again = _migrate(src_uri, dst_uri)
+    assert again.returncode == 0 and "3 other records already there" in again.stdout
+
+
+def test_a_run_id_taken_by_another_experiment_is_named_and_the_rest_go_on(tmp_path):
+    """A destination run under another experiment with a source run's id: one line
+    naming the run and both experiments, that run left alone, the others copied."""
+    src_uri = f"sqlite:///{tmp_path}/src.db"
+    src = resolve_store(src_uri, None)
+    exp = src.create_experiment("alpha")
+    runs = [src.create_run(exp, "u", 1_000 + i, [], run_name=f"r{i}").info.run_id
+            for i in range(3)]
+    src.log_batch(runs[1], params=[Param("p", "source")])
+    src.close()
+    # The destination holds the second run's id, under an experiment of its own.
+    from tracklog.entities import Run, RunData
+    from tracklog.importing import ImportedRun, ImportStore
+
+    dst_uri = f"sqlite:///{tmp_path}/dst.db"
+    dst = resolve_store(dst_uri, None)
+    other = dst.create_experiment("other")
+    src = resolve_store(src_uri, None)
+    info = replace(src.get_run(runs[1]).info, experiment_id=other)
+    src.close()
+    assert isinstance(dst, ImportStore)
+    dst.import_runs([ImportedRun(Run(info, RunData(params={"p": "theirs"})), [])])
+    dst.close()
+
+    done = _migrate(src_uri, dst_uri, "--new-experiment-ids")
+    assert done.returncode == 1
+    conflicts = [line for line in done.stderr.splitlines() if line.startswith("conflict:")]
+    assert len(conflicts) == 1
+    assert runs[1] in conflicts[0] and f"experiment {other} in the destination" in conflicts[0]
+    dst = resolve_store(dst_uri, None)
+    try:
+        assert dst.get_run(runs[1]).data.params == {"p": "theirs"}
+        assert dst.get_run(runs[1]).info.experiment_id == other
+        new_alpha = dst.get_experiment_by_name("alpha")
+        assert new_alpha is not None
+        assert {dst.get_run(r).info.experiment_id for r in (runs[0], runs[2])} == {
+            new_alpha.experiment_id}
+    finally:
+        dst.close()

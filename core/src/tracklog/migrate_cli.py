@@ -84,6 +84,8 @@ def _migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
              new_experiment_ids: bool, artifact_root: str | None, copy_artifacts: bool,
              artifacts_destination: str | None,
              source_artifacts_destination: str | None) -> None:
+    import gc
+
     from tracklog.importing import migrate as run_migration
     from tracklog.plugins import load_plugins, resolve_store
     from tracklog.progress import Progress
@@ -104,6 +106,9 @@ def _migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
     click.echo(f"{'Counting' if dry_run else 'Migrating'} {src.describe()} -> {destination}",
                err=True)
     progress = Progress("migrating" if not dry_run else "counting", "runs")
+    # The modules and stores loaded so far live as long as the command: out of the
+    # collector's sight, its full collections scan only what the copy builds.
+    gc.freeze()
     try:
         report = run_migration(src, dest, dry_run=dry_run, verify=not no_verify,
                                progress=progress.step, new_experiment_ids=new_experiment_ids,
@@ -130,10 +135,16 @@ def _migrate(source: str, destination: str, dry_run: bool, no_verify: bool,
         r = copier.report
         click.echo(f"artifacts: copied {r.files} files ({r.bytes:,} bytes), skipped "
                    f"{r.skipped} already there")
+    for line in report.conflicts:
+        click.echo(f"conflict: {line}", err=True)
+    for m in report.mismatches[:20]:
+        click.echo(f"  mismatch: {m}", err=True)
     if report.mismatches:
-        for m in report.mismatches[:20]:
-            click.echo(f"  mismatch: {m}", err=True)
         raise click.ClickException(f"{len(report.mismatches)} records differ after copying")
+    if report.conflicts:
+        raise click.ClickException(
+            f"{len(report.conflicts)} runs not copied: their ids belong to runs of other "
+            f"experiments in the destination")
     if not dry_run and not no_verify:
         click.echo(f"verified {report.runs} runs, {report.logged_models} logged models, "
                    f"{report.traces} traces and {report.registered_models} registered "

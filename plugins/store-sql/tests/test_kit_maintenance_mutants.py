@@ -66,6 +66,20 @@ def _mark_left(base: type) -> type:
     return M
 
 
+@mutant("imported_runs leaves a run's NaN points out",
+        "test_imported_runs_reads_back_runs_and_histories")
+def _nan_dropped(base: type) -> type:
+    class M(base):
+        def imported_runs(self, run_ids):
+            for run, columns in super().imported_runs(run_ids):
+                kept = {k: [p for p in zip(*c, strict=True) if p[2] == p[2]]
+                        for k, c in columns.items()}
+                yield run, {k: tuple(zip(*p, strict=True)) if p else ((), (), ())
+                            for k, p in kept.items()}
+
+    return M
+
+
 @mutant("purge_run deletes live runs first", "test_live_records_are_refused")
 def _purges_live(base: type) -> type:
     class M(base):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,10 +24,17 @@ from tracklog.entities import (
     TraceInfo,
     now_ms,
 )
-from tracklog.importing import INCOMPLETE_TAG, ImportedRun, ImportStore
+from tracklog.importing import (
+    INCOMPLETE_TAG,
+    HistoryColumns,
+    ImportedRun,
+    ImportedRunColumns,
+    ImportStore,
+)
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG
 from tracklog.validation import check_no_nul, validate_param, validate_tag
 from tracklog_store_sql.metrics import metric_rows
+from tracklog_store_sql.rows import load_runs, tuples
 from tracklog_store_sql.schema import (
     assessments,
     experiment_tags,
@@ -35,6 +44,7 @@ from tracklog_store_sql.schema import (
     logged_model_params,
     logged_model_tags,
     logged_models,
+    metric_points,
     metric_series,
     model_version_tags,
     model_versions,
@@ -161,6 +171,37 @@ class ImportMixin(ImportStore):
                 ).scalars():
                     out[rid] = False
         return out
+
+    def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
+        """A few statements for the runs and their data and one for every point of
+        theirs, read as plain tuples and split into columns in C."""
+        m, series = metric_points.c, metric_series.c
+        value = sa.case((m.is_nan == sa.true(), sa.null()), else_=m.value)
+        for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
+            with self.db.read() as conn:
+                found = load_runs(conn, conn.execute(
+                    sa.select(runs).where(in_ids(runs.c.run_uuid, chunk, self.dialect))
+                ).all())
+                # The series first, then their points by series id: joined in one
+                # statement, a planner without statistics (a table just filled) scans
+                # every point.
+                named = {sid: (run_id, key) for sid, run_id, key in tuples(
+                    conn, sa.select(series.series_id, series.run_uuid, series.key)
+                    .where(in_ids(series.run_uuid, chunk, self.dialect)))}
+                rows = tuples(conn, sa.select(m.series_id, m.timestamp, m.step, value)
+                              .where(in_ids(m.series_id, list(named), self.dialect))
+                              .order_by(m.series_id, m.timestamp, m.step, m.value)
+                              ) if named else ()
+            histories: dict[str, dict[str, HistoryColumns]] = {
+                r.info.run_id: {} for r in found}
+            for sid, points in groupby(rows, itemgetter(0)):
+                _, timestamps, steps, values = zip(*points, strict=True)
+                if None in values:  # NaN is read as NULL
+                    values = tuple(math.nan if v is None else v for v in values)
+                run_id, key = named[sid]
+                histories[run_id][key] = (timestamps, steps, values)
+            for run in found:
+                yield run, histories[run.info.run_id]
 
     def import_runs(self, items: Sequence[ImportedRun]) -> None:
         """All of ``items`` in one transaction: a handful of bulk statements for the

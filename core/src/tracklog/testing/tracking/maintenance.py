@@ -150,6 +150,36 @@ class ImportTests(KitBase):
                                                                   marked: False}
 
 
+    def test_imported_runs_reads_back_runs_and_histories(self, store):
+        """imported_runs reads runs back with their params, tags, latest metrics and
+        every point of every history as columns (NaN as NaN), runs in any order; an id
+        that names no run is left out."""
+        _need(store, ImportStore)
+        import math
+
+        from tracklog.entities import Run, RunData
+        from tracklog.importing import ImportedRun
+
+        a, b = "4d" * 16, "5e" * 16
+        for rid, n in ((a, 30), (b, 3)):
+            info = RunInfo(rid, "0", f"n-{rid[:4]}", "u", RunStatus.FINISHED, 10, 20, "/a")
+            data = RunData(params={"p": rid[:6]}, tags={"mlflow.runName": f"n-{rid[:4]}"})
+            points = [metric("loss", float(s), 100 + s, s) for s in range(n)]
+            points += [metric("acc", math.nan, 5, 1), metric("acc", 0.5, 5, 0)]
+            store.import_runs([ImportedRun(Run(info, data), points)])
+        got = dict(((run.info.run_id, (run, columns))
+                    for run, columns in store.imported_runs([b, "9" * 32, a])))
+        assert set(got) == {a, b}
+        run, columns = got[a]
+        assert run.data.params == {"p": a[:6]} and set(run.data.metrics) == {"loss", "acc"}
+        assert set(columns) == {"loss", "acc"}
+        ts, steps, values = columns["loss"]
+        assert sorted(zip(ts, steps, values, strict=True)) == [
+            (100 + s, s, float(s)) for s in range(30)]
+        acc = sorted(zip(*columns["acc"], strict=True), key=lambda p: p[1])
+        assert acc[0] == (5, 0, 0.5) and acc[1][:2] == (5, 1) and math.isnan(acc[1][2])
+        assert len(got[b][1]["loss"][0]) == 3
+
     def test_import_logged_model_trace_and_registered_model(self, store):
         """Logged models, traces (with assessments) and registered models (with versions,
         tags and aliases) keep their ids, times and states; importing one again is a
