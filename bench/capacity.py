@@ -183,6 +183,7 @@ class Server:
     url: str
     process: subprocess.Popen
     artifacts: bool
+    db_url: str = ""
     peak_rss: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -256,7 +257,7 @@ def start(kind: str, db: str, workers: int, tmp: Path, args: argparse.Namespace)
             time.sleep(0.1)
     else:
         raise RuntimeError(f"{kind} did not become healthy; see {work / 'server.log'}")
-    server = Server(kind, url, process, artifacts=kind != "fasttrackml")
+    server = Server(kind, url, process, artifacts=kind != "fasttrackml", db_url=db_url)
     server.watch()
     return server
 
@@ -288,6 +289,20 @@ def _database(db: str, work: Path) -> str:
     engine.dispose()
     _CREATED.append(name)
     return str(sa.make_url(PG_ADMIN).set(database=name))
+
+
+def analyze(server: Server) -> None:
+    """Refresh a PostgreSQL database's planner statistics once it is populated, as
+    autovacuum would soon after (the tables were created empty, and a server running
+    with autovacuum off would otherwise plan every query for empty tables)."""
+    if not server.db_url.startswith("postgresql"):
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(server.db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
 
 
 def _drop_databases() -> None:
@@ -470,6 +485,7 @@ def main() -> None:
                     print(f"{kind} on {db}, {workers} worker(s)", flush=True)
                     with serving(kind, db, workers, tmp, args) as server:
                         fx = populate(server, args.runs, args.points)
+                        analyze(server)
                         for scenario in scenarios:
                             if scenario in ARTIFACTS and not server.artifacts:
                                 continue

@@ -7,6 +7,11 @@ Usage (from the repository root)::
     .venv/bin/python bench/route_profile.py log-batch            # ms per request
     .venv/bin/python bench/route_profile.py log-metric --profile  # and cProfile's top entries
     .venv/bin/python bench/route_profile.py update-run --inline   # profile the store too
+    .venv/bin/python bench/route_profile.py search --inline       # capacity.py's search
+
+``search`` is capacity.py's request (a metric and a param filter, ordered by the metric,
+100 of 10,000 runs of 5 params and a metric); its database is built once and kept under
+``--cache`` (a minute or so).
 
 ``--inline`` runs the worker-thread part on the event loop's thread so that cProfile sees
 it (cProfile follows one thread); it leaves out the thread hop. On a shared machine, wall
@@ -19,7 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,8 +61,31 @@ def _bodies(scenario: str, run_id: str, experiment_id: str) -> Callable[[int], t
     def create_run(i: int) -> tuple[str, bytes]:
         return "/runs/create", f'{{"experiment_id":"{experiment_id}","start_time":{i}}}'.encode()
 
+    def search(i: int) -> tuple[str, bytes]:
+        return "/runs/search", (
+            f'{{"experiment_ids":["{experiment_id}"],'
+            '"filter":"metrics.m > 0.5 and params.p0 = \'a\'",'
+            '"order_by":["metrics.m DESC"],"max_results":100}').encode()
+
     return {"log-batch": log_batch, "log-metric": log_metric, "update-run": update_run,
-            "create-run": create_run}[scenario]
+            "create-run": create_run, "search": search}[scenario]
+
+
+def _search_db(path: str, runs: int) -> None:
+    """capacity.py's population of a search: ``runs`` runs of 5 params and a metric."""
+    from tracklog.entities import Metric, Param
+    from tracklog_store_sql.store import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{path}.tmp", "mlflow-artifacts:/")
+    experiment_id = store.create_experiment("profile")
+    for i in range(runs):
+        run_id = store.create_run(experiment_id, user_id="bench", start_time=i + 1,
+                                  tags=[]).info.run_id
+        store.log_batch(run_id, params=[Param(f"p{k}", "abcdefgh"[(i * 7 + k) % 8])
+                                        for k in range(5)],
+                        metrics=[Metric("m", (i * 7919 % 1000 + 1) / 1001, i + 1, 0)])
+    store.close()
+    os.replace(f"{path}.tmp", path)
 
 
 async def _call(app: Any, path: str, body: bytes) -> None:
@@ -89,10 +119,16 @@ async def _call(app: Any, path: str, body: bytes) -> None:
 
 async def _run(args: argparse.Namespace) -> None:
     work = tempfile.mkdtemp(prefix="route-profile-")
+    if args.scenario == "search":
+        cached = os.path.join(args.cache, f"route-profile-search-{args.runs}.db")
+        if not os.path.exists(cached):
+            _search_db(cached, args.runs)
+        shutil.copy(cached, f"{work}/t.db")
     app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{work}/t.db",
                                   artifacts_destination=f"{work}/artifacts", access_log=False))
     store = app.state.tracklog.store
-    experiment_id = store.create_experiment("profile")
+    experiment_id = (store.get_experiment_by_name("profile").experiment_id
+                     if args.scenario == "search" else store.create_experiment("profile"))
     run_id = store.create_run(experiment_id, user_id="bench", start_time=0, tags=[],
                               run_name="profile").info.run_id
     body = _bodies(args.scenario, run_id, experiment_id)
@@ -105,15 +141,17 @@ async def _run(args: argparse.Namespace) -> None:
 
         anyio.to_thread.run_sync = inline  # type: ignore[assignment]
     profile = cProfile.Profile() if args.profile or args.inline else None
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if profile is not None:
         profile.enable()
     for path, data in requests[5:]:
         await _call(app, path, data)
     if profile is not None:
         profile.disable()
-    elapsed = time.perf_counter() - started
-    print(f"{args.scenario}: {elapsed * 1000 / args.requests:.3f} ms per request "
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    # CPU time moves less than wall time with what else the machine runs.
+    print(f"{args.scenario}: {elapsed * 1000 / args.requests:.3f} ms per request, "
+          f"{cpu * 1000 / args.requests:.3f} ms CPU "
           f"({args.requests} requests{', profiled' if profile else ''})")
     if profile is not None:
         stats = pstats.Stats(profile)
@@ -123,14 +161,19 @@ async def _run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("scenario", choices=["log-batch", "log-metric", "update-run", "create-run"])
+    ap.add_argument("scenario", choices=["log-batch", "log-metric", "update-run", "create-run",
+                                         "search"])
     ap.add_argument("--requests", type=int, default=0, help="default: 200 batches, else 2,000")
     ap.add_argument("--profile", action="store_true", help="cProfile the event loop's thread")
     ap.add_argument("--inline", action="store_true",
                     help="run handlers on the event loop's thread and profile them too")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=10_000, help="search: runs in the database")
+    ap.add_argument("--cache", default=tempfile.gettempdir(),
+                    help="search: where its database is kept between invocations")
     args = ap.parse_args()
-    args.requests = args.requests or (200 if args.scenario == "log-batch" else 2000)
+    args.requests = args.requests or (200 if args.scenario in ("log-batch", "search")
+                                     else 2000)
     asyncio.run(_run(args))
 
 

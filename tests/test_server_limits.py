@@ -176,3 +176,64 @@ def test_header_size_limit(sqlite_server):
     many = {f"x-h{i}": "v" for i in range(MAX_HEADER // 8)}
     assert httpx.get(url + "/health", headers=many).status_code == 431
     assert httpx.get(url + "/health").status_code == 200
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_long_histories_read_at_once_keep_the_server_small(launch, tmp_path: Path) -> None:
+    """Eight unpaged reads of a 100,000-point history at once: each is encoded a chunk at
+    a time and at most two are held at once, so the server grows by far less than eight
+    whole histories as entities and dicts (over 40 MiB each) would take. The answers are
+    the whole history, byte for byte the same each time."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = "/api/2.0/mlflow"
+    srv = launch(tmp_path)
+    try:
+        with httpx.Client(base_url=srv.url, timeout=120) as http:
+            exp = http.post(f"{api}/experiments/create", json={"name": "long"}).json()
+            run = http.post(f"{api}/runs/create", json={"experiment_id": exp["experiment_id"]})
+            run_id = run.json()["run"]["info"]["run_id"]
+            for start in range(0, 100_000, 1000):
+                http.post(f"{api}/runs/log-batch", json={"run_id": run_id, "metrics": [
+                    {"key": "loss", "value": 1 / (i + 1), "timestamp": i + 1, "step": i}
+                    for i in range(start, start + 1000)]}).raise_for_status()
+            query = {"run_id": run_id, "metric_key": "loss"}
+            first = http.get(f"{api}/metrics/get-history", params=query)
+        points = first.json()["metrics"]
+        assert [p["step"] for p in points] == list(range(100_000))
+        assert points[-1] == {"key": "loss", "value": 1e-05, "timestamp": 100_000,
+                              "step": 99_999}
+        assert int(first.headers["content-length"]) == len(first.content)
+
+        pid = srv.process.pid
+        before = peak = _rss_mib(pid)
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.wait(0.02):
+                peak = max(peak, _rss_mib(pid))
+
+        def read(_: int) -> bytes:
+            with httpx.Client(base_url=srv.url, timeout=300) as client:
+                return client.get(f"{api}/metrics/get-history", params=query).content
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                bodies = list(pool.map(read, range(8)))
+        finally:
+            done.set()
+            sampler.join()
+        assert all(body == first.content for body in bodies)
+        # Eight at once as dicts took 230 MiB more; chunked and two at a time, about 55.
+        assert peak - before < 110, (before, peak)
+    finally:
+        srv.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 
 import pytest
 import uvloop
@@ -80,3 +82,43 @@ def test_cli_and_core_import_no_server_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+_ARENAS_PROBE = """
+import ctypes, threading, sys
+from tracklog.server.runner import configure
+from tracklog.config import ServerConfig
+if sys.argv[1] == "configured":
+    configure(ServerConfig())
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+barrier = threading.Barrier(8)
+def allocate():
+    block = libc.malloc(65536)  # a thread's first malloc gets it an arena
+    barrier.wait()
+    libc.free(block)
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc.malloc_stats()  # one "Arena N:" block per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_a_configured_server_process_keeps_two_malloc_arenas():
+    """Eight threads allocating at once get eight malloc arenas of their own (where
+    freed buffers stay resident) unless the server's configuration capped them at two."""
+    def arenas(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _ARENAS_PROBE, mode],
+                             capture_output=True, text=True, check=True)
+        return sum(line.startswith("Arena ") for line in out.stderr.splitlines())
+
+    if "Arena 0:" not in subprocess.run(
+            [sys.executable, "-c", "import ctypes; ctypes.CDLL(None).malloc_stats()"],
+            capture_output=True, text=True).stderr:
+        pytest.skip("not glibc's malloc")
+    assert arenas("plain") > 2
+    assert arenas("configured") <= 2

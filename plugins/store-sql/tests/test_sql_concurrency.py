@@ -125,3 +125,55 @@ def test_sqlite_writers_of_one_process_queue_instead_of_polling(tmp_path):
     with db.read() as conn:
         assert [n for (n,) in conn.execute(sa.text("SELECT n FROM t ORDER BY n"))] == [1, 2]
     db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_writers_that_queue_together_commit_together(store):
+    """Batches that queue while another write holds SQLite's lock are then made in one
+    transaction and one commit; if one of them fails, it fails alone (as it would by
+    itself) and the others are written all the same."""
+    import time
+
+    from sqlalchemy import event
+
+    from tracklog.entities import Param
+
+    run = store.create_run("0", "u", 0).info.run_id
+    store.log_batch(run, params=[Param("p", "1")])
+    commits: list[int] = []
+    event.listen(store.db.engine, "commit", lambda _conn: commits.append(1))
+
+    def queue_behind_a_write(batches: list[dict]) -> list[BaseException | None]:
+        outcome: list[BaseException | None] = [None] * len(batches)
+
+        def writer(i: int) -> None:
+            try:
+                store.log_batch(run, **batches[i])
+            except BaseException as exc:  # reported below
+                outcome[i] = exc
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(batches))]
+        with store.db.write():
+            for th in threads:
+                th.start()
+            deadline = time.monotonic() + 10
+            while (len(getattr(store.db, "_pending", ())) < len(batches)
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            time.sleep(0.1)  # every writer now waits for the lock
+            commits.clear()
+        for th in threads:
+            th.join(30)
+        return outcome
+
+    good = [{"metrics": [Metric("m", float(i), 1000 + i, i)]} for i in range(THREADS)]
+    assert queue_behind_a_write(good) == [None] * THREADS
+    # The holder's commit, then one for every queued batch together.
+    assert len(commits) == 2
+
+    more = [{"metrics": [Metric("m", float(i), 2000 + i, i)]} for i in range(THREADS, 15)]
+    outcome = queue_behind_a_write([*more, {"params": [Param("p", "2")]}])
+    assert outcome[:-1] == [None] * len(more)
+    assert "Changing param values is not allowed" in str(outcome[-1])
+    assert [m.step for m in store.get_metric_history(run, "m")] == list(range(15))
+    assert store.get_run(run).data.params == {"p": "1"}

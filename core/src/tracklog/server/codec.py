@@ -342,6 +342,25 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
+class JSONParts(Response):
+    """A JSON body already encoded in parts, sent part by part under one Content-Length:
+    a body of many megabytes is never joined into one more copy of itself."""
+
+    media_type = "application/json"
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        super().__init__(None, headers={"content-length": str(sum(map(len, parts)))})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        parts, last = self.parts, len(self.parts) - 1
+        for i in range(last + 1):
+            part, parts[i] = parts[i], b""  # sent parts are freed as the rest go out
+            await send({"type": "http.response.body", "body": part, "more_body": i < last})
+
+
 def error_response(err: errors.TracklogError) -> JSONResponse:
     headers = dict(err.headers or {})
     if err.retry_after is not None:

@@ -145,7 +145,28 @@ class _RequestLog:
 REQUEST_LOG = _RequestLog()
 
 
+def tune_malloc() -> None:
+    """At most two glibc malloc arenas in this process. glibc gives each thread that
+    allocates an arena of its own (up to eight per core), and the megabyte chunks of
+    artifact transfers and long responses freed in one thread's arena stay resident
+    there: at 8 connections that took a server from 178 to 196 MiB, with two arenas it
+    stays at 137. The threads' Python work holds the GIL anyway, so they seldom contend
+    for an arena. Nothing to do outside glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    if mallopt is not None:
+        m_arena_max = -8
+        mallopt(m_arena_max, 2)
+
+
 def configure(config: ServerConfig) -> None:
+    tune_malloc()
     LIMITS.timeout = config.header_timeout
     LIMITS.max_size = config.max_header_size
     LIMITS.access_log = config.access_log

@@ -59,8 +59,8 @@ class BatchMixin(MetricsMixin):
                     raise
 
     def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
-        series: dict[str, int] = {}
-        with self.db.write() as conn:
+        def write(conn: Connection) -> dict[str, int]:
+            series: dict[str, int] = {}
             check_active_run(conn, run_id)
             if param_rows:
                 self._write_params(conn, run_id, param_rows)
@@ -82,6 +82,10 @@ class BatchMixin(MetricsMixin):
                         .where(runs.c.run_uuid == run_id)
                         .values(name=tag_rows[RUN_NAME_TAG])
                     )
+            return series
+
+        # Concurrent batches share a transaction on SQLite (see write_grouped).
+        series = self.db.write_grouped(write)
         # Only once committed: a rolled-back transaction's new series do not exist.
         self._remember_series(run_id, series)
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -36,6 +37,8 @@ from tracklog_store_sql.limits import (
     statement_timeout,
     url_sets_timeout,
 )
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -208,6 +211,9 @@ class Database:
         # they sleep. Other processes still meet SQLite's lock and busy timeout.
         self._write_lock = (threading.RLock() if self.dialect == "sqlite" and self._lock is None
                             else None)
+        #: Writes waiting to be made together (see write_grouped).
+        self._pending: list[_Job] = []
+        self._pending_lock = threading.Lock()
         self._killer: Engine | None = None
         #: Set once the store has opened the database: a connection lost after that is a
         #: passing outage (503), before it a configuration error the store reports itself.
@@ -230,6 +236,54 @@ class Database:
                 f"A write took longer than the statement timeout of {self._timeout_text()} "
                 "and was rolled back; retry later", RETRY_AFTER_S
             ) from None
+
+    def write_grouped(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in a write transaction, which on SQLite it may share with the
+        writes other threads of this process queued meanwhile: whoever takes the write
+        lock makes every queued write in one transaction and one commit, instead of a
+        transaction, a commit and a lock hand-over each. If any of them fails, that
+        transaction is rolled back and each is made again in its own, so a write fails
+        or succeeds as it would alone. ``work`` must be safe to run again after a
+        rollback, and keep its effects outside the database until it has returned."""
+        if self._write_lock is None:
+            with self.write() as conn:
+                return work(conn)
+        job = _Job(work)
+        with self._pending_lock:
+            self._pending.append(job)
+        with self._writing():
+            if not job.done:
+                with self._pending_lock:
+                    jobs, self._pending = self._pending, []
+                try:
+                    self._write_jobs(jobs)
+                finally:  # stopped by a BaseException: nobody waits for ever
+                    for other in jobs:
+                        if not other.done:
+                            other.error, other.done = errors.TracklogError(
+                                "The write was not made; retry it"), True
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _write_jobs(self, jobs: list[_Job]) -> None:
+        if len(jobs) > 1:
+            try:
+                with self.write() as conn:
+                    results = [job.work(conn) for job in jobs]
+            except Exception:
+                pass  # rolled back: each again on its own, below
+            else:
+                for job, result in zip(jobs, results, strict=True):
+                    job.result, job.done = result, True
+                return
+        for job in jobs:
+            try:
+                with self.write() as conn:
+                    job.result = job.work(conn)
+            except Exception as exc:
+                job.error = exc
+            job.done = True
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -323,6 +377,19 @@ class Database:
         self.engine.dispose()
         if self._killer is not None:
             self._killer.dispose()
+
+
+class _Job:
+    """One write of :meth:`Database.write_grouped`, made by whichever thread holds the
+    write lock; ``done`` once its result or error is set."""
+
+    __slots__ = ("work", "result", "error", "done")
+
+    def __init__(self, work: Callable[[Connection], Any]) -> None:
+        self.work = work
+        self.result: Any = None
+        self.error: Exception | None = None
+        self.done = False
 
 
 #: Driver error codes of transient conflicts worth retrying: PostgreSQL deadlock and
