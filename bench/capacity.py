@@ -168,12 +168,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_venv(venv: Path, *packages: str, exe: str) -> Path:
+def ensure_venv(venv: Path, *packages: str, exe: str, no_deps: bool = False) -> Path:
     binary = venv / "bin" / exe
     if not binary.exists():
         subprocess.run(["uv", "venv", "-q", "--allow-existing", str(venv)], check=True)
         subprocess.run(["uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-                        *packages], check=True)
+                        *(["--no-deps"] if no_deps else []), *packages], check=True)
     return binary
 
 
@@ -237,7 +237,9 @@ def start(kind: str, db: str, workers: int, tmp: Path, args: argparse.Namespace)
                str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers)]
     elif kind == "fasttrackml":
-        exe = ensure_venv(args.fml_venv, "fasttrackml==0.6.0", exe="fml")
+        # Only its Go binary is needed; its Python requirements (mlflow<3) do not resolve
+        # beside a current pip index.
+        exe = ensure_venv(args.fml_venv, "fasttrackml==0.6.0", exe="fml", no_deps=True)
         fml_db = db_url.replace("sqlite:///", "sqlite://").replace("postgresql://", "postgres://")
         cmd = [str(exe), "server", "--listen-address", f"127.0.0.1:{port}", "--database-uri",
                fml_db, "--default-artifact-root", str(work / "artifacts")]
