@@ -5,10 +5,10 @@ RSS (``ru_maxrss``) belongs to the transfer alone."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
+from tracklog.testing.memory import distinct_file
 from tracklog_artifacts_s3.upload import PART_SIZE, PARTS_IN_FLIGHT
 
 SIZE = 200 * 1024 * 1024
@@ -60,16 +60,9 @@ print(json.dumps({
 
 
 def test_200mb_round_trip_in_bounded_memory(bucket, tmp_path):
-    import hashlib
 
     src = tmp_path / "big.bin"
-    digest = hashlib.sha256()
-    with open(src, "wb") as f:
-        block = os.urandom(1024 * 1024)
-        for i in range(SIZE // len(block)):
-            chunk = i.to_bytes(8, "big") + block[8:]  # every MiB differs
-            digest.update(chunk)
-            f.write(chunk)
+    digest = distinct_file(src, SIZE)
     result = subprocess.run(
         [sys.executable, "-c", CHILD, str(src), f"s3://{bucket}/large"],
         capture_output=True, text=True, check=False, timeout=600,
@@ -78,6 +71,6 @@ def test_200mb_round_trip_in_bounded_memory(bucket, tmp_path):
     report = json.loads(result.stdout)
     print({k: v for k, v in report.items() if k != "digests"})
     assert report["sizes"] == {"seekable/big.bin": SIZE}
-    assert set(report["digests"].values()) == {digest.hexdigest()}
+    assert set(report["digests"].values()) == {digest}
     # Bounded by the parts in flight (plus slack for the allocator), whatever the size.
     assert report["total"] < (PARTS_IN_FLIGHT + 4) * PART_SIZE < SIZE // 3, report

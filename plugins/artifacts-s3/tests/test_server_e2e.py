@@ -14,6 +14,7 @@ import boto3
 import httpx
 import pytest
 
+from tracklog.testing.memory import distinct_file
 from tracklog.testing.server import TRACKLOG, start_server, stop_process
 
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
@@ -203,13 +204,7 @@ def test_proxy_streams_200mb_both_ways(server_process, bucket, tmp_path):
     url, process = server_process
     size = 200 * MiB
     src = tmp_path / "big.bin"
-    digest = hashlib.sha256()
-    with open(src, "wb") as f:
-        block = os.urandom(MiB)
-        for i in range(size // MiB):
-            chunk = i.to_bytes(8, "big") + block[8:]
-            digest.update(chunk)
-            f.write(chunk)
+    digest = distinct_file(src, size)
     target = f"{url}/api/2.0/mlflow-artifacts/artifacts/big/big.bin"
     with httpx.Client(timeout=300) as http:
         http.put(f"{url}/api/2.0/mlflow-artifacts/artifacts/warm/up.bin",
@@ -223,7 +218,7 @@ def test_proxy_streams_200mb_both_ways(server_process, bucket, tmp_path):
             for chunk in response.iter_bytes():
                 back.update(chunk)
     grown = _peak_rss(process.pid) - before
-    assert back.hexdigest() == digest.hexdigest()
+    assert back.hexdigest() == digest
     assert _keys(bucket, "proxied/big/")["proxied/big/big.bin"]["Size"] == size
     assert grown < size // 4, f"server peak RSS grew by {grown / MiB:.0f} MiB"
 

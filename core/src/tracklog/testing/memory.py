@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["large_round_trip"]
+__all__ = ["distinct_file", "large_round_trip"]
 
 _CHILD = r"""
 import hashlib, json, sys
@@ -42,6 +42,19 @@ print(json.dumps({"up": up, "total": peak() - base, "digest": digest.hexdigest()
 """
 
 
+def distinct_file(path: Path, size: int) -> str:
+    """Write ``size`` bytes of random data to ``path``, no two MiB alike (so a transfer
+    that repeats or drops a block is caught), and return its SHA-256 in hex."""
+    digest = hashlib.sha256()
+    block = os.urandom(1024 * 1024)
+    with open(path, "wb") as f:
+        for i in range(size // len(block)):
+            chunk = i.to_bytes(8, "big") + block[8:]
+            digest.update(chunk)
+            f.write(chunk)
+    return digest.hexdigest()
+
+
 def large_round_trip(uri: str, tmp: Path, size: int = 100 * 1024 * 1024,
                      env: dict[str, str] | None = None) -> dict[str, int]:
     """Upload a ``size``-byte file as ``big/big.bin`` under ``uri`` and read it back in a
@@ -49,17 +62,11 @@ def large_round_trip(uri: str, tmp: Path, size: int = 100 * 1024 * 1024,
     in bytes: ``up`` after the upload, ``total`` after the download as well. Needs
     Linux's /proc."""
     src = tmp / "big.bin"
-    digest = hashlib.sha256()
-    block = os.urandom(1024 * 1024)
-    with open(src, "wb") as f:
-        for i in range(size // len(block)):
-            chunk = i.to_bytes(8, "big") + block[8:]  # no two blocks alike
-            digest.update(chunk)
-            f.write(chunk)
+    digest = distinct_file(src, size)
     result = subprocess.run([sys.executable, "-c", _CHILD, str(src), uri],
                             capture_output=True, text=True, timeout=600,
                             env=None if env is None else {**os.environ, **env})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    assert report.pop("digest") == digest.hexdigest(), "the file came back changed"
+    assert report.pop("digest") == digest, "the file came back changed"
     return report
