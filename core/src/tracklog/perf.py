@@ -23,3 +23,21 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+#: Allocations between young-generation collections in a server process (CPython's
+#: default is 700: a page of 100 runs then meant ~30 collections, each rescanning the
+#: response being built).
+SERVER_GC_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Once a server process has started: move everything start-up built (modules,
+    routes, SQLAlchemy tables and caches, about 110,000 objects) out of the collector's
+    sight, and collect young objects less often. Full collections then scan what
+    requests left behind instead of the whole program (60 ms each, every few hundred
+    requests, seen as a 75 ms p99 on a 13 ms search)."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(SERVER_GC_THRESHOLD, gen1, gen2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -121,3 +122,20 @@ def _match(store, run_id, wanted):
             got = conn.execute(stmt, {"keys": bound_ids(wanted, store.dialect)}).scalars()
             assert sorted(got) == sorted(wanted)
             assert list(conn.execute(stmt, {"keys": bound_ids([], store.dialect)})) == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_repeated_reads_use_prepared_statements_on_postgresql(store):
+    """psycopg prepares a statement on its fifth run on a connection, and forgets every
+    prepared statement on a ROLLBACK: reads must end without one, or every search is
+    planned from scratch (about a sixth of its time)."""
+    eid = store.create_experiment("prepared")
+    _fill(store, eid, 5, 2)
+    run_filter = parse_run_filter("metrics.m0 > 1 and params.p1 != 'x'")
+    for _ in range(8):
+        assert len(store.search_runs([eid], run_filter)) == 3
+    with store.db.read() as conn:
+        prepared = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%params%%'"
+        ).scalar()
+    assert prepared >= 2  # the search and the page's params, at least

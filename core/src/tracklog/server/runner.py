@@ -42,6 +42,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from tracklog import config as cfg
 from tracklog.config import ServerConfig
 from tracklog.errors import TracklogError
+from tracklog.perf import settle_heap
 
 CONFIG_ENV = "TRACKLOG_SERVER_CONFIG_JSON"
 _FLUSH_AT = 256 * 1024
@@ -327,7 +328,9 @@ def app_from_env() -> Any:
 
     config = ServerConfig(**json.loads(os.environ[CONFIG_ENV]))
     configure(config)
-    return create_app(config)
+    app = create_app(config)
+    settle_heap()
+    return app
 
 
 def parse_uvicorn_opts(opts: str | None) -> dict[str, Any]:
@@ -402,6 +405,7 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
+        settle_heap()
         if self.started and self.banner is not None:
             self.banner()
 
