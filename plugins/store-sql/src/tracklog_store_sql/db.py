@@ -287,9 +287,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (committed at the end on PostgreSQL, else rolled back). Inside a server request it
-        is interruptible: when the client disconnects, the running statement is stopped
-        and the connection goes back to the pool."""
+        """A read-only transaction (committed at the end on PostgreSQL, else rolled
+        back). Inside a server request it is interruptible: when the client disconnects,
+        the running statement is stopped and the connection goes back to the pool."""
         try:
             with self._locked(), self._connect() as conn:
                 interrupt = current()
