@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from tracklog.entities import Metric
+from tracklog.entities import Metric, Param
 from tracklog.errors import TracklogError
+from tracklog.search import parse_run_filter
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql.schema import metadata
 from tracklog_store_sql.store import SqlTrackingStore
@@ -300,3 +301,79 @@ def test_a_schema_being_created_by_another_process_is_waited_for(fresh_url):
             assert dbmod.current_revision(conn) == dbmod.head_revision()
     finally:
         first.dispose()
+
+
+def _collations(url: str) -> dict[str, str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT table_name, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name <> 'alembic_version'"
+            ).all()
+    finally:
+        engine.dispose()
+    return dict(rows)
+
+
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_a_mariadb_url_creates_case_sensitive_tables(fresh_url):
+    """A database first opened as ``mariadb://`` gets the binary collation too: keys that
+    differ only in case are different keys."""
+    store = SqlTrackingStore(fresh_url.replace("mysql+pymysql://", "mariadb://", 1), "/a")
+    try:
+        run_id = store.create_run("0", "u", 0).info.run_id
+        store.log_batch(run_id, metrics=[Metric("loss", 1.0, 1, 0), Metric("Loss", 2.0, 1, 0)],
+                        params=[Param("lr", "a"), Param("LR", "b")])
+        data = store.get_run(run_id).data
+        assert data.params == {"lr": "a", "LR": "b"}
+        assert {k: m.value for k, m in data.metrics.items()} == {"loss": 1.0, "Loss": 2.0}
+        assert len(store.search_runs(["0"], parse_run_filter("params.lr = 'A'"))) == 0
+    finally:
+        store.close()
+    assert set(_collations(fresh_url).values()) == {"utf8mb4_bin"}
+
+
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_upgrade_gives_case_insensitive_tables_the_binary_collation(fresh_url):
+    """A database an earlier release created through ``mariadb://`` (the server's default,
+    case-insensitive collation) is converted by ``tracklog db upgrade``, data kept."""
+    # The schema as that release built it: the tables without their MariaDB options.
+    old = sa.MetaData()
+    for table in metadata.sorted_tables:
+        copy = table.to_metadata(old)
+        for option in ("mariadb_charset", "mariadb_collate", "mariadb_engine"):
+            del copy.dialect_kwargs[option]
+    engine = sa.create_engine(fresh_url.replace("mysql+pymysql://", "mariadb+pymysql://", 1))
+    with engine.begin() as conn:
+        old.create_all(conn)
+        conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('0004_traces')")
+        conn.exec_driver_sql(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage,"
+            " creation_time, last_update_time) VALUES (1, 'e', '/a/1', 'active', 1, 1)")
+        conn.exec_driver_sql(
+            "INSERT INTO runs (run_uuid, name, status, lifecycle_stage, experiment_id) "
+            "VALUES ('r1', 'r', 'RUNNING', 'active', 1)")
+        conn.exec_driver_sql("INSERT INTO params VALUES ('r1', 'lr', 'a')")
+    engine.dispose()
+    run_id = "r1"
+    assert _collations(fresh_url)["params"] == "utf8mb4_general_ci"
+
+    result = CliRunner().invoke(_cli(), ["db", "upgrade", fresh_url])
+    assert result.exit_code == 0, result.output
+    assert set(_collations(fresh_url).values()) == {"utf8mb4_bin"}
+    store = SqlTrackingStore(fresh_url, "/a")
+    try:
+        store.log_batch(run_id, params=[Param("LR", "b")],
+                        metrics=[Metric("loss", 1.0, 1, 0), Metric("Loss", 2.0, 1, 0)])
+        data = store.get_run(run_id).data
+        assert data.params == {"lr": "a", "LR": "b"}
+        assert set(data.metrics) == {"loss", "Loss"}
+        with store.db.read() as conn:  # every foreign key is back
+            inspector = sa.inspect(conn)
+            found = {fk["name"] for t in metadata.tables for fk in inspector.get_foreign_keys(t)}
+        assert found == {fk.name for t in metadata.tables.values()
+                         for fk in t.foreign_key_constraints}
+    finally:
+        store.close()

@@ -23,11 +23,15 @@ NAMING = {
 
 metadata = sa.MetaData(naming_convention=NAMING)
 
-#: Table options every table gets (the MySQL ones are ignored by other dialects).
+#: Table options every table gets (ignored by other dialects).
 MYSQL_OPTS: dict[str, Any] = {
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
     "mysql_engine": "InnoDB",
+    # SQLAlchemy's MariaDB dialect reads only its own prefix.
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
+    "mariadb_engine": "InnoDB",
 }
 NO_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
 

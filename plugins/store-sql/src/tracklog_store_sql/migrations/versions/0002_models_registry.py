@@ -19,6 +19,10 @@ OPTS: dict[str, Any] = {
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
     "mysql_engine": "InnoDB",
+    # SQLAlchemy's MariaDB dialect reads only its own prefix.
+    "mariadb_charset": "utf8mb4",
+    "mariadb_collate": "utf8mb4_bin",
+    "mariadb_engine": "InnoDB",
 }
 LongText = (
     sa.Text()
