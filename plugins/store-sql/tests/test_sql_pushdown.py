@@ -139,3 +139,19 @@ def test_repeated_reads_use_prepared_statements_on_postgresql(store):
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%params%%'"
         ).scalar()
     assert prepared >= 2  # the search and the page's params, at least
+
+
+def test_prepared_statements_can_be_switched_off(pg_url, monkeypatch):
+    """``TRACKLOG_SQLALCHEMYSTORE_PREPARE_THRESHOLD=0``, for a PgBouncer that cannot route
+    prepared statements: the same reads prepare nothing."""
+    from tracklog_store_sql.store import SqlTrackingStore
+
+    monkeypatch.setenv("TRACKLOG_SQLALCHEMYSTORE_PREPARE_THRESHOLD", "0")
+    store = SqlTrackingStore(pg_url, "mlflow-artifacts:/")
+    try:
+        for _ in range(8):
+            store.search_runs(["0"], parse_run_filter("params.p1 != 'x'"))
+        with store.db.read() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
+    finally:
+        store.close()

@@ -47,6 +47,7 @@ _POOL_ENV = {
     "pool_recycle": "POOL_RECYCLE",
     "max_overflow": "MAX_OVERFLOW",
     "pool_timeout": "POOL_TIMEOUT",
+    "prepare_threshold": "PREPARE_THRESHOLD",
 }
 #: Pool settings for a database server unless the environment says otherwise: twenty
 #: connections at most per server process (four workers stay under PostgreSQL's default
@@ -146,6 +147,11 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
         ssl = mysql_ssl_args()
         if ssl:
             connect_args["ssl"] = ssl
+    prepare = kwargs.pop("prepare_threshold", None)
+    if prepare is not None and backend == "postgresql" and url.get_driver_name() == "psycopg":
+        # psycopg prepares a statement on its Nth run on a connection; 0 never does
+        # (PgBouncer before 1.21 in transaction mode cannot route prepared statements).
+        connect_args["prepare_threshold"] = prepare or None
     kwargs["connect_args"] = connect_args
     try:
         engine = sa.create_engine(url, **kwargs)
