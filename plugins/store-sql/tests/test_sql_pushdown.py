@@ -3,9 +3,9 @@ SQLAlchemy's ``before_cursor_execute`` event (an executemany counts once)."""
 
 from __future__ import annotations
 
+import uuid
 from contextlib import contextmanager
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -124,34 +124,35 @@ def _match(store, run_id, wanted):
             assert list(conn.execute(stmt, {"keys": bound_ids([], store.dialect)})) == []
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
-def test_repeated_reads_use_prepared_statements_on_postgresql(store):
+def _prepared_after_searches(pg_url: str) -> int:
+    """Prepared statements on the connection of a new store (one connection: the pool
+    hands it out again and again) after the same search eight times."""
+    from tracklog_store_sql.store import SqlTrackingStore
+
+    store = SqlTrackingStore(pg_url, "mlflow-artifacts:/")
+    try:
+        eid = store.create_experiment(f"prepared-{uuid.uuid4().hex}")
+        _fill(store, eid, 5, 2)
+        run_filter = parse_run_filter("metrics.m0 > 1 and params.p1 != 'x'")
+        for _ in range(8):
+            assert len(store.search_runs([eid], run_filter)) == 3
+        with store.db.read() as conn:
+            return conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%params%%'"
+            ).scalar()
+    finally:
+        store.close()
+
+
+def test_repeated_reads_use_prepared_statements_on_postgresql(pg_url):
     """psycopg prepares a statement on its fifth run on a connection, and forgets every
     prepared statement on a ROLLBACK: reads must end without one, or every search is
     planned from scratch (about a sixth of its time)."""
-    eid = store.create_experiment("prepared")
-    _fill(store, eid, 5, 2)
-    run_filter = parse_run_filter("metrics.m0 > 1 and params.p1 != 'x'")
-    for _ in range(8):
-        assert len(store.search_runs([eid], run_filter)) == 3
-    with store.db.read() as conn:
-        prepared = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%params%%'"
-        ).scalar()
-    assert prepared >= 2  # the search and the page's params, at least
+    assert _prepared_after_searches(pg_url) >= 2  # the search and the page's params
 
 
 def test_prepared_statements_can_be_switched_off(pg_url, monkeypatch):
     """``TRACKLOG_SQLALCHEMYSTORE_PREPARE_THRESHOLD=0``, for a PgBouncer that cannot route
     prepared statements: the same reads prepare nothing."""
-    from tracklog_store_sql.store import SqlTrackingStore
-
     monkeypatch.setenv("TRACKLOG_SQLALCHEMYSTORE_PREPARE_THRESHOLD", "0")
-    store = SqlTrackingStore(pg_url, "mlflow-artifacts:/")
-    try:
-        for _ in range(8):
-            store.search_runs(["0"], parse_run_filter("params.p1 != 'x'"))
-        with store.db.read() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
-    finally:
-        store.close()
+    assert _prepared_after_searches(pg_url) == 0
