@@ -1,19 +1,22 @@
 """Running a request's blocking work in a worker thread.
 
 ``anyio.to_thread.run_sync`` costs about 50 µs of the event loop's time per call (its
-limiter, cancel scope and worker hand-over); a ``ThreadPoolExecutor`` future costs about
-20. Every JSON route makes at least one such call, so the route handlers use this pool.
-It keeps what anyio gives them: the same limit of 40 threads (calls beyond it wait their
+limiter, cancel scope and worker hand-over), a ``ThreadPoolExecutor`` future chained to
+an asyncio one about 20; this pool hands the work over on a queue and the result back
+with one ``call_soon_threadsafe``. Every JSON route makes at least one such call.
+It keeps what anyio gives the routes: a limit of 40 threads (calls beyond it wait their
 turn), the caller's context variables in the thread, and a cancelled caller that still
-waits for work already running (a store call is never left running unowned).
+waits for work already running (a store call is never left running unowned); work not
+yet started when its caller is cancelled is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -21,21 +24,91 @@ T = TypeVar("T")
 #: anyio's default thread limit.
 LIMIT = 40
 
-_pool = ThreadPoolExecutor(LIMIT, thread_name_prefix="tracklog-worker")
+
+class _Work:
+    __slots__ = ("loop", "future", "context", "fn", "args", "finished", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any],
+                 args: tuple[Any, ...]) -> None:
+        self.loop = loop
+        self.future = loop.create_future()
+        self.context = contextvars.copy_context()
+        self.fn = fn
+        self.args = args
+        self.finished = False  # set on the loop's thread once the worker is done with it
+        self.waiter: asyncio.Future[None] | None = None
+
+    def settle(self, result: Any, error: BaseException | None) -> None:
+        """On the loop's thread: hand the outcome to the caller."""
+        self.finished = True
+        future = self.future
+        if not future.done():
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class _Pool:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.queue: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.threads = 0
+        self.idle = 0
+
+    def submit(self, work: _Work) -> None:
+        self.queue.put(work)
+        if self.idle == 0 and self.threads < self.limit:  # a cheap check first
+            with self.lock:
+                if self.idle == 0 and self.threads < self.limit:
+                    self.threads += 1
+                    threading.Thread(target=self._worker, daemon=True,
+                                     name=f"tracklog-worker-{self.threads}").start()
+
+    def _worker(self) -> None:
+        get = self.queue.get
+        while True:
+            with self.lock:
+                self.idle += 1
+            work = get()
+            with self.lock:
+                self.idle -= 1
+            if work.future.cancelled():  # its caller has gone: never started
+                result, error = None, None
+            else:
+                try:
+                    result, error = work.context.run(work.fn, *work.args), None
+                except StopIteration as exc:  # an asyncio future refuses to carry it
+                    result, error = None, RuntimeError("worker raised StopIteration")
+                    error.__cause__ = exc
+                except BaseException as exc:
+                    result, error = None, exc
+            try:
+                work.loop.call_soon_threadsafe(work.settle, result, error)
+            except RuntimeError:  # the loop has closed: nobody waits
+                pass
+            del work, result, error
+
+
+_pool = _Pool(LIMIT)
 
 
 async def run_sync(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` in a worker thread, in a copy of the caller's context."""
-    work = _pool.submit(contextvars.copy_context().run, fn, *args)
+    work = _Work(asyncio.get_running_loop(), fn, args)
+    _pool.submit(work)
     try:
-        return await asyncio.wrap_future(work)
+        return await work.future
     except asyncio.CancelledError:
-        # Not started yet: wrap_future has cancelled it. Running: wait for its end.
-        while not work.done():
-            try:
-                await asyncio.wrap_future(work)
-            except asyncio.CancelledError:
-                continue
-            except Exception:
-                break
+        # Wait for the worker to be done with it (if not started, it is dropped).
+        if not work.finished:
+            work.waiter = work.loop.create_future()
+            while not work.waiter.done():
+                try:
+                    await asyncio.shield(work.waiter)
+                except asyncio.CancelledError:
+                    continue
         raise
