@@ -226,6 +226,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         self._in_headers = False  # between a request's first byte and its last header
         self._header_bytes = 0
         self._header_timer: Any = None
+        self._header_deadline: float | None = None
         self._refusal: tuple[int, str, str] | None = None
         self._discarding = False
         self._started = 0.0
@@ -242,17 +243,38 @@ class TracklogHttpProtocol(HttpToolsProtocol):
 
     # -- header deadline and size --------------------------------------------------------
 
+    # A request's headers usually arrive in the read that starts it: rather than a timer
+    # made and cancelled per request, one timer stays armed and, when it fires, looks at
+    # the deadline of the headers awaited then (if any), waiting on for a later one.
+
     def _arm_header_timer(self) -> None:
-        if LIMITS.timeout and self._header_timer is None:
-            self._header_timer = self.loop.call_later(LIMITS.timeout, self._header_timeout)
+        if LIMITS.timeout and self._header_deadline is None:
+            self._header_deadline = self.loop.time() + LIMITS.timeout
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_at(self._header_deadline,
+                                                       self._header_timer_fired)
+
+    def _headers_arrived(self) -> None:
+        self._header_deadline = None
 
     def _cancel_header_timer(self) -> None:
+        self._header_deadline = None
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
 
-    def _header_timeout(self) -> None:
+    def _header_timer_fired(self) -> None:
         self._header_timer = None
+        deadline = self._header_deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:
+            self._header_timer = self.loop.call_at(deadline, self._header_timer_fired)
+            return
+        self._header_timeout()
+
+    def _header_timeout(self) -> None:
+        self._header_deadline = None
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
@@ -327,7 +349,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        self._cancel_header_timer()
+        self._headers_arrived()
         size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
         if size > LIMITS.max_size:
             self._refusal = self._too_large()
