@@ -306,7 +306,8 @@ def auth_enabled(config: ServerConfig) -> bool:
     return len(answers) < len(switchable) or any(a is not False for a in answers)
 
 
-def create_app(config: ServerConfig | None = None, store: TrackingStore | None = None) -> FastAPI:
+def create_app(config: ServerConfig | None = None,
+               store: TrackingStore | None = None) -> TracklogApp:
     """Build the server application.
 
     The tracking store comes from ``config.backend_store_uri`` through the store plugins

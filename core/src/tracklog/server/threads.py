@@ -7,7 +7,7 @@ with one ``call_soon_threadsafe``. Every JSON route makes at least one such call
 It keeps what anyio gives the routes: a limit of 40 threads (calls beyond it wait their
 turn), the caller's context variables in the thread, and a cancelled caller that still
 waits for work already running (a store call is never left running unowned); work not
-yet started when its caller is cancelled is dropped.
+yet started when its caller is cancelled is dropped (and the caller does not wait).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ LIMIT = 40
 
 
 class _Work:
-    __slots__ = ("loop", "future", "context", "fn", "args", "finished", "waiter")
+    __slots__ = ("loop", "future", "context", "fn", "args", "taken", "finished", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any],
                  args: tuple[Any, ...]) -> None:
@@ -35,6 +35,7 @@ class _Work:
         self.context = contextvars.copy_context()
         self.fn = fn
         self.args = args
+        self.taken = False  # set by the worker before it looks at ``future``
         self.finished = False  # set on the loop's thread once the worker is done with it
         self.waiter: asyncio.Future[None] | None = None
 
@@ -57,16 +58,19 @@ class _Pool:
         self.queue: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.threads = 0
-        self.idle = 0
+        self.idle = 0  # threads waiting for work
+        self.queued = 0  # work not yet taken by a thread
 
     def submit(self, work: _Work) -> None:
+        with self.lock:
+            self.queued += 1
+            spawn = self.queued > self.idle and self.threads < self.limit
+            if spawn:
+                self.threads += 1
         self.queue.put(work)
-        if self.idle == 0 and self.threads < self.limit:  # a cheap check first
-            with self.lock:
-                if self.idle == 0 and self.threads < self.limit:
-                    self.threads += 1
-                    threading.Thread(target=self._worker, daemon=True,
-                                     name=f"tracklog-worker-{self.threads}").start()
+        if spawn:
+            threading.Thread(target=self._worker, daemon=True,
+                             name=f"tracklog-worker-{self.threads}").start()
 
     def _worker(self) -> None:
         get = self.queue.get
@@ -76,16 +80,20 @@ class _Pool:
             work = get()
             with self.lock:
                 self.idle -= 1
+                self.queued -= 1
+            work.taken = True
+            result: Any = None
+            error: BaseException | None = None
             if work.future.cancelled():  # its caller has gone: never started
-                result, error = None, None
+                pass
             else:
                 try:
-                    result, error = work.context.run(work.fn, *work.args), None
+                    result = work.context.run(work.fn, *work.args)
                 except StopIteration as exc:  # an asyncio future refuses to carry it
-                    result, error = None, RuntimeError("worker raised StopIteration")
+                    error = RuntimeError("worker raised StopIteration")
                     error.__cause__ = exc
                 except BaseException as exc:
-                    result, error = None, exc
+                    error = exc
             try:
                 work.loop.call_soon_threadsafe(work.settle, result, error)
             except RuntimeError:  # the loop has closed: nobody waits
@@ -103,8 +111,9 @@ async def run_sync(fn: Callable[..., T], *args: Any) -> T:
     try:
         return await work.future
     except asyncio.CancelledError:
-        # Wait for the worker to be done with it (if not started, it is dropped).
-        if not work.finished:
+        # Not taken yet: the worker will find it cancelled and drop it. Taken: it may be
+        # running, so wait for the worker to be done with it.
+        if work.taken and not work.finished:
             work.waiter = work.loop.create_future()
             while not work.waiter.done():
                 try:
