@@ -177,3 +177,69 @@ def test_sqlite_writers_that_queue_together_commit_together(store):
     assert "Changing param values is not allowed" in str(outcome[-1])
     assert [m.step for m in store.get_metric_history(run, "m")] == list(range(15))
     assert store.get_run(run).data.params == {"p": "1"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_run_creations_and_updates_that_queue_together_commit_together(store):
+    """Run creations and run updates queued behind another write share one transaction,
+    as batches do; one that fails (an unknown experiment, a deleted run) fails alone with
+    its own error and the others are made."""
+    import time
+
+    from sqlalchemy import event
+
+    from tracklog import errors
+    from tracklog.entities import RunStatus
+
+    runs = [store.create_run("0", "u", 0).info.run_id for _ in range(3)]
+    store.delete_run(runs[2])
+    commits: list[int] = []
+    event.listen(store.db.engine, "commit", lambda _conn: commits.append(1))
+
+    def queue_behind_a_write(calls: list) -> list:
+        outcome: list = [None] * len(calls)
+
+        def call(i: int) -> None:
+            try:
+                outcome[i] = calls[i]()
+            except BaseException as exc:  # reported below
+                outcome[i] = exc
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
+        with store.db.write():
+            for th in threads:
+                th.start()
+            deadline = time.monotonic() + 10
+            while len(store.db._pending) < len(calls) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)  # every writer now waits for the lock
+            commits.clear()
+        for th in threads:
+            th.join(30)
+        return outcome
+
+    outcome = queue_behind_a_write([
+        lambda: store.create_run("0", "u", 5, run_name="queued-a"),
+        lambda: store.create_run("0", "u", 6, run_name="queued-b"),
+        lambda: store.update_run_info(runs[0], RunStatus.FINISHED, 7),
+        lambda: store.update_run_info(runs[1], RunStatus.FAILED, 8, "renamed"),
+    ])
+    assert len(commits) == 2  # the holder's commit, then one for all four together
+    created = [store.get_run(outcome[i].info.run_id).info for i in (0, 1)]
+    assert [(r.run_name, r.start_time) for r in created] == [("queued-a", 5), ("queued-b", 6)]
+    assert (outcome[2].status, outcome[2].end_time) == (RunStatus.FINISHED, 7)
+    assert (outcome[3].run_name, outcome[3].status) == ("renamed", RunStatus.FAILED)
+    assert store.get_run(runs[1]).data.tags["mlflow.runName"] == "renamed"
+
+    outcome = queue_behind_a_write([
+        lambda: store.create_run("987654", "u", 9),
+        lambda: store.create_run("0", "u", 10, run_name="queued-c"),
+        lambda: store.update_run_info(runs[2], RunStatus.FINISHED, 11),
+        lambda: store.update_run_info(runs[0], None, 12),
+    ])
+    assert isinstance(outcome[0], errors.TracklogError)
+    assert outcome[0].error_code == errors.ErrorCode.RESOURCE_DOES_NOT_EXIST
+    assert store.get_run(outcome[1].info.run_id).info.run_name == "queued-c"
+    assert isinstance(outcome[2], errors.TracklogError)
+    assert store.get_run(runs[2]).info.end_time is None
+    assert outcome[3].end_time == 12

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -19,7 +20,7 @@ from starlette.routing import Route
 from tracklog import __version__, errors
 from tracklog.config import ServerConfig
 from tracklog.interrupt import Interrupt, cancelled, serving
-from tracklog.server import hosts, middleware
+from tracklog.server import hosts, middleware, threads
 from tracklog.server.codec import (
     JSONResponse,
     Req,
@@ -71,18 +72,33 @@ def normalize_prefix(prefix: str | None) -> str:
     return "/" + prefix.strip("/")
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _read_body(scope: dict[str, Any], receive: Any) -> bytes:
+    declared = _header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
         raise errors.invalid(f"Request body of {declared} bytes exceeds {MAX_JSON_BODY} bytes")
     parts = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BODY:
-            raise errors.invalid(f"Request body exceeds {MAX_JSON_BODY} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > MAX_JSON_BODY:
+                    raise errors.invalid(f"Request body exceeds {MAX_JSON_BODY} bytes")
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 #: Response header carrying the id that a 500's log entry is filed under.
@@ -103,8 +119,8 @@ def internal_error(request: Request, exc: BaseException) -> JSONResponse:
     return response
 
 
-async def _fire_on_disconnect(request: Request, interrupt: Interrupt) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
+async def _fire_on_disconnect(receive: Any, interrupt: Interrupt) -> None:
+    while (await receive())["type"] != "http.disconnect":
         pass
     # Stopping may mean a network round trip (a PostgreSQL cancel request): never on the
     # event loop, and not in the worker pool, which may be the very thing exhausted.
@@ -112,16 +128,16 @@ async def _fire_on_disconnect(request: Request, interrupt: Interrupt) -> None:
 
 
 async def _run_interruptible(handler: Any, state: ServerState, req: Req,
-                             request: Request) -> Any:
+                             receive: Any) -> Any:
     """Run a read handler in a worker thread; if the client disconnects first, interrupt
     the store's work (a SQL statement is cancelled and its connection freed)."""
     interrupt = Interrupt()
     error: Exception | None = None
     with serving(interrupt):
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_fire_on_disconnect, request, interrupt)
+            tasks.start_soon(_fire_on_disconnect, receive, interrupt)
             try:
-                result = await anyio.to_thread.run_sync(handler, state, req)
+                result = await threads.run_sync(handler, state, req)
             except Exception as exc:  # raised below, outside the task group
                 error = exc
             tasks.cancel_scope.cancel()
@@ -132,51 +148,69 @@ async def _run_interruptible(handler: Any, state: ServerState, req: Req,
     raise error
 
 
+#: Query parameters of a request without a query string (immutable, so shared).
+_NO_QUERY = QueryParams("")
+
+#: The answer of every route that answers ``{}``, encoded once.
+_EMPTY = JSONResponse({})
+
+
 def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
+    """The route's ``answer(scope, receive, send)``, which returns its response."""
     handler, rule, is_get = spec.handler, spec.rule, spec.method == "GET"
     interruptible = rule.action == "read"
     guarded = state.auth_enabled and not rule.public
 
-    async def endpoint(request: Request) -> Response:
+    async def answer(scope: dict[str, Any], receive: Any, send: Any) -> Response:
         try:
-            check_query(request.query_params, request.path_params)
-            if is_get and request.query_params:
-                req = Req(None, request.query_params, request.path_params)
+            query_string = scope["query_string"]
+            path_params = scope.get("path_params") or {}
+            query = QueryParams(query_string) if query_string else _NO_QUERY
+            if query or path_params:
+                check_query(query, path_params)
+            if is_get and query:
+                req = Req(None, query, path_params)
             else:
-                body = await _read_body(request)
+                body = await _read_body(scope, receive)
                 if is_get and not body:
-                    req = Req(None, request.query_params, request.path_params)
+                    req = Req(None, query, path_params)
                 else:
-                    req = request_from_json(body, request.path_params,
-                                            request.headers.get("content-type"))
+                    req = request_from_json(body, path_params,
+                                            _header(scope, b"content-type"))
             if guarded:
-                await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
+                await threads.run_sync(identity_and_authorize, state,
+                                       Request(scope, receive, send), rule, req)
             if interruptible:
-                result = await _run_interruptible(handler, state, req, request)
+                result = await _run_interruptible(handler, state, req, receive)
             else:
-                result = await anyio.to_thread.run_sync(handler, state, req)
+                result = await threads.run_sync(handler, state, req)
+            if isinstance(result, Response):
+                return result
+            if type(result) is dict and not result:
+                return _EMPTY
             # Encoded here so that a value orjson refuses is an internal error like any other.
-            return result if isinstance(result, Response) else JSONResponse(result)
+            return JSONResponse(result)
         except errors.TracklogError as err:
             return error_response(err)
         except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
             return Response(status_code=400)
         except Exception as exc:
-            return internal_error(request, exc)
+            return internal_error(Request(scope, receive, send), exc)
 
-    return endpoint
+    return answer
 
 
 def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     handler, rule = spec.handler, spec.rule
     guarded = state.auth_enabled and not rule.public
 
-    async def endpoint(request: Request) -> Any:
+    async def answer(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        request = Request(scope, receive, send)
         try:
             req = Req(None, request.query_params, request.path_params)
             check_query(request.query_params, request.path_params)
             if guarded:
-                await anyio.to_thread.run_sync(identity_and_authorize, state, request, rule, req)
+                await threads.run_sync(identity_and_authorize, state, request, rule, req)
             return await handler(state, request, req)
         except errors.TracklogError as err:
             return error_response(err)
@@ -184,6 +218,13 @@ def _raw_endpoint(spec: RpcSpec, state: ServerState) -> Any:
             return Response(status_code=400)
         except Exception as exc:
             return internal_error(request, exc)
+
+    return answer
+
+
+def _starlette_endpoint(answer: Any) -> Any:
+    async def endpoint(request: Request) -> Any:
+        return await answer(request.scope, request.receive, request._send)
 
     return endpoint
 
@@ -196,14 +237,15 @@ def _mount(app: FastAPI, table: RouteTable, state: ServerState, prefix: str) -> 
                      for api in ("api", "ajax-api")]
         else:
             paths = [prefix + spec.path]
-        endpoint = _raw_endpoint(spec, state) if spec.raw else _rpc_endpoint(spec, state)
+        answer = _raw_endpoint(spec, state) if spec.raw else _rpc_endpoint(spec, state)
+        endpoint = _starlette_endpoint(answer)
         # Every route's endpoint names its rule, as plugin routes' do: a test (or a tool)
         # reading the route table sees what each one is authorized as.
         setattr(endpoint, RULE_ATTR, spec.rule)
         for path in paths:
             app.router.routes.append(Route(path, endpoint, methods=[spec.method]))
             if "{" not in path:
-                exact.setdefault((spec.method, path), endpoint)
+                exact.setdefault((spec.method, path), answer)
 
 
 def _guard_plugin_routes(app: FastAPI, state: ServerState, known: int) -> None:
@@ -229,6 +271,25 @@ def _authorizing(inner: Any, rule: Rule, state: ServerState) -> Any:
     return app
 
 
+class TracklogApp(FastAPI):
+    """The FastAPI application, answering the built-in routes without path parameters
+    through :class:`middleware.FastPath` while it applies (see :func:`create_app`)."""
+
+    fast_path: middleware.FastPath | None = None
+    #: The middleware count the fast path was set up for: one added since turns it off.
+    fast_layers = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        fast = self.fast_path
+        if fast is not None and scope["type"] == "http" and not scope.get("root_path"):
+            answer = fast.routes.get((scope["method"], scope["path"]))
+            if answer is not None and len(self.user_middleware) == self.fast_layers:
+                scope["app"] = self
+                await fast(scope, receive, send, answer)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def auth_enabled(config: ServerConfig) -> bool:
     """Whether any plugin implementing ``authenticate``/``authorize`` is switched on
     (``auth_active`` answers False for each one that is off)."""
@@ -245,7 +306,8 @@ def auth_enabled(config: ServerConfig) -> bool:
     return len(answers) < len(switchable) or any(a is not False for a in answers)
 
 
-def create_app(config: ServerConfig | None = None, store: TrackingStore | None = None) -> FastAPI:
+def create_app(config: ServerConfig | None = None,
+               store: TrackingStore | None = None) -> TracklogApp:
     """Build the server application.
 
     The tracking store comes from ``config.backend_store_uri`` through the store plugins
@@ -273,7 +335,7 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
             if store is not None:
                 store.close()
 
-    app = FastAPI(title="tracklog", version=__version__, docs_url=None, redoc_url=None,
+    app = TracklogApp(title="tracklog", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     app.state.tracklog = state
     app.state.tracklog_exact_routes = {}
@@ -325,7 +387,8 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     # Innermost: inside every other middleware, so they all still see these requests.
     app.add_middleware(middleware.ExactRoutes, routes=app.state.tracklog_exact_routes)
     # Results come last-registered first: the first plugin ends up outermost.
-    for wrapper in call_hook("asgi_middleware", config=config):
+    wrappers = call_hook("asgi_middleware", config=config)
+    for wrapper in wrappers:
         app.add_middleware(middleware.WrapMiddleware, wrapper=wrapper)
     if config.expose_prometheus:
         from tracklog.server import prometheus
@@ -349,4 +412,11 @@ def create_app(config: ServerConfig | None = None, store: TrackingStore | None =
     app.add_middleware(middleware.HostValidationMiddleware, allowed=allowed)
     # Outermost: every route and plugin reads its body through the timed receive.
     app.add_middleware(middleware.RequestBodyTimeout, timeout=config.body_timeout)
+    # Authorization, CORS headers, request metrics and plugins' middleware must see
+    # every request: with any of them, every request takes the full stack.
+    if not (state.auth_enabled or wrappers or config.expose_prometheus
+            or config.cors_allowed_origins):
+        app.fast_path = middleware.FastPath(app.state.tracklog_exact_routes, allowed,
+                                            config.cors_allowed_origins, config.body_timeout)
+        app.fast_layers = len(app.user_middleware)
     return app

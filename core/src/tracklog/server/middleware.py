@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
-from starlette.requests import Request
 
 from tracklog import errors
 from tracklog.server.hosts import AllowedHosts, parse_host
@@ -45,9 +44,14 @@ async def _refuse(send: Any, message: str, status: int = 403,
 
 
 class HostValidationMiddleware:
+    #: Verdicts kept per Host value: a server sees few of them, and parsing one is a
+    #: material share of a small request's time.
+    _KEEP = 256
+
     def __init__(self, app: Any, allowed: AllowedHosts) -> None:
         self.app = app
         self.allowed = allowed
+        self._verdicts: dict[bytes, tuple[int, str, str] | None] = {}
 
     def refusal(self, scope: dict[str, Any]) -> tuple[int, str, str] | None:
         """(status, error code, message) if the request's Host is not acceptable."""
@@ -55,7 +59,19 @@ class HostValidationMiddleware:
         if len(values) != 1:
             return 400, "BAD_REQUEST", ("Invalid Host header: expected exactly one, got "
                                         f"{len(values)}.")
-        host = parse_host(values[0].decode("latin-1"))
+        value = values[0]
+        try:
+            return self._verdicts[value]
+        except KeyError:
+            pass
+        verdict = self._judge(value)
+        if len(self._verdicts) >= self._KEEP:
+            self._verdicts.clear()
+        self._verdicts[value] = verdict
+        return verdict
+
+    def _judge(self, value: bytes) -> tuple[int, str, str] | None:
+        host = parse_host(value.decode("latin-1"))
         if host is None:
             return 400, "BAD_REQUEST", "Invalid Host header: not a valid host[:port]."
         if host not in self.allowed:
@@ -91,10 +107,9 @@ class CrossOriginGuard:
         host = _origin_of_host(scope)
         return urlparse(origin).netloc.lower() != (host or "").lower()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, scope: dict[str, Any]) -> str | None:
+        """The message to refuse an HTTP request with, if it is a cross-origin one that
+        may not be made."""
         origin = _header(scope, b"origin")
         method = scope["method"]
         cross = origin is not None and self._cross_origin(scope, origin)
@@ -104,12 +119,18 @@ class CrossOriginGuard:
             permitted = self.allow_all or (origin or "").rstrip("/") in self.origins
             preflight = method == "OPTIONS" and _header(scope, b"access-control-request-method")
             if not permitted and (method in _UNSAFE or preflight):
-                await _refuse(send, f"Cross-origin request from {origin!r} refused (see "
-                                    "--cors-allowed-origins).")
-                return
+                return (f"Cross-origin request from {origin!r} refused (see "
+                        "--cors-allowed-origins).")
             ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if method == "POST" and (ctype in _SIMPLE_TYPES or not ctype):
-                await _refuse(send, "Cross-origin POST requests must send application/json.")
+                return "Cross-origin POST requests must send application/json."
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            refused = self.refusal(scope)
+            if refused is not None:
+                await _refuse(send, refused)
                 return
         await self.app(scope, receive, send)
 
@@ -119,7 +140,8 @@ class ExactRoutes:
     endpoint, by (method, path). Starlette's router tries each route's pattern in turn
     and wraps the call in several more layers: a material share of a small request's
     time. Everything else (other methods, HEAD, a root path, plugin routes) goes on to
-    the router, which holds the same routes."""
+    the router, which holds the same routes. ``routes`` maps to each route's
+    ``answer(scope, receive, send)``, which returns the response."""
 
     def __init__(self, app: Any, routes: dict[tuple[str, str], Any]) -> None:
         self.app = app
@@ -127,9 +149,9 @@ class ExactRoutes:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
-            endpoint = self.routes.get((scope["method"], scope["path"]))
-            if endpoint is not None:
-                response = await endpoint(Request(scope, receive, send))
+            answer = self.routes.get((scope["method"], scope["path"]))
+            if answer is not None:
+                response = await answer(scope, receive, send)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -167,32 +189,42 @@ class RequestBodyTimeout:
         if scope["type"] != "http" or not self.timeout:
             await self.app(scope, receive, send)
             return
-        timeout = self.timeout
-        body_done = timed_out = False
+        timed = TimedBody(self.timeout, receive, send)
+        await self.app(scope, timed.receive, timed.send)
 
-        async def timed_receive() -> dict[str, Any]:
-            nonlocal body_done, timed_out
-            if body_done:
-                return await receive()
-            try:
-                # asyncio's own deadline costs half of anyio's fail_after, and this runs
-                # for every request with a body (uvicorn serves on asyncio).
-                async with asyncio.timeout(timeout):
-                    message = await receive()
-            except TimeoutError:
-                timed_out = True
-                raise BodyTimeout(timeout) from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
 
-        async def closing_send(message: dict[str, Any]) -> None:
-            if timed_out and message["type"] == "http.response.start":
-                headers = [*message.get("headers", ()), (b"connection", b"close")]
-                message = {**message, "headers": headers}
-            await send(message)
+class TimedBody:
+    """One request's ``receive`` with the idle deadline of :class:`RequestBodyTimeout`,
+    and its ``send``, which closes the connection after a timeout."""
 
-        await self.app(scope, timed_receive, closing_send)
+    __slots__ = ("timeout", "_receive", "_send", "body_done", "timed_out")
+
+    def __init__(self, timeout: float, receive: Any, send: Any) -> None:
+        self.timeout = timeout
+        self._receive = receive
+        self._send = send
+        self.body_done = self.timed_out = False
+
+    async def receive(self) -> dict[str, Any]:
+        if self.body_done:
+            return await self._receive()
+        try:
+            # asyncio's own deadline costs half of anyio's fail_after, and this runs
+            # for every request with a body (uvicorn serves on asyncio).
+            async with asyncio.timeout(self.timeout):
+                message = await self._receive()
+        except TimeoutError:
+            self.timed_out = True
+            raise BodyTimeout(self.timeout) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_done = True
+        return message
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.timed_out and message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), (b"connection", b"close")]
+            message = {**message, "headers": headers}
+        await self._send(message)
 
 
 class WrapMiddleware:
@@ -203,3 +235,39 @@ class WrapMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self.inner(scope, receive, send)
+
+
+class FastPath:
+    """The built-in routes without path parameters, answered ahead of Starlette's
+    middleware stack: the same Host and cross-origin refusals and body deadline as
+    :class:`HostValidationMiddleware`, :class:`CrossOriginGuard` and
+    :class:`RequestBodyTimeout`, without their layers (or Starlette's error and
+    exception layers, which a route's ``answer`` makes unnecessary: it catches
+    everything). Only used while no other middleware (CORS, metrics, a plugin's) is
+    configured, since those must see every request."""
+
+    def __init__(self, routes: dict[tuple[str, str], Any], allowed: AllowedHosts,
+                 allowed_origins: Iterable[str], timeout: float) -> None:
+        self.routes = routes
+        self.hosts = HostValidationMiddleware(None, allowed)
+        self.origins = CrossOriginGuard(None, allowed_origins)
+        self.timeout = timeout
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any,
+                       answer: Any) -> None:
+        refused = self.hosts.refusal(scope)
+        if refused is not None:
+            status, code, message = refused
+            await _refuse(send, message, status, code)
+            return
+        cross = self.origins.refusal(scope)
+        if cross is not None:
+            await _refuse(send, cross)
+            return
+        if not self.timeout:
+            response = await answer(scope, receive, send)
+            await response(scope, receive, send)
+            return
+        timed = TimedBody(self.timeout, receive, send)
+        response = await answer(scope, timed.receive, send)
+        await response(scope, timed.receive, timed.send if timed.timed_out else send)

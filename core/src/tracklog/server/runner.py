@@ -22,6 +22,7 @@ start with one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -51,7 +52,14 @@ _LINGER = 2.0
 
 
 class _CoalescingTransport:
-    """Buffers writes made during one loop iteration and sends them together."""
+    """Buffers writes made during one loop iteration and sends them together.
+
+    On a plain TCP connection with nothing queued, the data goes straight to the socket
+    with ``os.write``, which lets go of the GIL during the system call: uvloop's
+    ``transport.write`` holds it, and a loopback send (which runs the receiving side's
+    TCP work too) was a quarter of the event loop's GIL time per small request, time
+    the worker threads could not run. What the socket does not take goes to the
+    transport, which queues it and applies flow control as before."""
 
     def __init__(self, transport: Any, loop: Any) -> None:
         self._transport = transport
@@ -59,6 +67,12 @@ class _CoalescingTransport:
         self._buffer: list[bytes] = []
         self._size = 0
         self._scheduled = False
+        self._fd = -1
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_extra_info("sslcontext") is None \
+                and transport.get_extra_info("ssl_object") is None:
+            with contextlib.suppress(OSError, AttributeError, ValueError):
+                self._fd = sock.fileno()
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -77,8 +91,18 @@ class _CoalescingTransport:
             data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
             self._buffer.clear()
             self._size = 0
-            if not self._transport.is_closing():
-                self._transport.write(data)
+            transport = self._transport
+            if transport.is_closing():
+                return
+            if self._fd >= 0 and not transport.get_write_buffer_size():
+                try:
+                    sent = os.write(self._fd, data)
+                except OSError:  # full, or failed: the transport handles it as it would
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            transport.write(data)
 
     def close(self) -> None:
         self.flush()
@@ -203,6 +227,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         self._in_headers = False  # between a request's first byte and its last header
         self._header_bytes = 0
         self._header_timer: Any = None
+        self._header_deadline: float | None = None
         self._refusal: tuple[int, str, str] | None = None
         self._discarding = False
         self._started = 0.0
@@ -219,17 +244,38 @@ class TracklogHttpProtocol(HttpToolsProtocol):
 
     # -- header deadline and size --------------------------------------------------------
 
+    # A request's headers usually arrive in the read that starts it: rather than a timer
+    # made and cancelled per request, one timer stays armed and, when it fires, looks at
+    # the deadline of the headers awaited then (if any), waiting on for a later one.
+
     def _arm_header_timer(self) -> None:
-        if LIMITS.timeout and self._header_timer is None:
-            self._header_timer = self.loop.call_later(LIMITS.timeout, self._header_timeout)
+        if LIMITS.timeout and self._header_deadline is None:
+            self._header_deadline = self.loop.time() + LIMITS.timeout
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_at(self._header_deadline,
+                                                       self._header_timer_fired)
+
+    def _headers_arrived(self) -> None:
+        self._header_deadline = None
 
     def _cancel_header_timer(self) -> None:
+        self._header_deadline = None
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
 
-    def _header_timeout(self) -> None:
+    def _header_timer_fired(self) -> None:
         self._header_timer = None
+        deadline = self._header_deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:
+            self._header_timer = self.loop.call_at(deadline, self._header_timer_fired)
+            return
+        self._header_timeout()
+
+    def _header_timeout(self) -> None:
+        self._header_deadline = None
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
@@ -304,7 +350,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        self._cancel_header_timer()
+        self._headers_arrived()
         size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
         if size > LIMITS.max_size:
             self._refusal = self._too_large()

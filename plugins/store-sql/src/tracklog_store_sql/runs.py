@@ -8,6 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from tracklog import errors
 from tracklog.entities import (
@@ -87,7 +88,7 @@ class RunsMixin:
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         start = check_int64(start_time, "start_time") if start_time is not None else now_ms()
-        with self.db.write() as conn:
+        def write(conn: Connection) -> tuple[int, str]:
             exp = experiment_row(conn, experiment_id, for_write=True)
             artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
             execute_plain(conn, "run_insert", _RUN_INSERT, {
@@ -108,9 +109,13 @@ class RunsMixin:
                 _TAG_INSERT,
                 [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()],
             )
+            return exp.experiment_id, artifact_uri
+
+        # Concurrent creations share a transaction on SQLite (see write_grouped).
+        exp_id, artifact_uri = self.db.write_grouped(write)
         info = RunInfo(
             run_id=run_id,
-            experiment_id=str(exp.experiment_id),
+            experiment_id=str(exp_id),
             run_name=name,
             user_id=user_id,
             status=RunStatus.RUNNING,
@@ -141,7 +146,7 @@ class RunsMixin:
         if run_name:
             check_run_name(run_name)
             values["name"] = run_name
-        with self.db.write() as conn:
+        def write(conn: Connection) -> Any:
             check_active_run(conn, run_id)
             if values:
                 names = tuple(values)
@@ -155,8 +160,10 @@ class RunsMixin:
                     ["run_uuid", "key"],
                     ["value"],
                 )
-            row = run_row(conn, run_id)
-        return run_info(row)
+            return run_row(conn, run_id)
+
+        # Concurrent updates share a transaction on SQLite (see write_grouped).
+        return run_info(self.db.write_grouped(write))
 
     def delete_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, DELETED, now_ms())
