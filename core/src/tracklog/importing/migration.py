@@ -123,6 +123,9 @@ def migrate(
                      report, dry_run, verify, artifacts)
     _copy_others(source, dest, "registered_models", None, None, report, dry_run, verify,
                  None)
+    if not dry_run:
+        # Searches right after a large migration would otherwise be planned blind.
+        dest.refresh_statistics()  # type: ignore[attr-defined]
     return report
 
 

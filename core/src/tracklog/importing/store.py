@@ -117,6 +117,15 @@ class ImportStore(abc.ABC):
         already."""
         raise errors.not_implemented("This store cannot import traces")
 
+    def refresh_statistics(self) -> None:
+        """Refresh what the store's query planner knows of its tables; called once at
+        the end of every migration into the store (not a dry run). A database server
+        whose statistics are left as they were before a bulk load (PostgreSQL with
+        autovacuum off, or before it gets to them) plans searches over the filled
+        tables as if they were empty, which can make a search take seconds instead of
+        milliseconds. This default does nothing: a store without a planner, or whose
+        planner keeps its statistics up to date, needs no more."""
+
     def import_runs(self, runs: Sequence[ImportedRun]) -> None:
         """Write runs that do not exist here yet, whole: info, params, tags and every
         metric point, each with its final lifecycle stage. Stores override this with one

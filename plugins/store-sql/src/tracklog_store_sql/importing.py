@@ -37,6 +37,7 @@ from tracklog.validation import check_no_nul, validate_param, validate_tag
 from tracklog_store_sql.metrics import metric_rows
 from tracklog_store_sql.rows import load_runs, tuples
 from tracklog_store_sql.schema import (
+    ALL_TABLES,
     assessments,
     experiment_tags,
     experiments,
@@ -273,6 +274,19 @@ class ImportMixin(ImportStore):
                 nans += pts.nans
             copy_new_metric_points(conn, sids, tss, steps, vals, nans)
             conn.execute(latest_metrics.insert(), latest_rows)
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE every table of the schema on PostgreSQL and MySQL/MariaDB (neither
+        may have done it yet after a bulk load). SQLite is left as it is: its planner
+        without statistics is what this store's queries are written for."""
+        names = [t.name for t in ALL_TABLES]
+        if self.dialect == "postgresql":
+            with self.db.write() as conn:
+                conn.exec_driver_sql("ANALYZE " + ", ".join(names))
+        elif self.dialect in ("mysql", "mariadb"):
+            with self.db.write() as conn:
+                # Answers a result row per table, to be read before the next statement.
+                conn.exec_driver_sql("ANALYZE TABLE " + ", ".join(names)).all()
 
     # -- logged models, traces, registry: each written whole in one transaction ---------
 

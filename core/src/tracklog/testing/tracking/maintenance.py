@@ -150,6 +150,24 @@ class ImportTests(KitBase):
                                                                   marked: False}
 
 
+    def test_statistics_refresh_after_an_import(self, store):
+        """refresh_statistics, called at the end of a migration, leaves every record as
+        it was and the store usable for reads and writes."""
+        _need(store, ImportStore)
+        from tracklog.entities import Run, RunData
+        from tracklog.importing import ImportedRun
+
+        rid = "6f" * 16
+        info = RunInfo(rid, "0", "n", "u", RunStatus.FINISHED, 10, 20, "/a")
+        store.import_runs([ImportedRun(Run(info, RunData(params={"p": "1"})),
+                                       [metric("loss", 0.5, 100, 1)])])
+        store.refresh_statistics()
+        assert store.get_run(rid).data.params == {"p": "1"}
+        assert [p.value for p in store.get_metric_history(rid, "loss")] == [0.5]
+        new = new_run(store, new_experiment(store)).info.run_id
+        store.log_batch(new, metrics=[metric("loss", 1.0, 1, 0)])
+        assert store.get_run(new).data.metrics["loss"].value == 1.0
+
     def test_imported_runs_reads_back_runs_and_histories(self, store):
         """imported_runs reads runs back with their params, tags, latest metrics and
         every point of every history as columns (NaN as NaN), runs in any order; an id
