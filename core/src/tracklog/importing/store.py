@@ -117,7 +117,7 @@ class ImportStore(abc.ABC):
         already."""
         raise errors.not_implemented("This store cannot import traces")
 
-    def refresh_statistics(self) -> None:
+    def refresh_statistics(self) -> None:  # noqa: B027 - optional, a no-op by default
         """Refresh what the store's query planner knows of its tables; called once at
         the end of every migration into the store (not a dry run). A database server
         whose statistics are left as they were before a bulk load (PostgreSQL with
