@@ -1,6 +1,6 @@
-"""The kit's import and purge sections can fail: each mutant breaks one rule of the real
-SQL store's capability, and the kit test for that rule passes on the real store and fails
-on the mutant (as the core's tracking-kit mutants do)."""
+"""The kit's import and purge sections, and what a migration reads, can fail: each mutant
+breaks one rule of the real SQL store's capability, and the kit test for that rule passes
+on the real store and fails on the mutant (as the core's tracking-kit mutants do)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,18 @@ def _nan_dropped(base: type) -> type:
                         for k, c in columns.items()}
                 yield run, {k: tuple(zip(*p, strict=True)) if p else ((), (), ())
                             for k, p in kept.items()}
+
+    return M
+
+
+@mutant("experiment_trace_ids sees active experiments only (as searches do)",
+        "test_experiment_trace_ids_reach_deleted_experiments")
+def _active_traces_only(base: type) -> type:
+    from tracklog.stores import TraceStore
+
+    class M(base):
+        def experiment_trace_ids(self, experiment_id):
+            return TraceStore.experiment_trace_ids(self, experiment_id)
 
     return M
 

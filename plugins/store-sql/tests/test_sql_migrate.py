@@ -159,11 +159,12 @@ def test_planner_statistics_are_refreshed_after_migrating_into_postgresql(mlflow
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
-                counted = {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar()
-                           for t in ("runs", "params", "metric_points", "latest_metrics")}
-                estimated = dict(conn.exec_driver_sql(
+                counted: dict[str, int] = {
+                    t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
+                    for t in ("runs", "params", "metric_points", "latest_metrics")}
+                estimated: dict[str, float] = dict(conn.exec_driver_sql(
                     "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%(t)s)",
-                    {"t": list(counted)}).all())
+                    {"t": list(counted)}).tuples().all())
         finally:
             engine.dispose()
     assert counted["metric_points"] > 4000

@@ -102,10 +102,10 @@ class StoreSource:
         if not has_traces(self.store):
             return
         store: Any = self.store
-        for page in _chunked(all_pages(lambda token: store.search_traces(
-                [experiment_id], max_results=500, page_token=token)), 100):
-            # Searches may leave assessments out: read them whole.
-            yield from store.batch_get_trace_infos([t.trace_id for t in page])
+        # Those of deleted experiments too, which searches skip; read whole, with their
+        # assessments.
+        for ids in _chunked(store.experiment_trace_ids(experiment_id), 100):
+            yield from store.batch_get_trace_infos(ids)
 
     def registered_models(self) -> Iterator[tuple[RegisteredModel, list[ModelVersion]]]:
         from tracklog.stores import ModelRegistryStore
