@@ -92,6 +92,17 @@ def _active_traces_only(base: type) -> type:
     return M
 
 
+@mutant("run_experiments leaves deleted runs out (an active-only search)",
+        "test_run_experiments_names_each_runs_experiment")
+def _active_runs_only(base: type) -> type:
+    class M(base):
+        def run_experiments(self, run_ids):
+            return {rid: eid for rid, eid in super().run_experiments(run_ids).items()
+                    if self.get_run(rid).info.lifecycle_stage == LifecycleStage.ACTIVE}
+
+    return M
+
+
 @mutant("purge_run deletes live runs first", "test_live_records_are_refused")
 def _purges_live(base: type) -> type:
     class M(base):

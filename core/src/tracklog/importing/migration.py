@@ -18,7 +18,6 @@ from tracklog.entities import (
     Run,
     RunTag,
     TraceInfo,
-    ViewType,
 )
 from tracklog.importing.sources import _SERVER_TRACE_TAGS, MigrationSource, _chunked
 from tracklog.importing.store import (
@@ -32,7 +31,6 @@ from tracklog.importing.store import (
 )
 from tracklog.importing.verify import _compare, _source_checksum, _verify, _verify_other
 from tracklog.perf import gc_paused
-from tracklog.search.tokens import all_pages
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
 
 if TYPE_CHECKING:
@@ -358,16 +356,9 @@ def _taken_elsewhere(dest: _Destination, chunk: list[Run],
     that is not theirs."""
     if not state:
         return {}
-    from tracklog.search.parser import parse_run_filter
-
     experiment_id = chunk[0].info.experiment_id
-    ids = ", ".join(f"'{rid}'" for rid in state if "'" not in rid)
-    here = {r.info.run_id for r in all_pages(lambda token: dest.search_runs(
-        [experiment_id], parse_run_filter(f"attributes.run_id IN ({ids})"),
-        run_view_type=ViewType.ALL, max_results=1000, page_token=token))}
-    elsewhere = {rid: dest.get_run(rid).info.experiment_id for rid in state
-                 if rid not in here}
-    return {rid: there for rid, there in elsewhere.items() if there != experiment_id}
+    return {rid: there for rid, there in dest.run_experiments(list(state)).items()
+            if there != experiment_id}
 
 
 #: The rest of a history read in part: its key and the iterator positioned after the

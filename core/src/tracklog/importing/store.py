@@ -78,6 +78,22 @@ class ImportStore(abc.ABC):
             out[run_id] = INCOMPLETE_TAG not in tags
         return out
 
+    def run_experiments(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The experiment holding each of ``run_ids`` that exists here (whatever its
+        lifecycle stage): run id -> experiment id; ids of no run are left out. A
+        migration checks with it that no run it is about to write belongs to another
+        experiment. This default reads each run; stores override it with one query."""
+        out: dict[str, str] = {}
+        for run_id in run_ids:
+            try:
+                info = self.get_run(run_id).info  # type: ignore[attr-defined]
+            except errors.TracklogError as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                continue
+            out[run_id] = info.experiment_id
+        return out
+
     def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
         """Runs of ``run_ids`` as stored (those that exist, in any order), each with its
         full metric histories as columns, for a migration to verify what it wrote. This

@@ -176,6 +176,16 @@ class ImportMixin(ImportStore):
                     out[rid] = False
         return out
 
+    def run_experiments(self, run_ids: Sequence[str]) -> dict[str, str]:
+        r = runs.c
+        out: dict[str, str] = {}
+        with self.db.read() as conn:
+            for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
+                for rid, eid in conn.execute(sa.select(r.run_uuid, r.experiment_id).where(
+                        in_ids(r.run_uuid, chunk, self.dialect))):
+                    out[rid] = str(eid)
+        return out
+
     def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
         """A few statements for the runs and their data and one for every point of
         theirs (a binary COPY on PostgreSQL), split into columns in C."""

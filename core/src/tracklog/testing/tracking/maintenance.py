@@ -150,6 +150,22 @@ class ImportTests(KitBase):
                                                                   marked: False}
 
 
+    def test_run_experiments_names_each_runs_experiment(self, store):
+        """run_experiments answers the experiment of each existing run, deleted runs
+        and runs of deleted experiments included; unknown ids are left out."""
+        _need(store, ImportStore)
+        first, second = new_experiment(store), new_experiment(store)
+        a = new_run(store, first).info.run_id
+        b = new_run(store, second).info.run_id
+        deleted = new_run(store, first).info.run_id
+        store.delete_run(deleted)
+        gone = new_experiment(store)
+        in_gone = new_run(store, gone).info.run_id
+        store.delete_experiment(gone)
+        assert store.run_experiments([a, b, deleted, in_gone, "9" * 32, "it's"]) == {
+            a: first, b: second, deleted: first, in_gone: gone}
+        assert store.run_experiments([]) == {}
+
     def test_statistics_refresh_after_an_import(self, store):
         """refresh_statistics, called at the end of a migration, leaves every record as
         it was and the store usable for reads and writes."""
