@@ -103,6 +103,17 @@ def _active_runs_only(base: type) -> type:
     return M
 
 
+@mutant("history_columns cuts a history off at the limit instead of saying it is longer",
+        "test_history_columns_read_whole_short_histories")
+def _cut_off(base: type) -> type:
+    class M(base):
+        def history_columns(self, run_id, key, limit):
+            whole = super().history_columns(run_id, key, 10**9)
+            return tuple(c[:limit] for c in whole)
+
+    return M
+
+
 @mutant("purge_run deletes live runs first", "test_live_records_are_refused")
 def _purges_live(base: type) -> type:
     class M(base):

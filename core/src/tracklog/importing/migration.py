@@ -14,6 +14,7 @@ from tracklog.entities import (
     Experiment,
     LifecycleStage,
     Metric,
+    MetricColumns,
     Param,
     Run,
     RunTag,
@@ -23,6 +24,7 @@ from tracklog.importing.sources import _SERVER_TRACE_TAGS, MigrationSource, _chu
 from tracklog.importing.store import (
     _PARAMS_TAGS_PER_BATCH,
     BATCH_POINTS,
+    HistoryColumns,
     ImportedRun,
     ImportStore,
     _Destination,
@@ -335,9 +337,8 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
                 report.params += len(run.data.params)
                 report.tags += len(run.data.tags)
                 if not dry_run:
-                    pending.append((
-                        ImportedRun(run, [m for h in histories.values() for m in h]),
-                        _source_checksum(run, histories) if verify else None))
+                    pending.append((ImportedRun(run, _joined(histories)),
+                                    _source_checksum(run, histories) if verify else None))
                     pending_points += n
                     if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
                         flush()
@@ -367,11 +368,17 @@ _Rest = tuple[str, Iterator[Metric]]
 
 
 def _read_small(source: MigrationSource,
-                run: Run) -> tuple[dict[str, list[Metric]], _Rest | None]:
+                run: Run) -> tuple[dict[str, Sequence[Metric]], _Rest | None]:
     """The run's histories read up to :data:`BATCH_POINTS` points in all: the whole of
     them and None when they fit; else what was read and where reading stopped, so the
-    run is then streamed on from there without reading anything twice."""
-    out: dict[str, list[Metric]] = {}
+    run is then streamed on from there without reading anything twice. A source that
+    reads histories as columns hands over those that fit as such."""
+    read_columns = getattr(source, "history_columns", None)
+    if read_columns is not None:
+        columns = _read_columns(read_columns, run)
+        if columns is not None:
+            return columns, None
+    out: dict[str, Sequence[Metric]] = {}
     total = 0
     for key in sorted(run.data.metrics):
         points: list[Metric] = []
@@ -383,6 +390,39 @@ def _read_small(source: MigrationSource,
             if total > BATCH_POINTS:
                 return out, (key, it)
     return out, None
+
+
+def _read_columns(read: Callable[[str, str, int], HistoryColumns | None],
+                  run: Run) -> dict[str, Sequence[Metric]] | None:
+    """The run's histories as columns when they hold :data:`BATCH_POINTS` points in all
+    or fewer, else None."""
+    out: dict[str, Sequence[Metric]] = {}
+    left = BATCH_POINTS
+    for key in sorted(run.data.metrics):
+        columns = read(run.info.run_id, key, left)
+        if columns is None:
+            return None
+        timestamps, steps, values = columns
+        out[key] = MetricColumns([key] * len(timestamps), values, timestamps, steps)
+        left -= len(timestamps)
+    return out
+
+
+def _joined(histories: Mapping[str, Sequence[Metric]]) -> Sequence[Metric]:
+    """Every point of a run's histories in one sequence: columns kept as columns."""
+    if not all(isinstance(h, MetricColumns) for h in histories.values()):
+        return [m for h in histories.values() for m in h]
+    keys: list[str] = []
+    values: list[float] = []
+    timestamps: list[int] = []
+    steps: list[int] = []
+    for h in histories.values():
+        assert isinstance(h, MetricColumns)
+        keys += h.keys
+        values += h.values
+        timestamps += h.timestamps
+        steps += h.steps
+    return MetricColumns(keys, values, timestamps, steps)
 
 
 def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, bool]:
@@ -403,7 +443,7 @@ def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, boo
 
 def _copy_run(
     source: MigrationSource, dest: _Destination, run: Run, report: Report, dry_run: bool,
-    read: Mapping[str, list[Metric]] | None = None, rest: _Rest | None = None,
+    read: Mapping[str, Sequence[Metric]] | None = None, rest: _Rest | None = None,
 ) -> None:
     """Write one run step by step, its histories streamed: those in ``read`` (and the
     partly read history ``rest``) are not read from the source again."""

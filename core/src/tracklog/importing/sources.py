@@ -15,6 +15,7 @@ from tracklog.entities import (
     TraceInfo,
     ViewType,
 )
+from tracklog.importing.store import HistoryColumns, ImportStore
 from tracklog.search.tokens import all_pages
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
 
@@ -36,6 +37,9 @@ class MigrationSource(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: history_columns(run_id, key, limit) -> HistoryColumns | None: a history
+    #   as columns when it holds at most ``limit`` points, else None (then read through
+    #   history()); a source that offers it spares a Metric per point read.
     # Optional: a source without one of these has none of that kind.
     #   logged_models(experiment_id) -> Iterator[LoggedModel], with params, tags and
     #       metrics (deleted ones too where the source can tell);
@@ -84,6 +88,12 @@ class StoreSource:
 
     def history(self, run_id: str, key: str) -> Iterable[Metric]:
         return self.store.get_metric_history(run_id, key)
+
+    def history_columns(self, run_id: str, key: str, limit: int) -> HistoryColumns | None:
+        if isinstance(self.store, ImportStore):
+            return self.store.history_columns(run_id, key, limit)
+        # The capability's default, which reads through the store contract.
+        return ImportStore.history_columns(self.store, run_id, key, limit)  # type: ignore[arg-type]
 
     def logged_models(self, experiment_id: str) -> Iterator[LoggedModel]:
         from tracklog.gc import PurgeStore

@@ -32,6 +32,7 @@ from tracklog.importing import (
     ImportedRunColumns,
     ImportStore,
 )
+from tracklog.perf import gc_paused
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG
 from tracklog.validation import check_no_nul, validate_param, validate_tag
 from tracklog_store_sql.metrics import metric_rows
@@ -185,6 +186,34 @@ class ImportMixin(ImportStore):
                         in_ids(r.run_uuid, chunk, self.dialect))):
                     out[rid] = str(eid)
         return out
+
+    def history_columns(self, run_id: str, key: str, limit: int) -> HistoryColumns | None:
+        """The history query of ``get_metric_history`` limited to ``limit`` + 1 rows,
+        fetched as plain tuples (binary on psycopg) and split into columns in C."""
+        m, series = metric_points.c, metric_series.c
+        series_id = (sa.select(series.series_id)
+                     .where(series.run_uuid == run_id, series.key == key).scalar_subquery())
+        value = sa.case((m.is_nan == sa.true(), sa.null()), else_=m.value)
+        stmt = (sa.select(m.timestamp, m.step, value).where(m.series_id == series_id)
+                .order_by(m.timestamp, m.step, m.value).limit(limit + 1))
+        with self.db.read() as conn, gc_paused():
+            if conn.dialect.driver == "psycopg":
+                # Binary results: numbers arrive as machine values, not text to parse.
+                compiled = stmt.compile(dialect=conn.dialect)
+                raw: Any = conn.connection.driver_connection
+                with raw.cursor() as cur:
+                    cur.execute(compiled.string, compiled.params, binary=True)
+                    rows = cur.fetchall()
+            else:
+                rows = tuples(conn, stmt)
+            if len(rows) > limit:
+                return None
+            if not rows:
+                return (), (), ()
+            timestamps, steps, values = zip(*rows, strict=True)
+            if None in values:  # NaN is read as NULL
+                values = tuple(math.nan if v is None else v for v in values)
+            return timestamps, steps, values
 
     def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
         """A few statements for the runs and their data and one for every point of

@@ -276,6 +276,31 @@ class MlflowDatabaseSource:
             for rows in result.partitions():
                 yield from points(rows)
 
+    def history_columns(self, run_id: str, key: str,
+                        limit: int) -> tuple[Sequence[int], Sequence[int], Sequence[float]] | None:
+        """The history as columns when it holds at most ``limit`` points (one fetch of
+        plain tuples, split in C), else None."""
+        c = self.t["metrics"].c
+        stmt = (sa.select(c.timestamp, c.step, c.value, c.is_nan)
+                .where(c.run_uuid == run_id, c.key == key)
+                .order_by(c.timestamp, c.step, c.value).limit(limit + 1))
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            try:
+                rows = result.cursor.fetchall()
+            finally:
+                result.close()
+        if len(rows) > limit:
+            return None
+        if not rows:
+            return (), (), ()
+        timestamps, steps, values, nans = zip(*rows, strict=True)
+        if any(nans):
+            values = tuple(_NAN if nan else v for v, nan in zip(values, nans, strict=True))
+        if None in steps:
+            steps = tuple(s or 0 for s in steps)
+        return timestamps, steps, values
+
     # -- logged models, traces, registry ------------------------------------------------
 
     def _by_key(self, table: str, id_col: str, ids: Sequence[Any], key: str,

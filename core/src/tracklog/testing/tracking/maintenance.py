@@ -166,6 +166,24 @@ class ImportTests(KitBase):
             a: first, b: second, deleted: first, in_gone: gone}
         assert store.run_experiments([]) == {}
 
+    def test_history_columns_read_whole_short_histories(self, store):
+        """history_columns hands a history over as columns (NaN as NaN) when it holds at
+        most ``limit`` points, None when it holds more, and empty columns for a key the
+        run never logged."""
+        _need(store, ImportStore)
+        import math
+
+        rid = new_run(store, new_experiment(store)).info.run_id
+        store.log_batch(rid, metrics=[metric("loss", float(s), 100 + s, s) for s in range(5)]
+                        + [metric("loss", math.nan, 99, 7)])
+        got = store.history_columns(rid, "loss", 6)
+        assert got is not None
+        points = sorted(zip(*got, strict=True))
+        assert points[0][:2] == (99, 7) and math.isnan(points[0][2])
+        assert points[1:] == [(100 + s, s, float(s)) for s in range(5)]
+        assert store.history_columns(rid, "loss", 5) is None
+        assert [list(c) for c in store.history_columns(rid, "other", 5)] == [[], [], []]
+
     def test_statistics_refresh_after_an_import(self, store):
         """refresh_statistics, called at the end of a migration, leaves every record as
         it was and the store usable for reads and writes."""
