@@ -66,12 +66,27 @@ from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
     copy_new_metric_points,
-    copy_out_points,
+    execute_plain,
     in_ids,
+    point_arrays,
     upsert,
 )
 
 _INT32_MAX = 2**31 - 1
+
+
+_m, _series = metric_points.c, metric_series.c
+#: The first points of one history (NaN read as NULL), as get_metric_history orders them.
+_HISTORY_HEAD = (
+    sa.select(_m.timestamp, _m.step,
+              sa.case((_m.is_nan == sa.true(), sa.null()), else_=_m.value))
+    .where(_m.series_id == sa.select(_series.series_id).where(
+        _series.run_uuid == sa.bindparam("run_id"),
+        _series.key == sa.bindparam("key")).scalar_subquery())
+    .order_by(_m.timestamp, _m.step, _m.value)
+    .limit(sa.bindparam("lim", type_=sa.Integer))
+    .offset(sa.bindparam("off", type_=sa.Integer))
+)
 
 
 class ImportMixin(ImportStore):
@@ -189,31 +204,22 @@ class ImportMixin(ImportStore):
 
     def history_columns(self, run_id: str, key: str, limit: int) -> HistoryColumns | None:
         """The history query of ``get_metric_history`` limited to ``limit`` + 1 rows,
-        fetched as plain tuples (binary on psycopg) and split into columns in C."""
-        m, series = metric_points.c, metric_series.c
-        series_id = (sa.select(series.series_id)
-                     .where(series.run_uuid == run_id, series.key == key).scalar_subquery())
-        value = sa.case((m.is_nan == sa.true(), sa.null()), else_=m.value)
-        stmt = (sa.select(m.timestamp, m.step, value).where(m.series_id == series_id)
-                .order_by(m.timestamp, m.step, m.value).limit(limit + 1))
+        compiled once, fetched as plain tuples and split into columns in C."""
         with self.db.read() as conn, gc_paused():
-            if conn.dialect.driver == "psycopg":
-                # Binary results: numbers arrive as machine values, not text to parse.
-                compiled = stmt.compile(dialect=conn.dialect)
-                raw: Any = conn.connection.driver_connection
-                with raw.cursor() as cur:
-                    cur.execute(compiled.string, compiled.params, binary=True)
-                    rows = cur.fetchall()
-            else:
-                rows = tuples(conn, stmt)
-            if len(rows) > limit:
-                return None
-            if not rows:
-                return (), (), ()
-            timestamps, steps, values = zip(*rows, strict=True)
-            if None in values:  # NaN is read as NULL
-                values = tuple(math.nan if v is None else v for v in values)
-            return timestamps, steps, values
+            result = execute_plain(conn, "history_head", _HISTORY_HEAD,
+                                   {"run_id": run_id, "key": key, "lim": limit + 1, "off": 0})
+            try:
+                rows = result.cursor.fetchall()
+            finally:
+                result.close()
+        if len(rows) > limit:
+            return None
+        if not rows:
+            return (), (), ()
+        timestamps, steps, values = zip(*rows, strict=True)
+        if None in values:  # NaN is read as NULL
+            values = tuple(math.nan if v is None else v for v in values)
+        return timestamps, steps, values
 
     def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
         """A few statements for the runs and their data and one for every point of
@@ -455,15 +461,11 @@ def _grouped(rows: Sequence[tuple]) -> Iterator[tuple[int, HistoryColumns]]:
 
 
 def _copied_histories(conn: Any, series_ids: list[int]) -> Iterator[tuple[int, HistoryColumns]]:
-    """(series id, columns) of every point of ``series_ids``, read by one binary
-    ``COPY … TO STDOUT`` on PostgreSQL and split into columns in C (a fetch builds a
-    tuple and four objects per point)."""
-    sids, timestamps, steps, values, nans = copy_out_points(conn, series_ids)
-    if any(nans):
-        values = array("d", [math.nan if flag else v
-                             for v, flag in zip(values, nans, strict=True)])
-    start = 0
-    for sid, group in groupby(sids):
-        end = start + len(list(group))
-        yield sid, (timestamps[start:end], steps[start:end], values[start:end])
-        start = end
+    """(series id, columns) of every point of ``series_ids``, read on PostgreSQL as
+    binary arrays, one row per series (a fetch builds a tuple and four objects per
+    point)."""
+    for sid, timestamps, steps, values, nans in point_arrays(conn, series_ids):
+        if any(nans):
+            values = array("d", [math.nan if flag else v
+                                 for v, flag in zip(values, nans, strict=True)])
+        yield sid, (timestamps, steps, values)

@@ -280,12 +280,18 @@ class MlflowDatabaseSource:
                         limit: int) -> tuple[Sequence[int], Sequence[int], Sequence[float]] | None:
         """The history as columns when it holds at most ``limit`` points (one fetch of
         plain tuples, split in C), else None."""
+        from tracklog_store_sql.sqlutil import execute_plain
+
         c = self.t["metrics"].c
         stmt = (sa.select(c.timestamp, c.step, c.value, c.is_nan)
-                .where(c.run_uuid == run_id, c.key == key)
-                .order_by(c.timestamp, c.step, c.value).limit(limit + 1))
+                .where(c.run_uuid == sa.bindparam("run_id"), c.key == sa.bindparam("key"))
+                .order_by(c.timestamp, c.step, c.value)
+                .limit(sa.bindparam("lim", type_=sa.Integer))
+                .offset(sa.bindparam("off", type_=sa.Integer)))
         with self.engine.connect() as conn:
-            result = conn.execute(stmt)
+            # Built each time (cheap) but compiled once: execution is most of the cost.
+            result = execute_plain(conn, "mlflow_history_head", stmt,
+                                   {"run_id": run_id, "key": key, "lim": limit + 1, "off": 0})
             try:
                 rows = result.cursor.fetchall()
             finally:

@@ -8,7 +8,7 @@ import math
 import struct
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
@@ -368,37 +368,54 @@ def _binary_points(*columns: Sequence[Any]) -> bytearray:
 
 
 def binary_copy_reads(conn: Connection) -> bool:
-    """Whether :func:`copy_out_points` can read from ``conn`` (PostgreSQL with psycopg)."""
+    """Whether :func:`point_arrays` can read from ``conn`` (PostgreSQL with psycopg)."""
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
 
 
-def copy_out_points(conn: Connection, series_ids: Sequence[int]) -> tuple[array, ...]:
-    """Every point of ``series_ids``, ordered by series, timestamp, step and value, as
-    columns (series ids, timestamps, steps, values, NaN flags): one binary ``COPY … TO``
-    whose fixed-width rows are split column by column with strided slices."""
-    raw: Any = conn.connection.driver_connection
-    ids = ",".join(str(int(sid)) for sid in series_ids)
-    data = bytearray()
-    with raw.cursor() as cur, cur.copy(
-            "COPY (SELECT series_id, timestamp, step, value, is_nan FROM metric_points "
-            f"WHERE series_id IN ({ids}) ORDER BY series_id, timestamp, step, value) "
-            "TO STDOUT (FORMAT binary)") as copy:
-        for block in copy:
-            data += block
-    size = _PGCOPY_ROW.size
-    body = memoryview(data)[len(_PGCOPY_HEADER):len(data) - len(_PGCOPY_TRAILER)]
-    n = len(body) // size
-    out = []
-    for offset, code, width in _PGCOPY_FIELDS:
-        column = bytearray(n * width)
-        for j in range(width):
-            column[j::width] = body[offset + j::size]
-        values = array(code, bytes(column))
-        if width > 1 and sys.byteorder == "little":
-            values.byteswap()
-        out.append(values)
-    return tuple(out)
+# Each series' points as four arrays in PostgreSQL's binary array format (one row per
+# series, no Python object per point; a COPY TO sends, and psycopg hands over, a message
+# per row).
+_ORDER = "ORDER BY timestamp, step, value"
+_PG_POINT_ARRAYS = (
+    "SELECT series_id, "
+    + ", ".join(f"array_send(array_agg({c} {_ORDER}))"
+                for c in ("timestamp", "step", "value", "is_nan"))
+    + " FROM metric_points WHERE series_id = ANY(%(ids)s::integer[]) GROUP BY series_id"
+)
+#: (array type code, width) of the timestamps, steps, values and NaN flags.
+_ARRAY_COLUMNS = (("q", 8), ("q", 8), ("d", 8), ("B", 1))
 
+
+def point_arrays(conn: Connection, series_ids: Sequence[int]
+                 ) -> Iterator[tuple[int, array, array, array, array]]:
+    """(series id, timestamps, steps, values, NaN flags) of every series of
+    ``series_ids`` that has points, each history ordered by timestamp, step and value,
+    its columns split out of the binary arrays with strided slices."""
+    raw: Any = conn.connection.driver_connection
+    ids = "{" + ",".join(str(int(sid)) for sid in series_ids) + "}"
+    with raw.cursor() as cur:
+        cur.execute(_PG_POINT_ARRAYS, {"ids": ids}, binary=True)
+        rows = cur.fetchall()
+    for sid, *arrays in rows:
+        timestamps, steps, values, nans = (
+            _array_column(data, code, width)
+            for data, (code, width) in zip(arrays, _ARRAY_COLUMNS, strict=True))
+        yield sid, timestamps, steps, values, nans
+
+
+def _array_column(data: bytes, code: str, width: int) -> array:
+    """The elements of a one-dimensional array without NULLs in PostgreSQL's binary
+    format (a 20-byte header, then each element's length and big-endian value)."""
+    n = struct.unpack_from(">i", data, 12)[0]
+    body = memoryview(data)[20:]
+    stride = 4 + width
+    column = bytearray(n * width)
+    for j in range(width):
+        column[j::width] = body[4 + j::stride]
+    values = array(code, bytes(column))
+    if width > 1 and sys.byteorder == "little":
+        values.byteswap()
+    return values
 
 # --- comparisons -------------------------------------------------------------------------
 
