@@ -227,6 +227,9 @@ def _copy_trace_artifacts(source: MigrationSource, dest: _Destination, trace: Tr
 
 
 _RUNS_PER_CHECK = 200
+#: Points of gathered runs written (and read back) as one batch: each batch costs some
+#: twenty statements, so fewer, larger ones, while two in hand stay a few MB.
+_GATHERED_POINTS = 5 * BATCH_POINTS
 
 
 #: A gathered run and, when verifying, the checksum of its source.
@@ -340,7 +343,7 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
                     pending.append((ImportedRun(run, _joined(histories)),
                                     _source_checksum(run, histories) if verify else None))
                     pending_points += n
-                    if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
+                    if pending_points >= _GATHERED_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
                         flush()
             report.runs += 1
             progress(f"{report.runs} runs, {report.points:,} points")

@@ -374,13 +374,14 @@ def binary_copy_reads(conn: Connection) -> bool:
 
 # Each series' points as four arrays in PostgreSQL's binary array format (one row per
 # series, no Python object per point; a COPY TO sends, and psycopg hands over, a message
-# per row).
-_ORDER = "ORDER BY timestamp, step, value"
+# per row). The points are sorted once, below the aggregates (an ORDER BY in each of
+# them sorts every group four times, which took longer than the rest of the query); the
+# four arrays of a group are built from the same rows in the same sequence.
 _PG_POINT_ARRAYS = (
     "SELECT series_id, "
-    + ", ".join(f"array_send(array_agg({c} {_ORDER}))"
-                for c in ("timestamp", "step", "value", "is_nan"))
-    + " FROM metric_points WHERE series_id = ANY(%(ids)s::integer[]) GROUP BY series_id"
+    + ", ".join(f"array_send(array_agg({c}))" for c in ("timestamp", "step", "value", "is_nan"))
+    + " FROM (SELECT * FROM metric_points WHERE series_id = ANY(%(ids)s::integer[])"
+    " ORDER BY series_id, timestamp, step, value) AS points GROUP BY series_id"
 )
 #: (array type code, width) of the timestamps, steps, values and NaN flags.
 _ARRAY_COLUMNS = (("q", 8), ("q", 8), ("d", 8), ("B", 1))
