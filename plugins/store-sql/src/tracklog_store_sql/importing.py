@@ -66,8 +66,9 @@ from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
     copy_new_metric_points,
-    execute_plain,
+    history_head,
     in_ids,
+    insert_text_rows,
     point_arrays,
     upsert,
 )
@@ -206,13 +207,8 @@ class ImportMixin(ImportStore):
         """The history query of ``get_metric_history`` limited to ``limit`` + 1 rows,
         compiled once, fetched as plain tuples and split into columns in C."""
         with self.db.read() as conn, gc_paused():
-            result = execute_plain(conn, "history_head", _HISTORY_HEAD,
-                                   {"run_id": run_id, "key": key, "lim": limit + 1, "off": 0})
-            try:
-                rows = result.cursor.fetchall()
-            finally:
-                result.close()
-        if len(rows) > limit:
+            rows = history_head(conn, "history_head", _HISTORY_HEAD, run_id, key, limit)
+        if rows is None:
             return None
         if not rows:
             return (), (), ()
@@ -290,9 +286,9 @@ class ImportMixin(ImportStore):
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             conn.execute(runs.insert(), run_rows)
             if param_rows:
-                conn.execute(params.insert(), param_rows)
+                insert_text_rows(conn, params, ("run_uuid", "key", "value"), param_rows)
             if tag_rows:
-                conn.execute(tags.insert(), tag_rows)
+                insert_text_rows(conn, tags, ("run_uuid", "key", "value"), tag_rows)
             if not latest_rows:
                 return
             conn.execute(metric_series.insert(),

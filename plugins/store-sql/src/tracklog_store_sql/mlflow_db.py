@@ -280,7 +280,7 @@ class MlflowDatabaseSource:
                         limit: int) -> tuple[Sequence[int], Sequence[int], Sequence[float]] | None:
         """The history as columns when it holds at most ``limit`` points (one fetch of
         plain tuples, split in C), else None."""
-        from tracklog_store_sql.sqlutil import execute_plain
+        from tracklog_store_sql.sqlutil import history_head
 
         c = self.t["metrics"].c
         stmt = (sa.select(c.timestamp, c.step, c.value, c.is_nan)
@@ -290,13 +290,8 @@ class MlflowDatabaseSource:
                 .offset(sa.bindparam("off", type_=sa.Integer)))
         with self.engine.connect() as conn:
             # Built each time (cheap) but compiled once: execution is most of the cost.
-            result = execute_plain(conn, "mlflow_history_head", stmt,
-                                   {"run_id": run_id, "key": key, "lim": limit + 1, "off": 0})
-            try:
-                rows = result.cursor.fetchall()
-            finally:
-                result.close()
-        if len(rows) > limit:
+            rows = history_head(conn, "mlflow_history_head", stmt, run_id, key, limit)
+        if rows is None:
             return None
         if not rows:
             return (), (), ()

@@ -47,6 +47,20 @@ def execute_plain(conn: Connection, name: str, stmt: Any,
     return conn.exec_driver_sql(sql, [tuple([p[n] for n in order]) for p in params])
 
 
+def history_head(conn: Connection, name: str, stmt: Any, run_id: str, key: str,
+                 limit: int) -> Sequence[tuple] | None:
+    """Rows of a history query ``stmt`` (bound ``run_id``, ``key``, ``lim`` and ``off``;
+    compiled once as ``name``) as plain tuples when there are at most ``limit``, else
+    None."""
+    result = execute_plain(conn, name, stmt,
+                           {"run_id": run_id, "key": key, "lim": limit + 1, "off": 0})
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return None if len(rows) > limit else rows
+
+
 def encode_float(value: float) -> tuple[float, bool]:
     """(stored value, is_nan) the way MLflow stores doubles: NaN as a flag, ±inf clamped."""
     if value != value:
@@ -182,6 +196,20 @@ def execute_many(conn: Connection, stmt, rows: list[dict[str, Any]]) -> None:
         conn.execute(stmt.stmt, [{f"p_{k}": v for k, v in r.items()} for r in rows])
     else:
         conn.execute(stmt, rows)
+
+
+def insert_text_rows(conn: Connection, table: sa.Table, columns: Sequence[str],
+                     rows: list[dict[str, str]]) -> None:
+    """Insert ``rows`` whose ``columns`` all hold text. On PostgreSQL in one statement,
+    each column bound as one array literal: an executemany there runs an INSERT per row
+    on the server, and the driver adapts every row."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    arrays = ", ".join(f"CAST(:c{i} AS TEXT[])" for i in range(len(columns)))
+    conn.execute(
+        sa.text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"),
+        {f"c{i}": pg_text_array([r[c] for r in rows]) for i, c in enumerate(columns)})
 
 
 def insert_ignore(

@@ -30,6 +30,10 @@ def _imports(call: Callable[[], bool]) -> bool:
     return True
 
 
+#: A value with what array literals, CSV and SQL quote or escape.
+_ODD = 'say "hi", {x}\\ \'NULL\'\n\tend'
+
+
 def _need(store: object, capability: type) -> None:
     if not isinstance(store, capability):
         pytest.skip(f"store does not declare {capability.__name__}")
@@ -215,7 +219,8 @@ class ImportTests(KitBase):
         a, b = "4d" * 16, "5e" * 16
         for rid, n in ((a, 30), (b, 3)):
             info = RunInfo(rid, "0", f"n-{rid[:4]}", "u", RunStatus.FINISHED, 10, 20, "/a")
-            data = RunData(params={"p": rid[:6]}, tags={"mlflow.runName": f"n-{rid[:4]}"})
+            data = RunData(params={"p": rid[:6], "odd": _ODD},
+                           tags={"mlflow.runName": f"n-{rid[:4]}", "odd": _ODD, "none": ""})
             points = [metric("loss", float(s), 100 + s, s) for s in range(n)]
             points += [metric("acc", math.nan, 5, 1), metric("acc", 0.5, 5, 0)]
             store.import_runs([ImportedRun(Run(info, data), points)])
@@ -223,7 +228,9 @@ class ImportTests(KitBase):
                     for run, columns in store.imported_runs([b, "9" * 32, a])))
         assert set(got) == {a, b}
         run, columns = got[a]
-        assert run.data.params == {"p": a[:6]} and set(run.data.metrics) == {"loss", "acc"}
+        assert run.data.params == {"p": a[:6], "odd": _ODD}
+        assert (run.data.tags["odd"], run.data.tags["none"]) == (_ODD, "")
+        assert set(run.data.metrics) == {"loss", "acc"}
         assert set(columns) == {"loss", "acc"}
         ts, steps, values = columns["loss"]
         assert sorted(zip(ts, steps, values, strict=True)) == [
