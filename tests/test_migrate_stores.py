@@ -7,6 +7,7 @@ import math
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tracklog.entities import Metric, Param, RunStatus, RunTag, ViewType
 from tracklog.importing import checksum
@@ -274,3 +275,41 @@ def test_a_run_id_taken_by_another_experiment_is_named_and_the_rest_go_on(tmp_pa
             new_alpha.experiment_id}
     finally:
         dst.close()
+
+
+def test_traces_of_a_deleted_experiment_are_copied(tmp_path):
+    """From a tracklog store (SQLite, and a file store under new experiment ids), the
+    traces of a deleted experiment come with it, though searches do not see them."""
+    from tracklog.entities import LifecycleStage, TraceInfo, TraceState
+
+    def trace(exp: str, n: int) -> TraceInfo:
+        return TraceInfo(f"tr-{n:032x}", exp, 1_700_000_000_000 + n, 5, TraceState.OK,
+                         tags={"n": str(n)})
+
+    for src_uri, extra in ((f"sqlite:///{tmp_path}/src.db", ()),
+                           (f"file://{tmp_path}/mlruns", ("--new-experiment-ids",))):
+        src: Any = resolve_store(src_uri, str(tmp_path / "src-artifacts"))
+        kept, gone = src.create_experiment("kept"), src.create_experiment("gone")
+        base = 100 if extra else 0
+        src.start_trace(trace(kept, base + 1))
+        for n in (2, 3):
+            src.start_trace(trace(gone, base + n))
+        src.delete_experiment(gone)
+        src.close()
+
+        dst_uri = f"sqlite:///{tmp_path}/dst-{base}.db"
+        done = _migrate(src_uri, dst_uri, *extra)
+        assert done.returncode == 0, done.stderr
+        assert "3 traces" in done.stdout and "verified 0 runs, 0 logged models, 3 traces" \
+            in done.stdout
+        dst: Any = resolve_store(dst_uri, None)
+        try:
+            there = dst.get_experiment_by_name("gone")
+            assert there is not None and there.lifecycle_stage == LifecycleStage.DELETED
+            for n in (2, 3):
+                got = dst.get_trace_info(f"tr-{base + n:032x}")
+                assert (got.experiment_id, got.tags["n"]) == (there.experiment_id,
+                                                             str(base + n))
+            assert dst.get_trace_info(f"tr-{base + 1:032x}").tags["n"] == str(base + 1)
+        finally:
+            dst.close()

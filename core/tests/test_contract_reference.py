@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "contract-reference"
-SOURCES = ("core/src/tracklog/stores.py", "core/src/tracklog/artifacts/base.py")
+SOURCES = ("core/src/tracklog/stores.py", "core/src/tracklog/importing/store.py",
+           "core/src/tracklog/artifacts/base.py")
 
 
 def check(root: Path) -> subprocess.CompletedProcess[str]:

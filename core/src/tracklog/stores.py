@@ -25,7 +25,7 @@ with INVALID_PARAMETER_VALUE). They return a :class:`tracklog.entities.PagedList
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from operator import attrgetter, gt
 from typing import Any, ClassVar
@@ -57,6 +57,7 @@ from tracklog.entities import (
 )
 from tracklog.sampling import sample_min_max
 from tracklog.search.ast import Filter, OrderBy
+from tracklog.search.tokens import all_pages
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -761,6 +762,16 @@ class TraceStore(abc.ABC):
         Order: ``order_by`` clauses in turn, then ``timestamp_ms DESC``, then ``trace_id
         ASC``; traces lacking a sort key come last in both directions.
         """
+
+    def experiment_trace_ids(self, experiment_id: str) -> Iterator[str]:
+        """Ids of every trace of the experiment, whether it is active or deleted, in any
+        order; none for an unknown experiment. What ``tracklog migrate`` copies:
+        :meth:`search_traces` skips deleted experiments. This default pages through
+        :meth:`search_traces`, so it reaches active experiments only; a store overrides it
+        to reach the traces of deleted experiments too."""
+        for trace in all_pages(lambda token: self.search_traces(
+                [experiment_id], max_results=1000, page_token=token)):
+            yield trace.trace_id
 
     @abc.abstractmethod
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:

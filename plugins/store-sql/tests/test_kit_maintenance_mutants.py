@@ -1,6 +1,6 @@
-"""The kit's import and purge sections can fail: each mutant breaks one rule of the real
-SQL store's capability, and the kit test for that rule passes on the real store and fails
-on the mutant (as the core's tracking-kit mutants do)."""
+"""The kit's import and purge sections, and what a migration reads, can fail: each mutant
+breaks one rule of the real SQL store's capability, and the kit test for that rule passes
+on the real store and fails on the mutant (as the core's tracking-kit mutants do)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,40 @@ def _nan_dropped(base: type) -> type:
                         for k, c in columns.items()}
                 yield run, {k: tuple(zip(*p, strict=True)) if p else ((), (), ())
                             for k, p in kept.items()}
+
+    return M
+
+
+@mutant("experiment_trace_ids sees active experiments only (as searches do)",
+        "test_experiment_trace_ids_reach_deleted_experiments")
+def _active_traces_only(base: type) -> type:
+    from tracklog.stores import TraceStore
+
+    class M(base):
+        def experiment_trace_ids(self, experiment_id):
+            return TraceStore.experiment_trace_ids(self, experiment_id)
+
+    return M
+
+
+@mutant("run_experiments leaves deleted runs out (an active-only search)",
+        "test_run_experiments_names_each_runs_experiment")
+def _active_runs_only(base: type) -> type:
+    class M(base):
+        def run_experiments(self, run_ids):
+            return {rid: eid for rid, eid in super().run_experiments(run_ids).items()
+                    if self.get_run(rid).info.lifecycle_stage == LifecycleStage.ACTIVE}
+
+    return M
+
+
+@mutant("history_columns cuts a history off at the limit instead of saying it is longer",
+        "test_history_columns_read_whole_short_histories")
+def _cut_off(base: type) -> type:
+    class M(base):
+        def history_columns(self, run_id, key, limit):
+            whole = super().history_columns(run_id, key, 10**9)
+            return tuple(c[:limit] for c in whole)
 
     return M
 

@@ -17,9 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tracklog.importing import checksum
+from tracklog.testing.databases import private_database
 from tracklog_store_sql.store import SqlTrackingStore
+
+from .conftest import PG_ADMIN
 
 TRACKLOG = str(Path(sys.executable).with_name("tracklog"))
 T0 = 1_700_000_000_000
@@ -144,6 +148,27 @@ def test_mlflow_database_migrates_whole_and_untouched(mlflow_db, fresh_url):
     assert again.returncode == 0, again.stderr
     assert "0 runs" in again.stdout and "skipped" in again.stdout
     _assert_same(mlflow_db, fresh_url)
+
+
+def test_planner_statistics_are_refreshed_after_migrating_into_postgresql(mlflow_db):
+    """This PostgreSQL runs without autovacuum: unless the migration analyzes the tables
+    it filled, the planner goes on taking them for empty (reltuples -1: never analyzed)."""
+    with private_database(PG_ADMIN, "postgresql") as url:
+        done = _migrate(f"sqlite:///{mlflow_db}", url)
+        assert done.returncode == 0, done.stderr
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                counted: dict[str, int] = {
+                    t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
+                    for t in ("runs", "params", "metric_points", "latest_metrics")}
+                estimated: dict[str, float] = dict(conn.exec_driver_sql(
+                    "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%(t)s)",
+                    {"t": list(counted)}).tuples().all())
+        finally:
+            engine.dispose()
+    assert counted["metric_points"] > 4000
+    assert estimated == {t: float(n) for t, n in counted.items()}
 
 
 def _big_source(path: Path, runs: int, points: int) -> None:

@@ -14,16 +14,17 @@ from tracklog.entities import (
     Experiment,
     LifecycleStage,
     Metric,
+    MetricColumns,
     Param,
     Run,
     RunTag,
     TraceInfo,
-    ViewType,
 )
 from tracklog.importing.sources import _SERVER_TRACE_TAGS, MigrationSource, _chunked
 from tracklog.importing.store import (
     _PARAMS_TAGS_PER_BATCH,
     BATCH_POINTS,
+    HistoryColumns,
     ImportedRun,
     ImportStore,
     _Destination,
@@ -32,7 +33,6 @@ from tracklog.importing.store import (
 )
 from tracklog.importing.verify import _compare, _source_checksum, _verify, _verify_other
 from tracklog.perf import gc_paused
-from tracklog.search.tokens import all_pages
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
 
 if TYPE_CHECKING:
@@ -123,6 +123,9 @@ def migrate(
                      report, dry_run, verify, artifacts)
     _copy_others(source, dest, "registered_models", None, None, report, dry_run, verify,
                  None)
+    if not dry_run:
+        # Searches right after a large migration would otherwise be planned blind.
+        dest.refresh_statistics()  # type: ignore[attr-defined]
     return report
 
 
@@ -224,6 +227,9 @@ def _copy_trace_artifacts(source: MigrationSource, dest: _Destination, trace: Tr
 
 
 _RUNS_PER_CHECK = 200
+#: Points of gathered runs written (and read back) as one batch: each batch costs some
+#: twenty statements, so fewer, larger ones, while two in hand stay a few MB.
+_GATHERED_POINTS = 5 * BATCH_POINTS
 
 
 #: A gathered run and, when verifying, the checksum of its source.
@@ -334,11 +340,10 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
                 report.params += len(run.data.params)
                 report.tags += len(run.data.tags)
                 if not dry_run:
-                    pending.append((
-                        ImportedRun(run, [m for h in histories.values() for m in h]),
-                        _source_checksum(run, histories) if verify else None))
+                    pending.append((ImportedRun(run, _joined(histories)),
+                                    _source_checksum(run, histories) if verify else None))
                     pending_points += n
-                    if pending_points >= BATCH_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
+                    if pending_points >= _GATHERED_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
                         flush()
             report.runs += 1
             progress(f"{report.runs} runs, {report.points:,} points")
@@ -355,16 +360,9 @@ def _taken_elsewhere(dest: _Destination, chunk: list[Run],
     that is not theirs."""
     if not state:
         return {}
-    from tracklog.search.parser import parse_run_filter
-
     experiment_id = chunk[0].info.experiment_id
-    ids = ", ".join(f"'{rid}'" for rid in state if "'" not in rid)
-    here = {r.info.run_id for r in all_pages(lambda token: dest.search_runs(
-        [experiment_id], parse_run_filter(f"attributes.run_id IN ({ids})"),
-        run_view_type=ViewType.ALL, max_results=1000, page_token=token))}
-    elsewhere = {rid: dest.get_run(rid).info.experiment_id for rid in state
-                 if rid not in here}
-    return {rid: there for rid, there in elsewhere.items() if there != experiment_id}
+    return {rid: there for rid, there in dest.run_experiments(list(state)).items()
+            if there != experiment_id}
 
 
 #: The rest of a history read in part: its key and the iterator positioned after the
@@ -373,11 +371,17 @@ _Rest = tuple[str, Iterator[Metric]]
 
 
 def _read_small(source: MigrationSource,
-                run: Run) -> tuple[dict[str, list[Metric]], _Rest | None]:
+                run: Run) -> tuple[dict[str, Sequence[Metric]], _Rest | None]:
     """The run's histories read up to :data:`BATCH_POINTS` points in all: the whole of
     them and None when they fit; else what was read and where reading stopped, so the
-    run is then streamed on from there without reading anything twice."""
-    out: dict[str, list[Metric]] = {}
+    run is then streamed on from there without reading anything twice. A source that
+    reads histories as columns hands over those that fit as such."""
+    read_columns = getattr(source, "history_columns", None)
+    if read_columns is not None:
+        columns = _read_columns(read_columns, run)
+        if columns is not None:
+            return columns, None
+    out: dict[str, Sequence[Metric]] = {}
     total = 0
     for key in sorted(run.data.metrics):
         points: list[Metric] = []
@@ -389,6 +393,39 @@ def _read_small(source: MigrationSource,
             if total > BATCH_POINTS:
                 return out, (key, it)
     return out, None
+
+
+def _read_columns(read: Callable[[str, str, int], HistoryColumns | None],
+                  run: Run) -> dict[str, Sequence[Metric]] | None:
+    """The run's histories as columns when they hold :data:`BATCH_POINTS` points in all
+    or fewer, else None."""
+    out: dict[str, Sequence[Metric]] = {}
+    left = BATCH_POINTS
+    for key in sorted(run.data.metrics):
+        columns = read(run.info.run_id, key, left)
+        if columns is None:
+            return None
+        timestamps, steps, values = columns
+        out[key] = MetricColumns([key] * len(timestamps), values, timestamps, steps)
+        left -= len(timestamps)
+    return out
+
+
+def _joined(histories: Mapping[str, Sequence[Metric]]) -> Sequence[Metric]:
+    """Every point of a run's histories in one sequence: columns kept as columns."""
+    if not all(isinstance(h, MetricColumns) for h in histories.values()):
+        return [m for h in histories.values() for m in h]
+    keys: list[str] = []
+    values: list[float] = []
+    timestamps: list[int] = []
+    steps: list[int] = []
+    for h in histories.values():
+        assert isinstance(h, MetricColumns)
+        keys += h.keys
+        values += h.values
+        timestamps += h.timestamps
+        steps += h.steps
+    return MetricColumns(keys, values, timestamps, steps)
 
 
 def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, bool]:
@@ -409,7 +446,7 @@ def _recreate_experiment(dest: TrackingStore, exp: Experiment) -> tuple[str, boo
 
 def _copy_run(
     source: MigrationSource, dest: _Destination, run: Run, report: Report, dry_run: bool,
-    read: Mapping[str, list[Metric]] | None = None, rest: _Rest | None = None,
+    read: Mapping[str, Sequence[Metric]] | None = None, rest: _Rest | None = None,
 ) -> None:
     """Write one run step by step, its histories streamed: those in ``read`` (and the
     partly read history ``rest``) are not read from the source again."""

@@ -15,6 +15,7 @@ from tracklog.entities import (
     TraceInfo,
     ViewType,
 )
+from tracklog.importing.store import HistoryColumns, ImportStore
 from tracklog.search.tokens import all_pages
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG, TrackingStore
 
@@ -36,6 +37,9 @@ class MigrationSource(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: history_columns(run_id, key, limit) -> HistoryColumns | None: a history
+    #   as columns when it holds at most ``limit`` points, else None (then read through
+    #   history()); a source that offers it spares a Metric per point read.
     # Optional: a source without one of these has none of that kind.
     #   logged_models(experiment_id) -> Iterator[LoggedModel], with params, tags and
     #       metrics (deleted ones too where the source can tell);
@@ -85,6 +89,12 @@ class StoreSource:
     def history(self, run_id: str, key: str) -> Iterable[Metric]:
         return self.store.get_metric_history(run_id, key)
 
+    def history_columns(self, run_id: str, key: str, limit: int) -> HistoryColumns | None:
+        if isinstance(self.store, ImportStore):
+            return self.store.history_columns(run_id, key, limit)
+        # The capability's default, which reads through the store contract.
+        return ImportStore.history_columns(self.store, run_id, key, limit)  # type: ignore[arg-type]
+
     def logged_models(self, experiment_id: str) -> Iterator[LoggedModel]:
         from tracklog.gc import PurgeStore
 
@@ -102,10 +112,10 @@ class StoreSource:
         if not has_traces(self.store):
             return
         store: Any = self.store
-        for page in _chunked(all_pages(lambda token: store.search_traces(
-                [experiment_id], max_results=500, page_token=token)), 100):
-            # Searches may leave assessments out: read them whole.
-            yield from store.batch_get_trace_infos([t.trace_id for t in page])
+        # Those of deleted experiments too, which searches skip; read whole, with their
+        # assessments.
+        for ids in _chunked(store.experiment_trace_ids(experiment_id), 100):
+            yield from store.batch_get_trace_infos(ids)
 
     def registered_models(self) -> Iterator[tuple[RegisteredModel, list[ModelVersion]]]:
         from tracklog.stores import ModelRegistryStore

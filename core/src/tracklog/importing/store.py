@@ -15,6 +15,7 @@ from tracklog.entities import (
     LoggedModel,
     LoggedModelInput,
     Metric,
+    MetricColumns,
     ModelVersion,
     Param,
     RegisteredModel,
@@ -78,6 +79,32 @@ class ImportStore(abc.ABC):
             out[run_id] = INCOMPLETE_TAG not in tags
         return out
 
+    def run_experiments(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The experiment holding each of ``run_ids`` that exists here (whatever its
+        lifecycle stage): run id -> experiment id; ids of no run are left out. A
+        migration checks with it that no run it is about to write belongs to another
+        experiment. This default reads each run; stores override it with one query."""
+        out: dict[str, str] = {}
+        for run_id in run_ids:
+            try:
+                info = self.get_run(run_id).info  # type: ignore[attr-defined]
+            except errors.TracklogError as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                continue
+            out[run_id] = info.experiment_id
+        return out
+
+    def history_columns(self, run_id: str, key: str, limit: int) -> HistoryColumns | None:
+        """The run's history of ``key`` as columns (timestamps, steps, values; NaN as
+        NaN) when it holds at most ``limit`` points, else None. A migration out of this
+        store reads histories so, and streams the longer ones through
+        ``get_metric_history``. This default reads ``get_metric_history``; stores
+        override it with no :class:`Metric` per point."""
+        points = self.get_metric_history(  # type: ignore[attr-defined]
+            run_id, key, max_results=limit + 1)
+        return None if len(points) > limit else history_columns(points)
+
     def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
         """Runs of ``run_ids`` as stored (those that exist, in any order), each with its
         full metric histories as columns, for a migration to verify what it wrote. This
@@ -117,6 +144,15 @@ class ImportStore(abc.ABC):
         already."""
         raise errors.not_implemented("This store cannot import traces")
 
+    def refresh_statistics(self) -> None:  # noqa: B027 - optional, a no-op by default
+        """Refresh what the store's query planner knows of its tables; called once at
+        the end of every migration into the store (not a dry run). A database server
+        whose statistics are left as they were before a bulk load (PostgreSQL with
+        autovacuum off, or before it gets to them) plans searches over the filled
+        tables as if they were empty, which can make a search take seconds instead of
+        milliseconds. This default does nothing: a store without a planner, or whose
+        planner keeps its statistics up to date, needs no more."""
+
     def import_runs(self, runs: Sequence[ImportedRun]) -> None:
         """Write runs that do not exist here yet, whole: info, params, tags and every
         metric point, each with its final lifecycle stage. Stores override this with one
@@ -134,6 +170,8 @@ ImportedRunColumns = tuple[Run, dict[str, HistoryColumns]]
 
 def history_columns(points: Iterable[Metric]) -> HistoryColumns:
     """A history's points as columns (one C-level transposition of the named tuples)."""
+    if isinstance(points, MetricColumns):
+        return points.timestamps, points.steps, points.values
     points = points if isinstance(points, Sequence) else list(points)
     if not points:
         return (), (), ()
@@ -143,10 +181,11 @@ def history_columns(points: Iterable[Metric]) -> HistoryColumns:
 
 @dataclass
 class ImportedRun:
-    """A run to import: its info, params and tags (in ``run``) and all its points."""
+    """A run to import: its info, params and tags (in ``run``) and all its points (a
+    :class:`~tracklog.entities.MetricColumns` when they were read as columns)."""
 
     run: Run
-    metrics: list[Metric]
+    metrics: Sequence[Metric]
 
 
 #: A store written to by an import: a TrackingStore that is an ImportStore (which a type
@@ -177,7 +216,8 @@ def _write_whole(dest: _Destination, item: ImportedRun) -> None:
     for i in range(0, max(len(params), len(tags)), _PARAMS_TAGS_PER_BATCH):
         dest.log_batch(info.run_id, params=params[i:i + _PARAMS_TAGS_PER_BATCH],
                        tags=tags[i:i + _PARAMS_TAGS_PER_BATCH])
-    for i in range(0, len(item.metrics), 1000):
-        dest.log_batch(info.run_id, metrics=item.metrics[i:i + 1000])
+    metrics = list(item.metrics)  # columns turned into points once, not per slice
+    for i in range(0, len(metrics), 1000):
+        dest.log_batch(info.run_id, metrics=metrics[i:i + 1000])
     _write_io(dest, item.run)
     dest.finish_import(info.run_id, info.lifecycle_stage)

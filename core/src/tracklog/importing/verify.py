@@ -7,6 +7,8 @@ import hashlib
 import itertools
 import operator
 import struct
+import sys
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -66,11 +68,19 @@ def columns_checksum(params: Mapping[str, str],
                              for t, s, v in zip(ts, steps, values, strict=True)])
             ts, steps, flags, values = zip(*points, strict=True)
             nans = struct.pack(f"<{n}?", *flags)
-        h.update(struct.pack(f"<{n}q", *ts))
-        h.update(struct.pack(f"<{n}q", *steps))
+        h.update(_packed("q", ts))
+        h.update(_packed("q", steps))
         h.update(nans)
-        h.update(struct.pack(f"<{n}d", *values))
+        h.update(_packed("d", values))
     return h.hexdigest()
+
+
+def _packed(code: str, column: Sequence[Any]) -> bytes:
+    """A column as ``struct.pack("<…")`` packs it; an array of that type (read back by
+    a binary COPY) as its own bytes, without a Python number per element."""
+    if isinstance(column, array) and column.typecode == code and sys.byteorder == "little":
+        return column.tobytes()
+    return struct.pack(f"<{len(column)}{code}", *column)
 
 
 def _source_checksum(run: Run, histories: Mapping[str, Sequence[Metric]]) -> str:

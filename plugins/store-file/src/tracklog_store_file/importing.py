@@ -108,6 +108,18 @@ class FileImport(Rows, ImportStore):
         })
         self._forget_moved()
 
+    def run_experiments(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The experiment folder each run's folder is found in (its meta names the same
+        experiment, or the run cannot be read at all)."""
+        out: dict[str, str] = {}
+        for run_id in run_ids:
+            try:
+                out[run_id] = self._locate_run(run_id)[0]
+            except errors.TracklogError as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+        return out
+
     def finish_import(self, run_id: str, lifecycle_stage: LifecycleStage) -> None:
         _, folder = self._run_info_or_raise(run_id)
         deleted = lifecycle_stage == LifecycleStage.DELETED

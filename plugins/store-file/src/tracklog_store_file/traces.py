@@ -18,7 +18,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracklog import errors
@@ -259,6 +259,23 @@ class FileTracesMixin:
         matches = compile_trace_filter(filter, lambda t: links.get(t.trace_id, ()))
         return paginate(sort_traces([t for t in found if matches(t)], order_by), max_results,
                         page_token)
+
+    def experiment_trace_ids(self, experiment_id: str) -> Iterator[str]:
+        """The trace folders of the experiment's folder, active or in the trash."""
+        if not isinstance(experiment_id, str) or "/" in experiment_id \
+                or experiment_id.startswith("."):
+            return
+        for parent in (self.root, self.trash):
+            base = os.path.join(parent, experiment_id, TRACES)
+            try:
+                entries = list(os.scandir(base))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if _TRACE_ID.match(entry.name) and os.path.isfile(
+                        os.path.join(entry.path, TRACE_INFO)):
+                    yield entry.name
+            return
 
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
         exp_folder, folder = self._trace_or_raise(trace_id, for_write=True)

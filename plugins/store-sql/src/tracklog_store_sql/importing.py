@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections.abc import Iterator, Sequence
 from itertools import groupby
 from operator import itemgetter
@@ -31,11 +32,13 @@ from tracklog.importing import (
     ImportedRunColumns,
     ImportStore,
 )
+from tracklog.perf import gc_paused
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG
 from tracklog.validation import check_no_nul, validate_param, validate_tag
 from tracklog_store_sql.metrics import metric_rows
 from tracklog_store_sql.rows import load_runs, tuples
 from tracklog_store_sql.schema import (
+    ALL_TABLES,
     assessments,
     experiment_tags,
     experiments,
@@ -59,14 +62,32 @@ from tracklog_store_sql.schema import (
     trace_tags,
 )
 from tracklog_store_sql.sqlutil import (
+    binary_copy_reads,
     chunk_size,
     chunks,
     copy_new_metric_points,
+    history_head,
     in_ids,
+    insert_text_rows,
+    point_arrays,
     upsert,
 )
 
 _INT32_MAX = 2**31 - 1
+
+
+_m, _series = metric_points.c, metric_series.c
+#: The first points of one history (NaN read as NULL), as get_metric_history orders them.
+_HISTORY_HEAD = (
+    sa.select(_m.timestamp, _m.step,
+              sa.case((_m.is_nan == sa.true(), sa.null()), else_=_m.value))
+    .where(_m.series_id == sa.select(_series.series_id).where(
+        _series.run_uuid == sa.bindparam("run_id"),
+        _series.key == sa.bindparam("key")).scalar_subquery())
+    .order_by(_m.timestamp, _m.step, _m.value)
+    .limit(sa.bindparam("lim", type_=sa.Integer))
+    .offset(sa.bindparam("off", type_=sa.Integer))
+)
 
 
 class ImportMixin(ImportStore):
@@ -172,9 +193,33 @@ class ImportMixin(ImportStore):
                     out[rid] = False
         return out
 
+    def run_experiments(self, run_ids: Sequence[str]) -> dict[str, str]:
+        r = runs.c
+        out: dict[str, str] = {}
+        with self.db.read() as conn:
+            for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
+                for rid, eid in conn.execute(sa.select(r.run_uuid, r.experiment_id).where(
+                        in_ids(r.run_uuid, chunk, self.dialect))):
+                    out[rid] = str(eid)
+        return out
+
+    def history_columns(self, run_id: str, key: str, limit: int) -> HistoryColumns | None:
+        """The history query of ``get_metric_history`` limited to ``limit`` + 1 rows,
+        compiled once, fetched as plain tuples and split into columns in C."""
+        with self.db.read() as conn, gc_paused():
+            rows = history_head(conn, "history_head", _HISTORY_HEAD, run_id, key, limit)
+        if rows is None:
+            return None
+        if not rows:
+            return (), (), ()
+        timestamps, steps, values = zip(*rows, strict=True)
+        if None in values:  # NaN is read as NULL
+            values = tuple(math.nan if v is None else v for v in values)
+        return timestamps, steps, values
+
     def imported_runs(self, run_ids: Sequence[str]) -> Iterator[ImportedRunColumns]:
         """A few statements for the runs and their data and one for every point of
-        theirs, read as plain tuples and split into columns in C."""
+        theirs (a binary COPY on PostgreSQL), split into columns in C."""
         m, series = metric_points.c, metric_series.c
         value = sa.case((m.is_nan == sa.true(), sa.null()), else_=m.value)
         for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
@@ -188,18 +233,20 @@ class ImportMixin(ImportStore):
                 named = {sid: (run_id, key) for sid, run_id, key in tuples(
                     conn, sa.select(series.series_id, series.run_uuid, series.key)
                     .where(in_ids(series.run_uuid, chunk, self.dialect)))}
-                rows = tuples(conn, sa.select(m.series_id, m.timestamp, m.step, value)
-                              .where(in_ids(m.series_id, list(named), self.dialect))
-                              .order_by(m.series_id, m.timestamp, m.step, m.value)
-                              ) if named else ()
+                if not named:
+                    rows: Any = ()
+                elif binary_copy_reads(conn):
+                    rows = list(_copied_histories(conn, list(named)))
+                else:
+                    rows = list(_grouped(tuples(
+                        conn, sa.select(m.series_id, m.timestamp, m.step, value)
+                        .where(in_ids(m.series_id, list(named), self.dialect))
+                        .order_by(m.series_id, m.timestamp, m.step, m.value))))
             histories: dict[str, dict[str, HistoryColumns]] = {
                 r.info.run_id: {} for r in found}
-            for sid, points in groupby(rows, itemgetter(0)):
-                _, timestamps, steps, values = zip(*points, strict=True)
-                if None in values:  # NaN is read as NULL
-                    values = tuple(math.nan if v is None else v for v in values)
+            for sid, columns in rows:
                 run_id, key = named[sid]
-                histories[run_id][key] = (timestamps, steps, values)
+                histories[run_id][key] = columns
             for run in found:
                 yield run, histories[run.info.run_id]
 
@@ -233,11 +280,15 @@ class ImportMixin(ImportStore):
                 columns.append((info.run_id, points))
                 latest_rows += latest
         with self.db.write() as conn:
+            if conn.dialect.name == "postgresql":
+                # The commit need not wait for the WAL flush: a batch a server crash loses
+                # is absent as a whole, and the migration copies it again when resumed.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             conn.execute(runs.insert(), run_rows)
             if param_rows:
-                conn.execute(params.insert(), param_rows)
+                insert_text_rows(conn, params, ("run_uuid", "key", "value"), param_rows)
             if tag_rows:
-                conn.execute(tags.insert(), tag_rows)
+                insert_text_rows(conn, tags, ("run_uuid", "key", "value"), tag_rows)
             if not latest_rows:
                 return
             conn.execute(metric_series.insert(),
@@ -264,6 +315,19 @@ class ImportMixin(ImportStore):
                 nans += pts.nans
             copy_new_metric_points(conn, sids, tss, steps, vals, nans)
             conn.execute(latest_metrics.insert(), latest_rows)
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE every table of the schema on PostgreSQL and MySQL/MariaDB (neither
+        may have done it yet after a bulk load). SQLite is left as it is: its planner
+        without statistics is what this store's queries are written for."""
+        names = [t.name for t in ALL_TABLES]
+        if self.dialect == "postgresql":
+            with self.db.write() as conn:
+                conn.exec_driver_sql("ANALYZE " + ", ".join(names))
+        elif self.dialect in ("mysql", "mariadb"):
+            with self.db.write() as conn:
+                # Answers a result row per table, to be read before the next statement.
+                conn.exec_driver_sql("ANALYZE TABLE " + ", ".join(names)).all()
 
     # -- logged models, traces, registry: each written whole in one transaction ---------
 
@@ -380,3 +444,24 @@ class ImportMixin(ImportStore):
                     {"name": model.name, "alias": a.alias, "version": int(a.version)}
                     for a in model.aliases])
         return True
+
+
+def _grouped(rows: Sequence[tuple]) -> Iterator[tuple[int, HistoryColumns]]:
+    """(series id, columns) of (series id, timestamp, step, value) rows ordered by
+    series, NaN read as NULL."""
+    for sid, points in groupby(rows, itemgetter(0)):
+        _, timestamps, steps, values = zip(*points, strict=True)
+        if None in values:
+            values = tuple(math.nan if v is None else v for v in values)
+        yield sid, (timestamps, steps, values)
+
+
+def _copied_histories(conn: Any, series_ids: list[int]) -> Iterator[tuple[int, HistoryColumns]]:
+    """(series id, columns) of every point of ``series_ids``, read on PostgreSQL as
+    binary arrays, one row per series (a fetch builds a tuple and four objects per
+    point)."""
+    for sid, timestamps, steps, values, nans in point_arrays(conn, series_ids):
+        if any(nans):
+            values = array("d", [math.nan if flag else v
+                                 for v, flag in zip(values, nans, strict=True)])
+        yield sid, (timestamps, steps, values)

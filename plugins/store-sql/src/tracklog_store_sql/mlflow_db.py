@@ -276,6 +276,32 @@ class MlflowDatabaseSource:
             for rows in result.partitions():
                 yield from points(rows)
 
+    def history_columns(self, run_id: str, key: str,
+                        limit: int) -> tuple[Sequence[int], Sequence[int], Sequence[float]] | None:
+        """The history as columns when it holds at most ``limit`` points (one fetch of
+        plain tuples, split in C), else None."""
+        from tracklog_store_sql.sqlutil import history_head
+
+        c = self.t["metrics"].c
+        stmt = (sa.select(c.timestamp, c.step, c.value, c.is_nan)
+                .where(c.run_uuid == sa.bindparam("run_id"), c.key == sa.bindparam("key"))
+                .order_by(c.timestamp, c.step, c.value)
+                .limit(sa.bindparam("lim", type_=sa.Integer))
+                .offset(sa.bindparam("off", type_=sa.Integer)))
+        with self.engine.connect() as conn:
+            # Built each time (cheap) but compiled once: execution is most of the cost.
+            rows = history_head(conn, "mlflow_history_head", stmt, run_id, key, limit)
+        if rows is None:
+            return None
+        if not rows:
+            return (), (), ()
+        timestamps, steps, values, nans = zip(*rows, strict=True)
+        if any(nans):
+            values = tuple(_NAN if nan else v for v, nan in zip(values, nans, strict=True))
+        if None in steps:
+            steps = tuple(s or 0 for s in steps)
+        return timestamps, steps, values
+
     # -- logged models, traces, registry ------------------------------------------------
 
     def _by_key(self, table: str, id_col: str, ids: Sequence[Any], key: str,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 
 _ACTIVE = LifecycleStage.ACTIVE.value
 _INT32_MAX = 2**31 - 1
+#: Trace ids read per statement by experiment_trace_ids.
+_TRACE_ID_PAGE = 1000
 ti = trace_info_table.c
 
 
@@ -212,6 +214,26 @@ class TracesMixin:
         with self.db.read() as conn:
             rows, token = page(conn.execute(stmt).all(), max_results, offset)
             return PagedList(self._load_traces(conn, rows), token)
+
+    def experiment_trace_ids(self, experiment_id: str) -> Iterator[str]:
+        """A page of ids at a time, by id, whatever the experiment's stage."""
+        try:
+            eid = int(experiment_id)
+        except (TypeError, ValueError):
+            return
+        if not 0 <= eid <= _INT32_MAX:
+            return
+        last = ""
+        while True:
+            with self.db.read() as conn:
+                ids = conn.execute(
+                    sa.select(ti.request_id)
+                    .where(ti.experiment_id == eid, ti.request_id > last)
+                    .order_by(ti.request_id).limit(_TRACE_ID_PAGE)).scalars().all()
+            yield from ids
+            if len(ids) < _TRACE_ID_PAGE:
+                return
+            last = ids[-1]
 
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
         with self.db.write() as conn:

@@ -30,6 +30,10 @@ def _imports(call: Callable[[], bool]) -> bool:
     return True
 
 
+#: A value with what array literals, CSV and SQL quote or escape.
+_ODD = 'say "hi", {x}\\ \'NULL\'\n\tend'
+
+
 def _need(store: object, capability: type) -> None:
     if not isinstance(store, capability):
         pytest.skip(f"store does not declare {capability.__name__}")
@@ -150,6 +154,58 @@ class ImportTests(KitBase):
                                                                   marked: False}
 
 
+    def test_run_experiments_names_each_runs_experiment(self, store):
+        """run_experiments answers the experiment of each existing run, deleted runs
+        and runs of deleted experiments included; unknown ids are left out."""
+        _need(store, ImportStore)
+        first, second = new_experiment(store), new_experiment(store)
+        a = new_run(store, first).info.run_id
+        b = new_run(store, second).info.run_id
+        deleted = new_run(store, first).info.run_id
+        store.delete_run(deleted)
+        gone = new_experiment(store)
+        in_gone = new_run(store, gone).info.run_id
+        store.delete_experiment(gone)
+        assert store.run_experiments([a, b, deleted, in_gone, "9" * 32, "it's"]) == {
+            a: first, b: second, deleted: first, in_gone: gone}
+        assert store.run_experiments([]) == {}
+
+    def test_history_columns_read_whole_short_histories(self, store):
+        """history_columns hands a history over as columns (NaN as NaN) when it holds at
+        most ``limit`` points, None when it holds more, and empty columns for a key the
+        run never logged."""
+        _need(store, ImportStore)
+        import math
+
+        rid = new_run(store, new_experiment(store)).info.run_id
+        store.log_batch(rid, metrics=[metric("loss", float(s), 100 + s, s) for s in range(5)]
+                        + [metric("loss", math.nan, 99, 7)])
+        got = store.history_columns(rid, "loss", 6)
+        assert got is not None
+        points = sorted(zip(*got, strict=True))
+        assert points[0][:2] == (99, 7) and math.isnan(points[0][2])
+        assert points[1:] == [(100 + s, s, float(s)) for s in range(5)]
+        assert store.history_columns(rid, "loss", 5) is None
+        assert [list(c) for c in store.history_columns(rid, "other", 5)] == [[], [], []]
+
+    def test_statistics_refresh_after_an_import(self, store):
+        """refresh_statistics, called at the end of a migration, leaves every record as
+        it was and the store usable for reads and writes."""
+        _need(store, ImportStore)
+        from tracklog.entities import Run, RunData
+        from tracklog.importing import ImportedRun
+
+        rid = "6f" * 16
+        info = RunInfo(rid, "0", "n", "u", RunStatus.FINISHED, 10, 20, "/a")
+        store.import_runs([ImportedRun(Run(info, RunData(params={"p": "1"})),
+                                       [metric("loss", 0.5, 100, 1)])])
+        store.refresh_statistics()
+        assert store.get_run(rid).data.params == {"p": "1"}
+        assert [p.value for p in store.get_metric_history(rid, "loss")] == [0.5]
+        new = new_run(store, new_experiment(store)).info.run_id
+        store.log_batch(new, metrics=[metric("loss", 1.0, 1, 0)])
+        assert store.get_run(new).data.metrics["loss"].value == 1.0
+
     def test_imported_runs_reads_back_runs_and_histories(self, store):
         """imported_runs reads runs back with their params, tags, latest metrics and
         every point of every history as columns (NaN as NaN), runs in any order; an id
@@ -163,7 +219,8 @@ class ImportTests(KitBase):
         a, b = "4d" * 16, "5e" * 16
         for rid, n in ((a, 30), (b, 3)):
             info = RunInfo(rid, "0", f"n-{rid[:4]}", "u", RunStatus.FINISHED, 10, 20, "/a")
-            data = RunData(params={"p": rid[:6]}, tags={"mlflow.runName": f"n-{rid[:4]}"})
+            data = RunData(params={"p": rid[:6], "odd": _ODD},
+                           tags={"mlflow.runName": f"n-{rid[:4]}", "odd": _ODD, "none": ""})
             points = [metric("loss", float(s), 100 + s, s) for s in range(n)]
             points += [metric("acc", math.nan, 5, 1), metric("acc", 0.5, 5, 0)]
             store.import_runs([ImportedRun(Run(info, data), points)])
@@ -171,7 +228,9 @@ class ImportTests(KitBase):
                     for run, columns in store.imported_runs([b, "9" * 32, a])))
         assert set(got) == {a, b}
         run, columns = got[a]
-        assert run.data.params == {"p": a[:6]} and set(run.data.metrics) == {"loss", "acc"}
+        assert run.data.params == {"p": a[:6], "odd": _ODD}
+        assert (run.data.tags["odd"], run.data.tags["none"]) == (_ODD, "")
+        assert set(run.data.metrics) == {"loss", "acc"}
         assert set(columns) == {"loss", "acc"}
         ts, steps, values = columns["loss"]
         assert sorted(zip(ts, steps, values, strict=True)) == [

@@ -196,6 +196,18 @@ class TraceTests(KitBase):
         store.restore_experiment(exp)
         assert [t.trace_id for t in store.search_traces([exp])] == [kept.trace_id]
 
+    def test_experiment_trace_ids_reach_deleted_experiments(self, store):
+        """experiment_trace_ids lists every trace of an experiment, deleted or not (a
+        migration copies them all), and none of other or unknown experiments."""
+        exp, other = new_experiment(store), new_experiment(store)
+        ids = {store.start_trace(make_trace(exp, BASE_TIME + i)).trace_id for i in range(3)}
+        elsewhere = store.start_trace(make_trace(other)).trace_id
+        assert set(store.experiment_trace_ids(exp)) == ids
+        store.delete_experiment(exp)
+        assert sorted(store.experiment_trace_ids(exp)) == sorted(ids)
+        assert list(store.experiment_trace_ids(other)) == [elsewhere]
+        assert list(store.experiment_trace_ids("987654321")) == []
+
     def test_batch_get_trace_infos(self, store):
         """Batch gets keep the order asked, skip unknown ids, honour the experiments."""
         exp, other = new_experiment(store), new_experiment(store)
