@@ -137,9 +137,9 @@ def _prepared_after_searches(pg_url: str) -> int:
         for _ in range(8):
             assert len(store.search_runs([eid], run_filter)) == 3
         with store.db.read() as conn:
-            return conn.exec_driver_sql(
+            return int(conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%params%%'"
-            ).scalar()
+            ).scalar_one())
     finally:
         store.close()
 

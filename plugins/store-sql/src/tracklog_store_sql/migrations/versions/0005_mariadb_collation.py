@@ -44,9 +44,10 @@ def upgrade() -> None:
     # the keys between our tables go, the tables are converted, the keys come back.
     inspector = sa.inspect(conn)
     present = [name for name, _ in rows if name in TABLES]
-    keys = [(table, fk) for table in present for fk in inspector.get_foreign_keys(table)]
+    keys = [(table, fk) for table in present for fk in inspector.get_foreign_keys(table)
+            if fk["name"]]  # MySQL names every foreign key
     for table, fk in keys:
-        op.drop_constraint(fk["name"], table, type_="foreignkey")
+        op.drop_constraint(str(fk["name"]), table, type_="foreignkey")
     for name in wrong:
         conn.exec_driver_sql(
             f"ALTER TABLE `{name}` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
