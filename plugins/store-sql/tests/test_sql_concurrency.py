@@ -3,7 +3,9 @@ and the latest value per key stays the greatest (step, timestamp, value)."""
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 
 import pytest
 
@@ -132,8 +134,6 @@ def test_sqlite_writers_that_queue_together_commit_together(store):
     """Batches that queue while another write holds SQLite's lock are then made in one
     transaction and one commit; if one of them fails, it fails alone (as it would by
     itself) and the others are written all the same."""
-    import time
-
     from sqlalchemy import event
 
     from tracklog.entities import Param
@@ -143,36 +143,17 @@ def test_sqlite_writers_that_queue_together_commit_together(store):
     commits: list[int] = []
     event.listen(store.db.engine, "commit", lambda _conn: commits.append(1))
 
-    def queue_behind_a_write(batches: list[dict]) -> list[BaseException | None]:
-        outcome: list[BaseException | None] = [None] * len(batches)
-
-        def writer(i: int) -> None:
-            try:
-                store.log_batch(run, **batches[i])
-            except BaseException as exc:  # reported below
-                outcome[i] = exc
-
-        threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(batches))]
-        with store.db.write():
-            for th in threads:
-                th.start()
-            deadline = time.monotonic() + 10
-            while (len(getattr(store.db, "_pending", ())) < len(batches)
-                   and time.monotonic() < deadline):
-                time.sleep(0.01)
-            time.sleep(0.1)  # every writer now waits for the lock
-            commits.clear()
-        for th in threads:
-            th.join(30)
-        return outcome
+    def queue_batches(batches: list[dict]) -> list:
+        return _queued_behind_a_write(store, commits, [
+            functools.partial(store.log_batch, run, **batch) for batch in batches])
 
     good = [{"metrics": [Metric("m", float(i), 1000 + i, i)]} for i in range(THREADS)]
-    assert queue_behind_a_write(good) == [None] * THREADS
+    assert queue_batches(good) == [None] * THREADS
     # The holder's commit, then one for every queued batch together.
     assert len(commits) == 2
 
     more = [{"metrics": [Metric("m", float(i), 2000 + i, i)]} for i in range(THREADS, 15)]
-    outcome = queue_behind_a_write([*more, {"params": [Param("p", "2")]}])
+    outcome = queue_batches([*more, {"params": [Param("p", "2")]}])
     assert outcome[:-1] == [None] * len(more)
     assert "Changing param values is not allowed" in str(outcome[-1])
     assert [m.step for m in store.get_metric_history(run, "m")] == list(range(15))
@@ -184,8 +165,6 @@ def test_sqlite_run_creations_and_updates_that_queue_together_commit_together(st
     """Run creations and run updates queued behind another write share one transaction,
     as batches do; one that fails (an unknown experiment, a deleted run) fails alone with
     its own error and the others are made."""
-    import time
-
     from sqlalchemy import event
 
     from tracklog import errors
@@ -196,29 +175,7 @@ def test_sqlite_run_creations_and_updates_that_queue_together_commit_together(st
     commits: list[int] = []
     event.listen(store.db.engine, "commit", lambda _conn: commits.append(1))
 
-    def queue_behind_a_write(calls: list) -> list:
-        outcome: list = [None] * len(calls)
-
-        def call(i: int) -> None:
-            try:
-                outcome[i] = calls[i]()
-            except BaseException as exc:  # reported below
-                outcome[i] = exc
-
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
-        with store.db.write():
-            for th in threads:
-                th.start()
-            deadline = time.monotonic() + 10
-            while len(store.db._pending) < len(calls) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.1)  # every writer now waits for the lock
-            commits.clear()
-        for th in threads:
-            th.join(30)
-        return outcome
-
-    outcome = queue_behind_a_write([
+    outcome = _queued_behind_a_write(store, commits, [
         lambda: store.create_run("0", "u", 5, run_name="queued-a"),
         lambda: store.create_run("0", "u", 6, run_name="queued-b"),
         lambda: store.update_run_info(runs[0], RunStatus.FINISHED, 7),
@@ -231,7 +188,7 @@ def test_sqlite_run_creations_and_updates_that_queue_together_commit_together(st
     assert (outcome[3].run_name, outcome[3].status) == ("renamed", RunStatus.FAILED)
     assert store.get_run(runs[1]).data.tags["mlflow.runName"] == "renamed"
 
-    outcome = queue_behind_a_write([
+    outcome = _queued_behind_a_write(store, commits, [
         lambda: store.create_run("987654", "u", 9),
         lambda: store.create_run("0", "u", 10, run_name="queued-c"),
         lambda: store.update_run_info(runs[2], RunStatus.FINISHED, 11),
@@ -243,3 +200,30 @@ def test_sqlite_run_creations_and_updates_that_queue_together_commit_together(st
     assert isinstance(outcome[2], errors.TracklogError)
     assert store.get_run(runs[2]).info.end_time is None
     assert outcome[3].end_time == 12
+
+
+def _queued_behind_a_write(store, commits: list[int], calls: list) -> list:
+    """Start each of ``calls`` in a thread of its own while this thread holds the store's
+    write lock, wait until all of them are queued behind it, then let go. Returns each
+    call's result, or the exception it raised; ``commits`` is emptied just before the
+    lock is let go, so it then counts the queued calls' commits only."""
+    outcome: list = [None] * len(calls)
+
+    def call(i: int) -> None:
+        try:
+            outcome[i] = calls[i]()
+        except BaseException as exc:  # reported to the caller
+            outcome[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
+    with store.db.write():
+        for th in threads:
+            th.start()
+        deadline = time.monotonic() + 10
+        while len(store.db._pending) < len(calls) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # every writer now waits for the lock
+        commits.clear()
+    for th in threads:
+        th.join(30)
+    return outcome
