@@ -73,7 +73,8 @@ def scrub(text: str, uri: str) -> str:
 
 
 def pool_options(environ: Mapping[str, str] | None = None) -> dict[str, int]:
-    """Pool settings from ``TRACKLOG_SQLALCHEMYSTORE_*`` or ``MLFLOW_SQLALCHEMYSTORE_*``."""
+    """Pool settings (and psycopg's ``prepare_threshold``, which :func:`create_engine`
+    takes out again) from ``TRACKLOG_SQLALCHEMYSTORE_*`` or ``MLFLOW_SQLALCHEMYSTORE_*``."""
     env = os.environ if environ is None else environ
     out: dict[str, int] = {}
     for option, suffix in _POOL_ENV.items():
