@@ -10,7 +10,8 @@ import sys
 import pytest
 import uvloop
 
-from tracklog.server.runner import _CoalescingTransport, parse_uvicorn_opts, set_nodelay
+from tracklog.server.protocol import _CoalescingTransport, set_nodelay
+from tracklog.server.runner import parse_uvicorn_opts
 
 
 @pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
