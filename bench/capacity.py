@@ -18,7 +18,7 @@ Each server is populated over plain REST (``--runs`` runs of 5 params and a metr
 run with ``--points`` history points, a 10 MB artifact), then each scenario runs for
 ``--duration`` seconds per connection count. The table shows requests per second (or
 metrics per second for log-batch), p50 and p99 latency, errors (non-2xx, timeouts,
-socket errors), the server's peak RSS over the run (all its processes), and
+socket errors), the server's peak RSS (all its processes) over each measure and over the run, and
 tracklog's ratio to each peer (above 1: tracklog ahead). Nothing here asserts a figure.
 """
 
@@ -185,12 +185,16 @@ class Server:
     artifacts: bool
     db_url: str = ""
     peak_rss: float = 0.0
+    #: Peak over the current measure only (reset before each).
+    window_rss: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def watch(self) -> None:
         def loop() -> None:
             while not self._stop.wait(0.25):
-                self.peak_rss = max(self.peak_rss, _tree_rss(self.process.pid))
+                rss = _tree_rss(self.process.pid)
+                self.peak_rss = max(self.peak_rss, rss)
+                self.window_rss = max(self.window_rss, rss)
 
         threading.Thread(target=loop, daemon=True).start()
 
@@ -433,9 +437,11 @@ def report(results: dict, servers: list[str], rss: dict) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-    print("\npeak RSS (MiB, all processes of the server):")
-    for key, value in rss.items():
-        print(f"  {key}: {value:.0f}")
+    print("\npeak RSS (MiB, all processes of the server): over the whole run; and the "
+          "highest single measure's, with its scenario")
+    for key, (whole, worst) in rss.items():
+        top = max(worst, key=worst.get) if worst else "-"
+        print(f"  {key}: {whole:.0f}; single measure {worst.get(top, 0):.0f} ({top})")
     print("\nratios above 1: tracklog ahead (throughput, or peer p50 / tracklog p50)")
 
 
@@ -485,6 +491,7 @@ def main() -> None:
             for workers in (int(w) for w in args.workers.split(",")):
                 for kind in servers:
                     print(f"{kind} on {db}, {workers} worker(s)", flush=True)
+                    worst: dict[str, float] = {}
                     with serving(kind, db, workers, tmp, args) as server:
                         fx = populate(server, args.runs, args.points)
                         analyze(server)
@@ -492,11 +499,15 @@ def main() -> None:
                             if scenario in ARTIFACTS and not server.artifacts:
                                 continue
                             for conns in (int(c) for c in args.connections.split(",")):
+                                server.window_rss = 0.0
                                 r = run_wrk(wrk, server.url, scenario, fx, conns,
                                             args.duration, tmp)
                                 results.setdefault((scenario, db, workers, conns), {})[kind] = r
-                                print(f"  {scenario:18} c={conns:<3} {_cell(r)}", flush=True)
-                        rss[f"{kind} {db} w={workers}"] = server.peak_rss
+                                worst[scenario] = max(worst.get(scenario, 0.0),
+                                                      server.window_rss)
+                                print(f"  {scenario:18} c={conns:<3} {_cell(r)} "
+                                      f"rss {server.window_rss:.0f}", flush=True)
+                        rss[f"{kind} {db} w={workers}"] = (server.peak_rss, worst)
         report(results, servers, rss)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

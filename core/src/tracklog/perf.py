@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -41,3 +42,28 @@ def settle_heap() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(SERVER_GC_THRESHOLD, gen1, gen2)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Give the pages the C allocator holds free back to the system (glibc only). Called
+    after a large transfer: the buffers of many at once are freed in the middle of the
+    heap, where glibc keeps them resident, so a server's memory would stay at the peak
+    of its busiest moment."""
+    if _TRIM is not None:
+        _TRIM(0)

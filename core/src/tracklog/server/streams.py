@@ -22,12 +22,16 @@ import anyio.from_thread
 import anyio.to_thread
 
 from tracklog import errors
+from tracklog.perf import release_memory
 from tracklog.server import threads
 
 #: Bytes a transfer holds per hop between the event loop and a worker thread. Each
 #: connection holds up to about two of them (one in Python, one in the transport's
 #: buffer): at 64 connections moving 10 MB files, 1 MiB chunks took a server to 206 MiB.
 STREAM_CHUNK = 256 * 1024
+#: Transfers of at least this many bytes give the memory they freed back when done
+#: (see release_memory).
+RELEASE_AFTER = 4 * 1024 * 1024
 
 
 class BodyReader(io.RawIOBase):
@@ -158,3 +162,5 @@ class StreamResponse:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await anyio.to_thread.run_sync(self.stream.close)
+            if (self.size or 0) >= RELEASE_AFTER:
+                release_memory()

@@ -25,10 +25,11 @@ from tracklog.artifacts import (
     safe_relpath,
 )
 from tracklog.artifacts.paths import check_deletable, join
+from tracklog.perf import release_memory
 from tracklog.server import codec
 from tracklog.server.codec import JSONResponse, Req
 from tracklog.server.routing import RouteTable, ServerState, by_artifact_path, by_run
-from tracklog.server.streams import BodyReader, StreamResponse
+from tracklog.server.streams import RELEASE_AFTER, BodyReader, StreamResponse
 
 table = RouteTable()
 proxy = RouteTable()
@@ -95,7 +96,11 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
     # upload pool: a slow or stalled upload never holds a thread a JSON route needs. A
     # body that goes idle raises in the reader, and the repository discards the write.
     await body.prefetch()
-    await anyio.to_thread.run_sync(repo.write_artifact, path, body, limiter=state.uploads)
+    try:
+        await anyio.to_thread.run_sync(repo.write_artifact, path, body, limiter=state.uploads)
+    finally:
+        if body.bytes_read >= RELEASE_AFTER:
+            release_memory()
     return JSONResponse({})
 
 
