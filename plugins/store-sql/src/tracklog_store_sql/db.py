@@ -37,6 +37,7 @@ from tracklog_store_sql.limits import (
     statement_timeout,
     url_sets_timeout,
 )
+from tracklog_store_sql.pinging import ping_idle_connections
 
 T = TypeVar("T")
 
@@ -130,7 +131,6 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
     elif not pooled:
         kwargs["poolclass"] = NullPool
     else:
-        kwargs["pool_pre_ping"] = True
         kwargs.update(POOL_DEFAULTS)
         kwargs.update(pool_options())
     timeout_ms = 0 if url_sets_timeout(url) else int(statement_timeout() * 1000)
@@ -166,6 +166,8 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
         ) from None
     if backend == "sqlite":
         _configure_sqlite(engine, memory=_is_memory_sqlite(url))
+    elif pooled:
+        ping_idle_connections(engine)
     if backend in ("mysql", "mariadb") and timeout_ms:
         configure_mysql_timeout(engine, timeout_ms)
     return engine
