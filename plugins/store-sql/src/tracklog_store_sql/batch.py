@@ -4,9 +4,12 @@ tags deleted."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from tracklog import errors
@@ -18,7 +21,7 @@ from tracklog_store_sql.metrics import MetricsMixin
 from tracklog_store_sql.rows import RUN_NAME_TAG, check_active_run, check_run_name, run_tag_rows
 from tracklog_store_sql.schema import params, runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
-from tracklog_store_sql.sqlutil import chunks, in_ids, insert_ignore, upsert
+from tracklog_store_sql.sqlutil import chunks, execute_plain, in_ids, insert_ignore, upsert
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -92,14 +95,24 @@ class BatchMixin(MetricsMixin):
     def _write_params(self, conn: Connection, run_id: str, rows: dict[str, str]) -> None:
         # Insert first, then compare what is stored: a concurrent writer of the same key
         # is waited for by the insert, so a conflicting value is always seen.
-        insert_ignore(
-            conn,
-            params,
-            [{"run_uuid": run_id, "key": k, "value": v} for k, v in rows.items()],
-            ["run_uuid", "key"],
-        )
+        keys = list(rows)
+        if self.dialect in ("sqlite", "postgresql") and len(rows) <= _RETURNED_PARAMS:
+            # RETURNING names the keys inserted; only the others need reading back.
+            bound: dict[str, str] = {"rid": run_id}
+            for i, (k, v) in enumerate(rows.items()):
+                bound[f"k{i}"], bound[f"v{i}"] = k, v
+            added = execute_plain(conn, f"param_insert:{len(rows)}",
+                                  _param_insert(self.dialect, len(rows)), bound).scalars()
+            keys = list(rows.keys() - set(added))
+        else:
+            insert_ignore(
+                conn,
+                params,
+                [{"run_uuid": run_id, "key": k, "value": v} for k, v in rows.items()],
+                ["run_uuid", "key"],
+            )
         conflicts = []
-        for chunk in chunks(list(rows)):
+        for chunk in chunks(keys):
             for key, value in conn.execute(
                 sa.select(params.c.key, params.c.value).where(
                     params.c.run_uuid == run_id, in_ids(params.c.key, chunk, self.dialect)
@@ -126,6 +139,27 @@ class BatchMixin(MetricsMixin):
 
 
 _WRITE_ATTEMPTS = 3
+#: Params up to which a batch inserts them in one statement that returns the keys added
+#: (MLflow takes 100 a batch).
+_RETURNED_PARAMS = 100
+
+
+@cache
+def _param_insert(dialect: str, n: int) -> Any:
+    """INSERT of ``n`` params of run ``rid`` (``k0``/``v0``…) that skips keys already
+    stored and returns the keys it inserted."""
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return (
+        insert(params)
+        .values([
+            {"run_uuid": sa.bindparam("rid", type_=params.c.run_uuid.type),
+             "key": sa.bindparam(f"k{i}", type_=params.c.key.type),
+             "value": sa.bindparam(f"v{i}", type_=params.c.value.type)}
+            for i in range(n)
+        ])
+        .on_conflict_do_nothing(index_elements=["run_uuid", "key"])
+        .returning(params.c.key)
+    )
 
 
 def _key(item: Any) -> str:
