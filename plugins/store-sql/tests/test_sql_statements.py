@@ -26,7 +26,7 @@ def _counting(store) -> list[str]:
 @pytest.mark.parametrize("backend", PAIRS, indirect=True)
 def test_run_create_params_and_update_take_one_statement_each_beyond_the_minimum(store):
     """A run created in an experiment seen before: the run and its tags (two inserts); a
-    batch of new params: the run's state and one insert; a run update: one statement."""
+    batch of new params of an active run: one insert; a run update: one statement."""
     exp = store.create_experiment("counted")
     store.create_run(exp, "u", 1)  # the experiment's artifact location is learnt
     statements = _counting(store)
@@ -35,7 +35,7 @@ def test_run_create_params_and_update_take_one_statement_each_beyond_the_minimum
     assert len(statements) == 2
     statements.clear()
     store.log_batch(run.run_id, params=[Param(f"p{i}", "v") for i in range(10)])
-    assert len(statements) == 2
+    assert len(statements) == 1
     statements.clear()
     info = store.update_run_info(run.run_id, RunStatus.FINISHED, 9)
     assert len(statements) == 1
@@ -105,3 +105,18 @@ def test_updates_of_a_missing_or_deleted_run_are_refused_and_change_nothing(stor
     assert (info.status, info.end_time) == (RunStatus.RUNNING, None)
     assert store.update_run_info(run, None, None, "renamed").run_name == "renamed"
     assert store.get_run(run).data.tags["mlflow.runName"] == "renamed"
+
+
+def test_params_of_a_missing_or_deleted_run_are_refused_and_not_written(store):
+    run = store.create_run("0", "u", 1).info.run_id
+    store.delete_run(run)
+    with pytest.raises(errors.TracklogError) as refused:
+        store.log_batch(run, params=[Param("a", "1")])
+    assert refused.value.error_code == errors.ErrorCode.INVALID_PARAMETER_VALUE
+    with pytest.raises(errors.TracklogError) as missing:
+        store.log_batch("f" * 32, params=[Param("a", "1")])
+    assert missing.value.error_code == errors.ErrorCode.RESOURCE_DOES_NOT_EXIST
+    store.restore_run(run)
+    assert store.get_run(run).data.params == {}
+    store.log_batch(run, params=[Param("a", "1")])
+    assert store.get_run(run).data.params == {"a": "1"}

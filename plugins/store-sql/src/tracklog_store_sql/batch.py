@@ -8,8 +8,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from tracklog import errors
@@ -18,7 +16,13 @@ from tracklog.perf import gc_paused
 from tracklog.validation import check_no_nul, validate_param
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql.metrics import MetricsMixin
-from tracklog_store_sql.rows import RUN_NAME_TAG, check_active_run, check_run_name, run_tag_rows
+from tracklog_store_sql.rows import (
+    ACTIVE,
+    RUN_NAME_TAG,
+    check_active_run,
+    check_run_name,
+    run_tag_rows,
+)
 from tracklog_store_sql.schema import params, runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
 from tracklog_store_sql.sqlutil import chunks, execute_plain, in_ids, insert_ignore, upsert
@@ -64,9 +68,10 @@ class BatchMixin(MetricsMixin):
     def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
         def write(conn: Connection) -> dict[str, int]:
             series: dict[str, int] = {}
-            check_active_run(conn, run_id)
             if param_rows:
-                self._write_params(conn, run_id, param_rows)
+                self._write_params(conn, run_id, param_rows)  # checks the run first
+            else:
+                check_active_run(conn, run_id)
             if metric_rows is not None:
                 series = self._write_metrics(conn, run_id, metric_rows, latest_rows)
             if model_rows:
@@ -93,18 +98,25 @@ class BatchMixin(MetricsMixin):
         self._remember_series(run_id, series)
 
     def _write_params(self, conn: Connection, run_id: str, rows: dict[str, str]) -> None:
+        """Insert params of an active run, or refuse them if one is stored with another
+        value; first refuses a run that is missing or not active."""
         # Insert first, then compare what is stored: a concurrent writer of the same key
         # is waited for by the insert, so a conflicting value is always seen.
         keys = list(rows)
         if self.dialect in ("sqlite", "postgresql") and len(rows) <= _RETURNED_PARAMS:
-            # RETURNING names the keys inserted; only the others need reading back.
-            bound: dict[str, str] = {"rid": run_id}
+            # One statement inserts only into an active run and returns the keys it
+            # added; only the others need the run checked and their values read back.
+            bound: dict[str, str] = {"rid": run_id, "active": ACTIVE}
             for i, (k, v) in enumerate(rows.items()):
                 bound[f"k{i}"], bound[f"v{i}"] = k, v
-            added = execute_plain(conn, f"param_insert:{len(rows)}",
-                                  _param_insert(self.dialect, len(rows)), bound).scalars()
-            keys = list(rows.keys() - set(added))
+            added = set(execute_plain(conn, f"param_insert:{len(rows)}",
+                                      _param_insert(self.dialect, len(rows)), bound).scalars())
+            if len(added) == len(rows):
+                return
+            check_active_run(conn, run_id)
+            keys = [k for k in rows if k not in added]
         else:
+            check_active_run(conn, run_id)
             insert_ignore(
                 conn,
                 params,
@@ -146,19 +158,18 @@ _RETURNED_PARAMS = 100
 
 @cache
 def _param_insert(dialect: str, n: int) -> Any:
-    """INSERT of ``n`` params of run ``rid`` (``k0``/``v0``…) that skips keys already
-    stored and returns the keys it inserted."""
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return (
-        insert(params)
-        .values([
-            {"run_uuid": sa.bindparam("rid", type_=params.c.run_uuid.type),
-             "key": sa.bindparam(f"k{i}", type_=params.c.key.type),
-             "value": sa.bindparam(f"v{i}", type_=params.c.value.type)}
-            for i in range(n)
-        ])
-        .on_conflict_do_nothing(index_elements=["run_uuid", "key"])
-        .returning(params.c.key)
+    """INSERT of ``n`` params (``k0``/``v0``…) of run ``rid`` if its stage is ``active``,
+    skipping keys already stored and returning the keys it inserted."""
+    key = '"key"' if dialect == "sqlite" else "key"
+    values = ", ".join(f"(:k{i}, :v{i})" for i in range(n))
+    # SQLite names the columns of a VALUES list column1, column2…
+    source = (f"(VALUES {values}) AS v" if dialect == "sqlite"
+              else f"(VALUES {values}) AS v (column1, column2)")
+    return sa.text(
+        f"INSERT INTO params (run_uuid, {key}, value) "
+        f"SELECT runs.run_uuid, v.column1, v.column2 FROM runs, {source} "
+        "WHERE runs.run_uuid = :rid AND runs.lifecycle_stage = :active "
+        f"ON CONFLICT (run_uuid, {key}) DO NOTHING RETURNING {key}"
     )
 
 
