@@ -25,14 +25,15 @@ def _counting(store) -> list[str]:
 
 @pytest.mark.parametrize("backend", PAIRS, indirect=True)
 def test_run_create_params_and_update_take_one_statement_each_beyond_the_minimum(store):
-    """A run created in an experiment seen before: the run and its tags (two inserts); a
-    batch of new params of an active run: one insert; a run update: one statement."""
+    """A run created in an experiment seen before: the run and its tags (two inserts; one
+    on PostgreSQL, outside a transaction); a batch of new params of an active run: one
+    insert; a run update: one statement (outside a transaction on PostgreSQL)."""
     exp = store.create_experiment("counted")
     store.create_run(exp, "u", 1)  # the experiment's artifact location is learnt
     statements = _counting(store)
 
     run = store.create_run(exp, "u", 2).info
-    assert len(statements) == 2
+    assert len(statements) == (1 if store.dialect == "postgresql" else 2)
     statements.clear()
     store.log_batch(run.run_id, params=[Param(f"p{i}", "v") for i in range(10)])
     assert len(statements) == 1

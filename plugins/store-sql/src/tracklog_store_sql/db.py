@@ -239,14 +239,36 @@ class Database:
                 with conn.begin():
                     yield conn
         except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated and self.opened:
-                raise _unreachable() from None
-            if not is_stopped(exc):
+            mapped = self._write_error(exc)
+            if mapped is exc:
                 raise
-            raise errors.unavailable(
-                f"A write took longer than the statement timeout of {self._timeout_text()} "
-                "and was rolled back; retry later", RETRY_AFTER_S
-            ) from None
+            raise mapped from None
+
+    def write_statement(self, statement: Callable[[Connection], T]) -> T | None:
+        """``statement(conn)``, a single statement atomic by itself, made outside a
+        transaction on PostgreSQL: psycopg sends BEGIN and COMMIT each in a round trip
+        of its own, as many as the statement. Elsewhere None, and nothing is made."""
+        if self.dialect != "postgresql":
+            return None
+        try:
+            with self._connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                return statement(conn)
+        except sa.exc.DBAPIError as exc:
+            mapped = self._write_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    def _write_error(self, exc: sa.exc.DBAPIError) -> BaseException:
+        if exc.connection_invalidated and self.opened:
+            return _unreachable()
+        if not is_stopped(exc):
+            return exc
+        return errors.unavailable(
+            f"A write took longer than the statement timeout of {self._timeout_text()} "
+            "and was rolled back; retry later", RETRY_AFTER_S
+        )
 
     def write_grouped(self, work: Callable[[Connection], T]) -> T:
         """``work(conn)`` in a write transaction, which on SQLite it may share with the

@@ -124,8 +124,16 @@ class RunsMixin:
             execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
             return exp.experiment_id, exp.artifact_location, artifact_uri
 
-        # Concurrent creations share a transaction on SQLite (see write_grouped).
-        exp_id, location, artifact_uri = self.db.write_grouped(write)
+        made = None
+        if known is not None:
+            made = self.db.write_statement(lambda conn: _insert_run_and_tags(
+                conn, {**row, "artifact_uri": join_uri(known, run_id, "artifacts"),
+                       "eid": eid, "active": ACTIVE, "location": known}, tag_map))
+        if made:
+            exp_id, location, artifact_uri = eid, known, join_uri(known, run_id, "artifacts")
+        else:
+            # Concurrent creations share a transaction on SQLite (see write_grouped).
+            exp_id, location, artifact_uri = self.db.write_grouped(write)
         if location != known:
             if len(self._artifact_locations) >= _LOCATIONS_KEPT:
                 self._artifact_locations.clear()
@@ -189,6 +197,12 @@ class RunsMixin:
                 )
             return row if row is not None else run_row(conn, run_id)
 
+        if values and not run_name:
+            made = self.db.write_statement(lambda conn: execute_plain(
+                conn, f"run_update_active:{','.join(names)}", _run_update_active(names),
+                {**bound, "active": ACTIVE}).first())
+            if made is not None:
+                return run_info(made)
         # Concurrent updates share a transaction on SQLite (see write_grouped).
         return run_info(self.db.write_grouped(write))
 
@@ -274,3 +288,24 @@ def _run_update_active(columns: tuple[str, ...]) -> Any:
         .where(runs.c.lifecycle_stage == sa.bindparam("active"))
         .returning(*runs.c)
     )
+
+
+def _insert_run_and_tags(conn: Connection, row: dict[str, Any], tag_map: dict[str, str]) -> int:
+    """PostgreSQL: the run (as ``_RUN_INSERT_CHECKED``) and its tags in one statement;
+    the number of tags inserted, 0 if the experiment check let no run in."""
+    bound = dict(row)
+    for i, (k, v) in enumerate(tag_map.items()):
+        bound[f"k{i}"], bound[f"v{i}"] = k, v
+    return execute_plain(conn, f"run_and_tags_insert:{len(tag_map)}",
+                         _run_and_tags_insert(len(tag_map)), bound).rowcount
+
+
+@cache
+def _run_and_tags_insert(n: int) -> Any:
+    """``n`` tags (``k0``/``v0``…) inserted with the run ``_RUN_INSERT_CHECKED`` makes."""
+    run = _RUN_INSERT_CHECKED.returning(runs.c.run_uuid).cte("new_run")
+    tag_values = sa.values(sa.column("k", sa.String), sa.column("v", sa.String), name="t").data(
+        [(sa.bindparam(f"k{i}", type_=sa.String), sa.bindparam(f"v{i}", type_=sa.String))
+         for i in range(n)])
+    return tags.insert().add_cte(run).from_select(
+        ["run_uuid", "key", "value"], sa.select(run.c.run_uuid, tag_values.c.k, tag_values.c.v))
