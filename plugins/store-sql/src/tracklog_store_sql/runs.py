@@ -126,11 +126,13 @@ class RunsMixin:
 
         made = None
         if known is not None:
-            made = self.db.write_statement(lambda conn: _insert_run_and_tags(
-                conn, {**row, "artifact_uri": join_uri(known, run_id, "artifacts"),
-                       "eid": eid, "active": ACTIVE, "location": known}, tag_map))
-        if made:
-            exp_id, location, artifact_uri = eid, known, join_uri(known, run_id, "artifacts")
+            artifact_uri = join_uri(known, run_id, "artifacts")
+            checked = {**row, "artifact_uri": artifact_uri, "eid": eid, "active": ACTIVE,
+                       "location": known}
+            made = self.db.write_statement(
+                lambda conn: _insert_run_and_tags(conn, checked, tag_map))
+        if made and known is not None:
+            exp_id, location = eid, known
         else:
             # Concurrent creations share a transaction on SQLite (see write_grouped).
             exp_id, location, artifact_uri = self.db.write_grouped(write)
