@@ -3,6 +3,9 @@ server), and that the shortcuts which spare them refuse what the long way refuse
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import event
 
@@ -121,3 +124,51 @@ def test_params_of_a_missing_or_deleted_run_are_refused_and_not_written(store):
     assert store.get_run(run).data.params == {}
     store.log_batch(run, params=[Param("a", "1")])
     assert store.get_run(run).data.params == {"a": "1"}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("theirs", ["ours", "theirs"])
+def test_params_racing_a_writer_of_the_same_key_are_compared_with_its_value(store, theirs):
+    """Another session inserts key ``a`` first and commits while our batch waits for it:
+    the same value is taken (with the rest of the batch), another refused with nothing
+    of the batch written."""
+    import sqlalchemy as sa
+
+    from tracklog_store_sql.schema import params
+
+    run = store.create_run("0", "u", 1).info.run_id
+    other = sa.create_engine(store.db.uri)
+    outcome: list = []
+
+    def ours() -> None:
+        try:
+            outcome.append(store.log_batch(run, params=[Param("a", "ours"), Param("b", "2")]))
+        except errors.TracklogError as exc:
+            outcome.append(exc)
+
+    try:
+        with other.connect() as conn, other.connect() as watch:
+            watch.execution_options(isolation_level="AUTOCOMMIT")  # a fresh view each time
+            conn.execute(params.insert().values(run_uuid=run, key="a", value=theirs))
+            thread = threading.Thread(target=ours)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not _waiting_for_a_lock(watch):
+                time.sleep(0.02)
+            conn.commit()
+        thread.join(30)
+    finally:
+        other.dispose()
+    if theirs == "ours":
+        assert outcome == [None]
+        assert store.get_run(run).data.params == {"a": "ours", "b": "2"}
+    else:
+        assert isinstance(outcome[0], errors.TracklogError)
+        assert "Changing param values is not allowed" in outcome[0].message
+        assert store.get_run(run).data.params == {"a": "theirs"}
+
+
+def _waiting_for_a_lock(conn) -> bool:
+    return bool(conn.exec_driver_sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND datname = current_database()").scalar())

@@ -53,6 +53,11 @@ class BatchMixin(MetricsMixin):
         tag_rows = run_tag_rows(sorted(tags, key=_key))
         if RUN_NAME_TAG in tag_rows:
             check_run_name(tag_rows[RUN_NAME_TAG])
+        if (param_rows and metric_rows is None and not model_rows and not tag_rows
+                and len(param_rows) <= _RETURNED_PARAMS
+                and self.db.write_statement(lambda conn: _insert_new_params(
+                    conn, run_id, param_rows))):
+            return
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with gc_paused():
@@ -156,20 +161,43 @@ _WRITE_ATTEMPTS = 3
 _RETURNED_PARAMS = 100
 
 
+def _insert_new_params(conn: Connection, run_id: str, rows: dict[str, str]) -> bool:
+    """PostgreSQL, outside a transaction: insert every param of ``rows`` if the run is
+    active and none of its keys is stored yet, else nothing; whether they were."""
+    bound: dict[str, str] = {"rid": run_id, "active": ACTIVE}
+    for i, (k, v) in enumerate(rows.items()):
+        bound[f"k{i}"], bound[f"v{i}"] = k, v
+    try:
+        added = execute_plain(conn, f"new_params_insert:{len(rows)}",
+                              _param_insert(conn.dialect.name, len(rows), True), bound).all()
+    except sa.exc.IntegrityError:
+        return False  # a concurrent writer stored one of the keys: nothing was inserted
+    return len(added) == len(rows)
+
+
 @cache
-def _param_insert(dialect: str, n: int) -> Any:
+def _param_insert(dialect: str, n: int, all_new: bool = False) -> Any:
     """INSERT of ``n`` params (``k0``/``v0``…) of run ``rid`` if its stage is ``active``,
-    skipping keys already stored and returning the keys it inserted."""
+    returning the keys it inserted. It skips keys already stored; ``all_new``: it inserts
+    nothing if any is, and fails on a key stored meanwhile (the statement is atomic)."""
     key = '"key"' if dialect == "sqlite" else "key"
     values = ", ".join(f"(:k{i}, :v{i})" for i in range(n))
     # SQLite names the columns of a VALUES list column1, column2…
     source = (f"(VALUES {values}) AS v" if dialect == "sqlite"
               else f"(VALUES {values}) AS v (column1, column2)")
+    if all_new:
+        keys = ", ".join(f":k{i}" for i in range(n))
+        only = (f" AND NOT EXISTS (SELECT 1 FROM params AS p WHERE p.run_uuid = :rid "
+                f"AND p.{key} IN ({keys}))")
+        conflict = ""
+    else:
+        only = ""
+        conflict = f" ON CONFLICT (run_uuid, {key}) DO NOTHING"
     return sa.text(
         f"INSERT INTO params (run_uuid, {key}, value) "
         f"SELECT runs.run_uuid, v.column1, v.column2 FROM runs, {source} "
-        "WHERE runs.run_uuid = :rid AND runs.lifecycle_stage = :active "
-        f"ON CONFLICT (run_uuid, {key}) DO NOTHING RETURNING {key}"
+        f"WHERE runs.run_uuid = :rid AND runs.lifecycle_stage = :active{only}"
+        f"{conflict} RETURNING {key}"
     )
 
 
