@@ -3,7 +3,7 @@ as MLflow makes them; stores call :func:`generate_run_name` when the caller give
 
 from __future__ import annotations
 
-import secrets
+import random
 
 _ADJECTIVES = (
     "able agreeable amazing ambitious amusing auspicious bedecked big bold brawny bright "
@@ -34,7 +34,8 @@ _ANIMALS = (
 
 
 def generate_run_name() -> str:
-    """``adjective-animal-N`` with N from 0 to 1000, unpadded, as MLflow draws it."""
-    return (
-        f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_ANIMALS)}-{secrets.randbelow(1001)}"
-    )
+    """``adjective-animal-N`` with N from 0 to 1000, unpadded, as MLflow draws it.
+
+    From :mod:`random` (reseeded in each forked worker), not :mod:`secrets`: a name is
+    no secret, and each of secrets' draws is a system call that lets go of the GIL."""
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}-{random.randrange(1001)}"

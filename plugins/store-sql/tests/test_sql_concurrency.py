@@ -220,10 +220,57 @@ def _queued_behind_a_write(store, commits: list[int], calls: list) -> list:
         for th in threads:
             th.start()
         deadline = time.monotonic() + 10
-        while len(store.db._pending) < len(calls) and time.monotonic() < deadline:
+        while store.db.writes_waiting() < len(calls) and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.1)  # every writer now waits for the lock
         commits.clear()
     for th in threads:
         th.join(30)
     return outcome
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_queued_writes_are_made_by_one_thread_of_the_store(store):
+    """Writes that queue behind a held lock are made by the store's writer thread, not
+    by the threads that asked for them (which would each take the lock in turn only to
+    find their write made); a write with nothing before it is made by its caller."""
+    from sqlalchemy import event
+
+    callers: set[int] = set()
+    makers: list[int] = []
+
+    def made(_conn, _cursor, statement, *_args) -> None:
+        if statement.startswith("INSERT INTO runs"):
+            makers.append(threading.get_ident())
+
+    event.listen(store.db.engine, "before_cursor_execute", made)
+
+    def create(i: int):
+        callers.add(threading.get_ident())
+        return store.create_run("0", "u", i)
+
+    outcome = _queued_behind_a_write(store, [], [functools.partial(create, i) for i in range(6)])
+    assert sorted(r.info.start_time for r in outcome) == list(range(6))
+    assert len(makers) == 6 and len(set(makers)) == 1
+    assert makers[0] not in callers | {threading.get_ident()}
+
+    makers.clear()
+    store.create_run("0", "u", 7)
+    assert makers == [threading.get_ident()]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_store_closes_with_its_writer_and_still_writes_after(store):
+    """Closing stops the writer thread promptly, after the writes handed to it; a write
+    after that is made by its caller."""
+    outcome = _queued_behind_a_write(store, [], [
+        functools.partial(store.create_run, "0", "u", i) for i in range(3)])
+    writer = store.db._writer._thread
+    assert writer is not None and writer.is_alive()
+    started = time.monotonic()
+    store.close()
+    assert time.monotonic() - started < 5
+    assert not writer.is_alive()
+    run = store.create_run("0", "u", 9).info.run_id
+    assert store.get_run(run).info.start_time == 9
+    assert {store.get_run(r.info.run_id).info.start_time for r in outcome} == {0, 1, 2}

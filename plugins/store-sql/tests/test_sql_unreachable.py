@@ -1,16 +1,19 @@
 """A database that goes away under a running store: 503s the client retries, then recovery.
 
 Real PostgreSQL: the store's private database stops accepting connections and its
-sessions are terminated, as during a restart; the pool's pre-ping finds them dead and
+sessions are terminated, as during a restart; the pool finds them dead and
 every new connection is refused.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from tracklog.errors import ErrorCode, TracklogError
+from tracklog_store_sql import pinging
 from tracklog_store_sql.store import SqlTrackingStore
 
 from .conftest import PG_ADMIN
@@ -48,4 +51,34 @@ def test_unreachable_database_answers_503_and_recovers(fresh_url):
         _allow_connections(database, True)
     assert store.get_experiment(experiment_id).name == "before"
     assert store.get_experiment_by_name("during") is None
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_connections_are_pinged_only_after_sitting_idle(fresh_url, monkeypatch):
+    """A connection used moments ago goes straight to work (a ping is a round trip per
+    request); one idle for longer is pinged first, and if its session was ended
+    meanwhile, replaced without the caller noticing."""
+    monkeypatch.setattr(pinging, "PING_AFTER_IDLE_S", 0.3)
+    store = SqlTrackingStore(fresh_url, "mlflow-artifacts:/")
+    dialect = store.db.engine.dialect
+    pings: list[bool] = []
+    ping = dialect.do_ping
+
+    def counted(dbapi_conn) -> bool:  # a spy around the real ping
+        pings.append(True)
+        return ping(dbapi_conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    experiment_id = store.create_experiment("pinged")
+    for _ in range(5):
+        assert store.get_experiment(experiment_id).name == "pinged"
+    assert pings == []
+    time.sleep(0.4)
+    database = sa.make_url(fresh_url).database
+    assert database is not None
+    _allow_connections(database, False)
+    _allow_connections(database, True)
+    assert store.get_experiment(experiment_id).name == "pinged"
+    assert pings == [True]
     store.close()

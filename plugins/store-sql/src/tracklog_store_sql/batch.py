@@ -4,6 +4,7 @@ tags deleted."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -15,10 +16,16 @@ from tracklog.perf import gc_paused
 from tracklog.validation import check_no_nul, validate_param
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql.metrics import MetricsMixin
-from tracklog_store_sql.rows import RUN_NAME_TAG, check_active_run, check_run_name, run_tag_rows
+from tracklog_store_sql.rows import (
+    ACTIVE,
+    RUN_NAME_TAG,
+    check_active_run,
+    check_run_name,
+    run_tag_rows,
+)
 from tracklog_store_sql.schema import params, runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
-from tracklog_store_sql.sqlutil import chunks, in_ids, insert_ignore, upsert
+from tracklog_store_sql.sqlutil import chunks, execute_plain, in_ids, insert_ignore, upsert
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -46,6 +53,11 @@ class BatchMixin(MetricsMixin):
         tag_rows = run_tag_rows(sorted(tags, key=_key))
         if RUN_NAME_TAG in tag_rows:
             check_run_name(tag_rows[RUN_NAME_TAG])
+        if (param_rows and metric_rows is None and not model_rows and not tag_rows
+                and len(param_rows) <= _RETURNED_PARAMS
+                and self.db.write_statement(lambda conn: _insert_new_params(
+                    conn, run_id, param_rows))):
+            return
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with gc_paused():
@@ -61,9 +73,10 @@ class BatchMixin(MetricsMixin):
     def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
         def write(conn: Connection) -> dict[str, int]:
             series: dict[str, int] = {}
-            check_active_run(conn, run_id)
             if param_rows:
-                self._write_params(conn, run_id, param_rows)
+                self._write_params(conn, run_id, param_rows)  # checks the run first
+            else:
+                check_active_run(conn, run_id)
             if metric_rows is not None:
                 series = self._write_metrics(conn, run_id, metric_rows, latest_rows)
             if model_rows:
@@ -90,16 +103,33 @@ class BatchMixin(MetricsMixin):
         self._remember_series(run_id, series)
 
     def _write_params(self, conn: Connection, run_id: str, rows: dict[str, str]) -> None:
+        """Insert params of an active run, or refuse them if one is stored with another
+        value; first refuses a run that is missing or not active."""
         # Insert first, then compare what is stored: a concurrent writer of the same key
         # is waited for by the insert, so a conflicting value is always seen.
-        insert_ignore(
-            conn,
-            params,
-            [{"run_uuid": run_id, "key": k, "value": v} for k, v in rows.items()],
-            ["run_uuid", "key"],
-        )
+        keys = list(rows)
+        if self.dialect in ("sqlite", "postgresql") and len(rows) <= _RETURNED_PARAMS:
+            # One statement inserts only into an active run and returns the keys it
+            # added; only the others need the run checked and their values read back.
+            bound: dict[str, str] = {"rid": run_id, "active": ACTIVE}
+            for i, (k, v) in enumerate(rows.items()):
+                bound[f"k{i}"], bound[f"v{i}"] = k, v
+            added = set(execute_plain(conn, f"param_insert:{len(rows)}",
+                                      _param_insert(self.dialect, len(rows)), bound).scalars())
+            if len(added) == len(rows):
+                return
+            check_active_run(conn, run_id)
+            keys = [k for k in rows if k not in added]
+        else:
+            check_active_run(conn, run_id)
+            insert_ignore(
+                conn,
+                params,
+                [{"run_uuid": run_id, "key": k, "value": v} for k, v in rows.items()],
+                ["run_uuid", "key"],
+            )
         conflicts = []
-        for chunk in chunks(list(rows)):
+        for chunk in chunks(keys):
             for key, value in conn.execute(
                 sa.select(params.c.key, params.c.value).where(
                     params.c.run_uuid == run_id, in_ids(params.c.key, chunk, self.dialect)
@@ -126,6 +156,49 @@ class BatchMixin(MetricsMixin):
 
 
 _WRITE_ATTEMPTS = 3
+#: Params up to which a batch inserts them in one statement that returns the keys added
+#: (MLflow takes 100 a batch).
+_RETURNED_PARAMS = 100
+
+
+def _insert_new_params(conn: Connection, run_id: str, rows: dict[str, str]) -> bool:
+    """PostgreSQL, outside a transaction: insert every param of ``rows`` if the run is
+    active and none of its keys is stored yet, else nothing; whether they were."""
+    bound: dict[str, str] = {"rid": run_id, "active": ACTIVE}
+    for i, (k, v) in enumerate(rows.items()):
+        bound[f"k{i}"], bound[f"v{i}"] = k, v
+    try:
+        added = execute_plain(conn, f"new_params_insert:{len(rows)}",
+                              _param_insert(conn.dialect.name, len(rows), True), bound).all()
+    except sa.exc.IntegrityError:
+        return False  # a concurrent writer stored one of the keys: nothing was inserted
+    return len(added) == len(rows)
+
+
+@cache
+def _param_insert(dialect: str, n: int, all_new: bool = False) -> Any:
+    """INSERT of ``n`` params (``k0``/``v0``…) of run ``rid`` if its stage is ``active``,
+    returning the keys it inserted. It skips keys already stored; ``all_new``: it inserts
+    nothing if any is, and fails on a key stored meanwhile (the statement is atomic)."""
+    key = '"key"' if dialect == "sqlite" else "key"
+    values = ", ".join(f"(:k{i}, :v{i})" for i in range(n))
+    # SQLite names the columns of a VALUES list column1, column2…
+    source = (f"(VALUES {values}) AS v" if dialect == "sqlite"
+              else f"(VALUES {values}) AS v (column1, column2)")
+    if all_new:
+        keys = ", ".join(f":k{i}" for i in range(n))
+        only = (f" AND NOT EXISTS (SELECT 1 FROM params AS p WHERE p.run_uuid = :rid "
+                f"AND p.{key} IN ({keys}))")
+        conflict = ""
+    else:
+        only = ""
+        conflict = f" ON CONFLICT (run_uuid, {key}) DO NOTHING"
+    return sa.text(
+        f"INSERT INTO params (run_uuid, {key}, value) "
+        f"SELECT runs.run_uuid, v.column1, v.column2 FROM runs, {source} "
+        f"WHERE runs.run_uuid = :rid AND runs.lifecycle_stage = :active{only}"
+        f"{conflict} RETURNING {key}"
+    )
 
 
 def _key(item: Any) -> str:

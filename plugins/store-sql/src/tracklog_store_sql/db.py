@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -37,6 +37,8 @@ from tracklog_store_sql.limits import (
     statement_timeout,
     url_sets_timeout,
 )
+from tracklog_store_sql.pinging import ping_idle_connections
+from tracklog_store_sql.writer import GroupWriter, Job
 
 T = TypeVar("T")
 
@@ -130,7 +132,6 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
     elif not pooled:
         kwargs["poolclass"] = NullPool
     else:
-        kwargs["pool_pre_ping"] = True
         kwargs.update(POOL_DEFAULTS)
         kwargs.update(pool_options())
     timeout_ms = 0 if url_sets_timeout(url) else int(statement_timeout() * 1000)
@@ -166,6 +167,8 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
         ) from None
     if backend == "sqlite":
         _configure_sqlite(engine, memory=_is_memory_sqlite(url))
+    elif pooled:
+        ping_idle_connections(engine)
     if backend in ("mysql", "mariadb") and timeout_ms:
         configure_mysql_timeout(engine, timeout_ms)
     return engine
@@ -218,9 +221,10 @@ class Database:
         # they sleep. Other processes still meet SQLite's lock and busy timeout.
         self._write_lock = (threading.RLock() if self.dialect == "sqlite" and self._lock is None
                             else None)
-        #: Writes waiting to be made together (see write_grouped).
-        self._pending: list[_Job] = []
-        self._pending_lock = threading.Lock()
+        #: The thread that makes grouped writes (see write_grouped).
+        self._writer = (GroupWriter("tracklog-sqlite-writer", self._writing, self._write_lock,
+                                    self._write_jobs)
+                        if self._write_lock is not None else None)
         self._killer: Engine | None = None
         #: Set once the store has opened the database: a connection lost after that is a
         #: passing outage (503), before it a configuration error the store reports itself.
@@ -235,45 +239,57 @@ class Database:
                 with conn.begin():
                     yield conn
         except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated and self.opened:
-                raise _unreachable() from None
-            if not is_stopped(exc):
+            mapped = self._write_error(exc)
+            if mapped is exc:
                 raise
-            raise errors.unavailable(
-                f"A write took longer than the statement timeout of {self._timeout_text()} "
-                "and was rolled back; retry later", RETRY_AFTER_S
-            ) from None
+            raise mapped from None
+
+    def write_statement(self, statement: Callable[[Connection], T]) -> T | None:
+        """``statement(conn)``, a single statement atomic by itself, made outside a
+        transaction on PostgreSQL: psycopg sends BEGIN and COMMIT each in a round trip
+        of its own, as many as the statement. Elsewhere None, and nothing is made."""
+        if self.dialect != "postgresql":
+            return None
+        try:
+            with self._connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                return statement(conn)
+        except sa.exc.DBAPIError as exc:
+            mapped = self._write_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    def _write_error(self, exc: sa.exc.DBAPIError) -> BaseException:
+        if exc.connection_invalidated and self.opened:
+            return _unreachable()
+        if not is_stopped(exc):
+            return exc
+        return errors.unavailable(
+            f"A write took longer than the statement timeout of {self._timeout_text()} "
+            "and was rolled back; retry later", RETRY_AFTER_S
+        )
 
     def write_grouped(self, work: Callable[[Connection], T]) -> T:
         """``work(conn)`` in a write transaction, which on SQLite it may share with the
-        writes other threads of this process queued meanwhile: whoever takes the write
-        lock makes every queued write in one transaction and one commit, instead of a
+        writes other threads of this process hand over meanwhile: one thread per
+        database (:mod:`tracklog_store_sql.writer`) takes the write lock and makes every
+        write queued by then in one transaction and one commit, instead of a
         transaction, a commit and a lock hand-over each. If any of them fails, that
         transaction is rolled back and each is made again in its own, so a write fails
         or succeeds as it would alone. ``work`` must be safe to run again after a
-        rollback, and keep its effects outside the database until it has returned."""
-        if self._write_lock is None:
+        rollback, and keep its effects outside the database until it has returned; it
+        runs in another thread (without the caller's context variables)."""
+        if self._writer is None:
             with self.write() as conn:
                 return work(conn)
-        job = _Job(work)
-        with self._pending_lock:
-            self._pending.append(job)
-        with self._writing():
-            if not job.done:
-                with self._pending_lock:
-                    jobs, self._pending = self._pending, []
-                try:
-                    self._write_jobs(jobs)
-                finally:  # stopped by a BaseException: nobody waits for ever
-                    for other in jobs:
-                        if not other.done:
-                            other.error, other.done = errors.TracklogError(
-                                "The write was not made; retry it"), True
-        if job.error is not None:
-            raise job.error
-        return job.result
+        return self._writer.run(work)
 
-    def _write_jobs(self, jobs: list[_Job]) -> None:
+    def writes_waiting(self) -> int:
+        """Grouped writes handed over and not yet made (0 off SQLite)."""
+        return 0 if self._writer is None else self._writer.waiting
+
+    def _write_jobs(self, jobs: list[Job]) -> None:
         if len(jobs) > 1:
             try:
                 with self.write() as conn:
@@ -386,22 +402,11 @@ class Database:
                 yield
 
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
         self.engine.dispose()
         if self._killer is not None:
             self._killer.dispose()
-
-
-class _Job:
-    """One write of :meth:`Database.write_grouped`, made by whichever thread holds the
-    write lock; ``done`` once its result or error is set."""
-
-    __slots__ = ("work", "result", "error", "done")
-
-    def __init__(self, work: Callable[[Connection], Any]) -> None:
-        self.work = work
-        self.result: Any = None
-        self.error: Exception | None = None
-        self.done = False
 
 
 #: Driver error codes of transient conflicts worth retrying: PostgreSQL deadlock and

@@ -46,7 +46,7 @@ from tracklog_store_sql.rows import (
     select_runs,
     tuples,
 )
-from tracklog_store_sql.schema import runs, tags
+from tracklog_store_sql.schema import experiments, runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
 from tracklog_store_sql.sqlutil import (
     chunk_size,
@@ -66,6 +66,8 @@ class RunsMixin:
 
     db: Database
     dialect: str
+    #: Experiment id -> artifact location, as create_run last found it.
+    _artifact_locations: dict[int, str]
 
     def create_run(
         self,
@@ -88,31 +90,56 @@ class RunsMixin:
         tag_map[RUN_NAME_TAG] = name
         run_id = uuid.uuid4().hex
         start = check_int64(start_time, "start_time") if start_time is not None else now_ms()
-        def write(conn: Connection) -> tuple[int, str]:
+        row = {
+            "run_uuid": run_id,
+            "name": name,
+            "user_id": user_id,
+            "status": RunStatus.RUNNING.value,
+            "start_time": start,
+            "end_time": None,
+            "deleted_time": None,
+            "lifecycle_stage": ACTIVE,
+        }
+        tag_rows = [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()]
+        eid = parse_experiment_id(experiment_id)
+        known = self._artifact_locations.get(eid)
+
+        def write(conn: Connection) -> tuple[int, str, str]:
+            if known is not None:
+                # One statement instead of a read and an insert: it inserts only while the
+                # experiment is active and still has the location seen before (an id a
+                # purged experiment left may be reused).
+                artifact_uri = join_uri(known, run_id, "artifacts")
+                if execute_plain(conn, "run_insert_checked", _RUN_INSERT_CHECKED, {
+                    **row, "artifact_uri": artifact_uri, "eid": eid, "active": ACTIVE,
+                    "location": known,
+                }).rowcount == 1:
+                    execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
+                    return eid, known, artifact_uri
             exp = experiment_row(conn, experiment_id, for_write=True)
             artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
             execute_plain(conn, "run_insert", _RUN_INSERT, {
-                "run_uuid": run_id,
-                "name": name,
-                "user_id": user_id,
-                "status": RunStatus.RUNNING.value,
-                "start_time": start,
-                "end_time": None,
-                "deleted_time": None,
-                "lifecycle_stage": ACTIVE,
-                "artifact_uri": artifact_uri,
-                "experiment_id": exp.experiment_id,
+                **row, "artifact_uri": artifact_uri, "experiment_id": exp.experiment_id,
             })
-            execute_plain(
-                conn,
-                "tag_insert",
-                _TAG_INSERT,
-                [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()],
-            )
-            return exp.experiment_id, artifact_uri
+            execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
+            return exp.experiment_id, exp.artifact_location, artifact_uri
 
-        # Concurrent creations share a transaction on SQLite (see write_grouped).
-        exp_id, artifact_uri = self.db.write_grouped(write)
+        made = None
+        if known is not None:
+            artifact_uri = join_uri(known, run_id, "artifacts")
+            checked = {**row, "artifact_uri": artifact_uri, "eid": eid, "active": ACTIVE,
+                       "location": known}
+            made = self.db.write_statement(
+                lambda conn: _insert_run_and_tags(conn, checked, tag_map))
+        if made and known is not None:
+            exp_id, location = eid, known
+        else:
+            # Concurrent creations share a transaction on SQLite (see write_grouped).
+            exp_id, location, artifact_uri = self.db.write_grouped(write)
+        if location != known:
+            if len(self._artifact_locations) >= _LOCATIONS_KEPT:
+                self._artifact_locations.clear()
+            self._artifact_locations[eid] = location
         info = RunInfo(
             run_id=run_id,
             experiment_id=str(exp_id),
@@ -146,12 +173,22 @@ class RunsMixin:
         if run_name:
             check_run_name(run_name)
             values["name"] = run_name
+        names = tuple(values)
+        bound = {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}}
+
         def write(conn: Connection) -> Any:
-            check_active_run(conn, run_id)
-            if values:
-                names = tuple(values)
-                execute_plain(conn, f"run_update:{','.join(names)}", _run_update(names),
-                              {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}})
+            row = None
+            if values and conn.dialect.update_returning:
+                # One statement for the check, the update and the read; a run that is
+                # missing or not active is left as it is, and the check below says why.
+                row = execute_plain(conn, f"run_update_active:{','.join(names)}",
+                                    _run_update_active(names), {**bound, "active": ACTIVE}
+                                    ).first()
+            if row is None:
+                check_active_run(conn, run_id)
+                if values:
+                    execute_plain(conn, f"run_update:{','.join(names)}", _run_update(names),
+                                  bound)
             if run_name:
                 upsert(
                     conn,
@@ -160,8 +197,14 @@ class RunsMixin:
                     ["run_uuid", "key"],
                     ["value"],
                 )
-            return run_row(conn, run_id)
+            return row if row is not None else run_row(conn, run_id)
 
+        if values and not run_name:
+            made = self.db.write_statement(lambda conn: execute_plain(
+                conn, f"run_update_active:{','.join(names)}", _run_update_active(names),
+                {**bound, "active": ACTIVE}).first())
+            if made is not None:
+                return run_info(made)
         # Concurrent updates share a transaction on SQLite (see write_grouped).
         return run_info(self.db.write_grouped(write))
 
@@ -211,6 +254,21 @@ class RunsMixin:
 
 
 _RUN_INSERT = runs.insert()
+#: The run inserted only if its experiment (``eid``) is active at ``location``.
+_RUN_INSERT_CHECKED = runs.insert().from_select(
+    [c.name for c in runs.c],
+    sa.select(*[
+        experiments.c.experiment_id if c.name == "experiment_id"
+        else sa.bindparam(c.name, type_=c.type)
+        for c in runs.c
+    ]).where(
+        experiments.c.experiment_id == sa.bindparam("eid"),
+        experiments.c.lifecycle_stage == sa.bindparam("active"),
+        experiments.c.artifact_location == sa.bindparam("location"),
+    ),
+)
+#: Experiments whose artifact location create_run remembers (the cache is cleared past it).
+_LOCATIONS_KEPT = 10_000
 _TAG_INSERT = tags_table.insert()
 
 
@@ -222,3 +280,34 @@ def _run_update(columns: tuple[str, ...]) -> Any:
         .where(runs.c.run_uuid == sa.bindparam("rid"))
         .values({c: sa.bindparam(f"v_{c}") for c in columns})
     )
+
+
+@cache
+def _run_update_active(columns: tuple[str, ...]) -> Any:
+    """UPDATE runs SET <columns> for one run if it is active, RETURNING the row."""
+    return (
+        _run_update(columns)
+        .where(runs.c.lifecycle_stage == sa.bindparam("active"))
+        .returning(*runs.c)
+    )
+
+
+def _insert_run_and_tags(conn: Connection, row: dict[str, Any], tag_map: dict[str, str]) -> int:
+    """PostgreSQL: the run (as ``_RUN_INSERT_CHECKED``) and its tags in one statement;
+    the number of tags inserted, 0 if the experiment check let no run in."""
+    bound = dict(row)
+    for i, (k, v) in enumerate(tag_map.items()):
+        bound[f"k{i}"], bound[f"v{i}"] = k, v
+    return execute_plain(conn, f"run_and_tags_insert:{len(tag_map)}",
+                         _run_and_tags_insert(len(tag_map)), bound).rowcount
+
+
+@cache
+def _run_and_tags_insert(n: int) -> Any:
+    """``n`` tags (``k0``/``v0``…) inserted with the run ``_RUN_INSERT_CHECKED`` makes."""
+    run = _RUN_INSERT_CHECKED.returning(runs.c.run_uuid).cte("new_run")
+    tag_values = sa.values(sa.column("k", sa.String), sa.column("v", sa.String), name="t").data(
+        [(sa.bindparam(f"k{i}", type_=sa.String), sa.bindparam(f"v{i}", type_=sa.String))
+         for i in range(n)])
+    return tags.insert().add_cte(run).from_select(
+        ["run_uuid", "key", "value"], sa.select(run.c.run_uuid, tag_values.c.k, tag_values.c.v))

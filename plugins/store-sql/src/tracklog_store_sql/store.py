@@ -77,6 +77,7 @@ class SqlTrackingStore(
         # their run by gc; run ids are not reused, so an id once committed stays right
         # for every process.
         self._series_cache: dict[tuple[str, str], int] = {}
+        self._artifact_locations: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"SqlTrackingStore({dbmod.redact(self.store_uri)!r})"

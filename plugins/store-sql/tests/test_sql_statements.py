@@ -1,0 +1,174 @@
+"""How many statements the common writes make (each is a round trip on a database
+server), and that the shortcuts which spare them refuse what the long way refuses."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import event
+
+from tracklog import errors
+from tracklog.entities import Param, RunStatus
+
+PAIRS = ["sqlite", "postgresql"]
+
+
+def _counting(store) -> list[str]:
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", count)
+    return statements
+
+
+@pytest.mark.parametrize("backend", PAIRS, indirect=True)
+def test_run_create_params_and_update_take_one_statement_each_beyond_the_minimum(store):
+    """A run created in an experiment seen before: the run and its tags (two inserts; one
+    on PostgreSQL, outside a transaction); a batch of new params of an active run: one
+    insert; a run update: one statement (outside a transaction on PostgreSQL)."""
+    exp = store.create_experiment("counted")
+    store.create_run(exp, "u", 1)  # the experiment's artifact location is learnt
+    statements = _counting(store)
+
+    run = store.create_run(exp, "u", 2).info
+    assert len(statements) == (1 if store.dialect == "postgresql" else 2)
+    statements.clear()
+    store.log_batch(run.run_id, params=[Param(f"p{i}", "v") for i in range(10)])
+    assert len(statements) == 1
+    statements.clear()
+    info = store.update_run_info(run.run_id, RunStatus.FINISHED, 9)
+    assert len(statements) == 1
+    assert (info.status, info.end_time) == (RunStatus.FINISHED, 9)
+
+    got = store.get_run(run.run_id)
+    assert got.info.artifact_uri == run.artifact_uri
+    assert got.info.artifact_uri.startswith(store.get_experiment(exp).artifact_location)
+    assert got.data.params == {f"p{i}": "v" for i in range(10)}
+    assert (got.info.status, got.info.end_time) == (RunStatus.FINISHED, 9)
+
+
+def test_run_creation_in_an_experiment_seen_before_checks_it_again(store):
+    """The remembered artifact location spares reading the experiment, not checking it:
+    a deleted experiment refuses new runs, a restored one takes them again."""
+    exp = store.create_experiment("seen")
+    store.create_run(exp, "u", 1)
+    store.delete_experiment(exp)
+    with pytest.raises(errors.TracklogError) as refused:
+        store.create_run(exp, "u", 2)
+    assert refused.value.error_code == errors.ErrorCode.INVALID_PARAMETER_VALUE
+    store.restore_experiment(exp)
+    run = store.create_run(exp, "u", 3).info
+    assert store.get_run(run.run_id).info.experiment_id == exp
+    assert len(store.search_runs([exp])) == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_run_created_under_a_reused_experiment_id_gets_the_new_location(store):
+    """SQLite hands a purged experiment's id to the next one: its runs go under the new
+    experiment's artifact location, not the one remembered for the id."""
+    exp = store.create_experiment("first", artifact_location="file:///first")
+    store.create_run(exp, "u", 1)
+    store.delete_experiment(exp)
+    store.purge_experiment(exp)
+    again = store.create_experiment("second", artifact_location="file:///second")
+    assert again == exp
+    run = store.create_run(again, "u", 2).info
+    assert run.artifact_uri == f"file:///second/{run.run_id}/artifacts"
+    assert store.get_run(run.run_id).info.artifact_uri == run.artifact_uri
+
+
+def test_params_inserted_beside_stored_ones_are_still_compared(store):
+    """Keys the insert skipped (stored before) are read back: the same value is
+    accepted, another refused with nothing of the batch written."""
+    run = store.create_run("0", "u", 1).info.run_id
+    store.log_batch(run, params=[Param("a", "1"), Param("b", "2")])
+    store.log_batch(run, params=[Param("a", "1"), Param("c", "3")])
+    with pytest.raises(errors.TracklogError) as refused:
+        store.log_batch(run, params=[Param("d", "4"), Param("b", "other")])
+    assert refused.value.error_code == errors.ErrorCode.INVALID_PARAMETER_VALUE
+    assert "'old_value': '2'" in refused.value.message
+    assert store.get_run(run).data.params == {"a": "1", "b": "2", "c": "3"}
+
+
+def test_updates_of_a_missing_or_deleted_run_are_refused_and_change_nothing(store):
+    run = store.create_run("0", "u", 1).info.run_id
+    store.delete_run(run)
+    with pytest.raises(errors.TracklogError) as refused:
+        store.update_run_info(run, RunStatus.FINISHED, 5)
+    assert refused.value.error_code == errors.ErrorCode.INVALID_PARAMETER_VALUE
+    with pytest.raises(errors.TracklogError) as missing:
+        store.update_run_info("f" * 32, RunStatus.FINISHED, 5)
+    assert missing.value.error_code == errors.ErrorCode.RESOURCE_DOES_NOT_EXIST
+    store.restore_run(run)
+    info = store.get_run(run).info
+    assert (info.status, info.end_time) == (RunStatus.RUNNING, None)
+    assert store.update_run_info(run, None, None, "renamed").run_name == "renamed"
+    assert store.get_run(run).data.tags["mlflow.runName"] == "renamed"
+
+
+def test_params_of_a_missing_or_deleted_run_are_refused_and_not_written(store):
+    run = store.create_run("0", "u", 1).info.run_id
+    store.delete_run(run)
+    with pytest.raises(errors.TracklogError) as refused:
+        store.log_batch(run, params=[Param("a", "1")])
+    assert refused.value.error_code == errors.ErrorCode.INVALID_PARAMETER_VALUE
+    with pytest.raises(errors.TracklogError) as missing:
+        store.log_batch("f" * 32, params=[Param("a", "1")])
+    assert missing.value.error_code == errors.ErrorCode.RESOURCE_DOES_NOT_EXIST
+    store.restore_run(run)
+    assert store.get_run(run).data.params == {}
+    store.log_batch(run, params=[Param("a", "1")])
+    assert store.get_run(run).data.params == {"a": "1"}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("theirs", ["ours", "theirs"])
+def test_params_racing_a_writer_of_the_same_key_are_compared_with_its_value(store, theirs):
+    """Another session inserts key ``a`` first and commits while our batch waits for it:
+    the same value is taken (with the rest of the batch), another refused with nothing
+    of the batch written."""
+    import sqlalchemy as sa
+
+    from tracklog_store_sql.schema import params
+
+    run = store.create_run("0", "u", 1).info.run_id
+    other = sa.create_engine(store.db.uri)
+    outcome: list = []
+
+    def ours() -> None:
+        try:
+            outcome.append(store.log_batch(run, params=[Param("a", "ours"), Param("b", "2")]))
+        except errors.TracklogError as exc:
+            outcome.append(exc)
+
+    try:
+        with other.connect() as conn, other.connect() as watch:
+            watch.execution_options(isolation_level="AUTOCOMMIT")  # a fresh view each time
+            conn.execute(params.insert().values(run_uuid=run, key="a", value=theirs))
+            thread = threading.Thread(target=ours)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not _waiting_for_a_lock(watch):
+                time.sleep(0.02)
+            conn.commit()
+        thread.join(30)
+    finally:
+        other.dispose()
+    if theirs == "ours":
+        assert outcome == [None]
+        assert store.get_run(run).data.params == {"a": "ours", "b": "2"}
+    else:
+        assert isinstance(outcome[0], errors.TracklogError)
+        assert "Changing param values is not allowed" in outcome[0].message
+        assert store.get_run(run).data.params == {"a": "theirs"}
+
+
+def _waiting_for_a_lock(conn) -> bool:
+    return bool(conn.exec_driver_sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND datname = current_database()").scalar())
