@@ -236,28 +236,51 @@ _GATHERED_POINTS = 5 * BATCH_POINTS
 _Pending = tuple[ImportedRun, "str | None"]
 
 
-class _BatchWriter:
-    """Writes gathered batches on a thread of its own while the next one is read, so the
-    source's reads and the destination's writes (mostly the database server's work)
-    overlap. One batch in writing at a time keeps memory bounded and the order of writes
-    as it was; whatever else touches the destination calls :meth:`wait` first."""
+class _Pipeline:
+    """Gathered batches written on one thread and read back for verification on
+    another while the main thread reads the next from the source, so the source's reads,
+    the destination's writes and its read-backs (much of them the database server's work,
+    each on a connection of its own) overlap. A batch is read back once its write has
+    finished; one batch in each stage keeps memory bounded and the order of writes as it
+    was. Whatever else touches the destination calls :meth:`wait` first."""
 
-    def __init__(self, write: Callable[[list[_Pending]], None]) -> None:
-        self._write = write
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate")
-        self._writing: Future[None] | None = None
+    def __init__(self, write: Callable[[list[_Pending]], None],
+                 check: Callable[[list[_Pending]], None] | None) -> None:
+        self._write, self._check = write, check
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate-write")
+        self._checker = (ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate-check")
+                         if check is not None else None)
+        self._writing: tuple[Future[None], list[_Pending]] | None = None
+        self._checking: Future[None] | None = None
 
     def submit(self, batch: list[_Pending]) -> None:
-        self.wait()
-        self._writing = self._pool.submit(self._write, batch)
+        self._written()
+        self._writing = self._writer.submit(self._write, batch), batch
+
+    def _written(self) -> None:
+        """Wait for the batch in writing, then hand it to the check (once the one
+        before has been checked)."""
+        if self._writing is None:
+            return
+        (finished, batch), self._writing = self._writing, None
+        finished.result()  # a write's error surfaces here
+        if self._checker is not None and self._check is not None:
+            self._checked()
+            self._checking = self._checker.submit(self._check, batch)
+
+    def _checked(self) -> None:
+        if self._checking is not None:
+            finished, self._checking = self._checking, None
+            finished.result()
 
     def wait(self) -> None:
-        if self._writing is not None:
-            finished, self._writing = self._writing, None
-            finished.result()  # a write's error surfaces here
+        self._written()
+        self._checked()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        if self._checker is not None:
+            self._checker.shutdown(wait=True)
 
 
 def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
@@ -286,7 +309,8 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         if not verify:
             for item, _ in batch:
                 copy_artifacts(item.run)
-            return
+
+    def check(batch: list[_Pending]) -> None:
         wants = {item.run.info.run_id: (item.run, want or "") for item, want in batch}
         with gc_paused():  # many short-lived tuples, no cycles
             read_back = list(dest.imported_runs(list(wants)))
@@ -300,7 +324,7 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         report.mismatches += [f"run {rid}: not found in the destination"
                               for rid in wants if rid not in found]
 
-    writer = _BatchWriter(write)
+    writer = _Pipeline(write, check if verify else None)
 
     def flush() -> None:
         nonlocal pending, pending_points
