@@ -263,3 +263,42 @@ def test_an_older_mlflow_schema_without_newer_tables_and_columns(mlflow_db, tmp_
     assert "copied 2 experiments, 6 runs" in done.stdout
     assert "0 logged models, 0 traces" in done.stdout
     _assert_same(old, f"sqlite:///{tmp_path}/out.db")
+
+
+def test_an_mlflow_database_on_postgresql_is_read_as_columns_and_verified(tmp_path):
+    """MLflow's schema on PostgreSQL (its histories read as binary arrays): NaN and
+    infinities kept, the checksums of the copy equal to the source's."""
+    from mlflow.entities import ViewType
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    with private_database(PG_ADMIN, "postgresql") as url:
+        ml = SqlAlchemyStore(url.replace("postgresql://", "postgresql+psycopg2://"),
+                             str(tmp_path / "mlartifacts"))
+        try:
+            _fill(ml)
+            dst = f"sqlite:///{tmp_path}/copy.db"
+            done = _migrate(url, dst)
+            assert done.returncode == 0, done.stderr
+            assert "copied 2 experiments, 6 runs" in done.stdout
+            assert "verified 6 runs" in done.stdout
+            ours = SqlTrackingStore(dst, "mlflow-artifacts:/")
+            try:
+                runs = ml.search_runs([e.experiment_id for e in
+                                       ml.search_experiments(ViewType.ALL)], "",
+                                      ViewType.ALL)
+                assert len(runs) == 6
+                for r in runs:
+                    keys = sorted(r.data.metrics)
+                    theirs = {k: ml.get_metric_history(r.info.run_id, k) for k in keys}
+                    mine = {k: list(ours.get_metric_history(r.info.run_id, k)) for k in keys}
+                    assert {k: len(v) for k, v in mine.items()} == {
+                        k: len(v) for k, v in theirs.items()}
+                    assert checksum(r.data.params, mine) == checksum(r.data.params, theirs)
+                    if "loss" in keys:
+                        values = [m.value for m in mine["loss"]][5:8]
+                        assert math.isnan(values[0]) and values[1:] == [
+                            1.7976931348623157e308, -1.7976931348623157e308]
+            finally:
+                ours.close()
+        finally:
+            ml.engine.dispose()
