@@ -302,3 +302,47 @@ def test_an_mlflow_database_on_postgresql_is_read_as_columns_and_verified(tmp_pa
                 ours.close()
         finally:
             ml.engine.dispose()
+
+
+class _Corrupting(SqlTrackingStore):
+    """A destination that damages what it stored after each batch (a deliberate fault:
+    a store cannot be made to lose data on cue): the first run of the batch gets one
+    point's value changed, the last loses every point."""
+
+    def import_runs(self, runs):
+        super().import_runs(runs)
+        first, last = runs[0].run.info.run_id, runs[-1].run.info.run_id
+        series = "SELECT series_id FROM metric_series WHERE run_uuid = :r"
+        with self.db.write() as conn:
+            conn.execute(sa.text(f"UPDATE metric_points SET value = value + 1 WHERE step = 3 "
+                                 f"AND series_id IN ({series})"), {"r": first})
+            conn.execute(sa.text(f"DELETE FROM metric_points WHERE series_id IN ({series})"),
+                         {"r": last})
+
+
+def test_verification_reads_back_what_the_destination_stored(tmp_path, fresh_url):
+    """Batches are read back while later ones are written: a copy changed or lost after
+    it was written is named, run by run, and the rest verify."""
+    from tracklog.entities import Metric, Param
+    from tracklog.importing import StoreSource, migrate
+
+    src = SqlTrackingStore(f"sqlite:///{tmp_path}/src.db", "mlflow-artifacts:/")
+    exp = src.create_experiment("batches")
+    ids = []
+    for r in range(250):  # several batches of runs gathered per check
+        rid = src.create_run(exp, "u", T0 + r, [], f"r{r}").info.run_id
+        src.log_batch(rid, metrics=[Metric("loss", s / 7, T0 + s, s) for s in range(300)],
+                      params=[Param("p", str(r))])
+        ids.append(rid)
+    dst = _Corrupting(fresh_url, "mlflow-artifacts:/")
+    try:
+        report = migrate(StoreSource(src, "source"), dst)
+    finally:
+        dst.close()
+        src.close()
+    assert report.runs == 250 and report.points == 250 * 300
+    damaged = {line.split(":")[0].removeprefix("run ") for line in report.mismatches}
+    assert ids[0] in damaged and ids[-1] in damaged
+    assert 4 <= len(damaged) < 250
+    assert all(line.endswith("params or metric histories differ")
+               for line in report.mismatches)
