@@ -236,37 +236,42 @@ _GATHERED_POINTS = 5 * BATCH_POINTS
 _Pending = tuple[ImportedRun, "str | None"]
 
 
+#: What the read-back of a written batch needs: each run and its source's checksum.
+_Written = list[tuple[Run, str]]
+
+
 class _Pipeline:
     """Gathered batches written on one thread and read back for verification on
     another while the main thread reads the next from the source, so the source's reads,
     the destination's writes and its read-backs (much of them the database server's work,
     each on a connection of its own) overlap. A batch is read back once its write has
-    finished; one batch in each stage keeps memory bounded and the order of writes as it
-    was. Whatever else touches the destination calls :meth:`wait` first."""
+    finished, and the write hands over only what the check needs (not the points); one
+    batch in each stage keeps memory bounded and the order of writes as it was. Whatever
+    else touches the destination calls :meth:`wait` first."""
 
-    def __init__(self, write: Callable[[list[_Pending]], None],
-                 check: Callable[[list[_Pending]], None] | None) -> None:
+    def __init__(self, write: Callable[[list[_Pending]], _Written],
+                 check: Callable[[_Written], None] | None) -> None:
         self._write, self._check = write, check
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate-write")
         self._checker = (ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate-check")
                          if check is not None else None)
-        self._writing: tuple[Future[None], list[_Pending]] | None = None
+        self._writing: Future[_Written] | None = None
         self._checking: Future[None] | None = None
 
     def submit(self, batch: list[_Pending]) -> None:
         self._written()
-        self._writing = self._writer.submit(self._write, batch), batch
+        self._writing = self._writer.submit(self._write, batch)
 
     def _written(self) -> None:
         """Wait for the batch in writing, then hand it to the check (once the one
         before has been checked)."""
         if self._writing is None:
             return
-        (finished, batch), self._writing = self._writing, None
-        finished.result()  # a write's error surfaces here
+        finished, self._writing = self._writing, None
+        written = finished.result()  # a write's error surfaces here
         if self._checker is not None and self._check is not None:
             self._checked()
-            self._checking = self._checker.submit(self._check, batch)
+            self._checking = self._checker.submit(self._check, written)
 
     def _checked(self) -> None:
         if self._checking is not None:
@@ -303,15 +308,16 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
             copied = copied or dest.get_run(run.info.run_id)
             artifacts.copy("run", run.info.artifact_uri, copied.info.artifact_uri)
 
-    def write(batch: list[_Pending]) -> None:
+    def write(batch: list[_Pending]) -> _Written:
         with gc_paused():  # rows and columns for thousands of points, no cycles
             dest.import_runs([item for item, _ in batch])
         if not verify:
             for item, _ in batch:
                 copy_artifacts(item.run)
+        return [(item.run, want or "") for item, want in batch]
 
-    def check(batch: list[_Pending]) -> None:
-        wants = {item.run.info.run_id: (item.run, want or "") for item, want in batch}
+    def check(written: _Written) -> None:
+        wants = {run.info.run_id: (run, want) for run, want in written}
         with gc_paused():  # many short-lived tuples, no cycles
             read_back = list(dest.imported_runs(list(wants)))
             mismatches = [_compare(*wants[copied.info.run_id], copied, columns)
