@@ -110,14 +110,19 @@ def migrate(
     for exp in exps:
         _copy_others(source, dest, "logged_models", exp.experiment_id,
                      targets[exp.experiment_id], report, dry_run, verify, artifacts)
-    for exp in exps:
-        target = targets[exp.experiment_id]
-        for chunk in _chunked(source.runs(exp.experiment_id), _RUNS_PER_CHECK):
-            if target != exp.experiment_id:
-                chunk = [replace(r, info=replace(r.info, experiment_id=target))
-                         for r in chunk]
-            _copy_chunk(source, dest, chunk, report, dry_run, verify, progress,
-                        artifacts)
+    batches = _batches(dest, report, verify, artifacts)
+    try:
+        for exp in exps:
+            target = targets[exp.experiment_id]
+            for chunk in _chunked(source.runs(exp.experiment_id), _RUNS_PER_CHECK):
+                if target != exp.experiment_id:
+                    chunk = [replace(r, info=replace(r.info, experiment_id=target))
+                             for r in chunk]
+                _copy_chunk(source, dest, chunk, report, dry_run, verify, progress, batches,
+                            artifacts)
+        batches.wait()
+    finally:
+        batches.close()
     for exp in exps:
         _copy_others(source, dest, "traces", exp.experiment_id, targets[exp.experiment_id],
                      report, dry_run, verify, artifacts)
@@ -288,32 +293,25 @@ class _Pipeline:
             self._checker.shutdown(wait=True)
 
 
-def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
-                dry_run: bool, verify: bool, progress: Progress,
-                artifacts: ArtifactCopier | None = None) -> None:
-    """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
-    written many at a time, each batch atomically; longer ones, runs with inputs or
-    outputs, and runs an interrupted migration left incomplete, are written one by one.
+def _copy_run_artifacts(dest: _Destination, artifacts: ArtifactCopier | None, run: Run,
+                        copied: Run | None = None) -> None:
+    if artifacts is not None and run.info.artifact_uri:
+        copied = copied or dest.get_run(run.info.run_id)
+        artifacts.copy("run", run.info.artifact_uri, copied.info.artifact_uri)
 
-    A gathered run's source checksum is taken from the points read for writing, and the
-    batch is read back from ``dest`` in bulk, as columns."""
-    state = ({} if dry_run else
-             dest.existing_runs([r.info.run_id for r in chunk]))
-    taken = _taken_elsewhere(dest, chunk, state)
-    pending: list[_Pending] = []
-    pending_points = 0
 
-    def copy_artifacts(run: Run, copied: Run | None = None) -> None:
-        if artifacts is not None and run.info.artifact_uri:
-            copied = copied or dest.get_run(run.info.run_id)
-            artifacts.copy("run", run.info.artifact_uri, copied.info.artifact_uri)
+def _batches(dest: _Destination, report: Report, verify: bool,
+             artifacts: ArtifactCopier | None) -> _Pipeline:
+    """The pipeline gathered runs are written (and read back) through, one for the whole
+    migration: the reads of the next chunk of runs overlap the last batches of the one
+    before."""
 
     def write(batch: list[_Pending]) -> _Written:
         with gc_paused():  # rows and columns for thousands of points, no cycles
             dest.import_runs([item for item, _ in batch])
         if not verify:
             for item, _ in batch:
-                copy_artifacts(item.run)
+                _copy_run_artifacts(dest, artifacts, item.run)
         return [(item.run, want or "") for item, want in batch]
 
     def check(written: _Written) -> None:
@@ -325,62 +323,75 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
         for (copied, _), mismatch in zip(read_back, mismatches, strict=True):
             if mismatch:
                 report.mismatches.append(f"run {copied.info.run_id}: {mismatch}")
-            copy_artifacts(wants[copied.info.run_id][0], copied)
+            _copy_run_artifacts(dest, artifacts, wants[copied.info.run_id][0], copied)
         found = {copied.info.run_id for copied, _ in read_back}
         report.mismatches += [f"run {rid}: not found in the destination"
                               for rid in wants if rid not in found]
 
-    writer = _Pipeline(write, check if verify else None)
+    return _Pipeline(write, check if verify else None)
+
+
+def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
+                dry_run: bool, verify: bool, progress: Progress, batches: _Pipeline,
+                artifacts: ArtifactCopier | None = None) -> None:
+    """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
+    handed to ``batches`` many at a time, each batch written atomically; longer ones,
+    runs with inputs or outputs, and runs an interrupted migration left incomplete, are
+    written one by one.
+
+    A gathered run's source checksum is taken from the points read for writing, and the
+    batch is read back from ``dest`` in bulk, as columns."""
+    state = ({} if dry_run else
+             dest.existing_runs([r.info.run_id for r in chunk]))
+    taken = _taken_elsewhere(dest, chunk, state)
+    pending: list[_Pending] = []
+    pending_points = 0
 
     def flush() -> None:
         nonlocal pending, pending_points
         if pending:
-            writer.submit(pending)
+            batches.submit(pending)
         pending, pending_points = [], 0
 
-    try:
-        for run in chunk:
-            if run.info.run_id in taken:
-                report.conflicts.append(
-                    f"run {run.info.run_id} of experiment {run.info.experiment_id} is in "
-                    f"experiment {taken[run.info.run_id]} in the destination; not copied")
-                continue
-            if state.get(run.info.run_id) is True:
-                report.runs_skipped += 1
-                if artifacts is not None and not dry_run:
-                    writer.wait()  # the copier is not shared between threads
-                    # Resumed: its artifacts may be what was interrupted.
-                    copy_artifacts(run)
-                continue
-            with gc_paused():  # a Metric per point read, no cycles
-                histories, rest = _read_small(source, run)
-            if rest is not None or run.info.run_id in state or _has_io(run):
-                flush()
-                writer.wait()
-                _copy_run(source, dest, run, report, dry_run, histories, rest)
-                if not dry_run:
-                    if verify:
-                        mismatch = _verify(source, dest, run)
-                        if mismatch:
-                            report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
-                    copy_artifacts(run)
-            else:
-                n = sum(map(len, histories.values()))
-                report.points += n
-                report.params += len(run.data.params)
-                report.tags += len(run.data.tags)
-                if not dry_run:
-                    pending.append((ImportedRun(run, _joined(histories)),
-                                    _source_checksum(run, histories) if verify else None))
-                    pending_points += n
-                    if pending_points >= _GATHERED_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
-                        flush()
-            report.runs += 1
-            progress(f"{report.runs} runs, {report.points:,} points")
-        flush()
-        writer.wait()
-    finally:
-        writer.close()
+    for run in chunk:
+        if run.info.run_id in taken:
+            report.conflicts.append(
+                f"run {run.info.run_id} of experiment {run.info.experiment_id} is in "
+                f"experiment {taken[run.info.run_id]} in the destination; not copied")
+            continue
+        if state.get(run.info.run_id) is True:
+            report.runs_skipped += 1
+            if artifacts is not None and not dry_run:
+                batches.wait()  # the copier is not shared between threads
+                # Resumed: its artifacts may be what was interrupted.
+                _copy_run_artifacts(dest, artifacts, run)
+            continue
+        with gc_paused():  # a Metric per point read, no cycles
+            histories, rest = _read_small(source, run)
+        if rest is not None or run.info.run_id in state or _has_io(run):
+            flush()
+            batches.wait()
+            _copy_run(source, dest, run, report, dry_run, histories, rest)
+            if not dry_run:
+                if verify:
+                    mismatch = _verify(source, dest, run)
+                    if mismatch:
+                        report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
+                _copy_run_artifacts(dest, artifacts, run)
+        else:
+            n = sum(map(len, histories.values()))
+            report.points += n
+            report.params += len(run.data.params)
+            report.tags += len(run.data.tags)
+            if not dry_run:
+                pending.append((ImportedRun(run, _joined(histories)),
+                                _source_checksum(run, histories) if verify else None))
+                pending_points += n
+                if pending_points >= _GATHERED_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
+                    flush()
+        report.runs += 1
+        progress(f"{report.runs} runs, {report.points:,} points")
+    flush()
 
 
 def _taken_elsewhere(dest: _Destination, chunk: list[Run],
