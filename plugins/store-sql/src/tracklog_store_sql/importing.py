@@ -313,7 +313,9 @@ class ImportMixin(ImportStore):
             vals: list[float] = []
             nans: list[Any] = []
             for rid, pts in columns:
-                sids += [ids[rid, k] for k in pts.keys]
+                # A key's points mostly follow one another: a lookup per stretch.
+                for key, same in groupby(pts.keys):
+                    sids += [ids[rid, key]] * len(list(same))
                 tss += pts.timestamps
                 steps += pts.steps
                 vals += pts.values
