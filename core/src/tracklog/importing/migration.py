@@ -110,14 +110,19 @@ def migrate(
     for exp in exps:
         _copy_others(source, dest, "logged_models", exp.experiment_id,
                      targets[exp.experiment_id], report, dry_run, verify, artifacts)
-    for exp in exps:
-        target = targets[exp.experiment_id]
-        for chunk in _chunked(source.runs(exp.experiment_id), _RUNS_PER_CHECK):
-            if target != exp.experiment_id:
-                chunk = [replace(r, info=replace(r.info, experiment_id=target))
-                         for r in chunk]
-            _copy_chunk(source, dest, chunk, report, dry_run, verify, progress,
-                        artifacts)
+    batches = _batches(dest, report, verify, artifacts)
+    try:
+        for exp in exps:
+            target = targets[exp.experiment_id]
+            for chunk in _chunked(source.runs(exp.experiment_id), _RUNS_PER_CHECK):
+                if target != exp.experiment_id:
+                    chunk = [replace(r, info=replace(r.info, experiment_id=target))
+                             for r in chunk]
+                _copy_chunk(source, dest, chunk, report, dry_run, verify, progress, batches,
+                            artifacts)
+        batches.wait()
+    finally:
+        batches.close()
     for exp in exps:
         _copy_others(source, dest, "traces", exp.experiment_id, targets[exp.experiment_id],
                      report, dry_run, verify, artifacts)
@@ -236,36 +241,103 @@ _GATHERED_POINTS = 5 * BATCH_POINTS
 _Pending = tuple[ImportedRun, "str | None"]
 
 
-class _BatchWriter:
-    """Writes gathered batches on a thread of its own while the next one is read, so the
-    source's reads and the destination's writes (mostly the database server's work)
-    overlap. One batch in writing at a time keeps memory bounded and the order of writes
-    as it was; whatever else touches the destination calls :meth:`wait` first."""
+#: What the read-back of a written batch needs: each run and its source's checksum.
+_Written = list[tuple[Run, str]]
 
-    def __init__(self, write: Callable[[list[_Pending]], None]) -> None:
-        self._write = write
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate")
-        self._writing: Future[None] | None = None
+
+class _Pipeline:
+    """Gathered batches written on one thread and read back for verification on
+    another while the main thread reads the next from the source, so the source's reads,
+    the destination's writes and its read-backs (much of them the database server's work,
+    each on a connection of its own) overlap. A batch is read back once its write has
+    finished, and the write hands over only what the check needs (not the points); one
+    batch in each stage keeps memory bounded and the order of writes as it was. Whatever
+    else touches the destination calls :meth:`wait` first."""
+
+    def __init__(self, write: Callable[[list[_Pending]], _Written],
+                 check: Callable[[_Written], None] | None) -> None:
+        self._write, self._check = write, check
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate-write")
+        self._checker = (ThreadPoolExecutor(1, thread_name_prefix="tracklog-migrate-check")
+                         if check is not None else None)
+        self._writing: Future[_Written] | None = None
+        self._checking: Future[None] | None = None
 
     def submit(self, batch: list[_Pending]) -> None:
-        self.wait()
-        self._writing = self._pool.submit(self._write, batch)
+        self._written()
+        self._writing = self._writer.submit(self._write, batch)
+
+    def _written(self) -> None:
+        """Wait for the batch in writing, then hand it to the check (once the one
+        before has been checked)."""
+        if self._writing is None:
+            return
+        finished, self._writing = self._writing, None
+        written = finished.result()  # a write's error surfaces here
+        if self._checker is not None and self._check is not None:
+            self._checked()
+            self._checking = self._checker.submit(self._check, written)
+
+    def _checked(self) -> None:
+        if self._checking is not None:
+            finished, self._checking = self._checking, None
+            finished.result()
 
     def wait(self) -> None:
-        if self._writing is not None:
-            finished, self._writing = self._writing, None
-            finished.result()  # a write's error surfaces here
+        self._written()
+        self._checked()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        if self._checker is not None:
+            self._checker.shutdown(wait=True)
+
+
+def _copy_run_artifacts(dest: _Destination, artifacts: ArtifactCopier | None, run: Run,
+                        copied: Run | None = None) -> None:
+    if artifacts is not None and run.info.artifact_uri:
+        copied = copied or dest.get_run(run.info.run_id)
+        artifacts.copy("run", run.info.artifact_uri, copied.info.artifact_uri)
+
+
+def _batches(dest: _Destination, report: Report, verify: bool,
+             artifacts: ArtifactCopier | None) -> _Pipeline:
+    """The pipeline gathered runs are written (and read back) through, one for the whole
+    migration: the reads of the next chunk of runs overlap the last batches of the one
+    before."""
+
+    def write(batch: list[_Pending]) -> _Written:
+        with gc_paused():  # rows and columns for thousands of points, no cycles
+            dest.import_runs([item for item, _ in batch])
+        if not verify:
+            for item, _ in batch:
+                _copy_run_artifacts(dest, artifacts, item.run)
+        return [(item.run, want or "") for item, want in batch]
+
+    def check(written: _Written) -> None:
+        wants = {run.info.run_id: (run, want) for run, want in written}
+        with gc_paused():  # many short-lived tuples, no cycles
+            read_back = list(dest.imported_runs(list(wants)))
+            mismatches = [_compare(*wants[copied.info.run_id], copied, columns)
+                          for copied, columns in read_back]
+        for (copied, _), mismatch in zip(read_back, mismatches, strict=True):
+            if mismatch:
+                report.mismatches.append(f"run {copied.info.run_id}: {mismatch}")
+            _copy_run_artifacts(dest, artifacts, wants[copied.info.run_id][0], copied)
+        found = {copied.info.run_id for copied, _ in read_back}
+        report.mismatches += [f"run {rid}: not found in the destination"
+                              for rid in wants if rid not in found]
+
+    return _Pipeline(write, check if verify else None)
 
 
 def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], report: Report,
-                dry_run: bool, verify: bool, progress: Progress,
+                dry_run: bool, verify: bool, progress: Progress, batches: _Pipeline,
                 artifacts: ArtifactCopier | None = None) -> None:
     """Runs new to ``dest`` whose histories fit in :data:`BATCH_POINTS` are gathered and
-    written many at a time, each batch atomically; longer ones, runs with inputs or
-    outputs, and runs an interrupted migration left incomplete, are written one by one.
+    handed to ``batches`` many at a time, each batch written atomically; longer ones,
+    runs with inputs or outputs, and runs an interrupted migration left incomplete, are
+    written one by one.
 
     A gathered run's source checksum is taken from the points read for writing, and the
     batch is read back from ``dest`` in bulk, as columns."""
@@ -275,82 +347,51 @@ def _copy_chunk(source: MigrationSource, dest: _Destination, chunk: list[Run], r
     pending: list[_Pending] = []
     pending_points = 0
 
-    def copy_artifacts(run: Run, copied: Run | None = None) -> None:
-        if artifacts is not None and run.info.artifact_uri:
-            copied = copied or dest.get_run(run.info.run_id)
-            artifacts.copy("run", run.info.artifact_uri, copied.info.artifact_uri)
-
-    def write(batch: list[_Pending]) -> None:
-        with gc_paused():  # rows and columns for thousands of points, no cycles
-            dest.import_runs([item for item, _ in batch])
-        if not verify:
-            for item, _ in batch:
-                copy_artifacts(item.run)
-            return
-        wants = {item.run.info.run_id: (item.run, want or "") for item, want in batch}
-        with gc_paused():  # many short-lived tuples, no cycles
-            read_back = list(dest.imported_runs(list(wants)))
-            mismatches = [_compare(*wants[copied.info.run_id], copied, columns)
-                          for copied, columns in read_back]
-        for (copied, _), mismatch in zip(read_back, mismatches, strict=True):
-            if mismatch:
-                report.mismatches.append(f"run {copied.info.run_id}: {mismatch}")
-            copy_artifacts(wants[copied.info.run_id][0], copied)
-        found = {copied.info.run_id for copied, _ in read_back}
-        report.mismatches += [f"run {rid}: not found in the destination"
-                              for rid in wants if rid not in found]
-
-    writer = _BatchWriter(write)
-
     def flush() -> None:
         nonlocal pending, pending_points
         if pending:
-            writer.submit(pending)
+            batches.submit(pending)
         pending, pending_points = [], 0
 
-    try:
-        for run in chunk:
-            if run.info.run_id in taken:
-                report.conflicts.append(
-                    f"run {run.info.run_id} of experiment {run.info.experiment_id} is in "
-                    f"experiment {taken[run.info.run_id]} in the destination; not copied")
-                continue
-            if state.get(run.info.run_id) is True:
-                report.runs_skipped += 1
-                if artifacts is not None and not dry_run:
-                    writer.wait()  # the copier is not shared between threads
-                    # Resumed: its artifacts may be what was interrupted.
-                    copy_artifacts(run)
-                continue
-            with gc_paused():  # a Metric per point read, no cycles
-                histories, rest = _read_small(source, run)
-            if rest is not None or run.info.run_id in state or _has_io(run):
-                flush()
-                writer.wait()
-                _copy_run(source, dest, run, report, dry_run, histories, rest)
-                if not dry_run:
-                    if verify:
-                        mismatch = _verify(source, dest, run)
-                        if mismatch:
-                            report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
-                    copy_artifacts(run)
-            else:
-                n = sum(map(len, histories.values()))
-                report.points += n
-                report.params += len(run.data.params)
-                report.tags += len(run.data.tags)
-                if not dry_run:
-                    pending.append((ImportedRun(run, _joined(histories)),
-                                    _source_checksum(run, histories) if verify else None))
-                    pending_points += n
-                    if pending_points >= _GATHERED_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
-                        flush()
-            report.runs += 1
-            progress(f"{report.runs} runs, {report.points:,} points")
-        flush()
-        writer.wait()
-    finally:
-        writer.close()
+    for run in chunk:
+        if run.info.run_id in taken:
+            report.conflicts.append(
+                f"run {run.info.run_id} of experiment {run.info.experiment_id} is in "
+                f"experiment {taken[run.info.run_id]} in the destination; not copied")
+            continue
+        if state.get(run.info.run_id) is True:
+            report.runs_skipped += 1
+            if artifacts is not None and not dry_run:
+                batches.wait()  # the copier is not shared between threads
+                # Resumed: its artifacts may be what was interrupted.
+                _copy_run_artifacts(dest, artifacts, run)
+            continue
+        with gc_paused():  # a Metric per point read, no cycles
+            histories, rest = _read_small(source, run)
+        if rest is not None or run.info.run_id in state or _has_io(run):
+            flush()
+            batches.wait()
+            _copy_run(source, dest, run, report, dry_run, histories, rest)
+            if not dry_run:
+                if verify:
+                    mismatch = _verify(source, dest, run)
+                    if mismatch:
+                        report.mismatches.append(f"run {run.info.run_id}: {mismatch}")
+                _copy_run_artifacts(dest, artifacts, run)
+        else:
+            n = sum(map(len, histories.values()))
+            report.points += n
+            report.params += len(run.data.params)
+            report.tags += len(run.data.tags)
+            if not dry_run:
+                pending.append((ImportedRun(run, _joined(histories)),
+                                _source_checksum(run, histories) if verify else None))
+                pending_points += n
+                if pending_points >= _GATHERED_POINTS or len(pending) >= _RUNS_PER_CHECK // 2:
+                    flush()
+        report.runs += 1
+        progress(f"{report.runs} runs, {report.points:,} points")
+    flush()
 
 
 def _taken_elsewhere(dest: _Destination, chunk: list[Run],

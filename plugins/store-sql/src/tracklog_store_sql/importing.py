@@ -63,6 +63,7 @@ from tracklog_store_sql.schema import (
 )
 from tracklog_store_sql.sqlutil import (
     binary_copy_reads,
+    by_index,
     chunk_size,
     chunks,
     copy_new_metric_points,
@@ -180,6 +181,7 @@ class ImportMixin(ImportStore):
     def existing_runs(self, run_ids: Sequence[str]) -> dict[str, bool]:
         out: dict[str, bool] = {}
         with self.db.read() as conn:
+            by_index(conn)
             for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
                 for rid in conn.execute(sa.select(runs.c.run_uuid)
                                         .where(in_ids(runs.c.run_uuid, chunk, self.dialect))
@@ -197,6 +199,7 @@ class ImportMixin(ImportStore):
         r = runs.c
         out: dict[str, str] = {}
         with self.db.read() as conn:
+            by_index(conn)
             for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
                 for rid, eid in conn.execute(sa.select(r.run_uuid, r.experiment_id).where(
                         in_ids(r.run_uuid, chunk, self.dialect))):
@@ -224,6 +227,7 @@ class ImportMixin(ImportStore):
         value = sa.case((m.is_nan == sa.true(), sa.null()), else_=m.value)
         for chunk in chunks(list(run_ids), chunk_size(self.dialect)):
             with self.db.read() as conn:
+                by_index(conn)
                 found = load_runs(conn, conn.execute(
                     sa.select(runs).where(in_ids(runs.c.run_uuid, chunk, self.dialect))
                 ).all())
@@ -294,6 +298,7 @@ class ImportMixin(ImportStore):
             conn.execute(metric_series.insert(),
                          [{"run_uuid": r["run_uuid"], "key": r["key"]} for r in latest_rows])
             ids: dict[tuple[str, str], int] = {}
+            by_index(conn)
             s = metric_series.c
             run_ids = [rid for rid, _ in columns]
             for chunk in chunks(run_ids, chunk_size(self.dialect)):
@@ -308,7 +313,9 @@ class ImportMixin(ImportStore):
             vals: list[float] = []
             nans: list[Any] = []
             for rid, pts in columns:
-                sids += [ids[rid, k] for k in pts.keys]
+                # A key's points mostly follow one another: a lookup per stretch.
+                for key, same in groupby(pts.keys):
+                    sids += [ids[rid, key]] * len(list(same))
                 tss += pts.timestamps
                 steps += pts.steps
                 vals += pts.values

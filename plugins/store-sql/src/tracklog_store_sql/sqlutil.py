@@ -136,6 +136,23 @@ def pg_text_array(items: Sequence[str]) -> str:
     return "{" + ",".join(f'"{i}"' for i in escaped) + "}"
 
 
+#: SET LOCAL of each setting, in one statement.
+_BY_INDEX = ("SELECT set_config('enable_seqscan', 'off', true), "
+             "set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)")
+
+
+def by_index(conn: Connection) -> None:
+    """On PostgreSQL, have the rest of ``conn``'s transaction read rows through an index,
+    in its order, wherever one serves. Tables a bulk load is filling (a migration's) have
+    statistics from when they were empty or small, if any: the planner then found the
+    rows of a batch's ids by reading the whole table and comparing each row with every id,
+    which cost more with each batch copied (a third of the server's work in verifying a
+    copy of a thousand runs); with statistics, a batch's points by bitmap and a sort that
+    spilled to disk. Its cost estimates are off either way, so no JIT compilation."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_BY_INDEX)
+
+
 def chunks(seq: Sequence[Any], size: int = CHUNK):
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -426,10 +443,16 @@ def point_arrays(conn: Connection, series_ids: Sequence[int]
         cur.execute(_PG_POINT_ARRAYS, {"ids": ids}, binary=True)
         rows = cur.fetchall()
     for sid, *arrays in rows:
-        timestamps, steps, values, nans = (
-            _array_column(data, code, width)
-            for data, (code, width) in zip(arrays, _ARRAY_COLUMNS, strict=True))
-        yield sid, timestamps, steps, values, nans
+        yield sid, *array_columns(arrays)
+
+
+def array_columns(arrays: Sequence[bytes]) -> tuple[array, array, array, array]:
+    """Timestamps, steps, values and NaN flags from their arrays in PostgreSQL's binary
+    format (bigint, bigint, double precision and boolean)."""
+    timestamps, steps, values, nans = (
+        _array_column(data, code, width)
+        for data, (code, width) in zip(arrays, _ARRAY_COLUMNS, strict=True))
+    return timestamps, steps, values, nans
 
 
 def _array_column(data: bytes, code: str, width: int) -> array:
