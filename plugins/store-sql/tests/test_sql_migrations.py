@@ -15,6 +15,7 @@ from tracklog.entities import Metric, Param
 from tracklog.errors import TracklogError
 from tracklog.search import parse_run_filter
 from tracklog_store_sql import db as dbmod
+from tracklog_store_sql import revisions
 from tracklog_store_sql.schema import metadata
 from tracklog_store_sql.store import SqlTrackingStore
 
@@ -124,7 +125,7 @@ def _fill_first_revision(url: str) -> str:
 
 def test_old_schema_refused_then_upgraded_with_data(fresh_url):
     database = dbmod.Database(fresh_url)
-    assert dbmod.upgrade(database, "0001_initial") == (None, "0001_initial")
+    assert revisions.upgrade(database, "0001_initial") == (None, "0001_initial")
     database.dispose()
     run_id = _fill_first_revision(fresh_url)
 
@@ -135,7 +136,7 @@ def test_old_schema_refused_then_upgraded_with_data(fresh_url):
 
     result = CliRunner().invoke(_cli(), ["db", "upgrade", fresh_url])
     assert result.exit_code == 0, result.output
-    head = dbmod.head_revision()
+    head = revisions.head_revision()
     assert f"from 0001_initial to {head}" in result.output
     again = CliRunner().invoke(_cli(), ["db", "upgrade", fresh_url])
     assert f"already at revision {head}" in again.output
@@ -174,12 +175,12 @@ def test_metric_series_downgrade_keeps_history(fresh_url):
         from alembic import command
 
         with database.write() as conn:
-            command.downgrade(dbmod._alembic_config(conn), "0002_models_registry")
-            assert dbmod.current_revision(conn) == "0002_models_registry"
+            command.downgrade(revisions._alembic_config(conn), "0002_models_registry")
+            assert revisions.current_revision(conn) == "0002_models_registry"
         with database.read() as conn:
             rows = conn.exec_driver_sql("SELECT step, value FROM metrics ORDER BY step").all()
         assert [tuple(r) for r in rows] == [(i, float(i)) for i in range(5)]
-        assert dbmod.upgrade(database, "head")[1] == dbmod.head_revision()
+        assert revisions.upgrade(database, "head")[1] == revisions.head_revision()
     finally:
         database.dispose()
     store = SqlTrackingStore(fresh_url, "/a")
@@ -197,7 +198,7 @@ def test_head_matches_schema_module(fresh_url):
     store = SqlTrackingStore(fresh_url, "/a")  # an empty database is created at head
     try:
         with store.db.read() as conn:
-            assert dbmod.current_revision(conn) == dbmod.head_revision()
+            assert revisions.current_revision(conn) == revisions.head_revision()
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = compare_metadata(ctx, metadata)
         assert diff == []
@@ -280,14 +281,14 @@ def test_a_schema_being_created_by_another_process_is_waited_for(fresh_url):
     def second() -> None:
         try:
             db = dbmod.Database(fresh_url)
-            dbmod.ensure_schema(db)
+            revisions.ensure_schema(db)
             db.dispose()
         except BaseException as exc:
             second_error.append(exc)
 
     try:
-        with first.write() as conn, dbmod.schema_lock(conn):
-            command.upgrade(dbmod._alembic_config(conn), "head")
+        with first.write() as conn, revisions.schema_lock(conn):
+            command.upgrade(revisions._alembic_config(conn), "head")
             waiting = threading.Thread(target=second)
             waiting.start()
             waiting.join(1.5)
@@ -298,7 +299,7 @@ def test_a_schema_being_created_by_another_process_is_waited_for(fresh_url):
         waiting.join(60)
         assert not second_error, second_error
         with first.read() as conn:
-            assert dbmod.current_revision(conn) == dbmod.head_revision()
+            assert revisions.current_revision(conn) == revisions.head_revision()
     finally:
         first.dispose()
 

@@ -23,9 +23,8 @@ from tracklog.search import (
     parse_run_filter,
     parse_run_order_by,
 )
-from tracklog_store_sql import db as dbmod
+from tracklog_store_sql import revisions, sqlutil
 from tracklog_store_sql import search as sqlsearch
-from tracklog_store_sql import sqlutil
 from tracklog_store_sql.metrics import _LATEST_UPDATE
 from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.schema import (
@@ -45,7 +44,7 @@ def _sql(stmt) -> str:
 
 
 def test_migrations_render_for_mssql():
-    script = dbmod.upgrade_sql("mssql")
+    script = revisions.upgrade_sql("mssql")
     for table in metadata.tables:
         assert f"CREATE TABLE {table} (" in script
     assert "experiment_id INTEGER NOT NULL IDENTITY" in script

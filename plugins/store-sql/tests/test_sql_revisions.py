@@ -6,19 +6,20 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tracklog_store_sql import db as dbmod
+from tracklog_store_sql import revisions
 from tracklog_store_sql.store import SqlTrackingStore
 
 
 def _script():
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(dbmod._alembic_config())
+    return ScriptDirectory.from_config(revisions._alembic_config())
 
 
 def test_head_and_known_revisions_equal_alembics():
     script = _script()
-    assert dbmod.head_revision() == script.get_current_head()
-    assert dbmod.known_revisions() == {rev.revision for rev in script.walk_revisions()}
+    assert revisions.head_revision() == script.get_current_head()
+    assert revisions.known_revisions() == {rev.revision for rev in script.walk_revisions()}
 
 
 def test_current_revision_equals_alembics(tmp_path):
@@ -28,12 +29,12 @@ def test_current_revision_equals_alembics(tmp_path):
     database = dbmod.Database(url)
     try:
         with database.read() as conn:
-            assert dbmod.current_revision(conn) is None
+            assert revisions.current_revision(conn) is None
         SqlTrackingStore(url, "/a").close()
         with database.read() as conn:
-            current = dbmod.current_revision(conn)
+            current = revisions.current_revision(conn)
             assert current == MigrationContext.configure(conn).get_current_revision()
-            assert current == dbmod.head_revision()
+            assert current == revisions.head_revision()
     finally:
         database.dispose()
 
@@ -47,7 +48,7 @@ def test_empty_version_table_is_created_at_head(tmp_path):
     store = SqlTrackingStore(url, "/a")
     try:
         with store.db.read() as conn:
-            assert dbmod.current_revision(conn) == dbmod.head_revision()
+            assert revisions.current_revision(conn) == revisions.head_revision()
         assert store.get_experiment("0").name == "Default"
     finally:
         store.close()

@@ -18,11 +18,12 @@ def upgrade(url: str, revision: str) -> None:
     latest version. Back the database up first; this cannot be undone."""
     from tracklog.errors import TracklogError
     from tracklog_store_sql import db as dbmod
+    from tracklog_store_sql import revisions
 
     try:
         database = dbmod.Database(url)
         try:
-            before, after = dbmod.upgrade(database, revision)
+            before, after = revisions.upgrade(database, revision)
         finally:
             database.dispose()
     except TracklogError as exc:

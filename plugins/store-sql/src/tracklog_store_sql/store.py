@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from tracklog import errors
 from tracklog.stores import ModelRegistryStore, TraceStore, TrackingStore
 from tracklog_store_sql import db as dbmod
+from tracklog_store_sql import revisions
 from tracklog_store_sql.batch import BatchMixin
 from tracklog_store_sql.experiments import ExperimentsMixin
 from tracklog_store_sql.importing import ImportMixin
@@ -59,7 +60,7 @@ class SqlTrackingStore(
         self.default_artifact_root = default_artifact_root
         self.db = dbmod.Database(store_uri)
         try:
-            dbmod.ensure_schema(self.db)
+            revisions.ensure_schema(self.db)
             self._ensure_default_experiment()
             self.db.opened = True
         except errors.TracklogError:

@@ -1,6 +1,6 @@
 """Alembic environment, always driven programmatically (no ``alembic.ini``).
 
-Online: :mod:`tracklog_store_sql.db` passes a live connection in
+Online: :mod:`tracklog_store_sql.revisions` passes a live connection in
 ``config.attributes["connection"]``. Offline (``sql=True``): the attribute
 ``dialect_name`` says which dialect to render the migration SQL for.
 """
