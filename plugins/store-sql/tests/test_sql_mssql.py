@@ -23,7 +23,7 @@ from tracklog.search import (
     parse_run_filter,
     parse_run_order_by,
 )
-from tracklog_store_sql import revisions, sqlutil
+from tracklog_store_sql import points, revisions, sqlutil
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.metrics import _LATEST_UPDATE
 from tracklog_store_sql.registry import RegistryMixin
@@ -139,7 +139,7 @@ def test_write_paths_compile():
     # The identity column is left to the server, never bound.
     assert conn.statements[-1].startswith("INSERT INTO metric_series (run_uuid, [key])")
     assert "WHERE NOT (EXISTS (SELECT" in conn.statements[-1]
-    sqlutil.write_metric_points(conn, [1], [1], [0], [1.0], [False])
+    points.write_metric_points(conn, [1], [1], [0], [1.0], [False])
     assert conn.statements[-1].startswith("INSERT INTO metric_points")
     assert "WHERE NOT (EXISTS (SELECT" in conn.statements[-1]
     sqlutil.upsert(

@@ -36,6 +36,7 @@ from tracklog.perf import gc_paused
 from tracklog.stores import TRACE_ARTIFACT_LOCATION_TAG
 from tracklog.validation import check_no_nul, validate_param, validate_tag
 from tracklog_store_sql.metrics import metric_rows
+from tracklog_store_sql.points import binary_copy_reads, copy_new_metric_points, point_arrays
 from tracklog_store_sql.rows import load_runs, tuples
 from tracklog_store_sql.schema import (
     ALL_TABLES,
@@ -62,15 +63,12 @@ from tracklog_store_sql.schema import (
     trace_tags,
 )
 from tracklog_store_sql.sqlutil import (
-    binary_copy_reads,
     by_index,
     chunk_size,
     chunks,
-    copy_new_metric_points,
     history_head,
     in_ids,
     insert_text_rows,
-    point_arrays,
     upsert,
 )
 

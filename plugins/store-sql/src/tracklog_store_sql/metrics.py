@@ -18,6 +18,7 @@ from tracklog.entities import MAX_DOUBLE, Metric, MetricColumns, PagedList
 from tracklog.perf import gc_paused
 from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
+from tracklog_store_sql.points import write_metric_points
 from tracklog_store_sql.rows import history, require_models
 from tracklog_store_sql.schema import (
     latest_metrics,
@@ -33,7 +34,6 @@ from tracklog_store_sql.sqlutil import (
     insert_ignore,
     page,
     page_limit,
-    write_metric_points,
 )
 
 if TYPE_CHECKING:

@@ -280,7 +280,8 @@ class MlflowDatabaseSource:
                         limit: int) -> tuple[Sequence[int], Sequence[int], Sequence[float]] | None:
         """The history as columns when it holds at most ``limit`` points (one fetch of
         plain tuples, split in C), else None."""
-        from tracklog_store_sql.sqlutil import binary_copy_reads, history_head
+        from tracklog_store_sql.points import binary_copy_reads
+        from tracklog_store_sql.sqlutil import history_head
 
         with self.engine.connect() as conn:
             if binary_copy_reads(conn):
@@ -467,7 +468,7 @@ def _history_arrays(conn: Any, run_id: str, key: str, limit: int
     binary arrays, split into columns without a Python object per point."""
     from array import array
 
-    from tracklog_store_sql.sqlutil import array_columns
+    from tracklog_store_sql.points import array_columns
 
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cur:
