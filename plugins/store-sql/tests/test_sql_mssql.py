@@ -25,7 +25,7 @@ from tracklog.search import (
 )
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import search as sqlsearch
-from tracklog_store_sql import sqlutil
+from tracklog_store_sql import search_other, sqlutil
 from tracklog_store_sql.metrics import _LATEST_UPDATE
 from tracklog_store_sql.registry import RegistryMixin
 from tracklog_store_sql.schema import (
@@ -92,23 +92,23 @@ def test_run_search_compiles(flt):
 
 def test_other_searches_compile():
     for stmt in (
-        sqlsearch.experiments_query(
+        search_other.experiments_query(
             "mssql",
             ViewType.ACTIVE_ONLY,
             parse_experiment_filter("name LIKE 'x%' AND tags.k = 'v'"),
             parse_experiment_order_by(["name DESC"]),
         ),
-        sqlsearch.logged_models_query(
+        search_other.logged_models_query(
             "mssql",
             [1],
             parse_logged_model_filter("metrics.acc > 0.5 AND params.p = '1'"),
             [{"dataset_name": "d"}],
             (),
         ),
-        sqlsearch.registered_models_query(
+        search_other.registered_models_query(
             "mssql", parse_registered_model_filter("name ILIKE 'm%'"), ()
         ),
-        sqlsearch.model_versions_query(
+        search_other.model_versions_query(
             "mssql", parse_model_version_filter("name = 'm' AND tags.t = 'x'"), ()
         ),
     ):
@@ -116,7 +116,7 @@ def test_other_searches_compile():
         assert "mssql_rn" in sql or "FETCH" in sql
     # The logged-model metric subquery takes the newest value with TOP, not LIMIT.
     assert "SELECT TOP" in _sql(
-        sqlsearch.logged_models_query(
+        search_other.logged_models_query(
             "mssql", [1], parse_logged_model_filter("metrics.acc > 0.5"), (), ()
         )
     )
