@@ -73,20 +73,22 @@ def forget_statements() -> None:
     _search_query.cache_clear()
 
 
-def _page_rows(of, agg, metrics) -> sa.Select:
+def _page(of, rows, json_object, json, metrics) -> sa.Select:
+    """One JSON array of a row per run: the ``runs`` columns, params, tags, latest
+    metrics, has inputs, has outputs (one document to decode, not three per run)."""
     rid = runs.c.run_uuid
     p, t = params.c, tags.c
-    return sa.select(
-        runs,
-        sa.select(agg(p.key, p.value)).where(p.run_uuid == rid).scalar_subquery(),
-        sa.select(agg(t.key, t.value)).where(t.run_uuid == rid).scalar_subquery(),
+    return sa.select(rows(json(
+        *runs.c,
+        sa.select(json_object(p.key, p.value)).where(p.run_uuid == rid).scalar_subquery(),
+        sa.select(json_object(t.key, t.value)).where(t.run_uuid == rid).scalar_subquery(),
         metrics,
         sa.exists().where(inputs.c.destination_type == "RUN", inputs.c.destination_id == rid),
         sa.exists().where(run_outputs.c.run_uuid == rid),
-    ).where(of(rid))
+    ))).where(of(rid))
 
 
-def _postgresql_rows(of) -> sa.Select:
+def _postgresql_page(of) -> sa.Select:
     lm = latest_metrics.c
     # The value as text: a JSON number loses -0.0's sign and reads 1.0 back as an int.
     value = sa.cast(lm.value, sa.Text)
@@ -96,26 +98,33 @@ def _postgresql_rows(of) -> sa.Select:
         .where(lm.run_uuid == runs.c.run_uuid)
         .scalar_subquery()
     )
-    return _page_rows(of, sa.func.json_object_agg, metrics)
+    return _page(of, sa.func.json_agg, sa.func.json_object_agg, sa.func.json_build_array,
+                 metrics)
 
 
-def _sqlite_rows(of) -> sa.Select:
-    return _page_rows(of, sa.func.json_group_object, sa.null())
+def _sqlite_page(of) -> sa.Select:
+    # A subquery's JSON is text to json_array unless json() marks it again.
+    def agg(key, value):
+        return sa.func.json(sa.func.json_group_object(key, value))
+    return _page(of, sa.func.json_group_array, agg, sa.func.json_array, sa.null())
 
 
 def load_page(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     """The runs of ``run_ids``, in that order (a run deleted meanwhile left out)."""
+    if not run_ids:
+        return []
     dialect = conn.dialect.name
     run_set = RunSet(run_ids, dialect)
-    build = _postgresql_rows if dialect == "postgresql" else _sqlite_rows
+    build = _postgresql_page if dialect == "postgresql" else _sqlite_page
+    ((page,),) = tuples(conn, *run_set.select(build))
+    if isinstance(page, str):  # SQLite's JSON is text; psycopg decodes json itself
+        page = json.loads(page)
     found: dict[str, Run] = {}
     with_inputs, with_outputs = [], []
     n = _RUN_COLUMNS
     new = metric_from_fields
-    for row in tuples(conn, *run_set.select(build)):
+    for row in page or ():
         run_params, run_tags, latest, has_inputs, has_outputs = row[n:]
-        if dialect == "sqlite":  # JSON comes as text
-            run_params, run_tags = json.loads(run_params), json.loads(run_tags)
         metrics: dict[str, Any] = {}
         if latest:
             for key, (value, ts, step, is_nan) in latest.items():
