@@ -326,3 +326,25 @@ def test_bad_statement_timeout_is_refused_by_name(tmp_path, monkeypatch, value):
     monkeypatch.setenv("TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT", value)
     with pytest.raises(TracklogError, match="TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT"):
         SqlTrackingStore(f"sqlite:///{tmp_path}/t.db", "/artifacts")
+
+
+def test_repeated_and_unhashable_searches(store):
+    """A search asked again (its statement reused) answers for the data of now and for
+    its own values; a direct caller's filter in a list, or with a list of values, works
+    as the parsed tuple does."""
+    from tracklog.search.ast import Comparison
+
+    exp = store.create_experiment("repeat")
+    run, other = (store.create_run(exp, "u", i).info.run_id for i in (1, 2))
+    in_list = parse_run_filter(f"attributes.run_id IN ('{run}', 'nothing')")
+    for _ in range(2):
+        assert [r.info.run_id for r in store.search_runs([exp], in_list)] == [run]
+        assert [r.info.run_id for r in store.search_runs(
+            [exp], parse_run_filter(f"attributes.run_id = '{other}'"))] == [other]
+    store.delete_run(run)
+    for _ in range(2):
+        assert list(store.search_runs([exp], in_list)) == []
+    store.restore_run(run)
+    (cmp,) = in_list
+    as_list = [Comparison(cmp.ident, cmp.op, list(cmp.value))]  # type: ignore[arg-type]
+    assert [r.info.run_id for r in store.search_runs([exp], as_list)] == [run]  # type: ignore[arg-type]

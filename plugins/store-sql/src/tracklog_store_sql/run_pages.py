@@ -1,11 +1,11 @@
 """The runs of a search page in ONE statement on PostgreSQL and SQLite.
 
 The search (:func:`tracklog_store_sql.search.runs_query`) gives the page's run ids in
-order; then one statement reads their ``runs`` rows, each with its params and tags (and
-on PostgreSQL its latest metrics) gathered as a JSON object, and whether the run has
-inputs or outputs, which only then are read (most runs have none). That is two
-statements a page instead of seven, and params and tags come back as dicts built by
-``json.loads``. SQLite writes a double in JSON with 15 significant digits, so there the
+order; then one statement reads their ``runs`` rows as ONE JSON document, each row with
+its params and tags (and on PostgreSQL its latest metrics) as JSON objects, and whether
+the run has inputs or outputs, which only then are read (most runs have none). That is
+two statements a page instead of seven, and one ``json.loads`` builds the page's params
+and tags dicts. SQLite writes a double in JSON with 15 significant digits, so there the
 latest metrics keep their own statement. The statements take the ids as one bound
 parameter (:class:`rows.RunSet`), so each is built once. (One statement for the search
 and the page was tried: PostgreSQL's generic plan for it, which psycopg's prepared
@@ -51,20 +51,30 @@ def search_query(
 ) -> sa.Select:
     """:func:`search.runs_query` with its page bounds bound as ``page_limit`` and
     ``page_offset``, built once for a search asked again (a page reloaded, a client
-    polling): building the statement and its cache key cost more than SQLite's search of
-    10,000 runs. ``repr(filter)`` tells apart values that compare equal (1, 1.0, True)."""
-    return _search_query(dialect, tuple(experiment_ids), view, filter, tuple(order_by),
-                         repr(filter))
+    polling): building the statement and its cache key cost about as much Python as
+    reading the page. ``repr(filter)`` tells apart values that compare equal (1, 1.0);
+    a filter that cannot be hashed (a direct caller's list) is built each time."""
+    key = (dialect, tuple(experiment_ids), view, tuple(filter), tuple(order_by))
+    try:
+        hash(key)
+    except TypeError:
+        return _build(*key)
+    return _search_query(*key, repr(key[3]))
 
 
-@lru_cache(maxsize=256)
-def _search_query(dialect: str, experiment_ids: tuple[int, ...], view: ViewType,
-                  filter: Filter, order_by: tuple[OrderBy, ...], _repr: str) -> sa.Select:
+def _build(dialect: str, experiment_ids: Sequence[int], view: ViewType, filter: Filter,
+           order_by: Sequence[OrderBy]) -> sa.Select:
     return (
         runs_query(dialect, experiment_ids, view, filter, order_by)
         .limit(sa.bindparam("page_limit", type_=sa.BigInteger))
         .offset(sa.bindparam("page_offset", type_=sa.BigInteger))
     )
+
+
+@lru_cache(maxsize=256)
+def _search_query(dialect: str, experiment_ids: tuple[int, ...], view: ViewType,
+                  filter: Filter, order_by: tuple[OrderBy, ...], _repr: str) -> sa.Select:
+    return _build(dialect, experiment_ids, view, filter, order_by)
 
 
 def forget_statements() -> None:
