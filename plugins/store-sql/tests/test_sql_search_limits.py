@@ -347,4 +347,4 @@ def test_repeated_and_unhashable_searches(store):
     store.restore_run(run)
     (cmp,) = in_list
     as_list = [Comparison(cmp.ident, cmp.op, list(cmp.value))]  # type: ignore[arg-type]
-    assert [r.info.run_id for r in store.search_runs([exp], as_list)] == [run]  # type: ignore[arg-type]
+    assert [r.info.run_id for r in store.search_runs([exp], as_list)] == [run]
