@@ -23,7 +23,7 @@ from tracklog.search import (
     parse_run_filter,
     parse_run_order_by,
 )
-from tracklog_store_sql import points, revisions, sqlutil
+from tracklog_store_sql import points, revisions, search_other, sqlutil
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.metrics import _LATEST_UPDATE
 from tracklog_store_sql.registry import RegistryMixin
@@ -91,23 +91,23 @@ def test_run_search_compiles(flt):
 
 def test_other_searches_compile():
     for stmt in (
-        sqlsearch.experiments_query(
+        search_other.experiments_query(
             "mssql",
             ViewType.ACTIVE_ONLY,
             parse_experiment_filter("name LIKE 'x%' AND tags.k = 'v'"),
             parse_experiment_order_by(["name DESC"]),
         ),
-        sqlsearch.logged_models_query(
+        search_other.logged_models_query(
             "mssql",
             [1],
             parse_logged_model_filter("metrics.acc > 0.5 AND params.p = '1'"),
             [{"dataset_name": "d"}],
             (),
         ),
-        sqlsearch.registered_models_query(
+        search_other.registered_models_query(
             "mssql", parse_registered_model_filter("name ILIKE 'm%'"), ()
         ),
-        sqlsearch.model_versions_query(
+        search_other.model_versions_query(
             "mssql", parse_model_version_filter("name = 'm' AND tags.t = 'x'"), ()
         ),
     ):
@@ -115,7 +115,7 @@ def test_other_searches_compile():
         assert "mssql_rn" in sql or "FETCH" in sql
     # The logged-model metric subquery takes the newest value with TOP, not LIMIT.
     assert "SELECT TOP" in _sql(
-        sqlsearch.logged_models_query(
+        search_other.logged_models_query(
             "mssql", [1], parse_logged_model_filter("metrics.acc > 0.5"), (), ()
         )
     )

@@ -156,3 +156,29 @@ def test_prepared_statements_can_be_switched_off(pg_url, monkeypatch):
     prepared statements: the same reads prepare nothing."""
     monkeypatch.setenv("TRACKLOG_SQLALCHEMYSTORE_PREPARE_THRESHOLD", "0")
     assert _prepared_after_searches(pg_url) == 0
+
+
+def test_sqlite_tests_the_filter_on_the_ordering_metric_before_the_run(tmp_path):
+    """Ordered by a metric the filter requires, SQLite walks the metric's index and tests
+    the filter's other comparisons on each metric row before it looks the run up (which
+    it does for the runs that pass only: capacity.py's search, 10,000 runs, 5.2 -> 3.6 ms
+    CPU)."""
+    from tracklog.entities import ViewType
+    from tracklog_store_sql import search as sqlsearch
+    from tracklog_store_sql.store import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{tmp_path}/plan.db", "mlflow-artifacts:/")
+    try:
+        stmt = sqlsearch.runs_query(
+            "sqlite", [1], ViewType.ACTIVE_ONLY,
+            parse_run_filter("metrics.m > 0.5 and params.p0 = 'a' and tags.t = 'x'"),
+            parse_run_order_by(["metrics.m DESC"]))
+        with store.db.engine.connect() as conn:
+            plan = [row[3] for row in conn.execute(
+                sa.text("EXPLAIN QUERY PLAN " + str(stmt.compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}))))]
+    finally:
+        store.close()
+    steps = [next(i for i, d in enumerate(plan) if d.startswith(f"SEARCH {t} "))
+             for t in ("o0", "params", "tags", "runs")]
+    assert steps == sorted(steps), plan

@@ -258,9 +258,12 @@ def test_grouped_compilation_agrees_with_the_truth_tables(store, monkeypatch, to
     """The form long filters compile to (a count per child table, datasets as per-row
     tests) answers every filter of the kit's truth tables as the EXISTS form does."""
     from tracklog.testing.tracking.search_runs import FILTER_TRUTH_TABLE, build_run_scenario
+    from tracklog_store_sql import run_pages
     from tracklog_store_sql import search as sqlsearch
 
     monkeypatch.setattr(sqlsearch, "MAX_SEMI_JOINS", 0)
+    # Statements built before (an experiment id reused after a reset) were not grouped.
+    run_pages.forget_statements()
     exp, ids = build_run_scenario(store)
     names = {v: k for k, v in ids.items()}
     for text, expected in FILTER_TRUTH_TABLE[topic]:
@@ -323,3 +326,25 @@ def test_bad_statement_timeout_is_refused_by_name(tmp_path, monkeypatch, value):
     monkeypatch.setenv("TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT", value)
     with pytest.raises(TracklogError, match="TRACKLOG_SQLALCHEMYSTORE_STATEMENT_TIMEOUT"):
         SqlTrackingStore(f"sqlite:///{tmp_path}/t.db", "/artifacts")
+
+
+def test_repeated_and_unhashable_searches(store):
+    """A search asked again (its statement reused) answers for the data of now and for
+    its own values; a direct caller's filter in a list, or with a list of values, works
+    as the parsed tuple does."""
+    from tracklog.search.ast import Comparison
+
+    exp = store.create_experiment("repeat")
+    run, other = (store.create_run(exp, "u", i).info.run_id for i in (1, 2))
+    in_list = parse_run_filter(f"attributes.run_id IN ('{run}', 'nothing')")
+    for _ in range(2):
+        assert [r.info.run_id for r in store.search_runs([exp], in_list)] == [run]
+        assert [r.info.run_id for r in store.search_runs(
+            [exp], parse_run_filter(f"attributes.run_id = '{other}'"))] == [other]
+    store.delete_run(run)
+    for _ in range(2):
+        assert list(store.search_runs([exp], in_list)) == []
+    store.restore_run(run)
+    (cmp,) = in_list
+    as_list = [Comparison(cmp.ident, cmp.op, list(cmp.value))]  # type: ignore[arg-type]
+    assert [r.info.run_id for r in store.search_runs([exp], as_list)] == [run]

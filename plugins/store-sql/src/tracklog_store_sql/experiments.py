@@ -14,7 +14,7 @@ from tracklog.search.ast import Filter, OrderBy
 from tracklog.search.tokens import decode_offset_token
 from tracklog.stores import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME
 from tracklog.validation import check_no_nul, validate_experiment_name
-from tracklog_store_sql import search as sqlsearch
+from tracklog_store_sql import search_other as sqlsearch
 from tracklog_store_sql.rows import (
     ACTIVE,
     DELETED,

@@ -20,7 +20,7 @@ from tracklog.entities import (
 from tracklog.names import generate_run_name
 from tracklog.search.ast import Filter, OrderBy
 from tracklog.search.tokens import decode_offset_token
-from tracklog_store_sql import search as sqlsearch
+from tracklog_store_sql import search_other as sqlsearch
 from tracklog_store_sql.rows import (
     ACTIVE,
     DELETED,

@@ -18,7 +18,7 @@ from tracklog.entities import (
 from tracklog.search.ast import Filter, OrderBy
 from tracklog.search.tokens import decode_offset_token
 from tracklog_store_sql import db as dbmod
-from tracklog_store_sql import search as sqlsearch
+from tracklog_store_sql import search_other as sqlsearch
 from tracklog_store_sql.registry import (
     RegistryMixin,
     canonical_stage,

@@ -21,7 +21,7 @@ from tracklog.entities import (
 )
 from tracklog.search.ast import Filter, Kind, Op, OrderBy
 from tracklog.search.tokens import decode_offset_token
-from tracklog_store_sql import search as sqlsearch
+from tracklog_store_sql import search_other as sqlsearch
 from tracklog_store_sql.schema import (
     model_version_tags,
     model_versions,

@@ -323,24 +323,32 @@ def load_runs(conn: Connection, rows: Sequence[Any]) -> list[Run]:
     for r in rows:
         out[r[0]] = Run(info=run_info(r))
     dialect = conn.dialect.name
-    new = metric_from_fields
     for chunk in chunks(list(out), chunk_size(dialect)):
         run_set = RunSet(chunk, dialect)
-        for run_uuid, key, ts, step, value, is_nan in tuples(conn, *run_set.select(_select_latest)):
-            out[run_uuid].data.metrics[key] = new(
-                (key, NAN if is_nan else value, ts, step, None, None, None, None)
-            )
+        load_metrics(conn, run_set, out)
         for run_uuid, key, value in tuples(conn, *run_set.select(_select_params)):
             out[run_uuid].data.params[key] = value
         for run_uuid, key, value in tuples(conn, *run_set.select(_select_tags)):
             out[run_uuid].data.tags[key] = value
-        _load_inputs(conn, run_set, out)
-        for run_uuid, model_id, step in tuples(conn, *run_set.select(_select_outputs)):
-            out[run_uuid].outputs.model_outputs.append(LoggedModelOutput(model_id, step))
+        load_inputs(conn, run_set, out)
+        load_outputs(conn, run_set, out)
     return list(out.values())
 
 
-def _load_inputs(conn: Connection, run_set: RunSet, out: dict[str, Run]) -> None:
+def load_metrics(conn: Connection, run_set: RunSet, out: dict[str, Run]) -> None:
+    new = metric_from_fields
+    for run_uuid, key, ts, step, value, is_nan in tuples(conn, *run_set.select(_select_latest)):
+        out[run_uuid].data.metrics[key] = new(
+            (key, NAN if is_nan else value, ts, step, None, None, None, None)
+        )
+
+
+def load_outputs(conn: Connection, run_set: RunSet, out: dict[str, Run]) -> None:
+    for run_uuid, model_id, step in tuples(conn, *run_set.select(_select_outputs)):
+        out[run_uuid].outputs.model_outputs.append(LoggedModelOutput(model_id, step))
+
+
+def load_inputs(conn: Connection, run_set: RunSet, out: dict[str, Run]) -> None:
     grouped: dict[str, dict[str, Any]] = {}
     for r in conn.execute(*run_set.select(_select_inputs)):
         g = grouped.get(r.input_uuid)

@@ -27,6 +27,7 @@ from tracklog.perf import gc_paused
 from tracklog.search.ast import Filter, OrderBy
 from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64, check_no_nul
+from tracklog_store_sql import run_pages
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.rows import (
     ACTIVE,
@@ -237,14 +238,19 @@ class RunsMixin:
         ids = [i for i in map(parse_experiment_id, experiment_ids) if i <= INT32_MAX]
         if not ids:
             return PagedList([], None)
+        view = ViewType(run_view_type)
+        limit = page_limit(max_results)
+        if self.dialect in run_pages.DIALECTS:
+            stmt = run_pages.search_query(self.dialect, ids, view, filter, order_by)
+            bounds = {"page_limit": limit, "page_offset": offset}
+            with self.db.read() as conn, gc_paused():
+                run_ids, token = page(tuples(conn, stmt, bounds), max_results, offset)
+                return PagedList(run_pages.load_page(conn, [r[0] for r in run_ids]), token)
         # The search sorts narrow rows (ids only); full rows are fetched for the page.
-        stmt = (
-            sqlsearch.runs_query(self.dialect, ids, ViewType(run_view_type), filter, order_by)
-            .limit(page_limit(max_results))
-            .offset(offset)
-        )
+        stmt = sqlsearch.runs_query(self.dialect, ids, view, filter, order_by)
         with self.db.read() as conn, gc_paused():
-            run_ids, token = page(tuples(conn, stmt), max_results, offset)
+            run_ids, token = page(tuples(conn, stmt.limit(limit).offset(offset)), max_results,
+                                  offset)
             rows: dict[str, Any] = {}
             for chunk in chunks([r[0] for r in run_ids], chunk_size(self.dialect)):
                 for r in tuples(conn, *RunSet(chunk, self.dialect).select(select_runs)):

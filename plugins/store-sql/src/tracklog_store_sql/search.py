@@ -10,11 +10,14 @@ as many as the keys"), and dataset comparisons, which cannot be counted (differe
 inputs may satisfy different ones), stay per-row tests inside a ``CASE``. Each ordering
 key becomes a ``LEFT OUTER JOIN`` on a primary key (no row multiplication) with NULLs
 sorted last in both directions (NaN metrics just before them).
+
+Runs are searched here; experiments, logged models and the registry in
+:mod:`tracklog_store_sql.search_other`, with the same comparisons.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -23,24 +26,14 @@ from tracklog.entities import ViewType
 from tracklog.search.ast import Comparison, Filter, Kind, Op, OrderBy
 from tracklog_store_sql.schema import (
     datasets,
-    experiment_tags,
-    experiments,
     input_tags,
     inputs,
     latest_metrics,
-    logged_model_metrics,
-    logged_model_params,
-    logged_model_tags,
-    logged_models,
-    model_version_tags,
-    model_versions,
     params,
-    registered_model_tags,
-    registered_models,
     runs,
     tags,
 )
-from tracklog_store_sql.sqlutil import in_ids, nulls_last, numeric_condition, string_condition
+from tracklog_store_sql.sqlutil import in_ids, numeric_condition, string_condition
 
 _TRUE = sa.true()
 
@@ -56,11 +49,11 @@ RUN_ATTRIBUTES = {
 _NUMERIC_RUN_ATTRIBUTES = {"start_time", "end_time"}
 
 
-def _unsupported(what: str, cmp_or_key) -> errors.TracklogError:
+def unsupported(what: str, cmp_or_key) -> errors.TracklogError:
     return errors.invalid(f"Invalid {what}: {cmp_or_key}")
 
 
-def _value_condition(col, cmp: Comparison, dialect: str, numeric: bool):
+def value_condition(col, cmp: Comparison, dialect: str, numeric: bool):
     if numeric:
         return numeric_condition(col, cmp.op, cmp.value)
     return string_condition(col, cmp.op, cmp.value, dialect)
@@ -77,7 +70,7 @@ _PAD_SPACE = frozenset({"mysql", "mariadb", "mssql"})
 MAX_SEMI_JOINS = 6
 
 
-def _child_conditions(clauses: Sequence[Comparison], owner_match, key_col, value_condition,
+def child_conditions(clauses: Sequence[Comparison], owner_match, key_col, value_condition,
                       dialect: str, group: bool) -> list:
     """WHERE conditions for comparisons on one child table keyed by (owner, key).
 
@@ -121,10 +114,10 @@ def _exists(cmp: Comparison, owner_match, key_col, value_condition):
     return sa.exists().where(key_match, value_condition(cmp))
 
 
-def _kv_conditions(clauses: Sequence[Comparison], table, owner_col, owner, dialect: str,
+def kv_conditions(clauses: Sequence[Comparison], table, owner_col, owner, dialect: str,
                    group: bool) -> list:
     """Conditions for every comparison of ``clauses`` on a (owner, key, value) table."""
-    return _child_conditions(
+    return child_conditions(
         clauses,
         owner_col == owner,
         table.c.key,
@@ -134,7 +127,7 @@ def _kv_conditions(clauses: Sequence[Comparison], table, owner_col, owner, diale
     )
 
 
-def _split(filter: Filter, *kinds: Kind) -> tuple[dict[Kind, list[Comparison]], list]:
+def split(filter: Filter, *kinds: Kind) -> tuple[dict[Kind, list[Comparison]], list]:
     """The comparisons on each of ``kinds`` (child tables), and the others in order."""
     grouped: dict[Kind, list[Comparison]] = {k: [] for k in kinds}
     rest = []
@@ -162,33 +155,33 @@ def _latest_metric_value(cmp: Comparison, lm=latest_metrics.c):
     return sa.and_(lm.is_nan == sa.false(), numeric_condition(lm.value, cmp.op, cmp.value))
 
 
-def run_conditions(filter: Filter, dialect: str) -> list:
-    """The WHERE conditions of a run filter (see the module docstring for their shape)."""
-    rid = runs.c.run_uuid
-    grouped, rest = _split(filter, Kind.METRIC, Kind.PARAM, Kind.TAG)
+def run_conditions(filter: Filter, dialect: str, rid=runs.c.run_uuid) -> list:
+    """The WHERE conditions of a run filter (see the module docstring for their shape);
+    comparisons on child tables match their rows to ``rid``."""
+    grouped, rest = split(filter, Kind.METRIC, Kind.PARAM, Kind.TAG)
     datasets_compared = sum(c.ident.kind is Kind.DATASET for c in rest)
     group = sum(map(len, grouped.values())) + datasets_compared > MAX_SEMI_JOINS
     lm = latest_metrics.c
-    out = _child_conditions(
+    out = child_conditions(
         grouped[Kind.METRIC], lm.run_uuid == rid, lm.key, _latest_metric_value, dialect, group
     )
-    out += _kv_conditions(grouped[Kind.PARAM], params, params.c.run_uuid, rid, dialect, group)
-    out += _kv_conditions(grouped[Kind.TAG], tags, tags.c.run_uuid, rid, dialect, group)
+    out += kv_conditions(grouped[Kind.PARAM], params, params.c.run_uuid, rid, dialect, group)
+    out += kv_conditions(grouped[Kind.TAG], tags, tags.c.run_uuid, rid, dialect, group)
     return out + [
-        _unplanned(_run_row_condition(cmp, dialect), group and cmp.ident.kind is Kind.DATASET)
+        _unplanned(_run_row_condition(cmp, dialect, rid),
+                   group and cmp.ident.kind is Kind.DATASET)
         for cmp in rest
     ]
 
 
-def _run_row_condition(cmp: Comparison, dialect: str):
+def _run_row_condition(cmp: Comparison, dialect: str, rid):
     """An attribute or dataset comparison of a run filter."""
     kind, key = cmp.ident.kind, cmp.ident.key
-    rid = runs.c.run_uuid
     if kind is Kind.ATTRIBUTE:
         col = RUN_ATTRIBUTES.get(key)
         if col is None:
-            raise _unsupported("attribute key", key)
-        return _value_condition(col, cmp, dialect, key in _NUMERIC_RUN_ATTRIBUTES)
+            raise unsupported("attribute key", key)
+        return value_condition(col, cmp, dialect, key in _NUMERIC_RUN_ATTRIBUTES)
     if kind is Kind.DATASET:
         link = sa.and_(
             inputs.c.destination_type == "RUN",
@@ -209,8 +202,8 @@ def _run_row_condition(cmp: Comparison, dialect: str):
                 input_tags.c.name == "mlflow.data.context",
                 string_condition(input_tags.c.value, cmp.op, cmp.value, dialect),
             )
-        raise _unsupported("dataset key", key)
-    raise _unsupported("filter", cmp)
+        raise unsupported("dataset key", key)
+    raise unsupported("filter", cmp)
 
 
 def _filtered_order_metrics(filter: Filter, order_by: Sequence[OrderBy]):
@@ -235,15 +228,34 @@ def runs_query(
     filter: Filter,
     order_by: Sequence[OrderBy],
 ):
+    """The ids of the matching runs, in order."""
+    stmt, keys = runs_search(dialect, experiment_ids, view, filter, order_by)
+    return stmt.add_columns(runs.c.run_uuid).order_by(*order_terms(keys))
+
+
+def order_terms(keys: Sequence[tuple[sa.ColumnElement, bool]]) -> list:
+    return [key.asc() if ascending else key.desc() for key, ascending in keys]
+
+
+def runs_search(
+    dialect: str,
+    experiment_ids: Sequence[int],
+    view: ViewType,
+    filter: Filter,
+    order_by: Sequence[OrderBy],
+) -> tuple[sa.Select, list[tuple[sa.ColumnElement, bool]]]:
+    """The matching runs as a statement without columns or order, and their ordering
+    keys as (expression, ascending) pairs, the last one unique (the run id)."""
     stages = [s.value for s in view.stages()]
     source: sa.FromClause = runs
-    order_terms: list = []
+    keys: list[tuple[sa.ColumnElement, bool]] = []
     has_start_time = False
     # A run the filter requires to have the ordering metric joins it as an inner join
     # with the comparisons in its ON clause, and a comparison NaN fails leaves no rank
     # to sort on: the planner can then walk the metric's (key, value) index in order
     # instead of probing every run of the experiments (SQLite, 10,000 runs: 20 -> 4 ms).
     on_join, filter = _filtered_order_metrics(filter, order_by)
+    rid = runs.c.run_uuid
     for i, ob in enumerate(order_by):
         kind, key = ob.ident.kind, ob.ident.key
         if kind is Kind.METRIC:
@@ -255,273 +267,44 @@ def runs_query(
                 # After every number come NaN, then runs without the metric, either way
                 # (as MLflow); NaN rows all hold 0, so they tie on the value.
                 rank = sa.case((lm.c.is_nan == _TRUE, 1), (lm.c.value.is_(None), 2), else_=0)
-                order_terms.append(rank)
+                keys.append((rank, True))
             else:
                 tests = [_latest_metric_value(c, lm.c) for c in required
                          if c.op is not Op.IS_NOT_NULL]
                 source = source.join(lm, sa.and_(match, *tests))
+                if i == 0:
+                    # The filter's other comparisons match the metric's run, so SQLite
+                    # tests them on each metric row it walks, before looking the run up
+                    # (which it then does only for the runs that pass).
+                    rid = lm.c.run_uuid
                 if all(c.op in (Op.NE, Op.IS_NOT_NULL) for c in required):
-                    order_terms.append(sa.case((lm.c.is_nan == _TRUE, 1), else_=0))
-            order_terms.append(lm.c.value.asc() if ob.ascending else lm.c.value.desc())
+                    keys.append((sa.case((lm.c.is_nan == _TRUE, 1), else_=0), True))
+            keys.append((lm.c.value, ob.ascending))
         elif kind in (Kind.PARAM, Kind.TAG):
             table = (params if kind is Kind.PARAM else tags).alias(f"o{i}")
             source = source.outerjoin(
                 table, sa.and_(table.c.run_uuid == runs.c.run_uuid, table.c.key == key)
             )
-            order_terms += nulls_last(table.c.value, ob.ascending)
+            keys += _nulls_last(table.c.value, ob.ascending)
         elif kind is Kind.ATTRIBUTE and key in RUN_ATTRIBUTES:
             has_start_time = has_start_time or key == "start_time"
-            order_terms += nulls_last(RUN_ATTRIBUTES[key], ob.ascending)
+            keys += _nulls_last(RUN_ATTRIBUTES[key], ob.ascending)
         else:
-            raise _unsupported("order_by key", ob.ident)
+            raise unsupported("order_by key", ob.ident)
     if not has_start_time:
-        order_terms += nulls_last(runs.c.start_time, False)
-    order_terms.append(runs.c.run_uuid.asc())
+        keys += _nulls_last(runs.c.start_time, False)
+    keys.append((runs.c.run_uuid, True))
     stmt = (
-        sa.select(runs.c.run_uuid)
+        sa.select()
         .select_from(source)
         .where(
             in_ids(runs.c.experiment_id, experiment_ids, dialect),
             runs.c.lifecycle_stage.in_(stages),
         )
     )
-    return stmt.where(*run_conditions(filter, dialect)).order_by(*order_terms)
+    return stmt.where(*run_conditions(filter, dialect, rid)), keys
 
 
-# --- experiments -------------------------------------------------------------------------
-
-_EXPERIMENT_ATTRIBUTES = {
-    "name": experiments.c.name,
-    "experiment_id": experiments.c.experiment_id,
-    "creation_time": experiments.c.creation_time,
-    "last_update_time": experiments.c.last_update_time,
-}
-
-
-def experiment_conditions(filter: Filter, dialect: str) -> list:
-    grouped, rest = _split(filter, Kind.TAG)
-    et = experiment_tags
-    out = _kv_conditions(
-        grouped[Kind.TAG], et, et.c.experiment_id, experiments.c.experiment_id, dialect,
-        len(grouped[Kind.TAG]) > MAX_SEMI_JOINS,
-    )
-    return out + [_experiment_attribute_condition(cmp, dialect) for cmp in rest]
-
-
-def _experiment_attribute_condition(cmp: Comparison, dialect: str):
-    kind, key = cmp.ident.kind, cmp.ident.key
-    if kind is Kind.ATTRIBUTE and key in _EXPERIMENT_ATTRIBUTES:
-        col = _EXPERIMENT_ATTRIBUTES[key]
-        if key == "experiment_id":
-            # Ids are strings on the wire: compare as text so LIKE and '007' behave.
-            return string_condition(
-                sa.cast(col, sa.String(20)), cmp.op, _as_strings(cmp.value), dialect
-            )
-        return _value_condition(col, cmp, dialect, key != "name")
-    raise _unsupported("experiment filter", cmp)
-
-
-def _as_strings(value):
-    if isinstance(value, tuple):
-        return tuple(str(v) for v in value)
-    return str(value)
-
-
-def experiments_query(dialect: str, view: ViewType, filter: Filter, order_by: Sequence[OrderBy]):
-    stages = [s.value for s in view.stages()]
-    stmt = sa.select(experiments).where(
-        experiments.c.lifecycle_stage.in_(stages), *experiment_conditions(filter, dialect)
-    )
-    terms: list = []
-    keys = set()
-    for ob in order_by:
-        col = _EXPERIMENT_ATTRIBUTES.get(ob.ident.key)
-        if ob.ident.kind is not Kind.ATTRIBUTE or col is None:
-            raise _unsupported("order_by key", ob.ident)
-        keys.add(ob.ident.key)
-        terms += nulls_last(col, ob.ascending)
-    if not order_by:
-        terms += nulls_last(experiments.c.creation_time, False)
-    if "experiment_id" not in keys:
-        # MLflow breaks ties by ascending id by default, by descending id after clauses.
-        tiebreak = experiments.c.experiment_id
-        terms.append(tiebreak.desc() if order_by else tiebreak.asc())
-    return stmt.order_by(*terms)
-
-
-# --- logged models -----------------------------------------------------------------------
-
-_MODEL_ATTRIBUTES = {
-    "name": logged_models.c.name,
-    "model_id": logged_models.c.model_id,
-    "model_type": logged_models.c.model_type,
-    "status": logged_models.c.status,
-    "source_run_id": logged_models.c.source_run_id,
-    "creation_timestamp": logged_models.c.creation_timestamp,
-    "creation_time": logged_models.c.creation_timestamp,
-    "last_updated_timestamp": logged_models.c.last_updated_timestamp,
-    "last_updated_time": logged_models.c.last_updated_timestamp,
-}
-_NUMERIC_MODEL_ATTRIBUTES = {
-    "creation_timestamp",
-    "creation_time",
-    "last_updated_timestamp",
-    "last_updated_time",
-}
-
-
-def _dataset_scope(mm, ds: Sequence[Mapping[str, str | None]]):
-    if not ds:
-        return sa.true()
-    alts = []
-    for d in ds:
-        cond = mm.c.dataset_name == d.get("dataset_name")
-        if d.get("dataset_digest"):
-            cond = sa.and_(cond, mm.c.dataset_digest == d["dataset_digest"])
-        alts.append(cond)
-    return sa.or_(*alts)
-
-
-def _model_metric_value(key: str, ds: Sequence[Mapping[str, str | None]], alias: str):
-    """The model's most recent value of metric ``key`` (within the dataset scope)."""
-    mm = logged_model_metrics.alias(alias)
-    return (
-        sa.select(mm.c.value)
-        .where(
-            mm.c.model_id == logged_models.c.model_id,
-            mm.c.key == key,
-            mm.c.is_nan == sa.false(),
-            _dataset_scope(mm, ds),
-        )
-        .order_by(mm.c.timestamp.desc(), mm.c.step.desc())
-        .limit(1)
-        .correlate(logged_models)
-        .scalar_subquery()
-    )
-
-
-def logged_model_conditions(filter: Filter, dialect: str, ds: Sequence[dict[str, str]]) -> list:
-    grouped, rest = _split(filter, Kind.PARAM, Kind.TAG)
-    mid = logged_models.c.model_id
-    lmp, lmt = logged_model_params, logged_model_tags
-    group = len(grouped[Kind.PARAM]) + len(grouped[Kind.TAG]) > MAX_SEMI_JOINS
-    out = _kv_conditions(grouped[Kind.PARAM], lmp, lmp.c.model_id, mid, dialect, group)
-    out += _kv_conditions(grouped[Kind.TAG], lmt, lmt.c.model_id, mid, dialect, group)
-    return out + [
-        _logged_model_row_condition(cmp, dialect, ds, i) for i, cmp in enumerate(rest)
-    ]
-
-
-def _logged_model_row_condition(
-    cmp: Comparison, dialect: str, ds: Sequence[dict[str, str]], i: int
-):
-    """A metric or attribute comparison of a logged-model filter."""
-    kind, key = cmp.ident.kind, cmp.ident.key
-    if kind is Kind.METRIC:
-        return numeric_condition(_model_metric_value(key, ds, f"f{i}"), cmp.op, cmp.value)
-    if kind is Kind.ATTRIBUTE and key in _MODEL_ATTRIBUTES:
-        return _value_condition(
-            _MODEL_ATTRIBUTES[key], cmp, dialect, key in _NUMERIC_MODEL_ATTRIBUTES
-        )
-    raise _unsupported("logged model filter", cmp)
-
-
-def logged_models_query(
-    dialect: str,
-    experiment_ids: Sequence[int],
-    filter: Filter,
-    ds: Sequence[dict[str, str]],
-    order_by: Sequence[OrderBy],
-):
-    stmt = sa.select(logged_models).where(
-        in_ids(logged_models.c.experiment_id, experiment_ids, dialect),
-        logged_models.c.lifecycle_stage == "active",
-        *logged_model_conditions(filter, dialect, ds),
-    )
-    terms: list = []
-    for i, ob in enumerate(order_by):
-        kind, key = ob.ident.kind, ob.ident.key
-        if kind is Kind.METRIC:
-            scope: Sequence[Mapping[str, str | None]] = ds
-            if ob.dataset_name:
-                scope = [{"dataset_name": ob.dataset_name, "dataset_digest": ob.dataset_digest}]
-            terms += nulls_last(_model_metric_value(key, scope, f"o{i}"), ob.ascending)
-        elif kind is Kind.ATTRIBUTE and key in _MODEL_ATTRIBUTES:
-            terms += nulls_last(_MODEL_ATTRIBUTES[key], ob.ascending)
-        else:
-            raise _unsupported("order_by key", ob.ident)
-    if not order_by:
-        terms.append(logged_models.c.creation_timestamp.desc())
-    terms.append(logged_models.c.model_id.asc())
-    return stmt.order_by(*terms)
-
-
-# --- model registry ----------------------------------------------------------------------
-
-
-def registered_models_query(dialect: str, filter: Filter, order_by: Sequence[OrderBy]):
-    rm = registered_models.c
-    cols = {
-        "name": rm.name,
-        "creation_timestamp": rm.creation_time,
-        "timestamp": rm.creation_time,
-        "last_updated_timestamp": rm.last_updated_time,
-    }
-    grouped, rest = _split(filter, Kind.TAG)
-    rmt = registered_model_tags
-    stmt = sa.select(registered_models).where(
-        *_kv_conditions(grouped[Kind.TAG], rmt, rmt.c.name, rm.name, dialect,
-                        len(grouped[Kind.TAG]) > MAX_SEMI_JOINS)
-    )
-    for cmp in rest:
-        kind, key = cmp.ident.kind, cmp.ident.key
-        if kind is Kind.ATTRIBUTE and key == "name":
-            stmt = stmt.where(string_condition(rm.name, cmp.op, cmp.value, dialect))
-        else:
-            raise _unsupported("registered model filter", cmp)
-    terms: list = []
-    for ob in order_by:
-        col = cols.get(ob.ident.key)
-        if ob.ident.kind is not Kind.ATTRIBUTE or col is None:
-            raise _unsupported("order_by key", ob.ident)
-        terms += nulls_last(col, ob.ascending)
-    terms.append(rm.name.asc())
-    return stmt.order_by(*terms)
-
-
-def model_versions_query(dialect: str, filter: Filter, order_by: Sequence[OrderBy]):
-    mv = model_versions.c
-    cols = {
-        "name": mv.name,
-        "run_id": mv.run_id,
-        "source_path": mv.source,
-        "version_number": mv.version,
-        "creation_timestamp": mv.creation_time,
-        "last_updated_timestamp": mv.last_updated_time,
-    }
-    grouped, rest = _split(filter, Kind.TAG)
-    mvt = model_version_tags.c
-    stmt = sa.select(model_versions).where(
-        *_child_conditions(
-            grouped[Kind.TAG],
-            sa.and_(mvt.name == mv.name, mvt.version == mv.version),
-            mvt.key,
-            lambda c: string_condition(mvt.value, c.op, c.value, dialect),
-            dialect,
-            len(grouped[Kind.TAG]) > MAX_SEMI_JOINS,
-        )
-    )
-    for cmp in rest:
-        kind, key = cmp.ident.kind, cmp.ident.key
-        if kind is Kind.ATTRIBUTE and key in cols:
-            stmt = stmt.where(_value_condition(cols[key], cmp, dialect, key == "version_number"))
-        else:
-            raise _unsupported("model version filter", cmp)
-    terms: list = []
-    for ob in order_by:
-        col = cols.get(ob.ident.key)
-        if ob.ident.kind is not Kind.ATTRIBUTE or col is None:
-            raise _unsupported("order_by key", ob.ident)
-        terms += nulls_last(col, ob.ascending)
-    terms += [mv.name.asc(), mv.version.desc()]
-    return stmt.order_by(*terms)
+def _nulls_last(col, ascending: bool) -> list[tuple[sa.ColumnElement, bool]]:
+    """Ordering keys putting NULLs last either way (as :func:`sqlutil.nulls_last`)."""
+    return [(sa.case((col.is_(None), 1), else_=0), True), (col, ascending)]

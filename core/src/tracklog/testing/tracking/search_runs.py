@@ -31,6 +31,8 @@ from tracklog.entities import (
     Dataset,
     DatasetInput,
     InputTag,
+    LoggedModelInput,
+    LoggedModelOutput,
     Metric,
     Param,
     RunStatus,
@@ -395,6 +397,43 @@ class SearchRunsTests(KitBase):
         assert run.data.params == {"lr": "0.01", "optimizer": "Adam", "version": "1.0"}
         assert {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs} == {
             ("train-ds", "d1"), ("eval-ds", "d2")}
+
+    def test_search_page_equals_get_run(self, store: TrackingStore) -> None:
+        """A page of runs is what get_run returns for each: a double to its last bit (and
+        sign, where the store keeps -0.0), text that looks like JSON, inputs and outputs
+        on some runs only."""
+        exp_id = new_experiment(store)
+        odd = [0.1 + 0.2, 1 / 3, 1.0, -0.0, 5e-324, 1e16, 2.0**53 + 2, -math.inf, math.inf,
+               1.7976931348623157e308, math.nan]
+        texts = ['{"a": 1}', "[1, 2]", "\\", 'q"uote', "line\nbreak", "é ☃ 😀", "", "null"]
+        run_ids = []
+        for i in range(6):
+            run_id = store.create_run(exp_id, "u", 1000 + i).info.run_id
+            run_ids.append(run_id)
+            if i == 5:
+                continue  # a run with nothing logged
+            store.log_batch(
+                run_id,
+                metrics=[Metric(f"m{j}", v, 2**62 + j, -j) for j, v in enumerate(odd[i:])],
+                params=[Param(f"p{j}", t) for j, t in enumerate(texts[i:])],
+                tags=[RunTag(f"t{j}", t) for j, t in enumerate(texts[: i + 1])])
+        store.log_inputs(run_ids[1], datasets=[_ds("train-ds", "d1", "training")])
+        model = store.create_logged_model(exp_id, name="m", source_run_id=run_ids[3]).model_id
+        store.log_outputs(run_ids[3], [LoggedModelOutput(model, 2)])
+        store.log_inputs(run_ids[4], models=[LoggedModelInput(model)])
+
+        def comparable(run):
+            metrics = {k: (repr(m.value), type(m.value), m.timestamp, m.step)
+                       for k, m in run.data.metrics.items()}
+            return (run.info, metrics, run.data.params, run.data.tags, run.inputs, run.outputs)
+
+        page = store.search_runs([exp_id], max_results=100, order_by=run_order(
+            ["attributes.start_time ASC"]))
+        assert [r.info.run_id for r in page] == run_ids
+        for run in page:
+            assert comparable(run) == comparable(store.get_run(run.info.run_id))
+        assert page[1].inputs.dataset_inputs and page[3].outputs.model_outputs
+        assert page[4].inputs.model_inputs and not page[5].data.params
 
     def test_search_scopes_experiments(self, store: TrackingStore) -> None:
         """Only runs of the listed experiments come back; unknown ids simply match nothing."""
