@@ -7,6 +7,7 @@ retries (a 5xx fails at once instead of after minutes of backoff), no telemetry.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,14 @@ os.environ["DO_NOT_TRACK"] = "true"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 PG_ADMIN_URL = os.environ.get("TRACKLOG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends on ``sock`` until it closes the connection."""
+    data = b""
+    while piece := sock.recv(65536):
+        data += piece
+    return data
 
 
 @dataclass

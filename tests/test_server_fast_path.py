@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import read_until_closed
 from tracklog.config import ServerConfig
 from tracklog.server.app import create_app
 
@@ -141,11 +142,6 @@ def test_header_deadline_applies_to_each_request_on_a_connection(pair):
         first = s.recv(65536)
         assert first.startswith(b"HTTP/1.1 200")
         s.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Slow: ".encode())
-        data = b""
-        while True:
-            piece = s.recv(65536)
-            if not piece:
-                break
-            data += piece
+        data = read_until_closed(s)
     assert data.startswith(b"HTTP/1.1 408"), data
     assert b"headers" in data

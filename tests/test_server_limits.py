@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from tests.conftest import read_until_closed
+
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 CHUNK = 1024 * 1024
 MAX_HEADER = 64 * 1024  # the documented default of --max-header-size
@@ -34,13 +36,7 @@ def _put_head(url: str, path: str, length: int) -> str:
 
 def _response(s: socket.socket) -> tuple[int, bytes]:
     """Status and body of the answer; the server must close the connection after it."""
-    data = b""
-    while True:
-        piece = s.recv(65536)
-        if not piece:
-            break
-        data += piece
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, body = read_until_closed(s).partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
 
 
