@@ -25,7 +25,14 @@ from tracklog_store_sql.rows import (
 )
 from tracklog_store_sql.schema import params, runs, tags
 from tracklog_store_sql.schema import tags as tags_table  # not shadowed by parameters
-from tracklog_store_sql.sqlutil import chunks, execute_plain, in_ids, insert_ignore, upsert
+from tracklog_store_sql.sqlutil import (
+    chunks,
+    execute_plain,
+    in_ids,
+    insert_ignore,
+    numbered_pairs,
+    upsert,
+)
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
@@ -111,9 +118,7 @@ class BatchMixin(MetricsMixin):
         if self.dialect in ("sqlite", "postgresql") and len(rows) <= _RETURNED_PARAMS:
             # One statement inserts only into an active run and returns the keys it
             # added; only the others need the run checked and their values read back.
-            bound: dict[str, str] = {"rid": run_id, "active": ACTIVE}
-            for i, (k, v) in enumerate(rows.items()):
-                bound[f"k{i}"], bound[f"v{i}"] = k, v
+            bound = {"rid": run_id, "active": ACTIVE, **numbered_pairs(rows)}
             added = set(execute_plain(conn, f"param_insert:{len(rows)}",
                                       _param_insert(self.dialect, len(rows)), bound).scalars())
             if len(added) == len(rows):
@@ -164,9 +169,7 @@ _RETURNED_PARAMS = 100
 def _insert_new_params(conn: Connection, run_id: str, rows: dict[str, str]) -> bool:
     """PostgreSQL, outside a transaction: insert every param of ``rows`` if the run is
     active and none of its keys is stored yet, else nothing; whether they were."""
-    bound: dict[str, str] = {"rid": run_id, "active": ACTIVE}
-    for i, (k, v) in enumerate(rows.items()):
-        bound[f"k{i}"], bound[f"v{i}"] = k, v
+    bound = {"rid": run_id, "active": ACTIVE, **numbered_pairs(rows)}
     try:
         added = execute_plain(conn, f"new_params_insert:{len(rows)}",
                               _param_insert(conn.dialect.name, len(rows), True), bound).all()

@@ -53,6 +53,7 @@ from tracklog_store_sql.sqlutil import (
     chunk_size,
     chunks,
     execute_plain,
+    numbered_pairs,
     page,
     page_limit,
     upsert,
@@ -301,9 +302,7 @@ def _run_update_active(columns: tuple[str, ...]) -> Any:
 def _insert_run_and_tags(conn: Connection, row: dict[str, Any], tag_map: dict[str, str]) -> int:
     """PostgreSQL: the run (as ``_RUN_INSERT_CHECKED``) and its tags in one statement;
     the number of tags inserted, 0 if the experiment check let no run in."""
-    bound = dict(row)
-    for i, (k, v) in enumerate(tag_map.items()):
-        bound[f"k{i}"], bound[f"v{i}"] = k, v
+    bound = {**row, **numbered_pairs(tag_map)}
     return execute_plain(conn, f"run_and_tags_insert:{len(tag_map)}",
                          _run_and_tags_insert(len(tag_map)), bound).rowcount
 

@@ -45,6 +45,15 @@ def execute_plain(conn: Connection, name: str, stmt: Any,
     return conn.exec_driver_sql(sql, [tuple([p[n] for n in order]) for p in params])
 
 
+def numbered_pairs(pairs: Mapping[str, Any]) -> dict[str, Any]:
+    """The items of ``pairs`` as bound parameters ``k0``/``v0``, ``k1``/``v1``…, as the
+    statements that insert several key-value rows at once name them."""
+    out: dict[str, Any] = {}
+    for i, (k, v) in enumerate(pairs.items()):
+        out[f"k{i}"], out[f"v{i}"] = k, v
+    return out
+
+
 def history_head(conn: Connection, name: str, stmt: Any, run_id: str, key: str,
                  limit: int) -> Sequence[tuple] | None:
     """Rows of a history query ``stmt`` (bound ``run_id``, ``key``, ``lim`` and ``off``;
