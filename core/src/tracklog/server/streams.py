@@ -161,6 +161,10 @@ class StreamResponse:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
-            await anyio.to_thread.run_sync(self.stream.close)
-            if (self.size or 0) >= RELEASE_AFTER:
-                release_memory()
+            await anyio.to_thread.run_sync(self._close)
+
+    def _close(self) -> None:
+        self.stream.close()
+        # In the thread: trimming the heap must not hold the event loop.
+        if (self.size or 0) >= RELEASE_AFTER:
+            release_memory()

@@ -96,11 +96,15 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
     # upload pool: a slow or stalled upload never holds a thread a JSON route needs. A
     # body that goes idle raises in the reader, and the repository discards the write.
     await body.prefetch()
-    try:
-        await anyio.to_thread.run_sync(repo.write_artifact, path, body, limiter=state.uploads)
-    finally:
-        if body.bytes_read >= RELEASE_AFTER:
-            release_memory()
+
+    def write() -> None:
+        try:
+            repo.write_artifact(path, body)
+        finally:  # in the thread: trimming the heap must not hold the event loop
+            if body.bytes_read >= RELEASE_AFTER:
+                release_memory()
+
+    await anyio.to_thread.run_sync(write, limiter=state.uploads)
     return JSONResponse({})
 
 
