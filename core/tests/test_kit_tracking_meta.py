@@ -172,7 +172,7 @@ def test_skips_name_the_missing_capability(pytester: pytest.Pytester) -> None:
 
         class TestFake(TrackingStoreConformance):
             requirements = StoreRequirements(model_registry=False, concurrent_writers=False,
-                                             traces=False)
+                                             traces=False, queued_writes=False)
 
             @pytest.fixture
             def store(self):
@@ -190,6 +190,7 @@ def test_skips_name_the_missing_capability(pytester: pytest.Pytester) -> None:
         "*store does not declare integer_experiment_ids*",
         "*store does not declare concurrent_writers*",
         "*store does not declare traces*",
+        "*store does not declare queued_writes*",
     ])
 
 

@@ -4,8 +4,9 @@ A backend plugin subclasses :class:`TrackingStore` (every abstract method is req
 Python refuses to instantiate a subclass that misses one) and registers a factory for its
 URI schemes through the ``register_tracking_stores`` hook. Optional capabilities are
 separate ABCs a store also inherits from: :class:`ModelRegistryStore` (the model
-registry) and :class:`TraceStore` (GenAI traces). :func:`registry_of` and
-:func:`traces_of` turn an absent capability into a clear NOT_IMPLEMENTED error.
+registry), :class:`TraceStore` (GenAI traces) and :class:`QueuedWrites` (small writes
+handed over without waiting). :func:`registry_of` and :func:`traces_of` turn an absent
+capability into a clear NOT_IMPLEMENTED error.
 
 Division of labour: callers (the server's routes, the SDK) validate and normalise input
 with :mod:`tracklog.validation` before calling a store (key characters, length limits,
@@ -25,7 +26,7 @@ with INVALID_PARAMETER_VALUE). They return a :class:`tracklog.entities.PagedList
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from operator import attrgetter, gt
 from typing import Any, ClassVar
@@ -829,6 +830,72 @@ class TraceStore(abc.ABC):
     @abc.abstractmethod
     def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
         """Remove an assessment; an unknown one is RESOURCE_DOES_NOT_EXIST."""
+
+
+#: Told the outcome of a queued write, once: ``done(result, None)`` once it is committed,
+#: ``done(None, error)`` if it failed.
+WriteDone = Callable[[Any, "BaseException | None"], None]
+
+
+class QueuedWrites(abc.ABC):
+    """Optional capability: small writes handed over without waiting for them.
+
+    The server calls these methods from its event loop, which serves every connection
+    and so must never wait for a database; its worker threads, the alternative, cost
+    several thread switches per request, which is most of the cost of a small write. A
+    store that makes its writes on a thread of its own anyway (the SQL store on SQLite
+    does) queues the write there and returns True at once, then calls ``done`` exactly
+    once, from any thread: with the synchronous method's result once the write is
+    committed, or with the error the synchronous method would raise. An error found
+    before anything is queued may be raised at once instead.
+
+    A method returns False, queuing nothing and never calling ``done``, when the store
+    would rather be called as usual (on another database, say, or once closed): the
+    server then calls the synchronous method in a worker thread. Arguments are
+    validated by the caller as for the synchronous method. Nothing here may block: no
+    I/O, and no lock that is held through I/O. ``done`` must be quick (the server's
+    only hands the outcome to its event loop) and is called without the caller's
+    context variables.
+    """
+
+    @abc.abstractmethod
+    def submit_log_batch(self, run_id: str, metrics: Sequence[Metric],
+                         params: Sequence[Param], tags: Sequence[RunTag],
+                         done: WriteDone) -> bool:
+        """:meth:`TrackingStore.log_batch`, queued; ``done``'s result is None."""
+
+    @abc.abstractmethod
+    def submit_create_run(self, experiment_id: str, user_id: str, start_time: int | None,
+                          tags: Sequence[RunTag], run_name: str | None,
+                          done: WriteDone) -> bool:
+        """:meth:`TrackingStore.create_run`, queued; ``done``'s result is the new run."""
+
+    @abc.abstractmethod
+    def submit_update_run_info(self, run_id: str, run_status: RunStatus | None,
+                               end_time: int | None, run_name: str | None,
+                               done: WriteDone) -> bool:
+        """:meth:`TrackingStore.update_run_info`, queued; ``done``'s result is the
+        updated :class:`RunInfo`."""
+
+
+def converted(done: WriteDone, convert: Callable[[Any], Any]) -> WriteDone:
+    """A :data:`WriteDone` that tells ``done`` ``convert(result)`` on success, or the
+    error, also one ``convert`` raised: ``done`` is always told, once."""
+
+    def finished(result: Any, error: BaseException | None) -> None:
+        if error is None:
+            try:
+                result = convert(result)
+            except Exception as exc:
+                result, error = None, exc
+        done(result, error)
+
+    return finished
+
+
+def queued_writes_of(store: TrackingStore | None) -> QueuedWrites | None:
+    """``store`` as a :class:`QueuedWrites`, or None when it does not provide them."""
+    return store if isinstance(store, QueuedWrites) else None
 
 
 def _describe(store: TrackingStore) -> str:

@@ -274,3 +274,35 @@ def test_sqlite_store_closes_with_its_writer_and_still_writes_after(store):
     run = store.create_run("0", "u", 9).info.run_id
     assert store.get_run(run).info.start_time == 9
     assert {store.get_run(r.info.run_id).info.start_time for r in outcome} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_submitted_writes_queue_together_and_stop_with_the_store(store):
+    """Writes submitted (not waited for) while the lock is held are made together, in
+    one commit, each caller told once; a store closed takes no more."""
+    from sqlalchemy import event
+
+    commits: list[int] = []
+    event.listen(store.db.engine, "commit", lambda _conn: commits.append(1))
+    run_id = store.create_run("0", "u", 1).info.run_id
+    told: list = []
+    with store.db.write():
+        for i in range(20):
+            assert store.submit_log_batch(run_id, [Metric("m", float(i), 100 + i, i)], [], [],
+                                          lambda r, e: told.append((r, e)))
+        time.sleep(0.1)
+        assert not told  # none made while the lock is held
+        commits.clear()
+    deadline = time.monotonic() + 10
+    while len(told) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert told == [(None, None)] * 20
+    assert len(commits) == 2  # this thread's, then the twenty's
+    assert [m.step for m in store.get_metric_history(run_id, "m")] == list(range(20))
+
+    store.close()
+    assert not store.submit_log_batch(run_id, [Metric("m", 1.0, 1, 99)], [], [],
+                                      lambda r, e: told.append((r, e)))
+    assert not store.submit_create_run("0", "u", 1, [], None, lambda r, e: told.append(e))
+    time.sleep(0.1)
+    assert len(told) == 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -46,7 +47,7 @@ from tracklog.server.routing import (
     ServerState,
     identity_and_authorize,
 )
-from tracklog.stores import TrackingStore
+from tracklog.stores import TrackingStore, queued_writes_of
 
 log = logging.getLogger("tracklog.server")
 
@@ -160,6 +161,7 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     handler, rule, is_get = spec.handler, spec.rule, spec.method == "GET"
     interruptible = rule.action == "read"
     guarded = state.auth_enabled and not rule.public
+    submit = spec.submit
 
     async def answer(scope: dict[str, Any], receive: Any, send: Any) -> Response:
         try:
@@ -182,6 +184,15 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                                        Request(scope, receive, send), rule, req)
             if interruptible:
                 result = await _run_interruptible(handler, state, req, receive)
+            elif (submit is not None
+                  and (queued := queued_writes_of(state.store_or_none)) is not None):
+                # Validated and handed to the store's own writer here, on the loop: no
+                # worker thread in between (see tracklog.stores.QueuedWrites).
+                future = asyncio.get_running_loop().create_future()
+                if submit(state, queued, req, threads.settler(future)):
+                    result = await future
+                else:
+                    result = await threads.run_sync(handler, state, req)
             else:
                 result = await threads.run_sync(handler, state, req)
             if isinstance(result, Response):

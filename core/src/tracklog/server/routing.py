@@ -10,7 +10,7 @@ and the resource it touches) that the authorization hook is asked about.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -113,7 +113,11 @@ class RpcSpec:
     """One route. ``raw`` handlers are coroutines ``handler(state, request, req)`` that
     build their own response (streams, plain text); the others are JSON RPCs run in a
     worker thread. ``versions`` lists the API versions it is served under
-    (``/api/<v>/…`` and ``/ajax-api/<v>/…``); empty means a root-level path."""
+    (``/api/<v>/…`` and ``/ajax-api/<v>/…``); empty means a root-level path.
+    ``submit``, for a write a store may queue (see :class:`tracklog.stores.QueuedWrites`),
+    is ``submit(state, queued, req, done) -> bool``, run on the event loop: it validates
+    ``req`` as the handler does and hands the write to ``queued``; the handler runs in a
+    worker thread as usual when it returns False."""
 
     method: str
     path: str
@@ -121,6 +125,8 @@ class RpcSpec:
     rule: Rule
     versions: tuple[str, ...] = ("2.0",)
     raw: bool = False
+    submit: Callable[..., bool] | None = None
+
 
 @dataclass
 class RouteTable:
@@ -137,6 +143,17 @@ class RouteTable:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             self.rpcs.append(RpcSpec(method, path, handler, Rule(action, resource), versions))
             return handler
+
+        return register
+
+    def queued(self, path: str) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+        """Declare the queued form of the JSON RPC at ``path`` (declared before it)."""
+        def register(submit: Callable[..., bool]) -> Callable[..., bool]:
+            for i, spec in enumerate(self.rpcs):
+                if spec.path == path and not spec.raw:
+                    self.rpcs[i] = replace(spec, submit=submit)
+                    return submit
+            raise ValueError(f"no JSON RPC at {path} to queue")
 
         return register
 

@@ -121,3 +121,26 @@ async def run_sync(fn: Callable[..., T], *args: Any) -> T:
                 except asyncio.CancelledError:
                     continue
         raise
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # its caller has gone
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+def settler(future: asyncio.Future[Any]) -> Callable[[Any, BaseException | None], None]:
+    """A callable for any thread that hands ``(result, error)`` to ``future`` on its
+    loop (a store's queued write reports through it)."""
+    loop = future.get_loop()
+
+    def done(result: Any, error: BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+        except RuntimeError:  # the loop has closed: nobody waits
+            pass
+
+    return done

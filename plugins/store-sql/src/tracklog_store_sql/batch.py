@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from tracklog import errors
 from tracklog.entities import Metric, Param, RunTag
 from tracklog.perf import gc_paused
+from tracklog.stores import WriteDone, converted
 from tracklog.validation import check_no_nul, validate_param
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql.metrics import MetricsMixin
@@ -56,28 +57,57 @@ class BatchMixin(MetricsMixin):
         param_rows = _param_rows(run_id, params)
         with gc_paused():  # thousands of small acyclic tuples; see gc_paused
             metric_rows, latest_rows, model_rows = self._metric_rows(run_id, metrics)
-        # Sorted so concurrent writers lock tag rows in one order (no deadlocks).
-        tag_rows = run_tag_rows(sorted(tags, key=_key))
-        if RUN_NAME_TAG in tag_rows:
-            check_run_name(tag_rows[RUN_NAME_TAG])
+        tag_rows = _tag_rows(tags)
         if (param_rows and metric_rows is None and not model_rows and not tag_rows
                 and len(param_rows) <= _RETURNED_PARAMS
                 and self.db.write_statement(lambda conn: _insert_new_params(
                     conn, run_id, param_rows))):
             return
+        write = self._batch_write(run_id, param_rows, metric_rows, latest_rows, model_rows,
+                                  tag_rows)
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with gc_paused():
-                    self._log_batch(
-                        run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows
-                    )
+                    # Concurrent batches share a transaction on SQLite (see write_grouped).
+                    series = self.db.write_grouped(write)
+                # Only once committed: a rolled-back transaction's new series do not exist.
+                self._remember_series(run_id, series)
                 return
             except sa.exc.DBAPIError as exc:
                 # Rerunning is safe: every part of a batch is idempotent.
                 if attempt + 1 == _WRITE_ATTEMPTS or not dbmod.is_transient(exc):
                     raise
 
-    def _log_batch(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
+    def submit_log_batch(self, run_id: str, metrics: Sequence[Metric],
+                         params: Sequence[Param], tags: Sequence[RunTag],
+                         done: WriteDone) -> bool:
+        """:meth:`log_batch` queued for the SQLite writer thread (see
+        :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
+        if not self.db.queues_writes:
+            return False
+        param_rows = _param_rows(run_id, params)
+        metric_rows, latest_rows, model_rows = self._metric_rows(run_id, metrics)
+        write = self._batch_write(run_id, param_rows, metric_rows, latest_rows, model_rows,
+                                  _tag_rows(tags))
+        attempts = 1
+        # Only once committed, as in log_batch.
+        report = converted(done, lambda series: self._remember_series(run_id, series))
+
+        def finished(series: dict[str, int] | None, error: BaseException | None) -> None:
+            nonlocal attempts
+            if (isinstance(error, sa.exc.DBAPIError) and attempts < _WRITE_ATTEMPTS
+                    and dbmod.is_transient(error)):
+                attempts += 1  # rerunning is safe, as in log_batch
+                if self.db.submit_grouped(write, finished):
+                    return
+            report(series, error)
+
+        return self.db.submit_grouped(write, finished)
+
+    def _batch_write(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
+        """The batch's write, for :meth:`Database.write_grouped`: it returns the series
+        ids of the batch's metrics."""
+
         def write(conn: Connection) -> dict[str, int]:
             series: dict[str, int] = {}
             if param_rows:
@@ -104,10 +134,7 @@ class BatchMixin(MetricsMixin):
                     )
             return series
 
-        # Concurrent batches share a transaction on SQLite (see write_grouped).
-        series = self.db.write_grouped(write)
-        # Only once committed: a rolled-back transaction's new series do not exist.
-        self._remember_series(run_id, series)
+        return write
 
     def _write_params(self, conn: Connection, run_id: str, rows: dict[str, str]) -> None:
         """Insert params of an active run, or refuse them if one is stored with another
@@ -161,6 +188,16 @@ class BatchMixin(MetricsMixin):
 
 
 _WRITE_ATTEMPTS = 3
+
+
+def _tag_rows(tags: Sequence[RunTag]) -> dict[str, str]:
+    # Sorted so concurrent writers lock tag rows in one order (no deadlocks).
+    tag_rows = run_tag_rows(sorted(tags, key=_key))
+    if RUN_NAME_TAG in tag_rows:
+        check_run_name(tag_rows[RUN_NAME_TAG])
+    return tag_rows
+
+
 #: Params up to which a batch inserts them in one statement that returns the keys added
 #: (MLflow takes 100 a batch).
 _RETURNED_PARAMS = 100

@@ -284,6 +284,20 @@ class Database:
                 return work(conn)
         return self._writer.run(work)
 
+    @property
+    def queues_writes(self) -> bool:
+        """Whether :meth:`submit_grouped` may queue writes (SQLite, not an in-memory
+        database)."""
+        return self._writer is not None
+
+    def submit_grouped(self, work: Callable[[Connection], T],
+                       done: Callable[[T | None, BaseException | None], None]) -> bool:
+        """:meth:`write_grouped` without waiting: ``work`` is queued for the writer
+        thread, which calls ``done(result, error)`` once its group is committed or has
+        failed. False, with nothing queued, where there is no writer thread (off SQLite,
+        or once closed)."""
+        return self._writer is not None and self._writer.submit(work, done)
+
     def writes_waiting(self) -> int:
         """Grouped writes handed over and not yet made (0 off SQLite)."""
         return 0 if self._writer is None else self._writer.waiting

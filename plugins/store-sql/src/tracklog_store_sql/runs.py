@@ -26,6 +26,7 @@ from tracklog.names import generate_run_name
 from tracklog.perf import gc_paused
 from tracklog.search.ast import Filter, OrderBy
 from tracklog.search.tokens import decode_offset_token
+from tracklog.stores import WriteDone, converted
 from tracklog.validation import check_int64, check_no_nul
 from tracklog_store_sql import run_pages
 from tracklog_store_sql import search as sqlsearch
@@ -79,6 +80,29 @@ class RunsMixin:
         tags: Sequence[RunTag] = (),
         run_name: str | None = None,
     ) -> Run:
+        creation = self._run_creation(experiment_id, user_id, start_time, tags, run_name)
+        if creation.known is not None:
+            artifact_uri = join_uri(creation.known, creation.run_id, "artifacts")
+            checked = {**creation.row, "artifact_uri": artifact_uri, "eid": creation.eid,
+                       "active": ACTIVE, "location": creation.known}
+            if self.db.write_statement(
+                    lambda conn: _insert_run_and_tags(conn, checked, creation.tag_map)):
+                return creation.made((creation.eid, creation.known, artifact_uri))
+        # Concurrent creations share a transaction on SQLite (see write_grouped).
+        return creation.made(self.db.write_grouped(creation.write))
+
+    def submit_create_run(self, experiment_id: str, user_id: str, start_time: int | None,
+                          tags: Sequence[RunTag], run_name: str | None,
+                          done: WriteDone) -> bool:
+        """:meth:`create_run` queued for the SQLite writer thread (see
+        :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
+        if not self.db.queues_writes:
+            return False
+        creation = self._run_creation(experiment_id, user_id, start_time, tags, run_name)
+        return self.db.submit_grouped(creation.write, converted(done, creation.made))
+
+    def _run_creation(self, experiment_id: str, user_id: str, start_time: int | None,
+                      tags: Sequence[RunTag], run_name: str | None) -> _Creation:
         tag_map = run_tag_rows(tags)
         tag_name = tag_map.get(RUN_NAME_TAG)
         if run_name and tag_name and run_name != tag_name:
@@ -90,70 +114,10 @@ class RunsMixin:
         check_run_name(name)
         check_no_nul("user_id", user_id)
         tag_map[RUN_NAME_TAG] = name
-        run_id = uuid.uuid4().hex
         start = check_int64(start_time, "start_time") if start_time is not None else now_ms()
-        row = {
-            "run_uuid": run_id,
-            "name": name,
-            "user_id": user_id,
-            "status": RunStatus.RUNNING.value,
-            "start_time": start,
-            "end_time": None,
-            "deleted_time": None,
-            "lifecycle_stage": ACTIVE,
-        }
-        tag_rows = [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()]
         eid = parse_experiment_id(experiment_id)
-        known = self._artifact_locations.get(eid)
-
-        def write(conn: Connection) -> tuple[int, str, str]:
-            if known is not None:
-                # One statement instead of a read and an insert: it inserts only while the
-                # experiment is active and still has the location seen before (an id a
-                # purged experiment left may be reused).
-                artifact_uri = join_uri(known, run_id, "artifacts")
-                if execute_plain(conn, "run_insert_checked", _RUN_INSERT_CHECKED, {
-                    **row, "artifact_uri": artifact_uri, "eid": eid, "active": ACTIVE,
-                    "location": known,
-                }).rowcount == 1:
-                    execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
-                    return eid, known, artifact_uri
-            exp = experiment_row(conn, experiment_id, for_write=True)
-            artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
-            execute_plain(conn, "run_insert", _RUN_INSERT, {
-                **row, "artifact_uri": artifact_uri, "experiment_id": exp.experiment_id,
-            })
-            execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
-            return exp.experiment_id, exp.artifact_location, artifact_uri
-
-        made = None
-        if known is not None:
-            artifact_uri = join_uri(known, run_id, "artifacts")
-            checked = {**row, "artifact_uri": artifact_uri, "eid": eid, "active": ACTIVE,
-                       "location": known}
-            made = self.db.write_statement(
-                lambda conn: _insert_run_and_tags(conn, checked, tag_map))
-        if made and known is not None:
-            exp_id, location = eid, known
-        else:
-            # Concurrent creations share a transaction on SQLite (see write_grouped).
-            exp_id, location, artifact_uri = self.db.write_grouped(write)
-        if location != known:
-            if len(self._artifact_locations) >= _LOCATIONS_KEPT:
-                self._artifact_locations.clear()
-            self._artifact_locations[eid] = location
-        info = RunInfo(
-            run_id=run_id,
-            experiment_id=str(exp_id),
-            run_name=name,
-            user_id=user_id,
-            status=RunStatus.RUNNING,
-            start_time=start,
-            end_time=None,
-            artifact_uri=artifact_uri,
-            lifecycle_stage=LifecycleStage.ACTIVE,
-        )
-        return Run(info=info, data=RunData(tags=tag_map))
+        return _Creation(self._artifact_locations, experiment_id, eid, uuid.uuid4().hex,
+                         name, user_id, start, tag_map)
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
@@ -167,48 +131,28 @@ class RunsMixin:
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> RunInfo:
-        values: dict[str, Any] = {}
-        if run_status is not None:
-            values["status"] = RunStatus(run_status).value
-        if end_time is not None:
-            values["end_time"] = check_int64(end_time, "end_time")
-        if run_name:
-            check_run_name(run_name)
-            values["name"] = run_name
-        names = tuple(values)
-        bound = {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}}
-
-        def write(conn: Connection) -> Any:
-            row = None
-            if values and conn.dialect.update_returning:
-                # One statement for the check, the update and the read; a run that is
-                # missing or not active is left as it is, and the check below says why.
-                row = execute_plain(conn, f"run_update_active:{','.join(names)}",
-                                    _run_update_active(names), {**bound, "active": ACTIVE}
-                                    ).first()
-            if row is None:
-                check_active_run(conn, run_id)
-                if values:
-                    execute_plain(conn, f"run_update:{','.join(names)}", _run_update(names),
-                                  bound)
-            if run_name:
-                upsert(
-                    conn,
-                    tags,
-                    [{"run_uuid": run_id, "key": RUN_NAME_TAG, "value": run_name}],
-                    ["run_uuid", "key"],
-                    ["value"],
-                )
-            return row if row is not None else run_row(conn, run_id)
-
+        values, write = _run_update_write(run_id, run_status, end_time, run_name)
         if values and not run_name:
+            names = tuple(values)
+            bound = {"rid": run_id, "active": ACTIVE,
+                     **{f"v_{k}": v for k, v in values.items()}}
             made = self.db.write_statement(lambda conn: execute_plain(
                 conn, f"run_update_active:{','.join(names)}", _run_update_active(names),
-                {**bound, "active": ACTIVE}).first())
+                bound).first())
             if made is not None:
                 return run_info(made)
         # Concurrent updates share a transaction on SQLite (see write_grouped).
         return run_info(self.db.write_grouped(write))
+
+    def submit_update_run_info(self, run_id: str, run_status: RunStatus | None,
+                               end_time: int | None, run_name: str | None,
+                               done: WriteDone) -> bool:
+        """:meth:`update_run_info` queued for the SQLite writer thread (see
+        :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
+        if not self.db.queues_writes:
+            return False
+        _values, write = _run_update_write(run_id, run_status, end_time, run_name)
+        return self.db.submit_grouped(write, converted(done, run_info))
 
     def delete_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, DELETED, now_ms())
@@ -316,3 +260,111 @@ def _run_and_tags_insert(n: int) -> Any:
          for i in range(n)])
     return tags.insert().add_cte(run).from_select(
         ["run_uuid", "key", "value"], sa.select(run.c.run_uuid, tag_values.c.k, tag_values.c.v))
+
+
+class _Creation:
+    """A run about to be created: its rows, the write that inserts them, and
+    :meth:`made`, which turns the write's result into the new run."""
+
+    def __init__(self, locations: dict[int, str], experiment_id: str, eid: int, run_id: str,
+                 name: str, user_id: str, start: int, tag_map: dict[str, str]) -> None:
+        self.locations = locations
+        self.experiment_id = experiment_id
+        self.eid = eid
+        self.run_id = run_id
+        self.name = name
+        self.user_id = user_id
+        self.start = start
+        self.tag_map = tag_map
+        self.known = locations.get(eid)
+        self.row = {
+            "run_uuid": run_id,
+            "name": name,
+            "user_id": user_id,
+            "status": RunStatus.RUNNING.value,
+            "start_time": start,
+            "end_time": None,
+            "deleted_time": None,
+            "lifecycle_stage": ACTIVE,
+        }
+
+    def write(self, conn: Connection) -> tuple[int, str, str]:
+        row, run_id, known = self.row, self.run_id, self.known
+        tag_rows = [{"run_uuid": run_id, "key": k, "value": v} for k, v in self.tag_map.items()]
+        if known is not None:
+            # One statement instead of a read and an insert: it inserts only while the
+            # experiment is active and still has the location seen before (an id a
+            # purged experiment left may be reused).
+            artifact_uri = join_uri(known, run_id, "artifacts")
+            if execute_plain(conn, "run_insert_checked", _RUN_INSERT_CHECKED, {
+                **row, "artifact_uri": artifact_uri, "eid": self.eid, "active": ACTIVE,
+                "location": known,
+            }).rowcount == 1:
+                execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
+                return self.eid, known, artifact_uri
+        exp = experiment_row(conn, self.experiment_id, for_write=True)
+        artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
+        execute_plain(conn, "run_insert", _RUN_INSERT, {
+            **row, "artifact_uri": artifact_uri, "experiment_id": exp.experiment_id,
+        })
+        execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
+        return exp.experiment_id, exp.artifact_location, artifact_uri
+
+    def made(self, written: tuple[int, str, str]) -> Run:
+        exp_id, location, artifact_uri = written
+        if location != self.known:
+            if len(self.locations) >= _LOCATIONS_KEPT:
+                self.locations.clear()
+            self.locations[self.eid] = location
+        info = RunInfo(
+            run_id=self.run_id,
+            experiment_id=str(exp_id),
+            run_name=self.name,
+            user_id=self.user_id,
+            status=RunStatus.RUNNING,
+            start_time=self.start,
+            end_time=None,
+            artifact_uri=artifact_uri,
+            lifecycle_stage=LifecycleStage.ACTIVE,
+        )
+        return Run(info=info, data=RunData(tags=self.tag_map))
+
+
+def _run_update_write(run_id: str, run_status: RunStatus | None, end_time: int | None,
+                      run_name: str | None) -> tuple[dict[str, Any], Any]:
+    """The values an update sets, and its write (which returns the run's row)."""
+    values: dict[str, Any] = {}
+    if run_status is not None:
+        values["status"] = RunStatus(run_status).value
+    if end_time is not None:
+        values["end_time"] = check_int64(end_time, "end_time")
+    if run_name:
+        check_run_name(run_name)
+        values["name"] = run_name
+    names = tuple(values)
+    bound = {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}}
+
+    def write(conn: Connection) -> Any:
+        row = None
+        if values and conn.dialect.update_returning:
+            # One statement for the check, the update and the read; a run that is
+            # missing or not active is left as it is, and the check below says why.
+            row = execute_plain(conn, f"run_update_active:{','.join(names)}",
+                                _run_update_active(names), {**bound, "active": ACTIVE}
+                                ).first()
+        if row is None:
+            check_active_run(conn, run_id)
+            if values:
+                execute_plain(conn, f"run_update:{','.join(names)}", _run_update(names),
+                              bound)
+        if run_name:
+            upsert(
+                conn,
+                tags,
+                [{"run_uuid": run_id, "key": RUN_NAME_TAG, "value": run_name}],
+                ["run_uuid", "key"],
+                ["value"],
+            )
+        return row if row is not None else run_row(conn, run_id)
+
+    return values, write

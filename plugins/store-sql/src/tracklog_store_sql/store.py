@@ -17,7 +17,7 @@ import os
 import sqlalchemy as sa
 
 from tracklog import errors
-from tracklog.stores import ModelRegistryStore, TraceStore, TrackingStore
+from tracklog.stores import ModelRegistryStore, QueuedWrites, TraceStore, TrackingStore
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import revisions
 from tracklog_store_sql.batch import BatchMixin
@@ -48,6 +48,7 @@ class SqlTrackingStore(
     TrackingStore,
     ModelRegistryStore,
     TraceStore,
+    QueuedWrites,
 ):
     """A tracking store (with model registry and traces) in a SQL database."""
 

@@ -10,6 +10,7 @@ many threads running SQLite statements, each releasing and retaking the GIL.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -19,24 +20,37 @@ from typing import Any
 
 from tracklog import errors
 
+log = logging.getLogger(__name__)
+
 
 class Job:
-    """One write; ``done`` once its result or error is set."""
+    """One write; ``done`` once its result or error is set. Its caller either waits for
+    it or is told by ``callback(result, error)``."""
 
-    __slots__ = ("work", "result", "error", "done", "_finished")
+    __slots__ = ("work", "result", "error", "done", "_finished", "_callback")
 
-    def __init__(self, work: Callable[[Any], Any]) -> None:
+    def __init__(self, work: Callable[[Any], Any],
+                 callback: Callable[[Any, BaseException | None], None] | None = None) -> None:
         self.work = work
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
+        self._callback = callback
         self._finished = threading.Lock()
-        self._finished.acquire()  # released by finish(): wait() returns
+        if callback is None:
+            self._finished.acquire()  # released by finish(): wait() returns
 
     def finish(self) -> None:
         if not self.done:  # stopped before it was made: nobody waits for ever
             self.error, self.done = errors.TracklogError("The write was not made; retry it"), True
-        self._finished.release()
+        callback = self._callback
+        if callback is None:
+            self._finished.release()
+            return
+        try:
+            callback(self.result, self.error)
+        except Exception:  # the caller's to report; the writer serves the others
+            log.exception("a queued write's callback failed")
 
     def wait(self) -> Any:
         self._finished.acquire()
@@ -95,6 +109,20 @@ class GroupWriter:
             job.finish()
         return job.wait()
 
+    def submit(self, work: Callable[[Any], Any],
+               callback: Callable[[Any, BaseException | None], None]) -> bool:
+        """Queue ``work`` for the thread and return at once; ``callback(result, error)``
+        is called from the thread once its group is committed or has failed. False
+        (nothing queued) once closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            if self._thread is None or self._pid != os.getpid():
+                self._start()
+            self.waiting += 1
+            self._queue.put(Job(work, callback))
+        return True
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread once the writes handed over are made."""
         with self._lock:
@@ -144,3 +172,4 @@ class GroupWriter:
                     job.finish()
             if stop:
                 return
+

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from tracklog import errors, search, validation
-from tracklog.entities import LoggedModelInput, LoggedModelOutput, Metric, RunStatus, ViewType
+from tracklog.entities import (
+    LoggedModelInput,
+    LoggedModelOutput,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
 from tracklog.perf import gc_paused
 from tracklog.server import codec
 from tracklog.server.codec import Req
@@ -22,24 +32,38 @@ from tracklog.server.routing import (
     by_run,
     readable_experiment_ids,
 )
+from tracklog.stores import QueuedWrites, WriteDone, converted
 
 table = RouteTable()
 
 
-@table.rpc("POST", "/mlflow/runs/create", "update", by_experiment)
-def create_run(state: ServerState, req: Req) -> dict[str, Any]:
+def _create_args(req: Req) -> dict[str, Any]:
     tags = [
         validation.validate_tag(t.get("key"), t.get("value"), f"tags[{i}]")
         for i, t in enumerate(req.objects("tags"))
     ]
-    run = state.store.create_run(
-        experiment_id=req.string("experiment_id", required=True),
-        user_id=req.string("user_id") or "",
-        start_time=req.integer("start_time"),
-        tags=tags,
-        run_name=req.string("run_name") or None,
-    )
+    return {
+        "experiment_id": req.string("experiment_id", required=True),
+        "user_id": req.string("user_id") or "",
+        "start_time": req.integer("start_time"),
+        "tags": tags,
+        "run_name": req.string("run_name") or None,
+    }
+
+
+def _created(run: Run) -> dict[str, Any]:
     return {"run": codec.run(run)}
+
+
+@table.rpc("POST", "/mlflow/runs/create", "update", by_experiment)
+def create_run(state: ServerState, req: Req) -> dict[str, Any]:
+    return _created(state.store.create_run(**_create_args(req)))
+
+
+@table.queued("/mlflow/runs/create")
+def submit_create_run(state: ServerState, queued: QueuedWrites, req: Req,
+                      done: WriteDone) -> bool:
+    return queued.submit_create_run(**_create_args(req), done=converted(done, _created))
 
 
 @table.rpc("GET", "/mlflow/runs/get", "read", by_run)
@@ -47,19 +71,32 @@ def get_run(state: ServerState, req: Req) -> dict[str, Any]:
     return {"run": codec.run(state.store.get_run(req.run_id()))}
 
 
-@table.rpc("POST", "/mlflow/runs/update", "update", by_run)
-def update_run(state: ServerState, req: Req) -> dict[str, Any]:
+def _update_args(req: Req) -> dict[str, Any]:
     try:
         status = req.enum("status", RunStatus)
     except errors.TracklogError:
         status = None  # MLflow ignores a status it cannot parse
-    info = state.store.update_run_info(
-        req.run_id(),
-        run_status=status,
-        end_time=req.integer("end_time"),
-        run_name=req.string("run_name") or None,
-    )
+    return {
+        "run_id": req.run_id(),
+        "run_status": status,
+        "end_time": req.integer("end_time"),
+        "run_name": req.string("run_name") or None,
+    }
+
+
+def _updated(info: RunInfo) -> dict[str, Any]:
     return {"run_info": codec.run_info(info)}
+
+
+@table.rpc("POST", "/mlflow/runs/update", "update", by_run)
+def update_run(state: ServerState, req: Req) -> dict[str, Any]:
+    return _updated(state.store.update_run_info(**_update_args(req)))
+
+
+@table.queued("/mlflow/runs/update")
+def submit_update_run(state: ServerState, queued: QueuedWrites, req: Req,
+                      done: WriteDone) -> bool:
+    return queued.submit_update_run_info(**_update_args(req), done=converted(done, _updated))
 
 
 @table.rpc("POST", "/mlflow/runs/delete", "delete", by_run)
@@ -87,38 +124,31 @@ def _metric(raw: Mapping[str, Any], path: str = "") -> Metric:
     )
 
 
-@table.rpc("POST", "/mlflow/runs/log-metric", "update", by_run)
-def log_metric(state: ServerState, req: Req) -> dict[str, Any]:
+# Each write below is a batch: ``*_batch(req)`` validates the request into log_batch's
+# arguments, for the handler (a worker thread) and for the queued form (the event loop).
+
+#: Batches larger than this are validated in a worker thread, not on the event loop.
+QUEUED_BATCH_ITEMS = 100
+
+Batch = tuple[str, Sequence[Metric], Sequence[Param], Sequence[RunTag]]
+
+
+def _log_metric_batch(req: Req) -> Batch:
     run_id = req.run_id()
-    metric = _metric(req.data if req.query is None else dict(req.query))
-    state.store.log_batch(run_id, metrics=[metric])
-    return {}
+    return run_id, [_metric(req.data if req.query is None else dict(req.query))], [], []
 
 
-@table.rpc("POST", "/mlflow/runs/log-parameter", "update", by_run)
-def log_param(state: ServerState, req: Req) -> dict[str, Any]:
+def _log_param_batch(req: Req) -> Batch:
     run_id = req.run_id()
-    param = validation.validate_param(req.string("key"), req._raw("value"))
-    state.store.log_batch(run_id, params=[param])
-    return {}
+    return run_id, [], [validation.validate_param(req.string("key"), req._raw("value"))], []
 
 
-@table.rpc("POST", "/mlflow/runs/set-tag", "update", by_run)
-def set_tag(state: ServerState, req: Req) -> dict[str, Any]:
+def _set_tag_batch(req: Req) -> Batch:
     run_id = req.run_id()
-    tag = validation.validate_tag(req.string("key"), req._raw("value"))
-    state.store.log_batch(run_id, tags=[tag])
-    return {}
+    return run_id, [], [], [validation.validate_tag(req.string("key"), req._raw("value"))]
 
 
-@table.rpc("POST", "/mlflow/runs/delete-tag", "update", by_run)
-def delete_tag(state: ServerState, req: Req) -> dict[str, Any]:
-    state.store.delete_tag(req.run_id(), req.string("key", required=True))
-    return {}
-
-
-@table.rpc("POST", "/mlflow/runs/log-batch", "update", by_run)
-def log_batch(state: ServerState, req: Req) -> dict[str, Any]:
+def _log_batch_batch(req: Req) -> Batch:
     run_id = validation.validate_run_id(req.run_id())
     raw_metrics = req.objects("metrics")
     raw_params = req.objects("params")
@@ -134,9 +164,49 @@ def log_batch(state: ServerState, req: Req) -> dict[str, Any]:
         validation.validate_tag(t.get("key"), t.get("value"), f"tags[{i}]")
         for i, t in enumerate(raw_tags)
     ]
-    if metrics or params or tags:
-        state.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    return run_id, metrics, params, tags
+
+
+def _items(req: Req) -> int:
+    data = req.data or {}
+    return sum(len(v) for k in ("metrics", "params", "tags")
+               if isinstance(v := data.get(k), list))
+
+
+def _batch_routes(path: str, batch: Any) -> None:
+    """The route at ``path`` and its queued form, both from ``batch(req)``."""
+
+    @table.rpc("POST", path, "update", by_run)
+    def write(state: ServerState, req: Req) -> dict[str, Any]:
+        run_id, metrics, params, tags = batch(req)
+        if metrics or params or tags:
+            state.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        return {}
+
+    @table.queued(path)
+    def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone) -> bool:
+        if path.endswith("log-batch") and _items(req) > QUEUED_BATCH_ITEMS:
+            return False
+        run_id, metrics, params, tags = batch(req)
+        if not (metrics or params or tags):
+            done({}, None)
+            return True
+        return queued.submit_log_batch(run_id, metrics, params, tags,
+                                       converted(done, lambda _: {}))
+
+
+_batch_routes("/mlflow/runs/log-metric", _log_metric_batch)
+_batch_routes("/mlflow/runs/log-parameter", _log_param_batch)
+_batch_routes("/mlflow/runs/set-tag", _set_tag_batch)
+
+
+@table.rpc("POST", "/mlflow/runs/delete-tag", "update", by_run)
+def delete_tag(state: ServerState, req: Req) -> dict[str, Any]:
+    state.store.delete_tag(req.run_id(), req.string("key", required=True))
     return {}
+
+
+_batch_routes("/mlflow/runs/log-batch", _log_batch_batch)
 
 
 @table.rpc("POST", "/mlflow/runs/search", "read", by_experiments)

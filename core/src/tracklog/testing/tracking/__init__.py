@@ -17,6 +17,7 @@ from .maintenance import ImportTests, PurgeTests
 from .metrics import MetricTests
 from .pagination import PaginationTests
 from .params import ParamTests
+from .queued import QueuedWriteTests
 from .registry import RegistryTests
 from .runs import RunTests
 from .search_runs import FILTER_TRUTH_TABLE, ORDER_TRUTH_TABLE, SearchRunsTests
@@ -41,6 +42,7 @@ class TrackingStoreConformance(
     RegistryTests,
     TraceTests,
     ConcurrencyTests,
+    QueuedWriteTests,
     BoundsTests,
     ImportTests,
     PurgeTests,
@@ -91,7 +93,8 @@ class TrackingStoreConformance(
 
     **Requirements.** Optional behaviours are flags of :class:`StoreRequirements`
     (``model_registry``, auto-detected from ``isinstance(store, ModelRegistryStore)``;
-    ``traces``, auto-detected from ``isinstance(store, TraceStore)``;
+    ``traces``, auto-detected from ``isinstance(store, TraceStore)``; ``queued_writes``,
+    auto-detected from ``isinstance(store, QueuedWrites)``;
     ``integer_experiment_ids``; ``concurrent_writers``). A test that needs one is
     decorated with :func:`requires` and is skipped with the reason
     ``store does not declare <capability>`` when your ``requirements`` lack it.
@@ -169,6 +172,12 @@ class TrackingStoreConformance(
     ``ConcurrencyTests`` (``concurrent_writers``)
         threads writing through one store lose nothing: four creating runs and logging,
         eight logging batches to runs of their own and to one shared run.
+    ``QueuedWriteTests`` (``queued_writes``: a :class:`tracklog.stores.QueuedWrites`)
+        a queued batch, run creation and update land as the synchronous call would and
+        ``done`` is told once, with the result or the synchronous call's error code;
+        hundreds queued from one thread without waiting all land, in order, refused
+        ones among them costing the others nothing; a store that declines (False)
+        never tells ``done``.
     ``BoundsTests``
         what a store refuses before writing anything, with INVALID_PARAMETER_VALUE
         naming the field: start/end times, metric timestamps and steps outside int64

@@ -26,7 +26,7 @@ from tracklog.search import parse_registered_model_filter as registered_model_fi
 from tracklog.search import parse_registered_model_order_by as registered_model_order
 from tracklog.search import parse_run_filter as run_filter
 from tracklog.search import parse_run_order_by as run_order
-from tracklog.stores import ModelRegistryStore, TraceStore, TrackingStore
+from tracklog.stores import ModelRegistryStore, QueuedWrites, TraceStore, TrackingStore
 
 __all__ = [
     "CAPABILITIES", "MAX_DOUBLE", "KitBase", "StoreRequirements", "collect_pages",
@@ -61,6 +61,10 @@ class StoreRequirements:
     #: detects it with ``isinstance`` on the store under test.
     traces: bool | None = None
 
+    #: The store is also a :class:`tracklog.stores.QueuedWrites`. ``None`` (the default)
+    #: detects it with ``isinstance`` on the store under test.
+    queued_writes: bool | None = None
+
     #: Experiment ids are integers handed out in increasing order (``"1"``, ``"2"``, …)
     #: and a non-integer id such as ``"abc"`` is INVALID_PARAMETER_VALUE (MLflow's SQL
     #: store behaves so; its legacy file store used random digit strings).
@@ -78,6 +82,8 @@ class StoreRequirements:
             found["model_registry"] = isinstance(store, ModelRegistryStore)
         if self.traces is None:
             found["traces"] = isinstance(store, TraceStore)
+        if self.queued_writes is None:
+            found["queued_writes"] = isinstance(store, QueuedWrites)
         return dataclasses.replace(self, **found) if found else self
 
 
