@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from tracklog import errors
-from tracklog.entities import Param, RunStatus
+from tracklog.entities import Metric, Param, RunStatus
 
 PAIRS = ["sqlite", "postgresql"]
 
@@ -50,6 +50,39 @@ def test_run_create_params_and_update_take_one_statement_each_beyond_the_minimum
     assert got.info.artifact_uri.startswith(store.get_experiment(exp).artifact_location)
     assert got.data.params == {f"p{i}": "v" for i in range(10)}
     assert (got.info.status, got.info.end_time) == (RunStatus.FINISHED, 9)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_metrics_of_known_series_take_one_statement_on_postgresql(store):
+    """Once a run's series are known, a batch of its metrics (points, latest values and
+    the run's check) is one statement outside a transaction; the latest value still
+    follows (step, timestamp, value), NaN and infinities round-trip, and a run deleted
+    meanwhile refuses the batch and keeps nothing of it."""
+    run_id = store.create_run("0", "u", 1).info.run_id
+    store.log_batch(run_id, metrics=[Metric("a", 1.0, 10, 5), Metric("b", 1.0, 10, 5)])
+    statements = _counting(store)
+    store.log_batch(run_id, metrics=[Metric("a", 0.1 + 0.2, 11, 6), Metric("b", 7.0, 9, 4),
+                                     Metric("a", -0.0, 12, 6)])
+    assert len(statements) == 1
+    statements.clear()
+    store.log_batch(run_id, metrics=[Metric("b", float("nan"), 12, 5),
+                                     Metric("b", float("inf"), 13, 4)])
+    assert len(statements) == 1
+
+    got = store.get_run(run_id).data.metrics
+    assert (got["a"].value, got["a"].step, got["a"].timestamp) == (-0.0, 6, 12)
+    assert (got["b"].step, got["b"].timestamp) == (5, 12) and got["b"].value != got["b"].value
+    history = [(m.timestamp, m.step, m.value) for m in store.get_metric_history(run_id, "a")]
+    assert history == [(10, 5, 1.0), (11, 6, 0.1 + 0.2), (12, 6, -0.0)]
+    assert len(store.get_metric_history(run_id, "b")) == 4
+
+    store.delete_run(run_id)
+    statements.clear()
+    with pytest.raises(errors.TracklogError) as refused:
+        store.log_batch(run_id, metrics=[Metric("a", 9.0, 99, 99)])
+    assert refused.value.error_code == errors.ErrorCode.INVALID_PARAMETER_VALUE
+    assert len(store.get_metric_history(run_id, "a")) == 3
+    assert store.get_run(run_id).data.metrics["a"].step == 6
 
 
 def test_run_creation_in_an_experiment_seen_before_checks_it_again(store):

@@ -63,6 +63,10 @@ class BatchMixin(MetricsMixin):
                 and self.db.write_statement(lambda conn: _insert_new_params(
                     conn, run_id, param_rows))):
             return
+        if (metric_rows is not None and not param_rows and not model_rows and not tag_rows
+                and self.dialect == "postgresql"
+                and self._write_metrics_statement(run_id, metric_rows, latest_rows)):
+            return
         write = self._batch_write(run_id, param_rows, metric_rows, latest_rows, model_rows,
                                   tag_rows)
         for attempt in range(_WRITE_ATTEMPTS):

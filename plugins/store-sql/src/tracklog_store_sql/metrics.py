@@ -18,8 +18,8 @@ from tracklog.entities import MAX_DOUBLE, Metric, MetricColumns, PagedList
 from tracklog.perf import gc_paused
 from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
-from tracklog_store_sql.points import write_metric_points
-from tracklog_store_sql.rows import history, require_models
+from tracklog_store_sql.points import PG_BOOL, pg_array, write_metric_points
+from tracklog_store_sql.rows import ACTIVE, history, require_models
 from tracklog_store_sql.schema import (
     latest_metrics,
     logged_model_metrics,
@@ -64,6 +64,36 @@ class MetricsMixin:
             known.clear()
         for key, sid in series.items():
             known[run_id, key] = sid
+
+    def _write_metrics_statement(self, run_id: str, points: _Points,
+                                 latest: list[dict[str, Any]]) -> bool:
+        """PostgreSQL: the batch's points and latest values in one statement, outside a
+        transaction, when every series is known; whether they were written (False
+        also when the run is not active: the usual path then says why)."""
+        if self.db.engine.dialect.driver not in ("psycopg", "psycopg2"):
+            return False
+        cache = self._series_cache
+        try:
+            sids = [cache[run_id, k] for k in points.keys]
+        except KeyError:
+            return False
+        bound = {
+            "rid": run_id, "active": ACTIVE,
+            "sids": pg_array(map(str, sids)),
+            "ts": pg_array(map(str, points.timestamps)),
+            "steps": pg_array(map(str, points.steps)),
+            "vals": pg_array(map(str, points.values)),
+            "nans": pg_array(map(PG_BOOL.__getitem__, points.nans)),
+            "lkeys": [r["key"] for r in latest],
+            "lvals": [r["value"] for r in latest],
+            "lts": [r["timestamp"] for r in latest],
+            "lsteps": [r["step"] for r in latest],
+            "lnans": [bool(r["is_nan"]) for r in latest],
+        }
+        written = self.db.write_statement(
+            lambda conn: execute_plain(conn, "pg_metrics_write", _PG_METRICS_WRITE, bound)
+            .scalar())
+        return bool(written)
 
     def _write_metrics(
         self, conn: Connection, run_id: str, points: _Points, latest: list[dict[str, Any]]
@@ -238,6 +268,29 @@ _LATEST_UPDATE = (
         step=sa.bindparam("b_step"),
         is_nan=sa.bindparam("b_is_nan"),
     )
+)
+
+
+#: A batch of known series on PostgreSQL: the run's check, its points and its latest
+#: values in one statement (one round trip, and no BEGIN and COMMIT of their own). The
+#: latest rows come sorted by key, so concurrent writers lock them in one order.
+_PG_METRICS_WRITE = sa.text(
+    "WITH run AS (SELECT 1 FROM runs WHERE run_uuid = :rid AND lifecycle_stage = :active), "
+    "points AS (INSERT INTO metric_points (series_id, timestamp, step, value, is_nan) "
+    "SELECT u.* FROM unnest(CAST(:sids AS INTEGER[]), CAST(:ts AS BIGINT[]), "
+    "CAST(:steps AS BIGINT[]), CAST(:vals AS DOUBLE PRECISION[]), "
+    "CAST(:nans AS BOOLEAN[])) AS u WHERE EXISTS (SELECT 1 FROM run) "
+    "ON CONFLICT DO NOTHING), "
+    "latest AS (INSERT INTO latest_metrics (run_uuid, key, value, timestamp, step, is_nan) "
+    "SELECT :rid, l.* FROM unnest(CAST(:lkeys AS TEXT[]), CAST(:lvals AS DOUBLE PRECISION[]), "
+    "CAST(:lts AS BIGINT[]), CAST(:lsteps AS BIGINT[]), CAST(:lnans AS BOOLEAN[])) AS l "
+    "WHERE EXISTS (SELECT 1 FROM run) "
+    "ON CONFLICT (run_uuid, key) DO UPDATE SET value = EXCLUDED.value, "
+    "timestamp = EXCLUDED.timestamp, step = EXCLUDED.step, is_nan = EXCLUDED.is_nan "
+    "WHERE latest_metrics.step < EXCLUDED.step OR (latest_metrics.step = EXCLUDED.step "
+    "AND (latest_metrics.timestamp < EXCLUDED.timestamp OR (latest_metrics.timestamp = "
+    "EXCLUDED.timestamp AND latest_metrics.value < EXCLUDED.value)))) "
+    "SELECT EXISTS (SELECT 1 FROM run)"
 )
 
 

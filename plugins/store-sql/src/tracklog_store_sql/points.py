@@ -26,10 +26,10 @@ _PG_POINTS = sa.text(
 )
 
 
-_PG_BOOL: dict[int, str] = {False: "f", True: "t"}  # 0 and 1 hash as False and True
+PG_BOOL: dict[int, str] = {False: "f", True: "t"}  # 0 and 1 hash as False and True
 
 
-def _pg_array(items) -> str:
+def pg_array(items) -> str:
     return "{" + ",".join(items) + "}"
 
 
@@ -54,8 +54,8 @@ def write_metric_points(
     if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
         # Array literals built here: the drivers inspect and adapt every element of a
         # Python list, which cost more than the server's whole insert.
-        literals = [_pg_array(map(str, c)) for c in (series_ids, timestamps, steps, values)]
-        literals.append(_pg_array(map(_PG_BOOL.__getitem__, nans)))
+        literals = [pg_array(map(str, c)) for c in (series_ids, timestamps, steps, values)]
+        literals.append(pg_array(map(PG_BOOL.__getitem__, nans)))
         conn.execute(
             _PG_POINTS, dict(zip(("sids", "ts", "steps", "vals", "nans"), literals, strict=True))
         )
