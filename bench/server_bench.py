@@ -34,11 +34,18 @@ for the GIL while other threads parse responses; it is instead the CPU time of t
 worker threads outside ``send`` (``time.thread_time``) summed over the threads and
 divided by the calls: under the GIL that work runs one thread at a time, so it bounds
 the time per call from below whatever the server does.
+
+tracklog's own share of what the client waited comes from the server (when this script
+starts it): "server" sums the request durations of its request log (first byte of a
+request to the last byte of its answer) and "srv cpu" the CPU time of its process, each
+divided by the client's time (for 8 threads, 8 × wall). "in send" (1 − client/total)
+is larger: it also holds the client's own HTTP work and the loopback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import socket
@@ -52,7 +59,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "600")
@@ -214,9 +221,52 @@ class HttpMeter:
 METER = HttpMeter()
 
 
-def median_time(fn: Callable[[], None], repeat: int) -> tuple[float, float]:
-    """Median (total, client-side) seconds of ``fn`` over ``repeat`` runs in this thread."""
+class ServerLog:
+    """The server's own time, from its request log (``tracklog server`` writes each
+    request's duration, first byte to last byte of the answer, on stderr) and the CPU
+    time of its process from /proc."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.pid = 0
+
+    def attach(self, path: Path | None, pid: int) -> None:
+        self.path, self.pid = path, pid
+
+    def mark(self) -> tuple[int, float]:
+        if self.path is None:
+            return 0, 0.0
+        return self.path.stat().st_size, self.cpu()
+
+    def cpu(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def since(self, mark: tuple[int, float]) -> tuple[float, float] | None:
+        """(seconds of request durations, CPU seconds) since ``mark``; None when no
+        log is attached (a server given by --url)."""
+        if self.path is None:
+            return None
+        time.sleep(0.05)  # the last answer's line is written just after it is sent
+        with open(self.path, "rb") as f:
+            f.seek(mark[0])
+            text = f.read().decode(errors="replace")
+        ms = 0.0
+        for line in text.splitlines():
+            if line.endswith(" ms") and '"' in line:
+                ms += float(line.rsplit(" ", 2)[1])
+        return ms / 1000, self.cpu() - mark[1]
+
+
+SERVER = ServerLog()
+
+
+def median_time(fn: Callable[[], None], repeat: int) -> Timing:
+    """Median total and client-side seconds of ``fn`` over ``repeat`` runs in this
+    thread, and the server's shares of the total (see :class:`ServerLog`)."""
     times, client = [], []
+    mark = SERVER.mark()
     for _ in range(repeat):
         waited = METER.wall
         start = time.perf_counter()
@@ -224,11 +274,26 @@ def median_time(fn: Callable[[], None], repeat: int) -> tuple[float, float]:
         elapsed = time.perf_counter() - start
         times.append(elapsed)
         client.append(elapsed - (METER.wall - waited))
-    return statistics.median(times), statistics.median(client)
+    return Timing(statistics.median(times), statistics.median(client),
+                  *shares(SERVER.since(mark), sum(times)))
 
 
-def per(value: tuple[float, float], n: int) -> tuple[float, float]:
-    return value[0] / n, value[1] / n
+def shares(server: tuple[float, float] | None, waited: float) -> tuple[float, float]:
+    """The server's request time and CPU time as fractions of the client's ``waited``."""
+    if server is None:
+        return math.nan, math.nan
+    return server[0] / waited, server[1] / waited
+
+
+class Timing(NamedTuple):
+    total: float
+    client: float
+    server: float = math.nan  # request durations in the server's log / client time
+    server_cpu: float = math.nan  # the server process's CPU time / client time
+
+
+def per(value: Timing, n: int) -> Timing:
+    return value._replace(total=value.total / n, client=value.client / n)
 
 
 class Scenarios:
@@ -243,7 +308,7 @@ class Scenarios:
         self.exp = self.client.create_experiment(f"bench-{uuid.uuid4().hex[:8]}")
         self.run_id = self.client.create_run(self.exp).info.run_id
 
-    def log_metric(self) -> tuple[float, float]:
+    def log_metric(self) -> Timing:
         n = self.sizes["single"]
         counter = iter(range(10**9))
 
@@ -253,7 +318,7 @@ class Scenarios:
 
         return per(median_time(once, 3), n)
 
-    def log_batch(self) -> tuple[float, float]:
+    def log_batch(self) -> Timing:
         now = int(time.time() * 1000)
         counter = iter(range(10**9))
 
@@ -264,7 +329,7 @@ class Scenarios:
 
         return median_time(once, 5)
 
-    def create_run(self) -> tuple[float, float]:
+    def create_run(self) -> Timing:
         def once() -> None:
             run = self.client.create_run(self.exp)
             self.client.log_batch(
@@ -274,7 +339,7 @@ class Scenarios:
 
         return median_time(once, 10)
 
-    def threaded_log_metric(self) -> tuple[float, float]:
+    def threaded_log_metric(self) -> Timing:
         per_thread = self.sizes["threaded"]
         calls = 8 * per_thread
         counter = iter(range(10**9))
@@ -289,6 +354,7 @@ class Scenarios:
             return time.thread_time() - cpu
 
         totals, client = [], []
+        mark = SERVER.mark()
         for _ in range(3):
             waited = METER.cpu
             start = time.perf_counter()
@@ -296,9 +362,11 @@ class Scenarios:
                 cpu = sum(f.result() for f in [pool.submit(worker) for _ in range(8)])
             totals.append((time.perf_counter() - start) / calls)
             client.append((cpu - (METER.cpu - waited)) / calls)
-        return statistics.median(totals), statistics.median(client)
+        # Each of the 8 threads waits for its own calls: the client's time is 8 × wall.
+        return Timing(statistics.median(totals), statistics.median(client),
+                      *shares(SERVER.since(mark), 8 * calls * sum(totals)))
 
-    def search(self) -> tuple[float, float]:
+    def search(self) -> Timing:
         exp = self.client.create_experiment(f"search-{uuid.uuid4().hex[:8]}")
         n_runs = self.sizes["runs"]
 
@@ -318,7 +386,7 @@ class Scenarios:
 
         return median_time(once, 5)
 
-    def history(self) -> tuple[float, float]:
+    def history(self) -> Timing:
         run = self.client.create_run(self.exp).info.run_id
         n = self.sizes["history"]
         now = int(time.time() * 1000)
@@ -332,7 +400,7 @@ class Scenarios:
 
         return median_time(once, 3)
 
-    def artifact(self) -> tuple[tuple[float, float], tuple[float, float]]:
+    def artifact(self) -> tuple[Timing, Timing]:
         size_mb = self.sizes["artifact_mb"]
         path = self.tmp / "payload.bin"
         block = os.urandom(1024 * 1024)
@@ -353,10 +421,10 @@ class Scenarios:
         shutil.rmtree(dst)
         return up, down
 
-    def all(self) -> dict[str, tuple[float, float]]:
-        out: dict[str, tuple[float, float]] = {}
+    def all(self) -> dict[str, Timing]:
+        out: dict[str, Timing] = {}
 
-        def record(name: str, seconds: tuple[float, float]) -> None:
+        def record(name: str, seconds: Timing) -> None:
             out[name] = seconds
             print(
                 f"  {self.url}  {name:40} {fmt(seconds[0])}  client {fmt(seconds[1])}",
@@ -406,8 +474,10 @@ def main() -> None:
         else:
             url, proc, startup = start_tracklog(tmp)
             processes.append(proc)
+            SERVER.attach(tmp / "tracklog.log", proc.pid)
             print(f"tracklog server healthy after {startup:.2f} s")
         results["tracklog"] = Scenarios(url, sizes, tmp).all()
+        SERVER.attach(None, 0)
         if args.mlflow:
             ref_url, ref_proc, startup = start_mlflow(tmp, args.mlflow_venv)
             processes.append(ref_proc)
@@ -419,16 +489,23 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    header = f"{'scenario':36} {'tracklog':>13} {'client':>13}"
+    header = (f"{'scenario':36} {'tracklog':>13} {'client':>13} {'in send':>8} "
+              f"{'server':>7} {'srv cpu':>8}")
     if "mlflow" in results:
         header += f" {'mlflow':>13} {'ratio':>7} {'ceiling':>8} {'mlflow client':>14}"
     print(header)
-    for name, (total, client) in results["tracklog"].items():
-        line = f"{name:36} {fmt(total)} {fmt(client)}"
+    for name, t in results["tracklog"].items():
+        line = (f"{name:36} {fmt(t.total)} {fmt(t.client)} {1 - t.client / t.total:7.0%} "
+                f"{t.server:6.0%} {t.server_cpu:7.0%}")
         if "mlflow" in results:
-            ref, ref_client = results["mlflow"][name]
-            line += f" {fmt(ref)} {ref / total:6.1f}x {ref / client:7.1f}x {fmt(ref_client)}"
+            ref = results["mlflow"][name]
+            line += (f" {fmt(ref.total)} {ref.total / t.total:6.1f}x "
+                     f"{ref.total / t.client:7.1f}x {fmt(ref.client)}")
         print(line)
+    print("in send: 1 - client/total, the time inside the client's HTTP stack (its own "
+          "http.client and urllib3 work, the loopback and the server); server: the "
+          "server's request durations from its log, and srv cpu: its CPU time, each as a "
+          "share of the time the client waited in all (for 8 threads, 8 × wall)")
 
 
 if __name__ == "__main__":

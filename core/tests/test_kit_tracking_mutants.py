@@ -545,6 +545,51 @@ def _alias_not_found(base: type) -> type:
     return M
 
 
+@mutant("a queued batch is reported before it is written", "test_queued_batch_reads_back")
+def _queued_reported_early(base: type) -> type:
+    class M(base):
+        def submit_log_batch(self, run_id, metrics, params, tags, done):
+            done(None, None)
+            return super().submit_log_batch(run_id, metrics, params, tags,
+                                            lambda _r, _e: None)
+
+    return M
+
+
+@mutant("a queued write's error reported as success", "test_queued_errors_are_the_synchronous_ones")
+def _queued_error_swallowed(base: type) -> type:
+    class M(base):
+        def submit_log_batch(self, run_id, metrics, params, tags, done):
+            return super().submit_log_batch(run_id, metrics, params, tags,
+                                            lambda r, _e: done(r, None))
+
+    return M
+
+
+@mutant("a queued write reported twice", "test_many_queued_from_one_thread")
+def _queued_told_twice(base: type) -> type:
+    class M(base):
+        def submit_log_batch(self, run_id, metrics, params, tags, done):
+            def twice(result, error):
+                done(result, error)
+                done(result, error)
+
+            return super().submit_log_batch(run_id, metrics, params, tags, twice)
+
+    return M
+
+
+@mutant("a queued run creation reports another start time",
+        "test_queued_create_and_update")
+def _queued_create_wrong(base: type) -> type:
+    class M(base):
+        def submit_create_run(self, experiment_id, user_id, start_time, tags, run_name, done):
+            return super().submit_create_run(experiment_id, user_id, (start_time or 0) + 1,
+                                             tags, run_name, done)
+
+    return M
+
+
 def _sqlite_store(tmp_path) -> TrackingStore:
     try:
         return resolve_store(f"sqlite:///{tmp_path}/kit.db", str(tmp_path / "artifacts"))

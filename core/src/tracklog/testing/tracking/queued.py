@@ -19,13 +19,19 @@ REPORTED_WITHIN = 30.0
 
 
 class Outcome:
-    """Collects what ``done`` is told; fails a test that is told twice."""
+    """Collects what ``done`` is told; fails a test that is told twice. ``look``, if
+    given, is called when ``done`` is first told (in the store's thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, look: Callable[[], Any] | None = None) -> None:
         self.calls: list[tuple[Any, BaseException | None]] = []
         self._told = threading.Event()
+        self._look = look
+        #: What ``look()`` returned when ``done`` was told: the write must be visible then.
+        self.seen: Any = None
 
     def __call__(self, result: Any, error: BaseException | None) -> None:
+        if self._look is not None and not self.calls:
+            self.seen = self._look()
         self.calls.append((result, error))
         self._told.set()
 
@@ -36,10 +42,11 @@ class Outcome:
         return self.calls[0]
 
 
-def submitted(submit: Callable[[Outcome], bool]) -> tuple[Any, BaseException | None] | None:
+def submitted(submit: Callable[[Outcome], bool], outcome: Outcome | None = None
+              ) -> tuple[Any, BaseException | None] | None:
     """``submit``'s outcome once told; None when the store declined it (False), after
     checking it never calls ``done`` then. An error raised at once is returned too."""
-    outcome = Outcome()
+    outcome = outcome or Outcome()
     try:
         queued = submit(outcome)
     except TracklogError as exc:
@@ -66,13 +73,15 @@ class QueuedWriteTests(KitBase):
         """Metrics, params and tags of a queued batch read back; ``done`` told (None, None)."""
         assert isinstance(store, QueuedWrites)
         run_id = new_run(store, new_experiment(store)).info.run_id
+        outcome = Outcome(lambda: store.get_run(run_id).data.params)
         told = submitted(lambda done: store.submit_log_batch(
             run_id, [Metric("m", 0.5, 1000, 1), Metric("m", 1.5, 1001, 2)],
-            [Param("p", "v")], [RunTag("t", "w")], done))
+            [Param("p", "v")], [RunTag("t", "w")], done), outcome)
         if told is None:
             assert store.get_run(run_id).data.params == {}
             return
         assert told == (None, None)
+        assert outcome.seen == {"p": "v"}, "done was told before the write could be read"
         run = store.get_run(run_id)
         assert run.data.params == {"p": "v"}
         assert run.data.tags["t"] == "w"
