@@ -85,6 +85,24 @@ def test_metrics_of_known_series_take_one_statement_on_postgresql(store):
     assert store.get_run(run_id).data.metrics["a"].step == 6
 
 
+@pytest.mark.parametrize("backend", PAIRS, indirect=True)
+def test_get_run_takes_one_statement_and_two_on_sqlite(store):
+    """A run is read as a search page of one: its row, params, tags (and on PostgreSQL
+    latest metrics) in one statement; SQLite reads the metrics in a second. Inputs and
+    outputs only when it has some; a missing run is still RESOURCE_DOES_NOT_EXIST."""
+    run_id = store.create_run("0", "u", 1).info.run_id
+    store.log_batch(run_id, metrics=[Metric("m", 0.5, 1, 2)], params=[Param("p", "v")])
+    statements = _counting(store)
+    run = store.get_run(run_id)
+    assert len(statements) == (1 if store.dialect == "postgresql" else 2)
+    assert (run.data.params, run.data.metrics["m"].value, run.info.start_time) == \
+        ({"p": "v"}, 0.5, 1)
+    with pytest.raises(errors.TracklogError) as missing:
+        store.get_run("0" * 32)
+    assert missing.value.error_code == errors.ErrorCode.RESOURCE_DOES_NOT_EXIST
+    assert "0" * 32 in missing.value.message
+
+
 def test_run_creation_in_an_experiment_seen_before_checks_it_again(store):
     """The remembered artifact location spares reading the experiment, not checking it:
     a deleted experiment refuses new runs, a restored one takes them again."""

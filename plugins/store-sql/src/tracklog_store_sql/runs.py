@@ -121,6 +121,12 @@ class RunsMixin:
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
+            if self.dialect in run_pages.DIALECTS and "\x00" not in run_id:
+                # A search page of one: one statement (two on SQLite) instead of six.
+                found = run_pages.load_page(conn, [run_id])
+                if not found:
+                    raise errors.not_found(f"Run with id={run_id} not found")
+                return found[0]
             row = run_row(conn, run_id)
             return load_runs(conn, [row])[0]
 
