@@ -55,15 +55,21 @@ def _created(run: Run) -> dict[str, Any]:
     return {"run": codec.run(run)}
 
 
-@table.rpc("POST", "/mlflow/runs/create", "update", by_experiment)
-def create_run(state: ServerState, req: Req) -> dict[str, Any]:
-    return _created(state.store.create_run(**_create_args(req)))
+def _write_routes(path: str, resource: Any, args: Any, method: str, encode: Any) -> None:
+    """The write at ``path``: the store's ``method(**args(req))``, answered with
+    ``encode(result)``, and its queued form (``submit_<method>``)."""
+
+    @table.rpc("POST", path, "update", resource)
+    def write(state: ServerState, req: Req) -> dict[str, Any]:
+        return encode(getattr(state.store, method)(**args(req)))
+
+    @table.queued(path)
+    def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone) -> bool:
+        return getattr(queued, f"submit_{method}")(
+            **args(req), done=converted(done, encode))
 
 
-@table.queued("/mlflow/runs/create")
-def submit_create_run(state: ServerState, queued: QueuedWrites, req: Req,
-                      done: WriteDone) -> bool:
-    return queued.submit_create_run(**_create_args(req), done=converted(done, _created))
+_write_routes("/mlflow/runs/create", by_experiment, _create_args, "create_run", _created)
 
 
 @table.rpc("GET", "/mlflow/runs/get", "read", by_run)
@@ -88,15 +94,7 @@ def _updated(info: RunInfo) -> dict[str, Any]:
     return {"run_info": codec.run_info(info)}
 
 
-@table.rpc("POST", "/mlflow/runs/update", "update", by_run)
-def update_run(state: ServerState, req: Req) -> dict[str, Any]:
-    return _updated(state.store.update_run_info(**_update_args(req)))
-
-
-@table.queued("/mlflow/runs/update")
-def submit_update_run(state: ServerState, queued: QueuedWrites, req: Req,
-                      done: WriteDone) -> bool:
-    return queued.submit_update_run_info(**_update_args(req), done=converted(done, _updated))
+_write_routes("/mlflow/runs/update", by_run, _update_args, "update_run_info", _updated)
 
 
 @table.rpc("POST", "/mlflow/runs/delete", "delete", by_run)
