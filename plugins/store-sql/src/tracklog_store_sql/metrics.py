@@ -18,7 +18,11 @@ from tracklog.entities import MAX_DOUBLE, Metric, MetricColumns, PagedList
 from tracklog.perf import gc_paused
 from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
-from tracklog_store_sql.points import PG_BOOL, pg_array, write_metric_points
+from tracklog_store_sql.points import (
+    PG_LITERAL_DRIVERS,
+    pg_point_literals,
+    write_metric_points,
+)
 from tracklog_store_sql.rows import ACTIVE, history, require_models
 from tracklog_store_sql.schema import (
     latest_metrics,
@@ -70,7 +74,7 @@ class MetricsMixin:
         """PostgreSQL: the batch's points and latest values in one statement, outside a
         transaction, when every series is known; whether they were written (False
         also when the run is not active: the usual path then says why)."""
-        if self.db.engine.dialect.driver not in ("psycopg", "psycopg2"):
+        if self.db.engine.dialect.driver not in PG_LITERAL_DRIVERS:
             return False
         cache = self._series_cache
         try:
@@ -79,11 +83,8 @@ class MetricsMixin:
             return False
         bound = {
             "rid": run_id, "active": ACTIVE,
-            "sids": pg_array(map(str, sids)),
-            "ts": pg_array(map(str, points.timestamps)),
-            "steps": pg_array(map(str, points.steps)),
-            "vals": pg_array(map(str, points.values)),
-            "nans": pg_array(map(PG_BOOL.__getitem__, points.nans)),
+            **pg_point_literals(sids, points.timestamps, points.steps, points.values,
+                                points.nans),
             "lkeys": [r["key"] for r in latest],
             "lvals": [r["value"] for r in latest],
             "lts": [r["timestamp"] for r in latest],
@@ -273,7 +274,8 @@ _LATEST_UPDATE = (
 
 #: A batch of known series on PostgreSQL: the run's check, its points and its latest
 #: values in one statement (one round trip, and no BEGIN and COMMIT of their own). The
-#: latest rows come sorted by key, so concurrent writers lock them in one order.
+#: latest rows come sorted by key, so concurrent writers lock them in one order; the
+#: update's WHERE is the rule of _newer.
 _PG_METRICS_WRITE = sa.text(
     "WITH run AS (SELECT 1 FROM runs WHERE run_uuid = :rid AND lifecycle_stage = :active), "
     "points AS (INSERT INTO metric_points (series_id, timestamp, step, value, is_nan) "

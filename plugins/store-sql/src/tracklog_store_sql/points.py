@@ -26,11 +26,25 @@ _PG_POINTS = sa.text(
 )
 
 
-PG_BOOL: dict[int, str] = {False: "f", True: "t"}  # 0 and 1 hash as False and True
+_PG_BOOL: dict[int, str] = {False: "f", True: "t"}  # 0 and 1 hash as False and True
+
+#: Drivers that take the points as array literals (see pg_point_literals).
+PG_LITERAL_DRIVERS = ("psycopg", "psycopg2")
 
 
-def pg_array(items) -> str:
+def _pg_array(items) -> str:
     return "{" + ",".join(items) + "}"
+
+
+def pg_point_literals(series_ids: Sequence[int], timestamps: Sequence[int],
+                      steps: Sequence[int], values: Sequence[float],
+                      nans: Sequence[int]) -> dict[str, str]:
+    """Points as PostgreSQL array literals, bound as ``sids``, ``ts``, ``steps``,
+    ``vals`` and ``nans``. Built here: the drivers inspect and adapt every element of a
+    Python list, which cost more than the server's whole insert."""
+    literals = [_pg_array(map(str, c)) for c in (series_ids, timestamps, steps, values)]
+    literals.append(_pg_array(map(_PG_BOOL.__getitem__, nans)))
+    return dict(zip(("sids", "ts", "steps", "vals", "nans"), literals, strict=True))
 
 
 def write_metric_points(
@@ -51,14 +65,8 @@ def write_metric_points(
     if not series_ids:
         return
     dialect = conn.dialect
-    if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
-        # Array literals built here: the drivers inspect and adapt every element of a
-        # Python list, which cost more than the server's whole insert.
-        literals = [pg_array(map(str, c)) for c in (series_ids, timestamps, steps, values)]
-        literals.append(pg_array(map(PG_BOOL.__getitem__, nans)))
-        conn.execute(
-            _PG_POINTS, dict(zip(("sids", "ts", "steps", "vals", "nans"), literals, strict=True))
-        )
+    if dialect.name == "postgresql" and dialect.driver in PG_LITERAL_DRIVERS:
+        conn.execute(_PG_POINTS, pg_point_literals(series_ids, timestamps, steps, values, nans))
         return
     if dialect.name != "sqlite":
         nans = list(map(bool, nans))
