@@ -54,10 +54,8 @@ class BatchMixin(MetricsMixin):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        param_rows = _param_rows(run_id, params)
-        with gc_paused():  # thousands of small acyclic tuples; see gc_paused
-            metric_rows, latest_rows, model_rows = self._metric_rows(run_id, metrics)
-        tag_rows = _tag_rows(tags)
+        rows = self._batch_rows(run_id, metrics, params, tags)
+        param_rows, metric_rows, latest_rows, model_rows, tag_rows = rows
         if (param_rows and metric_rows is None and not model_rows and not tag_rows
                 and len(param_rows) <= _RETURNED_PARAMS
                 and self.db.write_statement(lambda conn: _insert_new_params(
@@ -67,8 +65,7 @@ class BatchMixin(MetricsMixin):
                 and self.dialect == "postgresql"
                 and self._write_metrics_statement(run_id, metric_rows, latest_rows)):
             return
-        write = self._batch_write(run_id, param_rows, metric_rows, latest_rows, model_rows,
-                                  tag_rows)
+        write = self._batch_write(run_id, *rows)
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with gc_paused():
@@ -89,10 +86,7 @@ class BatchMixin(MetricsMixin):
         :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
         if not self.db.queues_writes:
             return False
-        param_rows = _param_rows(run_id, params)
-        metric_rows, latest_rows, model_rows = self._metric_rows(run_id, metrics)
-        write = self._batch_write(run_id, param_rows, metric_rows, latest_rows, model_rows,
-                                  _tag_rows(tags))
+        write = self._batch_write(run_id, *self._batch_rows(run_id, metrics, params, tags))
         attempts = 1
         # Only once committed, as in log_batch.
         report = converted(done, lambda series: self._remember_series(run_id, series))
@@ -107,6 +101,14 @@ class BatchMixin(MetricsMixin):
             report(series, error)
 
         return self.db.submit_grouped(write, finished)
+
+    def _batch_rows(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
+                    tags: Sequence[RunTag]) -> tuple[Any, ...]:
+        """The batch's param, metric, latest-value, logged-model and tag rows, checked."""
+        param_rows = _param_rows(run_id, params)
+        with gc_paused():  # thousands of small acyclic tuples; see gc_paused
+            metric_rows, latest_rows, model_rows = self._metric_rows(run_id, metrics)
+        return param_rows, metric_rows, latest_rows, model_rows, _tag_rows(tags)
 
     def _batch_write(self, run_id, param_rows, metric_rows, latest_rows, model_rows, tag_rows):
         """The batch's write, for :meth:`Database.write_grouped`: it returns the series

@@ -81,13 +81,12 @@ class RunsMixin:
         run_name: str | None = None,
     ) -> Run:
         creation = self._run_creation(experiment_id, user_id, start_time, tags, run_name)
-        if creation.known is not None:
-            artifact_uri = join_uri(creation.known, creation.run_id, "artifacts")
-            checked = {**creation.row, "artifact_uri": artifact_uri, "eid": creation.eid,
-                       "active": ACTIVE, "location": creation.known}
+        known = creation.known
+        if known is not None:
+            checked = creation.checked(known)
             if self.db.write_statement(
                     lambda conn: _insert_run_and_tags(conn, checked, creation.tag_map)):
-                return creation.made((creation.eid, creation.known, artifact_uri))
+                return creation.made((creation.eid, known, checked["artifact_uri"]))
         # Concurrent creations share a transaction on SQLite (see write_grouped).
         return creation.made(self.db.write_grouped(creation.write))
 
@@ -137,18 +136,13 @@ class RunsMixin:
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> RunInfo:
-        values, write = _run_update_write(run_id, run_status, end_time, run_name)
-        if values and not run_name:
-            names = tuple(values)
-            bound = {"rid": run_id, "active": ACTIVE,
-                     **{f"v_{k}": v for k, v in values.items()}}
-            made = self.db.write_statement(lambda conn: execute_plain(
-                conn, f"run_update_active:{','.join(names)}", _run_update_active(names),
-                bound).first())
+        update = _Update(run_id, run_status, end_time, run_name)
+        if update.values and not run_name:
+            made = self.db.write_statement(update.active_update)
             if made is not None:
                 return run_info(made)
         # Concurrent updates share a transaction on SQLite (see write_grouped).
-        return run_info(self.db.write_grouped(write))
+        return run_info(self.db.write_grouped(update.write))
 
     def submit_update_run_info(self, run_id: str, run_status: RunStatus | None,
                                end_time: int | None, run_name: str | None,
@@ -157,8 +151,8 @@ class RunsMixin:
         :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
         if not self.db.queues_writes:
             return False
-        _values, write = _run_update_write(run_id, run_status, end_time, run_name)
-        return self.db.submit_grouped(write, converted(done, run_info))
+        update = _Update(run_id, run_status, end_time, run_name)
+        return self.db.submit_grouped(update.write, converted(done, run_info))
 
     def delete_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, DELETED, now_ms())
@@ -294,6 +288,12 @@ class _Creation:
             "lifecycle_stage": ACTIVE,
         }
 
+    def checked(self, known: str) -> dict[str, Any]:
+        """The insert's parameters when the experiment's location is known: the run is
+        inserted only while the experiment is active at that location."""
+        return {**self.row, "artifact_uri": join_uri(known, self.run_id, "artifacts"),
+                "eid": self.eid, "active": ACTIVE, "location": known}
+
     def write(self, conn: Connection) -> tuple[int, str, str]:
         row, run_id, known = self.row, self.run_id, self.known
         tag_rows = [{"run_uuid": run_id, "key": k, "value": v} for k, v in self.tag_map.items()]
@@ -301,13 +301,11 @@ class _Creation:
             # One statement instead of a read and an insert: it inserts only while the
             # experiment is active and still has the location seen before (an id a
             # purged experiment left may be reused).
-            artifact_uri = join_uri(known, run_id, "artifacts")
-            if execute_plain(conn, "run_insert_checked", _RUN_INSERT_CHECKED, {
-                **row, "artifact_uri": artifact_uri, "eid": self.eid, "active": ACTIVE,
-                "location": known,
-            }).rowcount == 1:
+            checked = self.checked(known)
+            if execute_plain(conn, "run_insert_checked", _RUN_INSERT_CHECKED,
+                             checked).rowcount == 1:
                 execute_plain(conn, "tag_insert", _TAG_INSERT, tag_rows)
-                return self.eid, known, artifact_uri
+                return self.eid, known, checked["artifact_uri"]
         exp = experiment_row(conn, self.experiment_id, for_write=True)
         artifact_uri = join_uri(exp.artifact_location, run_id, "artifacts")
         execute_plain(conn, "run_insert", _RUN_INSERT, {
@@ -336,33 +334,43 @@ class _Creation:
         return Run(info=info, data=RunData(tags=self.tag_map))
 
 
-def _run_update_write(run_id: str, run_status: RunStatus | None, end_time: int | None,
-                      run_name: str | None) -> tuple[dict[str, Any], Any]:
-    """The values an update sets, and its write (which returns the run's row)."""
-    values: dict[str, Any] = {}
-    if run_status is not None:
-        values["status"] = RunStatus(run_status).value
-    if end_time is not None:
-        values["end_time"] = check_int64(end_time, "end_time")
-    if run_name:
-        check_run_name(run_name)
-        values["name"] = run_name
-    names = tuple(values)
-    bound = {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}}
+class _Update:
+    """A run update: the values it sets, and its writes (each returns the run's row)."""
 
-    def write(conn: Connection) -> Any:
+    def __init__(self, run_id: str, run_status: RunStatus | None, end_time: int | None,
+                 run_name: str | None) -> None:
+        values: dict[str, Any] = {}
+        if run_status is not None:
+            values["status"] = RunStatus(run_status).value
+        if end_time is not None:
+            values["end_time"] = check_int64(end_time, "end_time")
+        if run_name:
+            check_run_name(run_name)
+            values["name"] = run_name
+        self.run_id = run_id
+        self.run_name = run_name
+        self.values = values
+        self.names = tuple(values)
+        self.bound = {"rid": run_id, **{f"v_{k}": v for k, v in values.items()}}
+
+    def active_update(self, conn: Connection) -> Any:
+        """One statement for the check, the update and the read (``values`` not empty):
+        the run's new row, or None for a run that is missing or not active, which is
+        left as it is."""
+        return execute_plain(conn, f"run_update_active:{','.join(self.names)}",
+                             _run_update_active(self.names),
+                             {**self.bound, "active": ACTIVE}).first()
+
+    def write(self, conn: Connection) -> Any:
+        run_id, run_name = self.run_id, self.run_name
         row = None
-        if values and conn.dialect.update_returning:
-            # One statement for the check, the update and the read; a run that is
-            # missing or not active is left as it is, and the check below says why.
-            row = execute_plain(conn, f"run_update_active:{','.join(names)}",
-                                _run_update_active(names), {**bound, "active": ACTIVE}
-                                ).first()
+        if self.values and conn.dialect.update_returning:
+            row = self.active_update(conn)  # if None, the check below says why
         if row is None:
             check_active_run(conn, run_id)
-            if values:
-                execute_plain(conn, f"run_update:{','.join(names)}", _run_update(names),
-                              bound)
+            if self.values:
+                execute_plain(conn, f"run_update:{','.join(self.names)}",
+                              _run_update(self.names), self.bound)
         if run_name:
             upsert(
                 conn,
@@ -372,5 +380,3 @@ def _run_update_write(run_id: str, run_status: RunStatus | None, end_time: int |
                 ["value"],
             )
         return row if row is not None else run_row(conn, run_id)
-
-    return values, write
