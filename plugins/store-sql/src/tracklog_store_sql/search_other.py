@@ -6,6 +6,7 @@ statement per search, built from the comparisons of :mod:`tracklog_store_sql.sea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -224,14 +225,7 @@ def registered_models_query(dialect: str, filter: Filter, order_by: Sequence[Ord
             stmt = stmt.where(string_condition(rm.name, cmp.op, cmp.value, dialect))
         else:
             raise unsupported("registered model filter", cmp)
-    terms: list = []
-    for ob in order_by:
-        col = cols.get(ob.ident.key)
-        if ob.ident.kind is not Kind.ATTRIBUTE or col is None:
-            raise unsupported("order_by key", ob.ident)
-        terms += nulls_last(col, ob.ascending)
-    terms.append(rm.name.asc())
-    return stmt.order_by(*terms)
+    return stmt.order_by(*_attribute_order(order_by, cols), rm.name.asc())
 
 
 def model_versions_query(dialect: str, filter: Filter, order_by: Sequence[OrderBy]):
@@ -262,11 +256,16 @@ def model_versions_query(dialect: str, filter: Filter, order_by: Sequence[OrderB
             stmt = stmt.where(value_condition(cols[key], cmp, dialect, key == "version_number"))
         else:
             raise unsupported("model version filter", cmp)
+    return stmt.order_by(*_attribute_order(order_by, cols), mv.name.asc(), mv.version.desc())
+
+
+def _attribute_order(order_by: Sequence[OrderBy], cols: dict[str, Any]) -> list:
+    """The ORDER BY terms of ``order_by`` over attribute columns ``cols`` (NULLs last);
+    any other key is refused."""
     terms: list = []
     for ob in order_by:
         col = cols.get(ob.ident.key)
         if ob.ident.kind is not Kind.ATTRIBUTE or col is None:
             raise unsupported("order_by key", ob.ident)
         terms += nulls_last(col, ob.ascending)
-    terms += [mv.name.asc(), mv.version.desc()]
-    return stmt.order_by(*terms)
+    return terms
