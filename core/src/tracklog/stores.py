@@ -854,7 +854,7 @@ class QueuedWrites(abc.ABC):
     server then calls the synchronous method in a worker thread. Arguments are
     validated by the caller as for the synchronous method. Nothing here may block: no
     I/O, and no lock that is held through I/O. ``done`` must be quick (the server's
-    only hands the outcome to its event loop) and is called without the caller's
+    only hands the outcome over to its event loop) and is called without the caller's
     context variables.
     """
 

@@ -162,6 +162,8 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     interruptible = rule.action == "read"
     guarded = state.auth_enabled and not rule.public
     submit = spec.submit
+    # The store is chosen when the app is made: whether it queues writes is known now.
+    queued = queued_writes_of(state.store_or_none) if submit is not None else None
 
     async def answer(scope: dict[str, Any], receive: Any, send: Any) -> Response:
         try:
@@ -184,8 +186,7 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                                        Request(scope, receive, send), rule, req)
             if interruptible:
                 result = await _run_interruptible(handler, state, req, receive)
-            elif (submit is not None
-                  and (queued := queued_writes_of(state.store_or_none)) is not None):
+            elif submit is not None and queued is not None:
                 # Validated and handed to the store's own writer here, on the loop: no
                 # worker thread in between (see tracklog.stores.QueuedWrites).
                 future = asyncio.get_running_loop().create_future()

@@ -181,9 +181,11 @@ def _batch_routes(path: str, batch: Any) -> None:
             state.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         return {}
 
+    bounded = path.endswith("log-batch")  # the others write one item
+
     @table.queued(path)
     def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone) -> bool:
-        if path.endswith("log-batch") and _items(req) > QUEUED_BATCH_ITEMS:
+        if bounded and _items(req) > QUEUED_BATCH_ITEMS:
             return False
         run_id, metrics, params, tags = batch(req)
         if not (metrics or params or tags):
