@@ -255,3 +255,59 @@ def test_long_histories_read_at_once_keep_the_server_small(launch, tmp_path: Pat
         assert peak - before < 40, (before, peak)
     finally:
         srv.stop()
+
+
+def test_run_searches_wait_their_turn(tmp_path: Path) -> None:
+    """Twelve searches at once: at most SEARCHES_AT_ONCE run in the store together, the
+    rest wait and are answered in full; a write is not held up behind them."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.testclient import TestClient
+
+    from tracklog.config import ServerConfig
+    from tracklog.server import create_app
+    from tracklog.server.routes.runs import SEARCHES_AT_ONCE
+
+    api = "/api/2.0/mlflow"
+    app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{tmp_path}/g.db",
+                                  allowed_hosts=["testserver"]))
+    with TestClient(app) as http:
+        store = app.state.tracklog.store
+        run_id = http.post(f"{api}/runs/create", json={"experiment_id": "0"}) \
+            .json()["run"]["info"]["run_id"]
+        search = store.search_runs
+        lock = threading.Lock()
+        running = most = finished = 0
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal running, most, finished
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                time.sleep(0.2)
+                return search(*args, **kwargs)
+            finally:
+                with lock:
+                    running -= 1
+                    finished += 1
+
+        store.search_runs = counted
+
+        def find(_: int) -> list[str]:
+            r = http.post(f"{api}/runs/search", json={"experiment_ids": ["0"]})
+            assert r.status_code == 200, r.text
+            return [run["info"]["run_id"] for run in r.json()["runs"]]
+
+        with ThreadPoolExecutor(12) as pool:
+            found = pool.map(find, range(12))
+            time.sleep(0.1)  # the searches are in, most of them waiting
+            logged = http.post(f"{api}/runs/log-parameter",
+                               json={"run_id": run_id, "key": "p", "value": "v"})
+            searched_before_write = finished
+            assert all(ids == [run_id] for ids in found)
+        assert most == SEARCHES_AT_ONCE
+        assert logged.status_code == 200
+        # The write went past the waiting searches (three rounds of 0.2 s).
+        assert searched_before_write < 12, searched_before_write

@@ -164,6 +164,9 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     submit = spec.submit
     # The store is chosen when the app is made: whether it queues writes is known now.
     queued = queued_writes_of(state.store_or_none) if submit is not None else None
+    # One app is served by one event loop, to which the semaphore binds when first
+    # contended.
+    gate = asyncio.Semaphore(spec.at_once) if spec.at_once else contextlib.nullcontext()
 
     async def answer(scope: dict[str, Any], receive: Any, send: Any) -> Response:
         try:
@@ -185,7 +188,8 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                 await threads.run_sync(identity_and_authorize, state,
                                        Request(scope, receive, send), rule, req)
             if interruptible:
-                result = await _run_interruptible(handler, state, req, receive)
+                async with gate:
+                    result = await _run_interruptible(handler, state, req, receive)
             elif submit is not None and queued is not None:
                 # Validated and handed to the store's own writer here, on the loop: no
                 # worker thread in between (see tracklog.stores.QueuedWrites).

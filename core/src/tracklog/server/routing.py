@@ -117,7 +117,10 @@ class RpcSpec:
     ``submit``, for a write a store may queue (see :class:`tracklog.stores.QueuedWrites`),
     is ``submit(state, queued, req, done) -> bool``, run on the event loop: it validates
     ``req`` as the handler does and hands the write to ``queued``; the handler runs in a
-    worker thread as usual when it returns False."""
+    worker thread as usual when it returns False. ``at_once``, for a JSON RPC whose work
+    is all the server's own (no client pace in it), bounds how many of its requests run
+    at once in a process; the others wait on the event loop, in order, holding no
+    thread."""
 
     method: str
     path: str
@@ -126,6 +129,7 @@ class RpcSpec:
     versions: tuple[str, ...] = ("2.0",)
     raw: bool = False
     submit: Callable[..., bool] | None = None
+    at_once: int | None = None
 
 
 @dataclass
@@ -139,9 +143,11 @@ class RouteTable:
         action: str,
         resource: Resource | None = None,
         versions: tuple[str, ...] = ("2.0",),
+        at_once: int | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-            self.rpcs.append(RpcSpec(method, path, handler, Rule(action, resource), versions))
+            self.rpcs.append(RpcSpec(method, path, handler, Rule(action, resource), versions,
+                                     at_once=at_once))
             return handler
 
         return register
