@@ -121,8 +121,11 @@ def internal_error(request: Request, exc: BaseException) -> JSONResponse:
 
 
 async def _fire_on_disconnect(receive: Any, interrupt: Interrupt) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # noqa: S110 - a receive that fails is no disconnect to act on
+        return
     # Stopping may mean a network round trip (a PostgreSQL cancel request): never on the
     # event loop, and not in the worker pool, which may be the very thing exhausted.
     threading.Thread(target=interrupt.fire, name="tracklog-interrupt", daemon=True).start()
@@ -131,22 +134,20 @@ async def _fire_on_disconnect(receive: Any, interrupt: Interrupt) -> None:
 async def _run_interruptible(handler: Any, state: ServerState, req: Req,
                              receive: Any) -> Any:
     """Run a read handler in a worker thread; if the client disconnects first, interrupt
-    the store's work (a SQL statement is cancelled and its connection freed)."""
+    the store's work (a SQL statement is cancelled and its connection freed). The watch
+    is a plain asyncio task: an anyio task group cost every read about 150 µs (a third
+    of a run read on SQLite)."""
     interrupt = Interrupt()
-    error: Exception | None = None
     with serving(interrupt):
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_fire_on_disconnect, receive, interrupt)
-            try:
-                result = await threads.run_sync(handler, state, req)
-            except Exception as exc:  # raised below, outside the task group
-                error = exc
-            tasks.cancel_scope.cancel()
-    if error is None:
-        return result
-    if interrupt.fired:
-        raise cancelled() from None
-    raise error
+        watch = asyncio.get_running_loop().create_task(_fire_on_disconnect(receive, interrupt))
+        try:
+            return await threads.run_sync(handler, state, req)
+        except Exception:
+            if interrupt.fired:
+                raise cancelled() from None
+            raise
+        finally:
+            watch.cancel()
 
 
 #: Query parameters of a request without a query string (immutable, so shared).
