@@ -306,3 +306,28 @@ def test_sqlite_submitted_writes_queue_together_and_stop_with_the_store(store):
     assert not store.submit_create_run("0", "u", 1, [], None, lambda r, e: told.append(e))
     time.sleep(0.1)
     assert len(told) == 20
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_grouped_writes_keep_one_connection_until_closed(store):
+    """Grouped writes, waited for or queued, are made on one connection held between
+    them: no pool checkout per write. Closing the store gives it back."""
+    from sqlalchemy import event
+
+    run_id = store.create_run("0", "u", 1).info.run_id
+    pool = store.db.engine.pool
+    checkouts: list[int] = []
+    event.listen(pool, "checkout", lambda *_args: checkouts.append(1))
+    told: list = []
+    for i in range(5):
+        store.log_batch(run_id, [Metric("m", float(i), 10 + i, i)])
+        assert store.submit_log_batch(run_id, [Metric("q", float(i), 10 + i, i)], [], [],
+                                      lambda r, e: told.append(e))
+    deadline = time.monotonic() + 10
+    while len(told) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert told == [None] * 5 and checkouts == []
+    assert pool.checkedout() == 1
+    assert [m.step for m in store.get_metric_history(run_id, "q")] == list(range(5))
+    store.close()
+    assert pool.checkedout() == 0

@@ -79,6 +79,10 @@ class GroupWriter:
         #: Writes handed over and not yet made (for tests that line writes up).
         self.waiting = 0
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def run(self, work: Callable[[Any], Any]) -> Any:
         """``work``'s result once its group is committed, or its error."""
         job = Job(work)
