@@ -21,6 +21,7 @@ from starlette.routing import Route
 from tracklog import __version__, errors
 from tracklog.config import ServerConfig
 from tracklog.interrupt import Interrupt, cancelled, serving
+from tracklog.perf import gc_paused
 from tracklog.server import hosts, middleware, threads
 from tracklog.server.codec import (
     JSONResponse,
@@ -131,6 +132,20 @@ async def _fire_on_disconnect(receive: Any, interrupt: Interrupt) -> None:
     threading.Thread(target=interrupt.fire, name="tracklog-interrupt", daemon=True).start()
 
 
+def _answered(handler: Any, state: ServerState, req: Req) -> Any:
+    """A read's handler and the encoding of its answer, in its worker thread, with the
+    cyclic collector paused throughout: the entities and dicts of a large answer are
+    freed before it resumes. Resumed any earlier, its next collection would scan every
+    one of them (a 1,000-run search took 15 ms so, 17 to 23 ms otherwise)."""
+    with gc_paused():
+        result = handler(state, req)
+        if isinstance(result, Response) or (type(result) is dict and not result):
+            return result
+        response = JSONResponse(result)
+        del result
+    return response
+
+
 async def _run_interruptible(handler: Any, state: ServerState, req: Req,
                              receive: Any) -> Any:
     """Run a read handler in a worker thread; if the client disconnects first, interrupt
@@ -141,7 +156,7 @@ async def _run_interruptible(handler: Any, state: ServerState, req: Req,
     with serving(interrupt):
         watch = asyncio.get_running_loop().create_task(_fire_on_disconnect(receive, interrupt))
         try:
-            return await threads.run_sync(handler, state, req)
+            return await threads.run_sync(_answered, handler, state, req)
         except Exception:
             if interrupt.fired:
                 raise cancelled() from None
