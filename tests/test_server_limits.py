@@ -311,3 +311,51 @@ def test_run_searches_wait_their_turn(tmp_path: Path) -> None:
         assert logged.status_code == 200
         # The write went past the waiting searches (three rounds of 0.2 s).
         assert searched_before_write < 12, searched_before_write
+
+
+def test_a_large_read_leaves_nothing_for_the_collector(tmp_path: Path) -> None:
+    """A search answering 1,000 runs builds tens of thousands of objects; the cyclic
+    collector stays paused until they are encoded and freed, so the searches start
+    (almost) no collection, where resuming it with the page alive started at least one
+    per search. The answers are whole."""
+    import gc
+
+    from starlette.testclient import TestClient
+
+    from tracklog.config import ServerConfig
+    from tracklog.entities import Metric
+    from tracklog.perf import settle_heap
+    from tracklog.server import create_app
+
+    app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{tmp_path}/c.db",
+                                  allowed_hosts=["testserver"]))
+    store = app.state.tracklog.store
+    for i in range(1000):
+        run_id = store.create_run("0", "u", i).info.run_id
+        store.log_batch(run_id, [Metric("score", float(i), 1, 0)])
+    body = {"experiment_ids": ["0"], "order_by": ["metrics.score DESC"],
+            "max_results": 1000}
+    collections = [0]
+
+    def counted(phase: str, _info: Any) -> None:
+        if phase == "start":
+            collections[0] += 1
+
+    threshold = gc.get_threshold()
+    with TestClient(app) as http:
+        settle_heap()  # as a server process does once started
+        try:
+            first = http.post("/api/2.0/mlflow/runs/search", json=body)
+            runs = orjson.loads(first.content)["runs"]
+            assert [r["data"]["metrics"][0]["value"] for r in runs] == \
+                [float(i) for i in range(999, -1, -1)]
+            gc.callbacks.append(counted)
+            for _ in range(20):
+                again = http.post("/api/2.0/mlflow/runs/search", json=body)
+                assert again.content == first.content
+        finally:
+            if counted in gc.callbacks:
+                gc.callbacks.remove(counted)
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
+    assert collections[0] < 10, collections
