@@ -359,3 +359,24 @@ def test_a_large_read_leaves_nothing_for_the_collector(tmp_path: Path) -> None:
             gc.unfreeze()
             gc.set_threshold(*threshold)
     assert collections[0] < 10, collections
+
+
+def test_downloads_at_once_arrive_whole(sqlite_server) -> None:
+    """Ten downloads of one file at once: the first few read it a megabyte at a time,
+    the others in smaller pieces; every one arrives byte for byte."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = os.urandom(3 * CHUNK + 17)
+    url = f"{sqlite_server.url}{PROXY}/at-once/blob.bin"
+    assert httpx.put(url, content=data, timeout=60).status_code == 200
+
+    def fetch(_: int) -> bytes:
+        with httpx.stream("GET", url, timeout=60) as r:
+            assert r.status_code == 200
+            assert int(r.headers["content-length"]) == len(data)
+            return b"".join(r.iter_bytes(64 * 1024))
+
+    with ThreadPoolExecutor(10) as pool:
+        bodies = list(pool.map(fetch, range(10)))
+    assert all(body == data for body in bodies)
