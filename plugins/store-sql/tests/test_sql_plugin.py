@@ -191,3 +191,31 @@ def test_transient_errors_are_recognised():
     other = sa.exc.IntegrityError("stmt", {}, Orig("23505"))
     assert dbmod.is_transient(deadlock) and dbmod.is_transient(mysql_deadlock)
     assert not dbmod.is_transient(other)
+
+
+def test_busy_pool_keeps_its_connections(pg_url):
+    """Thirty threads reading at once from a pool of twenty: the connections opened are
+    kept and reused, never closed on return and opened again for the next read."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = create_store(pg_url, "/a")
+    opened: list[int] = []
+    closed: list[int] = []
+    sa.event.listen(store.db.engine, "connect", lambda *_args: opened.append(1))
+    sa.event.listen(store.db.engine.pool, "close", lambda *_args: closed.append(1))
+    barrier = threading.Barrier(30)
+
+    def read(_: int) -> None:
+        barrier.wait(30)
+        for _ in range(20):
+            assert store.get_experiment("0").name == "Default"
+
+    try:
+        with ThreadPoolExecutor(30) as pool:
+            list(pool.map(read, range(30)))
+        assert 0 < len(opened) < 20  # one was opened with the store
+        assert closed == []
+        assert store.db.engine.pool.checkedin() == len(opened) + 1
+    finally:
+        store.close()
