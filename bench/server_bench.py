@@ -517,7 +517,8 @@ def main() -> None:
     for kind, seconds in zip(("upload", "download"), floor, strict=True):
         total = results["tracklog"][f"artifact {mb} MB {kind}"].total
         print(f"artifact {mb} MB {kind}: floor {fmt(seconds).strip()} (the same client "
-              f"against a server that only moves the bytes); tracklog beyond it: "
+              f"against a server that only moves the bytes to or from a file); tracklog "
+              f"beyond it: "
               f"{max(0.0, total - seconds) / total:.0%} of the client's time")
 
 

@@ -1,7 +1,7 @@
 """The floor of an artifact transfer through the MLflow client: the same upload and
 download, made by the client's own artifact repository, against a server that only
-moves the bytes (asyncio streams, no HTTP framework, no disk, the download served from
-memory). Whatever tracklog's transfer takes beyond this floor is tracklog's own time.
+moves the bytes between the socket and a file (asyncio, no HTTP framework, nothing
+else). Whatever tracklog's transfer takes beyond this floor is tracklog's own time.
 
 ``bench/server_bench.py`` runs it beside tracklog's transfers; on its own::
 
@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -31,9 +32,9 @@ PIECE = 1024 * 1024
 
 class FloorServer:
     """A keep-alive HTTP/1.1 server in a process of its own (in this one it would
-    contend with the client for the GIL): PUT counts and drops the body as it arrives,
-    a listing answers ``{}`` (a file, not a directory), GET of a file sends ``size``
-    bytes from memory, anything else 404."""
+    contend with the client for the GIL): PUT writes the body to a file as it arrives,
+    a listing answers ``{}`` (a file, not a directory), GET of a file sends a file of
+    ``size`` bytes, anything else 404."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -41,8 +42,9 @@ class FloorServer:
         self.process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> FloorServer:
+        self.directory = tempfile.mkdtemp(prefix="tracklog-floor-server-")
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(self.size)],
+            [sys.executable, __file__, "--serve", str(self.size), "--dir", self.directory],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
@@ -52,30 +54,36 @@ class FloorServer:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(10)
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
 
-def serve(size: int) -> None:
+def serve(size: int, directory: str) -> None:
     """Serve until terminated; the port goes to stdout."""
-    body = memoryview(os.urandom(PIECE) * (size // PIECE) + os.urandom(size % PIECE))
+    stored = os.path.join(directory, "stored.bin")
+    with open(stored, "wb") as f:
+        for _ in range(size // PIECE):
+            f.write(os.urandom(PIECE))
+        f.write(os.urandom(size % PIECE))
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(
-        loop.create_server(lambda: _Connection(body), "127.0.0.1", 0))
+        loop.create_server(lambda: _Connection(directory), "127.0.0.1", 0))
     print(server.sockets[0].getsockname()[1], flush=True)
     loop.run_forever()
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, body: memoryview) -> None:
-        self.body = body
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.out: BinaryIO | None = None
         self.transport: asyncio.Transport
         self.head = bytearray()
         self.left = -1  # body bytes still to come; -1 while reading the head
         self.request = ("", "")
-        self.sending: memoryview | None = None
+        self.sending: BinaryIO | None = None
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -98,11 +106,18 @@ class _Connection(asyncio.Protocol):
                     name, _, value = line.partition(":")
                     if name.strip().lower() == "content-length":
                         self.left = int(value)
+                if method == "PUT":
+                    self.out = open(os.path.join(self.directory, "upload.bin"), "wb")
             take = min(len(data), self.left)
             self.left -= take
+            if self.out is not None:
+                self.out.write(data if take == len(data) else data[:take])
             data = data[take:]
             if self.left == 0:
                 self.left = -1
+                if self.out is not None:
+                    self.out.close()
+                    self.out = None
                 self.answer(*self.request)
 
     def answer(self, method: str, path: str) -> None:
@@ -111,10 +126,10 @@ class _Connection(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                  b"Content-Length: 2\r\n\r\n{}")
         elif method == "GET" and path.startswith(PREFIX + "/"):
-            body = self.body
+            stored = os.path.join(self.directory, "stored.bin")
             self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
-                                 b"\r\nContent-Length: %d\r\n\r\n" % len(body))
-            self.sending = body
+                                 b"\r\nContent-Length: %d\r\n\r\n" % os.path.getsize(stored))
+            self.sending = open(stored, "rb")
             self.send_more()
         else:
             self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json"
@@ -122,8 +137,11 @@ class _Connection(asyncio.Protocol):
 
     def send_more(self) -> None:
         while self.sending is not None and not self.paused:
-            piece, rest = self.sending[:PIECE], self.sending[PIECE:]
-            self.sending = rest if len(rest) else None
+            piece = self.sending.read(PIECE)
+            if not piece:
+                self.sending.close()
+                self.sending = None
+                return
             self.transport.write(piece)
 
     def pause_writing(self) -> None:
@@ -179,9 +197,10 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve, args.dir)
         return
     tmp = Path(tempfile.mkdtemp(prefix="tracklog-floor-"))
     try:
