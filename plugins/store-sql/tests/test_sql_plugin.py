@@ -216,6 +216,8 @@ def test_busy_pool_keeps_its_connections(pg_url):
             list(pool.map(read, range(30)))
         assert 0 < len(opened) < 20  # one was opened with the store
         assert closed == []
-        assert store.db.engine.pool.checkedin() == len(opened) + 1
+        connections = store.db.engine.pool
+        assert isinstance(connections, sa.pool.QueuePool)
+        assert connections.checkedin() == len(opened) + 1
     finally:
         store.close()

@@ -336,18 +336,18 @@ class Database:
     def _held_write(self) -> Iterator[Connection]:
         """:meth:`write` on the held connection; only under the write lock."""
         if self._writer is None or self._writer.closed:  # closed: writes as any other
-            with self.write() as conn:
-                yield conn
+            with self.write() as pooled:
+                yield pooled
             return
         try:
-            conn = self._held
-            if (conn is None or conn.closed or conn.invalidated
+            held = self._held
+            if (held is None or held.closed or held.invalidated
                     or self._held_pid != os.getpid()):  # a forked process opens its own
-                conn = self._held = self._checkout()
+                held = self._held = self._checkout()
                 self._held_pid = os.getpid()
-                conn.execution_options(tracklog_write=True)
-            with conn.begin():
-                yield conn
+                held.execution_options(tracklog_write=True)
+            with held.begin():
+                yield held
         except sa.exc.DBAPIError as exc:
             mapped = self._write_error(exc)
             if mapped is exc:
