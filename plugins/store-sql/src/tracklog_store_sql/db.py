@@ -242,16 +242,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-        try:
-            with self._writing(), self._locked(), self._connect() as conn:
-                conn.execution_options(tracklog_write=True)
-                with conn.begin():
-                    yield conn
-        except sa.exc.DBAPIError as exc:
-            mapped = self._write_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from None
+        with self._write_errors(), self._writing(), self._locked(), \
+                self._connect() as conn:
+            conn.execution_options(tracklog_write=True)
+            with conn.begin():
+                yield conn
 
     def write_statement(self, statement: Callable[[Connection], T]) -> T | None:
         """``statement(conn)``, a single statement atomic by itself, made outside a
@@ -259,10 +254,15 @@ class Database:
         of its own, as many as the statement. Elsewhere None, and nothing is made."""
         if self.dialect != "postgresql":
             return None
+        with self._write_errors(), self._connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            return statement(conn)
+
+    @contextmanager
+    def _write_errors(self) -> Iterator[None]:
+        """A write's driver errors as the client should see them (see _write_error)."""
         try:
-            with self._connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-                return statement(conn)
+            yield
         except sa.exc.DBAPIError as exc:
             mapped = self._write_error(exc)
             if mapped is exc:
@@ -339,7 +339,7 @@ class Database:
             with self.write() as pooled:
                 yield pooled
             return
-        try:
+        with self._write_errors():
             held = self._held
             if (held is None or held.closed or held.invalidated
                     or self._held_pid != os.getpid()):  # a forked process opens its own
@@ -348,11 +348,6 @@ class Database:
                 held.execution_options(tracklog_write=True)
             with held.begin():
                 yield held
-        except sa.exc.DBAPIError as exc:
-            mapped = self._write_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
