@@ -51,13 +51,12 @@ _POOL_ENV = {
     "prepare_threshold": "PREPARE_THRESHOLD",
 }
 #: Pool settings for a database server unless the environment says otherwise: twenty
-#: connections at most per server process (four workers stay under PostgreSQL's default
-#: 100), and a request finding all busy waits 10 s before it is answered 503.
-#: Twenty connections kept, none beyond: under sustained load an overflow connection is
-#: closed when it is given back and opened again for the next request (and prepares
-#: none of its statements). At 64 connections on PostgreSQL, 10 kept plus 10 overflow
-#: logged 1,461-1,586 run creations a second with a p99 of 120-127 ms; 20 kept,
-#: 1,623-1,804 with 71-74 ms. The most a worker opens is 20 either way.
+#: connections per server process (four workers stay under PostgreSQL's default 100),
+#: kept once opened and none beyond, and a request finding all busy waits 10 s before it
+#: is answered 503. No overflow: under sustained load an overflow connection is closed
+#: when given back and opened again for the next request, preparing none of its
+#: statements (at 64 connections on PostgreSQL, 10 kept plus 10 overflow logged
+#: 1,461-1,586 run creations a second, p99 120-127 ms; 20 kept, 1,623-1,804, 71-74 ms).
 POOL_DEFAULTS = {"pool_size": 20, "max_overflow": 0, "pool_timeout": 10}
 
 

@@ -211,7 +211,7 @@ _batch_routes("/mlflow/runs/log-batch", _log_batch_batch)
 
 #: Run searches in progress at once in a process; the others wait their turn, holding no
 #: thread. Their work is CPU-bound (on a 2-core machine at 64 connections, unbounded:
-#: 156 searches/s, p99 1.0 s, +44 MiB; four at a time: 228/s, p99 0.29 s, +11 MiB), and
+#: 156 searches/s, p99 1.0 s, +44 MiB; four at a time: 212/s, p99 0.37 s, +8 MiB), and
 #: four still overlap one search's database wait with another's encoding.
 SEARCHES_AT_ONCE = 4
 
