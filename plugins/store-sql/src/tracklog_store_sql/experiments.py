@@ -19,6 +19,7 @@ from tracklog_store_sql.rows import (
     ACTIVE,
     DELETED,
     experiment_row,
+    experiment_row_by_name,
     join_uri,
     load_experiments,
 )
@@ -112,7 +113,7 @@ class ExperimentsMixin:
         if "\x00" in name:
             return None  # never stored (and PostgreSQL cannot even compare it)
         with self.db.read() as conn:
-            row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).first()
+            row = experiment_row_by_name(conn, name)
             if row is None:
                 return None
             return load_experiments(conn, [row])[0]
