@@ -362,8 +362,8 @@ def test_a_large_read_leaves_nothing_for_the_collector(tmp_path: Path) -> None:
 
 
 def test_downloads_at_once_arrive_whole(sqlite_server) -> None:
-    """Ten downloads of one file at once: the first few read it a megabyte at a time,
-    the others in smaller pieces; every one arrives byte for byte."""
+    """Ten downloads of one file at once, each sent from the file to its socket by the
+    kernel: every one arrives byte for byte."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 

@@ -13,6 +13,11 @@ adds both: headers not complete ``--header-timeout`` seconds after the request's
 byte (or after the connection opened, for a connection that sends nothing) get 408, and
 a request line plus headers over ``--max-header-size`` bytes gets 431; either closes the
 connection.
+
+On plain TCP connections, GET requests are offered the ASGI extension
+``http.response.zerocopysend``: a response may hand over an open regular file, whose bytes
+then go from the file to the socket with ``os.sendfile`` (never through Python's memory;
+see :meth:`TracklogHttpProtocol._zerocopy`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -32,8 +39,17 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tracklog import config as cfg
+from tracklog.server import threads
 
 _FLUSH_AT = 256 * 1024
+#: The ASGI extension for sending an open file's bytes from the file to the socket.
+ZEROCOPY = "http.response.zerocopysend"
+#: Bytes handed to one ``os.sendfile`` call (each in a worker thread: reading a file that
+#: is not cached must not hold the event loop).
+_SENDFILE_STEP = 8 * 1024 * 1024
+#: Milliseconds a worker thread waits for a full socket to take more of a file before it
+#: leaves the wait to the event loop.
+_FULL_WAIT_MS = 10
 #: Seconds a refused connection stays half-open, discarding input, before it is closed.
 _LINGER = 2.0
 
@@ -54,12 +70,13 @@ class _CoalescingTransport:
         self._buffer: list[bytes] = []
         self._size = 0
         self._scheduled = False
-        self._fd = -1
+        #: The socket's descriptor on a plain TCP connection, else -1.
+        self.fd = -1
         sock = transport.get_extra_info("socket")
         if sock is not None and transport.get_extra_info("sslcontext") is None \
                 and transport.get_extra_info("ssl_object") is None:
             with contextlib.suppress(OSError, AttributeError, ValueError):
-                self._fd = sock.fileno()
+                self.fd = sock.fileno()
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -81,9 +98,9 @@ class _CoalescingTransport:
             transport = self._transport
             if transport.is_closing():
                 return
-            if self._fd >= 0 and not transport.get_write_buffer_size():
+            if self.fd >= 0 and not transport.get_write_buffer_size():
                 try:
-                    sent = os.write(self._fd, data)
+                    sent = os.write(self.fd, data)
                 except OSError:  # full, or failed: the transport handles it as it would
                     sent = 0
                 if sent == len(data):
@@ -126,6 +143,28 @@ class HeaderLimits:
 
 
 LIMITS = HeaderLimits()
+
+
+def _pump(sock: int, src: int, offset: int, count: int) -> tuple[int, bool]:
+    """In a worker thread: ``os.sendfile`` ``count`` bytes of ``src`` from ``offset`` to
+    the non-blocking socket ``sock``. While the socket is full it waits for it here, up
+    to _FULL_WAIT_MS at a time: a reader that keeps up costs no hop back to the event
+    loop, one that does not gives the thread back. Returns (bytes sent, whether it
+    stopped on a full socket); fewer bytes and not full at the end of the file."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    done = 0
+    while done < count:
+        try:
+            sent = os.sendfile(sock, src, offset + done, count - done)
+        except BlockingIOError:
+            if not poller.poll(_FULL_WAIT_MS):
+                return done, True
+            continue
+        if not sent:
+            break
+        done += sent
+    return done, False
 
 
 class _RequestLog:
@@ -190,15 +229,20 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         self._refusal: tuple[int, str, str] | None = None
         self._discarding = False
         self._started = 0.0
+        self._writable_waiter: asyncio.Future[None] | None = None
         if LIMITS.access_log:
             self._response_line = _ResponseLine()
             # uvicorn only calls the access logger's info(): the stand-in is enough.
             self.access_logger = cast(logging.Logger, self._response_line)
             self.access_log = True
+        else:  # uvicorn would log whenever its access logger has a handler up the tree
+            self.access_log = False
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self._writable_waiter is not None and not self._writable_waiter.done():
+            self._writable_waiter.set_result(None)
         super().connection_lost(exc)
 
     # -- header deadline and size --------------------------------------------------------
@@ -315,9 +359,103 @@ class TracklogHttpProtocol(HttpToolsProtocol):
             self._refusal = self._too_large()
             raise _Refused
         previous = self.cycle
+        zerocopy = self._coalescing.fd >= 0 and self.parser.get_method() == b"GET"
+        if zerocopy:
+            self.scope["extensions"] = {**self.scope.get("extensions", {}), ZEROCOPY: {}}
         super().on_headers_complete()
-        if self.access_log and self.cycle is not previous:
-            self.cycle.on_response = partial(self._response_complete, self._started)
+        cycle = self.cycle
+        if cycle is not previous:
+            if self.access_log:
+                cycle.on_response = partial(self._response_complete, self._started)
+            if zerocopy:
+                # The cycle's task has not started yet: it will call this send.
+                cycle.send = partial(self._send, cycle, cycle.send)  # type: ignore[method-assign]
+
+    # -- zero-copy file responses ----------------------------------------------------------
+
+    async def _send(self, cycle: Any, send: Any, message: Any) -> None:
+        if message["type"] == ZEROCOPY:
+            await self._zerocopy(cycle, message)
+        else:
+            await send(message)
+
+    async def _zerocopy(self, cycle: Any, message: Any) -> None:
+        """Send ``count`` bytes of ``message["file"]`` from ``offset`` (by default its
+        position and the rest of it) as part of the response body, with ``os.sendfile``:
+        the kernel moves them from the page cache to the socket, in worker threads
+        (see _pump); a socket that stays full is waited for on the event loop, holding
+        no thread."""
+        if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding \
+                or cycle.scope["method"] == "HEAD":
+            raise RuntimeError(f"'{ZEROCOPY}' is for the body of a response of known length")
+        if cycle.disconnected:
+            return
+        file = message["file"]
+        src = file.fileno()
+        info = os.fstat(src)
+        if not stat.S_ISREG(info.st_mode):
+            raise RuntimeError(f"'{ZEROCOPY}' sends regular files only")
+        offset = message.get("offset")
+        if offset is None:
+            offset = file.tell()
+        count = message.get("count")
+        if count is None:
+            count = max(0, info.st_size - offset)
+        if count > cycle.expected_content_length:
+            raise RuntimeError("Response content longer than Content-Length")
+        self._coalescing.flush()
+        if self.transport.get_write_buffer_size():  # bytes queued ahead: keep their order
+            await self._copy_file(cycle, file, offset, count)
+        else:
+            await self._sendfile(cycle, src, offset, count)
+        if not message.get("more_body", False):
+            await cycle.send({"type": "http.response.body", "body": b""})
+
+    async def _sendfile(self, cycle: Any, src: int, offset: int, count: int) -> None:
+        # A duplicate of the socket's descriptor, ours until closed: the transport closes
+        # its own when the client leaves, and a number reused by the next connection
+        # must never receive these bytes.
+        sock = os.dup(self._coalescing.fd)
+        try:
+            while count > 0 and not cycle.disconnected:
+                try:
+                    sent, full = await threads.run_sync(_pump, sock, src, offset,
+                                                        min(count, _SENDFILE_STEP))
+                except OSError:  # the client has gone (reset, broken pipe)
+                    cycle.disconnected = True
+                    self.transport.close()
+                    return
+                offset += sent
+                count -= sent
+                cycle.expected_content_length -= sent
+                if full:
+                    await self._writable(sock)
+                elif not sent:
+                    raise RuntimeError("Response content shorter than Content-Length")
+        finally:
+            os.close(sock)
+
+    async def _copy_file(self, cycle: Any, file: Any, offset: int, count: int) -> None:
+        """The same bytes through the transport, a chunk at a time."""
+        while count > 0:
+            chunk = await threads.run_sync(os.pread, file.fileno(), min(count, _FLUSH_AT),
+                                           offset)
+            if not chunk:
+                raise RuntimeError("Response content shorter than Content-Length")
+            await cycle.send({"type": "http.response.body", "body": chunk, "more_body": True})
+            offset += len(chunk)
+            count -= len(chunk)
+
+    async def _writable(self, sock: int) -> None:
+        """Wait until the socket takes data again, or the connection is lost."""
+        ready = self.loop.create_future()
+        self._writable_waiter = ready
+        self.loop.add_writer(sock, lambda: ready.done() or ready.set_result(None))
+        try:
+            await ready
+        finally:
+            self.loop.remove_writer(sock)
+            self._writable_waiter = None
 
     # -- one line per request ------------------------------------------------------------
 

@@ -6,13 +6,16 @@ first chunk is gathered on the event loop (:meth:`BodyReader.prefetch`) before a
 is taken, so a body that trickles in or stalls holds no thread at all until a whole chunk
 has come. Downloads: :class:`StreamResponse` reads the repository stream in a worker
 thread and sends each chunk as it comes (each read is bounded by the repository, never by
-the client, whose pace only slows the asynchronous sends). Neither ever holds a whole
-file in memory.
+the client, whose pace only slows the asynchronous sends); a local file goes from the file
+to the socket instead where the server offers it (``http.response.zerocopysend``). Neither
+ever holds a whole file in memory.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, BinaryIO
@@ -35,6 +38,8 @@ STREAM_CHUNK = 256 * 1024
 LARGE_CHUNK = 1024 * 1024
 #: Downloads in flight in this process up to which each reads LARGE_CHUNK at a time.
 LARGE_CHUNK_STREAMS = 4
+#: The ASGI extension a server offers for sending a file's bytes straight to the socket.
+ZEROCOPY = "http.response.zerocopysend"
 #: Transfers of at least this many bytes give the memory they freed back when done
 #: (see release_memory).
 RELEASE_AFTER = 4 * 1024 * 1024
@@ -154,7 +159,25 @@ class StreamResponse:
         self.headers = dict(headers)
         self.status_code = status_code
 
+    def _regular_file(self) -> int | None:
+        """The size of the stream's open file when it is a regular file read from its
+        start (its size as opened: the file may have been replaced since it was listed),
+        else None."""
+        try:
+            fd = self.stream.fileno()
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode) and self.stream.tell() == 0:
+                return info.st_size
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return None
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        zerocopy = (ZEROCOPY in scope.get("extensions", {}) and scope.get("method") == "GET"
+                    and self.status_code == 200)
+        file_size = self._regular_file() if zerocopy else None
+        if file_size is not None:
+            self.size = file_size
         raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                        for k, v in self.headers.items()]
         if self.size is not None:
@@ -164,6 +187,10 @@ class StreamResponse:
                         "headers": raw_headers})
             if scope.get("method") == "HEAD":
                 await send({"type": "http.response.body", "body": b""})
+                return
+            if file_size is not None:
+                await send({"type": ZEROCOPY, "file": self.stream, "offset": 0,
+                            "count": file_size, "more_body": False})
                 return
             StreamResponse.in_flight += 1
             try:

@@ -1,0 +1,144 @@
+"""Zero-copy file responses: on plain TCP, GET requests are offered the ASGI extension
+``http.response.zerocopysend`` and a file's bytes go from the file to the socket. Served
+by a real uvicorn server with tracklog's protocol; read back by real clients, slow ones
+and ones that leave halfway included."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from tracklog.server.protocol import ZEROCOPY, TracklogHttpProtocol
+from tracklog.server.streams import StreamResponse
+
+SIZE = 24 * 1024 * 1024 + 17  # several times what a loopback socket buffers
+
+
+class App:
+    """Answers GET /file (the whole file, or ?offset=&count= of it, then ?tail= bytes
+    sent the ordinary way), GET /stream (the same file as a stream that is no file) and
+    POST /echo; records which requests were offered the extension."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offered: dict[str, bool] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        offered = ZEROCOPY in scope.get("extensions", {})
+        self.offered[f"{scope['method']} {scope['path']}"] = offered
+        query = dict(p.split("=") for p in scope["query_string"].decode().split("&") if p)
+        if scope["path"] == "/file":
+            with open(self.path, "rb") as f:
+                offset = int(query.get("offset", 0))
+                count = int(query.get("count", SIZE - offset))
+                tail = b"t" * int(query.get("tail", 0))
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", str(count + len(tail)).encode())]})
+                await send({"type": ZEROCOPY, "file": f, "offset": offset, "count": count,
+                            "more_body": bool(tail)})
+                if tail:
+                    await send({"type": "http.response.body", "body": tail})
+        elif scope["path"] == "/stream":
+            data = self.path.read_bytes()
+            await StreamResponse(io.BytesIO(data), len(data), {})(scope, receive, send)
+        else:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App, bytes]]:
+    path = tmp_path_factory.mktemp("zerocopy") / "blob.bin"
+    data = os.urandom(SIZE)
+    path.write_bytes(data)
+    app = App(path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    # No logging configuration of its own: its errors reach the tests' log capture.
+    config = uvicorn.Config(app, http=TracklogHttpProtocol, loop="uvloop", lifespan="off",
+                            log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", app, data
+    server.should_exit = True
+    thread.join(10)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_file_arrives_whole_at_a_slow_reader(served):
+    """The reader pauses while the first megabytes arrive: the socket fills, the server
+    waits for it to drain and goes on where it stopped."""
+    url, app, data = served
+    got = bytearray()
+    with httpx.stream("GET", f"{url}/file", timeout=60) as r:
+        assert int(r.headers["content-length"]) == SIZE
+        for piece in r.iter_bytes(1024 * 1024):
+            got += piece
+            if len(got) < 6 * 1024 * 1024:
+                time.sleep(0.05)
+    assert bytes(got) == data
+    assert app.offered["GET /file"] is True
+
+
+def test_only_gets_are_offered_it(served):
+    url, app, _ = served
+    assert httpx.post(f"{url}/echo", content=b"x").text == "ok"
+    assert httpx.head(f"{url}/echo").status_code == 200
+    assert app.offered["POST /echo"] is False
+    assert app.offered["HEAD /echo"] is False
+
+
+def test_part_of_a_file_then_ordinary_body_on_one_connection(served):
+    """A slice of the file followed by bytes sent the ordinary way, twice on one
+    keep-alive connection: offsets, order and lengths hold."""
+    url, _, data = served
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for offset, count in ((5, 3 * 1024 * 1024), (SIZE - 1000, 1000)):
+            r = http.get("/file", params={"offset": offset, "count": count, "tail": 7})
+            assert r.content == data[offset:offset + count] + b"t" * 7
+
+
+def test_a_stream_that_is_no_file_is_sent_in_chunks(served):
+    url, app, data = served
+    assert httpx.get(f"{url}/stream", timeout=60).content == data
+    assert app.offered["GET /stream"] is True  # offered, and declined for lack of a file
+
+
+def test_a_reader_that_leaves_halfway_leaves_nothing_open(served, caplog):
+    """Clients that close after the first piece: the server goes on serving without an
+    error, and every descriptor it opened for them (sockets, the duplicates it sends
+    through) is closed."""
+    url, _, data = served
+    caplog.set_level(logging.WARNING)
+    before = _open_fds()
+    for _ in range(5):
+        with httpx.stream("GET", f"{url}/file", timeout=60) as r:
+            next(r.iter_bytes(64 * 1024))
+    deadline = time.monotonic() + 10
+    while _open_fds() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _open_fds() <= before
+    assert httpx.get(f"{url}/file", timeout=60).content == data
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
