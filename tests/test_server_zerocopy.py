@@ -23,12 +23,15 @@ from tracklog.server.protocol import ZEROCOPY, TracklogHttpProtocol
 from tracklog.server.streams import StreamResponse
 
 SIZE = 24 * 1024 * 1024 + 17  # several times what a loopback socket buffers
+SMALL = 30_000  # less than the transport buffers before it pauses the sender
 
 
 class App:
-    """Answers GET /file (the whole file, or ?offset=&count= of it, then ?tail= bytes
-    sent the ordinary way), GET /stream (the same file as a stream that is no file) and
-    POST /echo; records which requests were offered the extension."""
+    """Answers GET /file (the whole file, or ?offset=&count= of it, after its first
+    ?head= bytes and before ?tail= bytes, both sent the ordinary way), GET /stream (the
+    same file as a stream that is no file), GET /whole (its bytes in one message), GET
+    /small (its first SMALL bytes) and POST /echo; records which requests were offered
+    the extension."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -45,12 +48,21 @@ class App:
                 offset = int(query.get("offset", 0))
                 count = int(query.get("count", SIZE - offset))
                 tail = b"t" * int(query.get("tail", 0))
+                head = self.path.read_bytes()[:int(query.get("head", 0))]
                 await send({"type": "http.response.start", "status": 200, "headers": [
-                    (b"content-length", str(count + len(tail)).encode())]})
+                    (b"content-length", str(len(head) + count + len(tail)).encode())]})
+                if head:
+                    await send({"type": "http.response.body", "body": head,
+                                "more_body": True})
                 await send({"type": ZEROCOPY, "file": f, "offset": offset, "count": count,
                             "more_body": bool(tail)})
                 if tail:
                     await send({"type": "http.response.body", "body": tail})
+        elif scope["path"] in ("/whole", "/small"):
+            data = self.path.read_bytes()[:None if scope["path"] == "/whole" else SMALL]
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
         elif scope["path"] == "/stream":
             data = self.path.read_bytes()
             await StreamResponse(io.BytesIO(data), len(data), {})(scope, receive, send)
@@ -142,3 +154,47 @@ def test_a_reader_that_leaves_halfway_leaves_nothing_open(served, caplog):
     assert _open_fds() <= before
     assert httpx.get(f"{url}/file", timeout=60).content == data
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_pipelined_answers_keep_their_order(served):
+    """Three pipelined requests on one connection, read only after a pause: a large
+    answer, a small one and a file, each whole and in its place."""
+    url, _, data = served
+    port = int(url.rsplit(":", 1)[1])
+    count = 1_000_000
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(b"GET /whole HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /file?offset=3&count=%d HTTP/1.1\r\nHost: x\r\n\r\n" % count)
+        time.sleep(1.0)
+        received = bytearray()
+        while len(received) < SIZE + SMALL + count + 300:
+            piece = sock.recv(1024 * 1024)
+            if not piece:
+                break
+            received += piece
+            if received.endswith(data[3:3 + count]):
+                break
+    bodies = []
+    rest = bytes(received)
+    for size in (SIZE, SMALL, count):
+        head, rest = rest.split(b"\r\n\r\n", 1)
+        assert b" 200 " in head
+        bodies.append(rest[:size])
+        rest = rest[size:]
+    assert bodies == [data, data[:SMALL], data[3:3 + count]]
+
+
+def test_a_file_behind_bytes_still_queued_keeps_its_place(served):
+    """The file follows bytes of the same answer sent the ordinary way, most of which
+    still wait in the transport's buffer (the reader is slow): it goes out through the
+    transport after them, not straight to the socket ahead of them."""
+    url, _, data = served
+    got = bytearray()
+    with httpx.stream("GET", f"{url}/file", params={"head": SIZE, "offset": 5,
+                                                     "count": 2_000_000}, timeout=60) as r:
+        for piece in r.iter_bytes(1024 * 1024):
+            got += piece
+            if len(got) < 2 * 1024 * 1024:
+                time.sleep(0.1)
+    assert bytes(got) == data + data[5:2_000_005]
