@@ -36,6 +36,7 @@ class App:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offered: dict[str, bool] = {}
+        self.wrapper: Wrapper | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -63,6 +64,9 @@ class App:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", str(len(data)).encode())]})
             await send({"type": "http.response.body", "body": data})
+        elif scope["path"] == "/download":  # as the artifact routes answer
+            stream = open(self.path, "rb")  # noqa: SIM115 - the response closes it
+            await StreamResponse(stream, None, {})(scope, receive, send)
         elif scope["path"] == "/stream":
             data = self.path.read_bytes()
             await StreamResponse(io.BytesIO(data), len(data), {})(scope, receive, send)
@@ -72,16 +76,39 @@ class App:
             await send({"type": "http.response.body", "body": b"ok"})
 
 
+class Wrapper:
+    """A plugin's middleware that records the types of the messages the app sends;
+    with ``opt_out`` it first removes the zero-copy extension from the scope."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.opt_out = False
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.opt_out and scope["type"] == "http":
+            scope["extensions"] = {k: v for k, v in scope.get("extensions", {}).items()
+                                   if k != ZEROCOPY}
+        self.seen = []
+
+        async def recorded(message: Any) -> None:
+            self.seen.append(message["type"])
+            await send(message)
+
+        await self.app(scope, receive, recorded)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App, bytes]]:
     path = tmp_path_factory.mktemp("zerocopy") / "blob.bin"
     data = os.urandom(SIZE)
     path.write_bytes(data)
     app = App(path)
+    wrapper = Wrapper(app)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     # No logging configuration of its own: its errors reach the tests' log capture.
-    config = uvicorn.Config(app, http=TracklogHttpProtocol, loop="uvloop", lifespan="off",
+    config = uvicorn.Config(wrapper, http=TracklogHttpProtocol, loop="uvloop", lifespan="off",
                             log_config=None, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -90,6 +117,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App,
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started
+    app.wrapper = wrapper
     yield f"http://127.0.0.1:{sock.getsockname()[1]}", app, data
     server.should_exit = True
     thread.join(10)
@@ -198,3 +226,21 @@ def test_a_file_behind_bytes_still_queued_keeps_its_place(served):
             if len(got) < 2 * 1024 * 1024:
                 time.sleep(0.1)
     assert bytes(got) == data + data[5:2_000_005]
+
+
+def test_a_middleware_sees_the_file_message_or_opts_out(served):
+    """A download answered as the artifact routes answer it: a wrapper passing messages
+    through sees the file go as one zero-copy message; one that removes the extension
+    from the scope gets the same bytes in ordinary body messages."""
+    url, app, data = served
+    wrapper = app.wrapper
+    try:
+        assert httpx.get(f"{url}/download", timeout=60).content == data
+        assert wrapper.seen == ["http.response.start", ZEROCOPY]
+        wrapper.opt_out = True
+        assert httpx.get(f"{url}/download", timeout=60).content == data
+        assert ZEROCOPY not in wrapper.seen
+        assert wrapper.seen[0] == "http.response.start"
+        assert set(wrapper.seen[1:]) == {"http.response.body"}
+    finally:
+        wrapper.opt_out = False

@@ -237,6 +237,12 @@ def asgi_middleware(config: ServerConfig) -> Callable[[Any], Any] | None:
 
     All implementations are called; wrappers are applied in plugin registration order, the
     first one ending up outermost.
+
+    Artifact downloads may answer with the ASGI extension message
+    ``http.response.zerocopysend`` (a file sent by the kernel) where the server offers it
+    in ``scope["extensions"]``: a wrapper must pass messages it does not know through,
+    or, to see every body byte, remove that key from the scope before calling the app
+    (the download is then sent in ordinary body messages).
     """
 
 
