@@ -448,9 +448,14 @@ class TracklogHttpProtocol(HttpToolsProtocol):
 
     async def _writable(self, sock: int) -> None:
         """Wait until the socket takes data again, or the connection is lost."""
-        ready = self.loop.create_future()
+        ready: asyncio.Future[None] = self.loop.create_future()
         self._writable_waiter = ready
-        self.loop.add_writer(sock, lambda: ready.done() or ready.set_result(None))
+
+        def writable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        self.loop.add_writer(sock, writable)
         try:
             await ready
         finally:
