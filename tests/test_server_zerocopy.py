@@ -5,6 +5,7 @@ and ones that leave halfway included."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -21,6 +22,7 @@ import uvicorn
 
 from tracklog.server.protocol import ZEROCOPY, TracklogHttpProtocol
 from tracklog.server.streams import StreamResponse
+from tracklog.testing.tls import self_signed
 
 SIZE = 24 * 1024 * 1024 + 17  # several times what a loopback socket buffers
 SMALL = 30_000  # less than the transport buffers before it pauses the sender
@@ -98,9 +100,11 @@ class Wrapper:
         await self.app(scope, receive, recorded)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App, bytes]]:
-    path = tmp_path_factory.mktemp("zerocopy") / "blob.bin"
+@contextlib.contextmanager
+def _serving(folder: Path, **tls: Any) -> Iterator[tuple[str, App, bytes]]:
+    """The test app behind tracklog's protocol in a uvicorn server in a thread; with
+    ``ssl_keyfile`` and ``ssl_certfile``, over TLS."""
+    path = folder / "blob.bin"
     data = os.urandom(SIZE)
     path.write_bytes(data)
     app = App(path)
@@ -109,7 +113,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App,
     sock.bind(("127.0.0.1", 0))
     # No logging configuration of its own: its errors reach the tests' log capture.
     config = uvicorn.Config(wrapper, http=TracklogHttpProtocol, loop="uvloop", lifespan="off",
-                            log_config=None, access_log=False)
+                            log_config=None, access_log=False, **tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -118,9 +122,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App,
         time.sleep(0.02)
     assert server.started
     app.wrapper = wrapper
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", app, data
-    server.should_exit = True
-    thread.join(10)
+    scheme = "https" if tls else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{sock.getsockname()[1]}", app, data
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App, bytes]]:
+    with _serving(tmp_path_factory.mktemp("zerocopy")) as serving:
+        yield serving
 
 
 def _open_fds() -> int:
@@ -244,3 +257,15 @@ def test_a_middleware_sees_the_file_message_or_opts_out(served):
         assert set(wrapper.seen[1:]) == {"http.response.body"}
     finally:
         wrapper.opt_out = False
+
+
+def test_over_tls_a_download_goes_in_ordinary_messages(tmp_path):
+    """The kernel cannot send a file through TLS: the extension is not offered, and the
+    artifact routes' answer arrives whole in ordinary body messages."""
+    cert, key = self_signed(tmp_path)
+    with _serving(tmp_path, ssl_certfile=str(cert), ssl_keyfile=str(key)) as (url, app, data):
+        with httpx.Client(verify=str(cert), timeout=60) as http:
+            assert http.get(f"{url}/download").content == data
+        assert app.offered["GET /download"] is False
+        assert app.wrapper is not None
+        assert set(app.wrapper.seen) == {"http.response.start", "http.response.body"}
