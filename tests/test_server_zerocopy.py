@@ -10,6 +10,7 @@ import io
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -264,7 +265,8 @@ def test_over_tls_a_download_goes_in_ordinary_messages(tmp_path):
     artifact routes' answer arrives whole in ordinary body messages."""
     cert, key = self_signed(tmp_path)
     with _serving(tmp_path, ssl_certfile=str(cert), ssl_keyfile=str(key)) as (url, app, data):
-        with httpx.Client(verify=str(cert), timeout=60) as http:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert)),
+                          timeout=60) as http:
             assert http.get(f"{url}/download").content == data
         assert app.offered["GET /download"] is False
         assert app.wrapper is not None

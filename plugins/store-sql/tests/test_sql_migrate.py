@@ -164,7 +164,7 @@ def test_planner_statistics_are_refreshed_after_migrating_into_postgresql(mlflow
                     for t in ("runs", "params", "metric_points", "latest_metrics")}
                 estimated: dict[str, float] = dict(conn.exec_driver_sql(
                     "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%(t)s)",
-                    {"t": list(counted)}).tuples().all())
+                    {"t": list(counted)}).all())
         finally:
             engine.dispose()
     assert counted["metric_points"] > 4000
