@@ -47,6 +47,8 @@ ZEROCOPY = "http.response.zerocopysend"
 #: Bytes handed to one ``os.sendfile`` call (each in a worker thread: reading a file that
 #: is not cached must not hold the event loop).
 _SENDFILE_STEP = 8 * 1024 * 1024
+#: Whether this platform has ``os.sendfile`` (Windows has not).
+_SENDFILE = hasattr(os, "sendfile")
 #: Milliseconds a worker thread waits for a full socket to take more of a file before it
 #: leaves the wait to the event loop.
 _FULL_WAIT_MS = 10
@@ -359,7 +361,8 @@ class TracklogHttpProtocol(HttpToolsProtocol):
             self._refusal = self._too_large()
             raise _Refused
         previous = self.cycle
-        zerocopy = self._coalescing.fd >= 0 and self.parser.get_method() == b"GET"
+        zerocopy = (_SENDFILE and self._coalescing.fd >= 0
+                    and self.parser.get_method() == b"GET")
         if zerocopy:
             self.scope["extensions"] = {**self.scope.get("extensions", {}), ZEROCOPY: {}}
         super().on_headers_complete()
