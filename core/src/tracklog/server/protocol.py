@@ -408,7 +408,7 @@ class TracklogHttpProtocol(HttpToolsProtocol):
             raise RuntimeError("Response content longer than Content-Length")
         self._coalescing.flush()
         if self.transport.get_write_buffer_size():  # bytes queued ahead: keep their order
-            await self._copy_file(cycle, file, offset, count)
+            await self._copy_file(cycle, src, offset, count)
         else:
             await self._sendfile(cycle, src, offset, count)
         if not message.get("more_body", False):
@@ -438,11 +438,10 @@ class TracklogHttpProtocol(HttpToolsProtocol):
         finally:
             os.close(sock)
 
-    async def _copy_file(self, cycle: Any, file: Any, offset: int, count: int) -> None:
+    async def _copy_file(self, cycle: Any, src: int, offset: int, count: int) -> None:
         """The same bytes through the transport, a chunk at a time."""
         while count > 0:
-            chunk = await threads.run_sync(os.pread, file.fileno(), min(count, _FLUSH_AT),
-                                           offset)
+            chunk = await threads.run_sync(os.pread, src, min(count, _FLUSH_AT), offset)
             if not chunk:
                 raise RuntimeError("Response content shorter than Content-Length")
             await cycle.send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -27,6 +27,7 @@ import anyio.to_thread
 from tracklog import errors
 from tracklog.perf import release_memory
 from tracklog.server import threads
+from tracklog.server.protocol import ZEROCOPY
 
 #: Bytes a transfer holds per hop between the event loop and a worker thread. Each
 #: connection holds up to about two of them (one in Python, one in the transport's
@@ -38,8 +39,6 @@ STREAM_CHUNK = 256 * 1024
 LARGE_CHUNK = 1024 * 1024
 #: Downloads in flight in this process up to which each reads LARGE_CHUNK at a time.
 LARGE_CHUNK_STREAMS = 4
-#: The ASGI extension a server offers for sending a file's bytes straight to the socket.
-ZEROCOPY = "http.response.zerocopysend"
 #: Transfers of at least this many bytes give the memory they freed back when done
 #: (see release_memory).
 RELEASE_AFTER = 4 * 1024 * 1024
