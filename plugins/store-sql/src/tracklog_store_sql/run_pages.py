@@ -32,7 +32,6 @@ from tracklog_store_sql.rows import (
     load_metrics,
     load_outputs,
     run_info,
-    tuples,
 )
 from tracklog_store_sql.schema import inputs, latest_metrics, params, run_outputs, runs, tags
 from tracklog_store_sql.search import runs_query
@@ -40,6 +39,8 @@ from tracklog_store_sql.search import runs_query
 #: Dialects that read a search page with :func:`load_page`.
 DIALECTS = frozenset({"postgresql", "sqlite"})
 _RUN_COLUMNS = len(runs.c)
+#: A literal, not a bound value: the page statement runs as plain SQL text.
+_RUN: sa.ColumnElement[str] = sa.literal_column("'RUN'")
 
 
 def search_query(
@@ -93,7 +94,7 @@ def _page(of, rows, json_object, json, metrics) -> sa.Select:
         sa.select(json_object(p.key, p.value)).where(p.run_uuid == rid).scalar_subquery(),
         sa.select(json_object(t.key, t.value)).where(t.run_uuid == rid).scalar_subquery(),
         metrics,
-        sa.exists().where(inputs.c.destination_type == "RUN", inputs.c.destination_id == rid),
+        sa.exists().where(inputs.c.destination_type == _RUN, inputs.c.destination_id == rid),
         sa.exists().where(run_outputs.c.run_uuid == rid),
     ))).where(of(rid))
 
@@ -126,7 +127,7 @@ def load_page(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     dialect = conn.dialect.name
     run_set = RunSet(run_ids, dialect)
     build = _postgresql_page if dialect == "postgresql" else _sqlite_page
-    ((page,),) = tuples(conn, *run_set.select(build))
+    ((page,),) = run_set.rows(conn, build)
     if isinstance(page, str):  # SQLite's JSON is text; psycopg decodes json itself
         page = json.loads(page)
     found: dict[str, Run] = {}
