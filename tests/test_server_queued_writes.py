@@ -1,18 +1,27 @@
 """On a store that queues writes (the SQL store on SQLite), the small write routes hand
 their write to the store's writer from the event loop, with no worker thread between:
-answers and errors are those of the synchronous path."""
+answers and errors are those of the synchronous path. A request alone in the server
+lets the store make its write at once, on the loop; one among others never does."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from starlette.testclient import TestClient
 
 from tracklog.config import ServerConfig
 from tracklog.server import create_app
+from tracklog.server.protocol import TracklogHttpProtocol
 
 API = "/api/2.0/mlflow"
 
@@ -105,3 +114,71 @@ def test_queued_routes_refuse_as_the_synchronous_ones(served) -> None:
     status, body = post(http, "/runs/set-tag", {"run_id": run_id, "key": "k", "value": "v"})
     assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
     assert store.get_metric_history(run_id, "m") == []
+
+
+@contextlib.contextmanager
+def _live(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """The app in a real uvicorn server (tracklog's protocol) in a thread."""
+    app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{tmp_path}/live.db",
+                                  artifacts_destination=str(tmp_path / "artifacts")))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, http=TracklogHttpProtocol, loop="uvloop",
+                                           log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}", app.state.tracklog.store
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_a_write_is_made_at_once_only_when_its_request_is_alone(tmp_path: Path) -> None:
+    """Alone, a run creation is offered ``now``; while another request is in progress
+    (a search whose body is still arriving) it is queued as usual, and answers the
+    same; once that request is answered, ``now`` again."""
+    with _live(tmp_path) as (address, store):
+        asked: list[bool] = []
+        real = store.submit_create_run
+
+        def spy(*args: Any, **kwargs: Any) -> bool:
+            asked.append(kwargs.get("now", False))
+            return real(*args, **kwargs)
+
+        store.submit_create_run = spy
+        with httpx.Client(base_url=f"http://{address}{API}") as http:
+            def create(name: str) -> dict[str, Any]:
+                r = http.post("/runs/create", json={"experiment_id": "0", "run_name": name})
+                assert r.status_code == 200, r.text
+                run = r.json()["run"]
+                got = http.get("/runs/get", params={"run_id": run["info"]["run_id"]})
+                assert got.json()["run"]["info"] == run["info"]
+                return run
+
+            assert create("alone")["info"]["run_name"] == "alone"
+            assert asked == [True]
+
+            body = json.dumps({"experiment_ids": ["0"], "max_results": 5}).encode()
+            with socket.create_connection(tuple(address.split(":"))) as slow:  # type: ignore[arg-type]
+                slow.sendall(b"POST /api/2.0/mlflow/runs/search HTTP/1.1\r\n"
+                             b"Host: " + address.encode() + b"\r\n"
+                             b"Content-Type: application/json\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+                             + body[:5])
+                time.sleep(0.3)  # its headers are in: the request is in progress
+                assert create("among others")["info"]["run_name"] == "among others"
+                assert asked == [True, False]
+                slow.sendall(body[5:])
+                slow.settimeout(10)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    answer += slow.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200")
+            time.sleep(0.1)
+            create("alone again")
+            assert asked == [True, False, True]

@@ -331,3 +331,82 @@ def test_sqlite_grouped_writes_keep_one_connection_until_closed(store):
     assert [m.step for m in store.get_metric_history(run_id, "q")] == list(range(5))
     store.close()
     assert pool.checkedout() == 0
+
+
+def _told_within(told: list, n: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while len(told) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_write_now_is_made_by_its_caller_when_nothing_else_writes(store):
+    """With ``now`` and nothing else writing, the write is made in the caller's thread
+    and ``done`` told before the call returns; while a write of another thread holds
+    the lock, the same call returns at once and the write waits its turn."""
+    run_id = store.create_run("0", "u", 1).info.run_id
+    told: list = []
+
+    def done(result, error) -> None:
+        told.append((threading.get_ident(), result, error))
+
+    assert store.submit_log_batch(run_id, [Metric("m", 1.0, 10, 1)], [], [], done, now=True)
+    assert told == [(threading.get_ident(), None, None)]
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.db.write():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    started = time.monotonic()
+    assert store.submit_log_batch(run_id, [Metric("m", 2.0, 20, 2)], [], [], done, now=True)
+    assert time.monotonic() - started < 1
+    time.sleep(0.1)
+    assert len(told) == 1  # queued behind the held lock, not made
+    release.set()
+    holder.join(10)
+    _told_within(told, 2)
+    assert told[1][1:] == (None, None) and told[1][0] != threading.get_ident()
+    assert [m.step for m in store.get_metric_history(run_id, "m")] == [1, 2]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_write_now_never_waits_for_another_process(store, tmp_path):
+    """A connection outside the store (another process, say) holding SQLite's write
+    lock: a write asked ``now`` returns at once (SQLite's busy timeout is a minute)
+    and is made by the writer thread once the lock is free; the store's connections
+    keep their busy timeout, so a write that meets the lock later waits again."""
+    import sqlite3
+
+    run_id = store.create_run("0", "u", 1).info.run_id
+    path = store.db.engine.url.database
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    told: list = []
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert store.submit_update_run_info(run_id, None, 77, None,
+                                            lambda r, e: told.append((r, e)), now=True)
+        assert time.monotonic() - started < 1
+        time.sleep(0.2)
+        assert told == []
+        other.execute("COMMIT")
+        _told_within(told, 1)
+        assert told[0][1] is None and told[0][0].end_time == 77
+
+        # The lock taken again by the other connection, briefly: a write now waits
+        # for it (busy timeout restored) instead of failing.
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.3, other.execute, ("COMMIT",)).start()
+        store.update_run_info(run_id, end_time=88)
+    finally:
+        time.sleep(0.4)
+        other.close()
+    assert store.get_run(run_id).info.end_time == 88
+    with store.db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000

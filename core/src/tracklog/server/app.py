@@ -180,6 +180,7 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     submit = spec.submit
     # The store is chosen when the app is made: whether it queues writes is known now.
     queued = queued_writes_of(state.store_or_none) if submit is not None else None
+    writes_now = queued is not None and queued.writes_now
     # One app is served by one event loop, to which the semaphore binds when first
     # contended.
     gate = asyncio.Semaphore(spec.at_once) if spec.at_once else contextlib.nullcontext()
@@ -210,7 +211,10 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                 # Validated and handed to the store's own writer here, on the loop: no
                 # worker thread in between (see tracklog.stores.QueuedWrites).
                 future = asyncio.get_running_loop().create_future()
-                if submit(state, queued, req, threads.settler(future)):
+                # Alone in the process, the store may make the write right here: a
+                # short write on the loop then holds up no other request.
+                now = writes_now and state.requests == 1
+                if submit(state, queued, req, threads.settler(future), now):
                     result = await future
                 else:
                     result = await threads.run_sync(handler, state, req)
@@ -311,15 +315,26 @@ class TracklogApp(FastAPI):
     #: The middleware count the fast path was set up for: one added since turns it off.
     fast_layers = 0
 
+    #: Set by :func:`create_app`.
+    tracklog_state: ServerState
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        fast = self.fast_path
-        if fast is not None and scope["type"] == "http" and not scope.get("root_path"):
-            answer = fast.routes.get((scope["method"], scope["path"]))
-            if answer is not None and len(self.user_middleware) == self.fast_layers:
-                scope["app"] = self
-                await fast(scope, receive, send, answer)
-                return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        state = self.tracklog_state
+        state.requests += 1
+        try:
+            fast = self.fast_path
+            if fast is not None and not scope.get("root_path"):
+                answer = fast.routes.get((scope["method"], scope["path"]))
+                if answer is not None and len(self.user_middleware) == self.fast_layers:
+                    scope["app"] = self
+                    await fast(scope, receive, send, answer)
+                    return
+            await super().__call__(scope, receive, send)
+        finally:
+            state.requests -= 1
 
 
 def auth_enabled(config: ServerConfig) -> bool:
@@ -370,6 +385,7 @@ def create_app(config: ServerConfig | None = None,
     app = TracklogApp(title="tracklog", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     app.state.tracklog = state
+    app.tracklog_state = state
     app.state.tracklog_exact_routes = {}
     prefix = normalize_prefix(config.static_prefix)
 

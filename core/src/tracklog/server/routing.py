@@ -115,9 +115,10 @@ class RpcSpec:
     worker thread. ``versions`` lists the API versions it is served under
     (``/api/<v>/…`` and ``/ajax-api/<v>/…``); empty means a root-level path.
     ``submit``, for a write a store may queue (see :class:`tracklog.stores.QueuedWrites`),
-    is ``submit(state, queued, req, done) -> bool``, run on the event loop: it validates
-    ``req`` as the handler does and hands the write to ``queued``; the handler runs in a
-    worker thread as usual when it returns False. ``at_once``, for a JSON RPC whose work
+    is ``submit(state, queued, req, done, now) -> bool``, run on the event loop: it
+    validates ``req`` as the handler does and hands the write to ``queued`` (with
+    ``now``, the store's leave to make it at once); the handler runs in a worker thread
+    as usual when it returns False. ``at_once``, for a JSON RPC whose work
     is all the server's own (no client pace in it), bounds how many of its requests run
     at once in a process; the others wait on the event loop, in order, holding no
     thread."""
@@ -191,6 +192,8 @@ class ServerState:
         auth_enabled: bool,
     ) -> None:
         self.config = config
+        #: HTTP requests of this app in progress (counted on the event loop).
+        self.requests = 0
         self._store = store
         self.artifact_root = artifact_root
         self.auth_enabled = auth_enabled

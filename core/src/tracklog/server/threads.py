@@ -134,10 +134,14 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 def settler(future: asyncio.Future[Any]) -> Callable[[Any, BaseException | None], None]:
     """A callable for any thread that hands ``(result, error)`` to ``future`` on its
-    loop (a store's queued write reports through it)."""
+    loop (a store's queued write reports through it). Made on the loop's thread."""
     loop = future.get_loop()
+    loop_thread = threading.get_ident()  # made on the loop's thread
 
     def done(result: Any, error: BaseException | None) -> None:
+        if threading.get_ident() == loop_thread:  # told at once, on the loop itself
+            _settle(future, result, error)
+            return
         try:
             loop.call_soon_threadsafe(_settle, future, result, error)
         except RuntimeError:  # the loop has closed: nobody waits

@@ -81,9 +81,9 @@ class BatchMixin(MetricsMixin):
 
     def submit_log_batch(self, run_id: str, metrics: Sequence[Metric],
                          params: Sequence[Param], tags: Sequence[RunTag],
-                         done: WriteDone) -> bool:
-        """:meth:`log_batch` queued for the SQLite writer thread (see
-        :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
+                         done: WriteDone, *, now: bool = False) -> bool:
+        """:meth:`log_batch` queued for the SQLite writer thread, or made at once with
+        ``now`` (see :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
         if not self.db.queues_writes:
             return False
         write = self._batch_write(run_id, *self._batch_rows(run_id, metrics, params, tags))
@@ -100,7 +100,7 @@ class BatchMixin(MetricsMixin):
                     return
             report(series, error)
 
-        return self.db.submit_grouped(write, finished)
+        return self.db.submit_grouped(write, finished, now)
 
     def _batch_rows(self, run_id: str, metrics: Sequence[Metric], params: Sequence[Param],
                     tags: Sequence[RunTag]) -> tuple[Any, ...]:

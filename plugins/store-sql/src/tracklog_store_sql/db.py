@@ -43,6 +43,7 @@ from tracklog_store_sql.writer import GroupWriter, Job
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
+_BUSY_TIMEOUT = f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}"
 _POOL_ENV = {
     "pool_size": "POOL_SIZE",
     "pool_recycle": "POOL_RECYCLE",
@@ -184,7 +185,7 @@ def _configure_sqlite(engine: Engine, memory: bool) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(_BUSY_TIMEOUT)
         if not memory:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -300,12 +301,57 @@ class Database:
         return self._writer is not None
 
     def submit_grouped(self, work: Callable[[Connection], T],
-                       done: Callable[[T | None, BaseException | None], None]) -> bool:
+                       done: Callable[[T | None, BaseException | None], None],
+                       now: bool = False) -> bool:
         """:meth:`write_grouped` without waiting: ``work`` is queued for the writer
         thread, which calls ``done(result, error)`` once its group is committed or has
         failed. False, with nothing queued, where there is no writer thread (off SQLite,
-        or once closed)."""
-        return self._writer is not None and self._writer.submit(work, done)
+        or once closed). With ``now``, the write is made in the caller's thread instead
+        when that needs no waiting (:meth:`_write_now`), and ``done`` called before this
+        returns."""
+        if self._writer is None:
+            return False
+        if now and self._write_now(work, done):
+            return True
+        return self._writer.submit(work, done)
+
+    def _write_now(self, work: Callable[[Connection], T],
+                   done: Callable[[T | None, BaseException | None], None]) -> bool:
+        """``work`` made here, on the held connection, if no write of this process is
+        queued or in progress and SQLite's lock is free at once (another process may
+        hold it: no busy wait here); then ``done`` is told and True returned. False,
+        with nothing made, otherwise."""
+        writer = self._writer
+        if writer is None or not writer.take_idle():
+            return False
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            try:
+                held = self._held_connection()
+                dbapi = held.connection.dbapi_connection
+                assert dbapi is not None, "a held connection has its DBAPI connection"
+                dbapi.execute("PRAGMA busy_timeout=0")
+                try:
+                    transaction = held.begin()  # BEGIN IMMEDIATE
+                finally:
+                    dbapi.execute(_BUSY_TIMEOUT)
+            except sa.exc.DBAPIError:
+                return False  # locked elsewhere (or failing): the writer thread's to meet
+            try:
+                with self._write_errors():
+                    try:
+                        result = work(held)
+                        transaction.commit()
+                    except BaseException:
+                        transaction.rollback()
+                        raise
+            except Exception as exc:
+                error = exc
+        finally:
+            writer.release_idle()
+        done(result, error)
+        return True
 
     def writes_waiting(self) -> int:
         """Grouped writes handed over and not yet made (0 off SQLite)."""
@@ -339,14 +385,19 @@ class Database:
                 yield pooled
             return
         with self._write_errors():
-            held = self._held
-            if (held is None or held.closed or held.invalidated
-                    or self._held_pid != os.getpid()):  # a forked process opens its own
-                held = self._held = self._checkout()
-                self._held_pid = os.getpid()
-                held.execution_options(tracklog_write=True)
+            held = self._held_connection()
             with held.begin():
                 yield held
+
+    def _held_connection(self) -> Connection:
+        """The connection grouped writes are made on; only under the write lock."""
+        held = self._held
+        if (held is None or held.closed or held.invalidated
+                or self._held_pid != os.getpid()):  # a forked process opens its own
+            held = self._held = self._checkout()
+            self._held_pid = os.getpid()
+            held.execution_options(tracklog_write=True)
+        return held
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

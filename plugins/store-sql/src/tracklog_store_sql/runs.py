@@ -92,13 +92,13 @@ class RunsMixin:
 
     def submit_create_run(self, experiment_id: str, user_id: str, start_time: int | None,
                           tags: Sequence[RunTag], run_name: str | None,
-                          done: WriteDone) -> bool:
-        """:meth:`create_run` queued for the SQLite writer thread (see
-        :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
+                          done: WriteDone, *, now: bool = False) -> bool:
+        """:meth:`create_run` queued for the SQLite writer thread, or made at once with
+        ``now`` (see :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
         if not self.db.queues_writes:
             return False
         creation = self._run_creation(experiment_id, user_id, start_time, tags, run_name)
-        return self.db.submit_grouped(creation.write, converted(done, creation.made))
+        return self.db.submit_grouped(creation.write, converted(done, creation.made), now)
 
     def _run_creation(self, experiment_id: str, user_id: str, start_time: int | None,
                       tags: Sequence[RunTag], run_name: str | None) -> _Creation:
@@ -146,13 +146,13 @@ class RunsMixin:
 
     def submit_update_run_info(self, run_id: str, run_status: RunStatus | None,
                                end_time: int | None, run_name: str | None,
-                               done: WriteDone) -> bool:
-        """:meth:`update_run_info` queued for the SQLite writer thread (see
-        :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
+                               done: WriteDone, *, now: bool = False) -> bool:
+        """:meth:`update_run_info` queued for the SQLite writer thread, or made at once
+        with ``now`` (see :class:`tracklog.stores.QueuedWrites`); False elsewhere."""
         if not self.db.queues_writes:
             return False
         update = _Update(run_id, run_status, end_time, run_name)
-        return self.db.submit_grouped(update.write, converted(done, run_info))
+        return self.db.submit_grouped(update.write, converted(done, run_info), now)
 
     def delete_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, DELETED, now_ms())

@@ -53,6 +53,8 @@ class SqlTrackingStore(
     """A tracking store (with model registry and traces) in a SQL database."""
 
     store_type = "SqlStore"
+    #: On SQLite a small write is made on the caller's thread when nothing else writes.
+    writes_now = True
 
     def __init__(self, store_uri: str, default_artifact_root: str | None = None) -> None:
         if default_artifact_root is None:

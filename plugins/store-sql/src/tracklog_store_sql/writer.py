@@ -83,6 +83,16 @@ class GroupWriter:
     def closed(self) -> bool:
         return self._closed
 
+    def take_idle(self) -> bool:
+        """Take the write lock if no write is queued and the lock is free, for a write
+        the caller makes itself (writes arriving meanwhile queue for the thread, behind
+        the lock); release it with :meth:`release_idle`. False, nothing taken, if not."""
+        with self._lock:
+            return not self._closed and not self.waiting and self._free.acquire(blocking=False)
+
+    def release_idle(self) -> None:
+        self._free.release()
+
     def run(self, work: Callable[[Any], Any]) -> Any:
         """``work``'s result once its group is committed, or its error."""
         job = Job(work)

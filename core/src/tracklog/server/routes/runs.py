@@ -64,9 +64,11 @@ def _write_routes(path: str, resource: Any, args: Any, method: str, encode: Any)
         return encode(getattr(state.store, method)(**args(req)))
 
     @table.queued(path)
-    def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone) -> bool:
+    def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone,
+               now: bool) -> bool:
+        extra = {"now": True} if now else {}
         return getattr(queued, f"submit_{method}")(
-            **args(req), done=converted(done, encode))
+            **args(req), done=converted(done, encode), **extra)
 
 
 _write_routes("/mlflow/runs/create", by_experiment, _create_args, "create_run", _created)
@@ -184,15 +186,18 @@ def _batch_routes(path: str, batch: Any) -> None:
     bounded = path.endswith("log-batch")  # the others write one item
 
     @table.queued(path)
-    def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone) -> bool:
+    def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone,
+               now: bool) -> bool:
         if bounded and _items(req) > QUEUED_BATCH_ITEMS:
             return False
         run_id, metrics, params, tags = batch(req)
         if not (metrics or params or tags):
             done({}, None)
             return True
-        return queued.submit_log_batch(run_id, metrics, params, tags,
-                                       converted(done, lambda _: {}))
+        finished = converted(done, lambda _: {})
+        if now:
+            return queued.submit_log_batch(run_id, metrics, params, tags, finished, now=True)
+        return queued.submit_log_batch(run_id, metrics, params, tags, finished)
 
 
 _batch_routes("/mlflow/runs/log-metric", _log_metric_batch)

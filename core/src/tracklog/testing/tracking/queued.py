@@ -175,3 +175,46 @@ class QueuedWriteTests(KitBase):
                 landed.append((10_000 + i, i, float(i)))
         assert points(store.get_metric_history(run_id, "m")) == landed
         assert store.get_metric_history(deleted, "m") == []
+
+    def test_writes_made_now_are_the_queued_ones(self, store: TrackingStore) -> None:
+        """With ``now`` (a store whose ``writes_now`` is True): a batch, a creation and
+        an update land as queued ones do, errors are the synchronous ones, and ``done``
+        is told once, the write readable by then, whether it was made at once or
+        queued."""
+        assert isinstance(store, QueuedWrites)
+        if not store.writes_now:
+            return
+        exp_id = new_experiment(store)
+        created = submitted(lambda done: store.submit_create_run(
+            exp_id, "someone", 1234, [RunTag("t", "v")], "now", done, now=True))
+        if created is None:
+            return  # this store does not queue writes here (another database, say)
+        run, error = created
+        assert error is None
+        run_id = run.info.run_id
+        assert store.get_run(run_id).info == run.info
+        outcome = Outcome(lambda: store.get_run(run_id).data.params)
+        told = submitted(lambda done: store.submit_log_batch(
+            run_id, [Metric("m", 0.5, 1000, 1)], [Param("p", "v")], [RunTag("u", "w")],
+            done, now=True), outcome)
+        assert told == (None, None)
+        assert outcome.seen == {"p": "v"}, "done was told before the write could be read"
+        info, error = submitted(lambda done: store.submit_update_run_info(
+            run_id, RunStatus.FINISHED, 5678, None, done, now=True)) or (None, None)
+        assert error is None
+        assert info == store.get_run(run_id).info
+        assert (info.status, info.end_time) == (RunStatus.FINISHED, 5678)
+        run = store.get_run(run_id)
+        assert run.data.tags["t"] == "v" and run.data.tags["u"] == "w"
+        assert points(store.get_metric_history(run_id, "m")) == [(1000, 1, 0.5)]
+
+        conflict = error_code(lambda: store.log_batch(run_id, params=[Param("p", "x")]))
+        _none, error = submitted(lambda done: store.submit_log_batch(
+            run_id, [Metric("m", 9.0, 2000, 2)], [Param("p", "x")], [], done,
+            now=True)) or (None, None)
+        assert conflict is not None and code_of(error) == conflict
+        assert points(store.get_metric_history(run_id, "m")) == [(1000, 1, 0.5)]
+        missing = error_code(lambda: store.update_run_info("0" * 32, RunStatus.FAILED, 1))
+        _none, error = submitted(lambda done: store.submit_update_run_info(
+            "0" * 32, RunStatus.FAILED, 1, None, done, now=True)) or (None, None)
+        assert code_of(error) == missing
