@@ -868,8 +868,9 @@ class QueuedWrites(abc.ABC):
     never passes ``now`` to a store whose ``writes_now`` is False.
     """
 
-    #: Whether the ``submit_*`` methods take ``now`` (see above).
-    writes_now: ClassVar[bool] = False
+    #: Whether the ``submit_*`` methods take ``now`` (see above); a store may set it per
+    #: instance (the SQL store does on SQLite only).
+    writes_now: bool = False
 
     @abc.abstractmethod
     def submit_log_batch(self, run_id: str, metrics: Sequence[Metric],

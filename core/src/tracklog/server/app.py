@@ -210,10 +210,16 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
             elif submit is not None and queued is not None:
                 # Validated and handed to the store's own writer here, on the loop: no
                 # worker thread in between (see tracklog.stores.QueuedWrites).
-                future = asyncio.get_running_loop().create_future()
                 # Alone in the process, the store may make the write right here: a
-                # short write on the loop then holds up no other request.
-                now = writes_now and state.requests == 1
+                # short write on the loop then holds up no other request. Requests
+                # read in the same turn of the loop count once they have started: one
+                # yield lets them (else under load each would find itself alone in
+                # turn, and none would share a commit).
+                now = False
+                if writes_now and state.requests == 1:
+                    await asyncio.sleep(0)
+                    now = state.requests == 1
+                future = asyncio.get_running_loop().create_future()
                 if submit(state, queued, req, threads.settler(future), now):
                     result = await future
                 else:

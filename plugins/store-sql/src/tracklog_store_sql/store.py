@@ -53,8 +53,6 @@ class SqlTrackingStore(
     """A tracking store (with model registry and traces) in a SQL database."""
 
     store_type = "SqlStore"
-    #: On SQLite a small write is made on the caller's thread when nothing else writes.
-    writes_now = True
 
     def __init__(self, store_uri: str, default_artifact_root: str | None = None) -> None:
         if default_artifact_root is None:
@@ -62,6 +60,8 @@ class SqlTrackingStore(
         self.store_uri = store_uri
         self.default_artifact_root = default_artifact_root
         self.db = dbmod.Database(store_uri)
+        # On SQLite a small write is made on the caller's thread when nothing else writes.
+        self.writes_now = self.db.queues_writes
         try:
             revisions.ensure_schema(self.db)
             self._ensure_default_experiment()
