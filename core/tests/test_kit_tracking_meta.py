@@ -172,7 +172,8 @@ def test_skips_name_the_missing_capability(pytester: pytest.Pytester) -> None:
 
         class TestFake(TrackingStoreConformance):
             requirements = StoreRequirements(model_registry=False, concurrent_writers=False,
-                                             traces=False, queued_writes=False)
+                                             traces=False, queued_writes=False,
+                                             encoded_search=False)
 
             @pytest.fixture
             def store(self):
@@ -191,6 +192,7 @@ def test_skips_name_the_missing_capability(pytester: pytest.Pytester) -> None:
         "*store does not declare concurrent_writers*",
         "*store does not declare traces*",
         "*store does not declare queued_writes*",
+        "*store does not declare encoded_search*",
     ])
 
 

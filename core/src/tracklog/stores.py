@@ -4,8 +4,9 @@ A backend plugin subclasses :class:`TrackingStore` (every abstract method is req
 Python refuses to instantiate a subclass that misses one) and registers a factory for its
 URI schemes through the ``register_tracking_stores`` hook. Optional capabilities are
 separate ABCs a store also inherits from: :class:`ModelRegistryStore` (the model
-registry), :class:`TraceStore` (GenAI traces) and :class:`QueuedWrites` (small writes
-handed over without waiting). :func:`registry_of` and :func:`traces_of` turn an absent
+registry), :class:`TraceStore` (GenAI traces), :class:`QueuedWrites` (small writes
+handed over without waiting) and :class:`EncodedRunSearch` (search pages already in the
+wire form). :func:`registry_of` and :func:`traces_of` turn an absent
 capability into a clear NOT_IMPLEMENTED error.
 
 Division of labour: callers (the server's routes, the SDK) validate and normalise input
@@ -890,6 +891,39 @@ class QueuedWrites(abc.ABC):
                                done: WriteDone, *, now: bool = False) -> bool:
         """:meth:`TrackingStore.update_run_info`, queued; ``done``'s result is the
         updated :class:`RunInfo`."""
+
+
+class EncodedRunSearch(abc.ABC):
+    """Optional capability: a run search's page in the protocol's wire form.
+
+    ``search_runs`` gives entities, which the server then encodes as JSON. A store
+    whose database can write a run's JSON itself (SQL's JSON functions) spares the
+    server both steps on the read that answers the most runs at once: the runs table
+    of the UI and ``mlflow.search_runs``. The server asks this first and falls back
+    to ``search_runs`` when it answers None.
+    """
+
+    @abc.abstractmethod
+    def search_runs_encoded(
+        self,
+        experiment_ids: Sequence[str],
+        filter: Filter = (),
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[bytes] | None:
+        """:meth:`TrackingStore.search_runs`' page, each run as its JSON object in the
+        wire form (UTF-8): equal, once decoded, to what ``tracklog.server.codec.run``
+        makes of the run ``search_runs`` gives, but for the order of a run's metrics,
+        params and tags; fields never set are left out. The same runs in the same
+        order, the same next-page token, the same errors. None where the store would
+        rather answer through ``search_runs`` (another database, say)."""
+
+
+def encoded_run_search_of(store: TrackingStore | None) -> EncodedRunSearch | None:
+    """``store`` as an :class:`EncodedRunSearch`, or None when it does not provide it."""
+    return store if isinstance(store, EncodedRunSearch) else None
 
 
 def converted(done: WriteDone, convert: Callable[[Any], Any]) -> WriteDone:

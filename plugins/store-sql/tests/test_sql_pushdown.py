@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from tracklog.entities import Metric, Param, RunTag
+from tracklog.entities import LoggedModelOutput, Metric, Param, RunTag
 from tracklog.search import parse_run_filter, parse_run_order_by
 from tracklog_store_sql.schema import metric_series
 from tracklog_store_sql.sqlutil import bound_ids, in_bound_ids, in_ids
@@ -65,6 +65,39 @@ def test_search_runs_is_one_query_plus_constant_loads(store):
         (float(i + 1) for i in range(40)), reverse=True
     )
 
+
+def test_encoded_search_is_constant_statements_and_runs_with_models_cost_a_few_more(store):
+    """SQLite's encoded page: the search, the page and the latest metrics, whatever the
+    page holds; runs with inputs or outputs add the few statements of one entity page."""
+    import orjson
+
+    if store.search_runs_encoded(["0"]) is None:
+        return  # offered on SQLite only
+    small = store.create_experiment("small")
+    big = store.create_experiment("big")
+    _fill(store, small, 2, 2)
+    _fill(store, big, 40, 6)
+    flt = parse_run_filter("metrics.m0 >= 0 AND params.p1 != 'zz' AND tags.t0 = 'x'")
+    order = parse_run_order_by(["metrics.m1 DESC", "params.p0"])
+    counts = []
+    for eid in (small, big):
+        with statements(store) as seen:
+            found = store.search_runs_encoded([eid], flt, order_by=order)
+        counts.append(len(seen))
+    assert counts[0] == counts[1] <= 5
+    latest = [{m["key"]: m["value"] for m in orjson.loads(r)["data"]["metrics"]}
+              for r in found]
+    assert [m["m1"] for m in latest] == sorted(
+        (float(i + 1) for i in range(40)), reverse=True)
+    with_model = store.search_runs([big])[0].info.run_id
+    model = store.create_logged_model(big, name="m", source_run_id=with_model).model_id
+    store.log_outputs(with_model, [LoggedModelOutput(model, 1)])
+    with statements(store) as seen:
+        found = store.search_runs_encoded([big], flt, order_by=order)
+    assert len(seen) <= counts[1] + 4
+    outputs = [orjson.loads(r)["outputs"] for r in found]
+    assert outputs.count({"model_outputs": [{"model_id": model, "step": 1}]}) == 1
+    assert outputs.count({}) == 39
 
 def test_get_run_and_log_batch_statement_counts(store):
     run = store.create_run("0", "u", 0).info.run_id

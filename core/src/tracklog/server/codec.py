@@ -564,6 +564,17 @@ def paged(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
     return out
 
 
+def paged_encoded(key: str, items: list[bytes], token: str | None) -> dict[str, Any] | JSONParts:
+    """:func:`paged` for items each already encoded as JSON (in one part: one send)."""
+    if not items and not token:
+        return {}
+    body = [b'{"', key.encode(), b'":[', b",".join(items), b"]"] if items else [b"{"]
+    if token:
+        body += (b"," if items else b"", b'"next_page_token":', orjson.dumps(token))
+    body.append(b"}")
+    return JSONParts([b"".join(body)])
+
+
 # --- responses read back (a client of another MLflow-protocol server) -------------------
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,7 +28,7 @@ from tracklog.search.ast import Filter, OrderBy
 from tracklog.search.tokens import decode_offset_token
 from tracklog.stores import WriteDone, converted
 from tracklog.validation import check_int64, check_no_nul
-from tracklog_store_sql import run_pages
+from tracklog_store_sql import run_pages, run_wire
 from tracklog_store_sql import search as sqlsearch
 from tracklog_store_sql.rows import (
     ACTIVE,
@@ -62,6 +62,8 @@ from tracklog_store_sql.sqlutil import (
 
 if TYPE_CHECKING:
     from tracklog_store_sql.db import Database
+
+T = TypeVar("T")
 
 
 class RunsMixin:
@@ -178,19 +180,15 @@ class RunsMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[Run]:
+        if self.dialect in run_pages.DIALECTS:
+            return self._page_of(run_pages.load_page, experiment_ids, filter, run_view_type,
+                                 max_results, order_by, page_token)
         offset = decode_offset_token(page_token)
-        # A malformed id is the caller's error (as MLflow); an unknown one matches nothing.
-        ids = [i for i in map(parse_experiment_id, experiment_ids) if i <= INT32_MAX]
+        ids = _experiment_keys(experiment_ids)
         if not ids:
             return PagedList([], None)
         view = ViewType(run_view_type)
         limit = page_limit(max_results)
-        if self.dialect in run_pages.DIALECTS:
-            stmt = run_pages.search_query(self.dialect, ids, view, filter, order_by)
-            bounds = {"page_limit": limit, "page_offset": offset}
-            with self.db.read() as conn, gc_paused():
-                run_ids, token = page(tuples(conn, stmt, bounds), max_results, offset)
-                return PagedList(run_pages.load_page(conn, [r[0] for r in run_ids]), token)
         # The search sorts narrow rows (ids only); full rows are fetched for the page.
         stmt = sqlsearch.runs_query(self.dialect, ids, view, filter, order_by)
         with self.db.read() as conn, gc_paused():
@@ -202,6 +200,45 @@ class RunsMixin:
                     rows[r[0]] = r
             found = [rows[r[0]] for r in run_ids if r[0] in rows]
             return PagedList(load_runs(conn, found), token)
+
+
+    def search_runs_encoded(
+        self,
+        experiment_ids: Sequence[str],
+        filter: Filter = (),
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[OrderBy] = (),
+        page_token: str | None = None,
+    ) -> PagedList[bytes] | None:
+        """:meth:`search_runs` with the runs' JSON written by SQLite (see
+        :mod:`tracklog_store_sql.run_wire`); None on other databases."""
+        if self.dialect != "sqlite":
+            return None
+        return self._page_of(run_wire.encoded_page, experiment_ids, filter, run_view_type,
+                             max_results, order_by, page_token)
+
+    def _page_of(self, load: Callable[[Connection, list[str]], list[T]],
+                 experiment_ids: Sequence[str], filter: Filter, run_view_type: ViewType,
+                 max_results: int, order_by: Sequence[OrderBy],
+                 page_token: str | None) -> PagedList[T]:
+        """A search page on PostgreSQL or SQLite: the run ids in one statement (built
+        once per search, see :func:`run_pages.search_query`), then ``load(conn, ids)``."""
+        offset = decode_offset_token(page_token)
+        ids = _experiment_keys(experiment_ids)
+        if not ids:
+            return PagedList([], None)
+        stmt = run_pages.search_query(self.dialect, ids, ViewType(run_view_type), filter,
+                                      order_by)
+        bounds = {"page_limit": page_limit(max_results), "page_offset": offset}
+        with self.db.read() as conn, gc_paused():
+            run_ids, token = page(tuples(conn, stmt, bounds), max_results, offset)
+            return PagedList(load(conn, [r[0] for r in run_ids]), token)
+
+
+def _experiment_keys(experiment_ids: Sequence[str]) -> list[int]:
+    # A malformed id is the caller's error (as MLflow); an unknown one matches nothing.
+    return [i for i in map(parse_experiment_id, experiment_ids) if i <= INT32_MAX]
 
 
 _RUN_INSERT = runs.insert()

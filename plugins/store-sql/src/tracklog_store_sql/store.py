@@ -17,7 +17,13 @@ import os
 import sqlalchemy as sa
 
 from tracklog import errors
-from tracklog.stores import ModelRegistryStore, QueuedWrites, TraceStore, TrackingStore
+from tracklog.stores import (
+    EncodedRunSearch,
+    ModelRegistryStore,
+    QueuedWrites,
+    TraceStore,
+    TrackingStore,
+)
 from tracklog_store_sql import db as dbmod
 from tracklog_store_sql import revisions
 from tracklog_store_sql.batch import BatchMixin
@@ -49,6 +55,7 @@ class SqlTrackingStore(
     ModelRegistryStore,
     TraceStore,
     QueuedWrites,
+    EncodedRunSearch,
 ):
     """A tracking store (with model registry and traces) in a SQL database."""
 

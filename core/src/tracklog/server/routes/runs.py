@@ -32,7 +32,7 @@ from tracklog.server.routing import (
     by_run,
     readable_experiment_ids,
 )
-from tracklog.stores import QueuedWrites, WriteDone, converted
+from tracklog.stores import QueuedWrites, WriteDone, converted, encoded_run_search_of
 
 table = RouteTable()
 
@@ -222,7 +222,7 @@ SEARCHES_AT_ONCE = 4
 
 
 @table.rpc("POST", "/mlflow/runs/search", "read", by_experiments, at_once=SEARCHES_AT_ONCE)
-def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
+def search_runs(state: ServerState, req: Req) -> dict[str, Any] | codec.JSONParts:
     max_results = validation.validate_max_results(
         req.integer("max_results"), default=1000, limit=validation.MAX_RESULTS_RUNS
     )
@@ -235,14 +235,19 @@ def search_runs(state: ServerState, req: Req) -> dict[str, Any]:
     experiment_ids = readable_experiment_ids(state, req, experiment_ids)
     if not experiment_ids:
         return {}
-    page = state.store.search_runs(
-        experiment_ids,
-        filter=run_filter,
-        run_view_type=view_type,
-        max_results=max_results,
-        order_by=order_by,
-        page_token=req.string("page_token") or None,
-    )
+    args: dict[str, Any] = {
+        "filter": run_filter,
+        "run_view_type": view_type,
+        "max_results": max_results,
+        "order_by": order_by,
+        "page_token": req.string("page_token") or None,
+    }
+    encoded = encoded_run_search_of(state.store)
+    if encoded is not None:
+        runs = encoded.search_runs_encoded(experiment_ids, **args)
+        if runs is not None:
+            return codec.paged_encoded("runs", runs, runs.token)
+    page = state.store.search_runs(experiment_ids, **args)
     return codec.paged("runs", [codec.run(r) for r in page], page.token)
 
 

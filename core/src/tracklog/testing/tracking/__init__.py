@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._base import StoreRequirements, requires
 from .bounds import BoundsTests
 from .concurrency import ConcurrencyTests
+from .encoded import EncodedSearchTests
 from .experiments import ExperimentTests
 from .inputs import InputTests
 from .lifecycle import LifecycleTests
@@ -43,6 +44,7 @@ class TrackingStoreConformance(
     TraceTests,
     ConcurrencyTests,
     QueuedWriteTests,
+    EncodedSearchTests,
     BoundsTests,
     ImportTests,
     PurgeTests,
@@ -178,6 +180,10 @@ class TrackingStoreConformance(
         hundreds queued from one thread without waiting all land, in order, refused
         ones among them costing the others nothing; a store that declines (False)
         never tells ``done``.
+    ``EncodedSearchTests`` (``encoded_search``: a :class:`tracklog.stores.EncodedRunSearch`)
+        each run of an encoded search page decodes to what the server's codec makes of
+        ``search_runs``' run (escaped text, unset end times, NaN and infinite metrics,
+        inputs and outputs), with the same order, page tokens and errors.
     ``BoundsTests``
         what a store refuses before writing anything, with INVALID_PARAMETER_VALUE
         naming the field: start/end times, metric timestamps and steps outside int64

@@ -26,7 +26,13 @@ from tracklog.search import parse_registered_model_filter as registered_model_fi
 from tracklog.search import parse_registered_model_order_by as registered_model_order
 from tracklog.search import parse_run_filter as run_filter
 from tracklog.search import parse_run_order_by as run_order
-from tracklog.stores import ModelRegistryStore, QueuedWrites, TraceStore, TrackingStore
+from tracklog.stores import (
+    EncodedRunSearch,
+    ModelRegistryStore,
+    QueuedWrites,
+    TraceStore,
+    TrackingStore,
+)
 
 __all__ = [
     "CAPABILITIES", "MAX_DOUBLE", "KitBase", "StoreRequirements", "collect_pages",
@@ -65,6 +71,10 @@ class StoreRequirements:
     #: detects it with ``isinstance`` on the store under test.
     queued_writes: bool | None = None
 
+    #: The store is also a :class:`tracklog.stores.EncodedRunSearch`. ``None`` (the
+    #: default) detects it with ``isinstance`` on the store under test.
+    encoded_search: bool | None = None
+
     #: Experiment ids are integers handed out in increasing order (``"1"``, ``"2"``, …)
     #: and a non-integer id such as ``"abc"`` is INVALID_PARAMETER_VALUE (MLflow's SQL
     #: store behaves so; its legacy file store used random digit strings).
@@ -84,6 +94,8 @@ class StoreRequirements:
             found["traces"] = isinstance(store, TraceStore)
         if self.queued_writes is None:
             found["queued_writes"] = isinstance(store, QueuedWrites)
+        if self.encoded_search is None:
+            found["encoded_search"] = isinstance(store, EncodedRunSearch)
         return dataclasses.replace(self, **found) if found else self
 
 
