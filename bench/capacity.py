@@ -16,8 +16,10 @@ workers like tracklog; FastTrackML is one Go process whatever ``--workers`` says
 
 Each server is populated over plain REST (``--runs`` runs of 5 params and a metric, one
 run with ``--points`` history points, a 10 MB artifact), then each scenario runs for
-``--duration`` seconds per connection count. The table shows requests per second (or
-metrics per second for log-batch), p50 and p99 latency, errors (non-2xx, timeouts,
+``--duration`` seconds per connection count. log-batch sends every batch to one run;
+log-batch-runs spreads the same batches over 64 runs in turn, as many training jobs
+logging at once do. The table shows requests per second (or
+metrics per second for the log-batch scenarios), p50 and p99 latency, errors (non-2xx, timeouts,
 socket errors), the server's peak RSS (all its processes) over each measure and over the run, and
 tracklog's ratio to each peer (above 1: tracklog ahead). Nothing here asserts a figure.
 """
@@ -77,6 +79,24 @@ request = function()
                              i, t0 + i, i)
   end
   local body = '{{"run_id":"{run}","metrics":[' .. table.concat(parts, ",") .. ']}}'
+  return wrk.format("POST", "{api}/runs/log-batch", headers, body)
+end
+""",
+    # The same batches spread over SPREAD runs in turn: consecutive batches (on
+    # different connections) write different rows of latest_metrics, as many training
+    # jobs logging at once do, instead of queueing on one run's row lock.
+    "log-batch-runs": """
+local runs = {{{spread}}}
+local parts = {{}}
+request = function()
+  counter = counter + 1
+  local t0 = base + counter * 1000
+  for i = 1, 1000 do
+    parts[i] = string.format('{{"key":"b","value":%d.25,"timestamp":%d,"step":%d}}',
+                             i, t0 + i, i)
+  end
+  local body = '{{"run_id":"' .. runs[counter % #runs + 1] .. '","metrics":['
+    .. table.concat(parts, ",") .. ']}}'
   return wrk.format("POST", "{api}/runs/log-batch", headers, body)
 end
 """,
@@ -155,7 +175,9 @@ end
 """
 
 SCENARIOS = list(LUA)
-UNIT = {"log-batch": 1000}  # metrics per request
+UNIT = {"log-batch": 1000, "log-batch-runs": 1000}  # metrics per request
+#: Runs the log-batch-runs scenario spreads its batches over.
+SPREAD = 64
 ARTIFACTS = {"upload", "download"}
 
 
@@ -330,6 +352,7 @@ class Fixture:
     run: str
     history: str
     tag: str
+    spread: list[str] = field(default_factory=list)
 
 
 def populate(server: Server, runs: int, points: int) -> Fixture:
@@ -358,6 +381,8 @@ def populate(server: Server, runs: int, points: int) -> Fixture:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(one, range(runs)))
         target = post("/runs/create", {"experiment_id": experiment, "start_time": 0})
+        spread = [post("/runs/create", {"experiment_id": experiment, "start_time": 0})
+                  ["run"]["info"]["run_id"] for _ in range(SPREAD)]
         history = post("/runs/create", {"experiment_id": experiment, "start_time": 0})
         hid = history["run"]["info"]["run_id"]
         for start in range(0, points, 1000):
@@ -370,7 +395,7 @@ def populate(server: Server, runs: int, points: int) -> Fixture:
                   content=os.urandom(ARTIFACT_MB * 2**20), timeout=600).raise_for_status()
     print(f"  populated {server.name}: {runs} runs, {points} points in "
           f"{time.monotonic() - t0:.0f} s", flush=True)
-    return Fixture(experiment, target["run"]["info"]["run_id"], hid, tag)
+    return Fixture(experiment, target["run"]["info"]["run_id"], hid, tag, spread)
 
 
 # --- load ---------------------------------------------------------------------------------
@@ -390,7 +415,7 @@ def run_wrk(wrk: str, url: str, scenario: str, fx: Fixture, connections: int,
     base = time.time_ns() // 1000  # microseconds: unique across runs and scenarios
     text = (_COMMON + LUA[scenario]).format(
         base=base, run=fx.run, history=fx.history, experiment=fx.experiment, api=API,
-        tag=fx.tag, size=ARTIFACT_MB * 2**20)
+        tag=fx.tag, size=ARTIFACT_MB * 2**20, spread=",".join(f'"{r}"' for r in fx.spread))
     script.write_text(text + _DONE)
     out = subprocess.run(
         [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "-s",

@@ -352,6 +352,10 @@ class JSONParts(Response):
         self.parts = parts
         super().__init__(None, headers={"content-length": str(sum(map(len, parts)))})
 
+    def decoded(self) -> Any:
+        """The body as Python values (for a caller of a handler other than the app)."""
+        return orjson.loads(b"".join(self.parts))
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})

@@ -12,7 +12,7 @@ import functools
 from typing import Any
 
 from tracklog import errors
-from tracklog.server.codec import Req
+from tracklog.server.codec import JSONParts, Req
 from tracklog.server.routing import RpcSpec, Rule, ServerState, identity_and_authorize
 
 
@@ -42,4 +42,6 @@ def call(request: Any, method: str, path: str, /, **params: Any) -> dict[str, An
                                    errors.ErrorCode.ENDPOINT_NOT_FOUND)
     req = Req({k: v for k, v in params.items() if v is not None}, None, {})
     authorize(request, spec.rule, req)
-    return spec.handler(state_of(request), req)
+    result = spec.handler(state_of(request), req)
+    # A handler may answer with its JSON already encoded (a run search on SQLite).
+    return result.decoded() if isinstance(result, JSONParts) else result
