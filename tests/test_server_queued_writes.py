@@ -182,3 +182,38 @@ def test_a_write_is_made_at_once_only_when_its_request_is_alone(tmp_path: Path) 
             time.sleep(0.1)
             create("alone again")
             assert asked == [True, False, True]
+
+
+def test_a_point_read_alone_is_answered_on_the_event_loop(tmp_path: Path) -> None:
+    """runs/get alone in the server runs in the event loop's thread; with another
+    request in progress, in a worker thread as every read; the answers are the same."""
+    with _live(tmp_path) as (address, store):
+        threads: list[str] = []
+        real = store.get_run
+
+        def spy(run_id: str) -> Any:
+            threads.append(threading.current_thread().name)
+            return real(run_id)
+
+        store.get_run = spy
+        with httpx.Client(base_url=f"http://{address}{API}") as http:
+            run_id = http.post("/runs/create", json={"experiment_id": "0"}) \
+                .json()["run"]["info"]["run_id"]
+            alone = http.get("/runs/get", params={"run_id": run_id})
+            missing = http.get("/runs/get", params={"run_id": "0" * 32})
+            assert alone.status_code == 200 and missing.status_code == 404
+            assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+            body = json.dumps({"experiment_ids": ["0"], "max_results": 5}).encode()
+            with socket.create_connection(tuple(address.split(":"))) as slow:  # type: ignore[arg-type]
+                slow.sendall(b"POST /api/2.0/mlflow/runs/search HTTP/1.1\r\n"
+                             b"Host: " + address.encode() + b"\r\n"
+                             b"Content-Type: application/json\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+                time.sleep(0.3)
+                among = http.get("/runs/get", params={"run_id": run_id})
+                slow.sendall(body)
+            assert among.json() == alone.json()
+        assert len(threads) == 3
+        assert not threads[0].startswith("tracklog-worker")
+        assert threads[0] == threads[1]
+        assert threads[2].startswith("tracklog-worker")

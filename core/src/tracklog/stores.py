@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import islice
 from operator import attrgetter, gt
 from typing import Any, ClassVar
@@ -65,6 +67,30 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 
 
+class WouldWait(Exception):
+    """Raised by a store inside :func:`answering_now` where answering would mean waiting;
+    nothing was changed, and the caller asks again where waiting is allowed."""
+
+
+_ANSWERING_NOW: ContextVar[bool] = ContextVar("tracklog_answering_now", default=False)
+
+
+@contextmanager
+def answering_now() -> Iterator[None]:
+    """Inside, a store whose ``reads_now`` is True answers a point read without waiting
+    for anything, or raises :class:`WouldWait` (see :attr:`TrackingStore.reads_now`)."""
+    token = _ANSWERING_NOW.set(True)
+    try:
+        yield
+    finally:
+        _ANSWERING_NOW.reset(token)
+
+
+def must_not_wait() -> bool:
+    """Whether the caller is inside :func:`answering_now`."""
+    return _ANSWERING_NOW.get()
+
+
 class TrackingStore(abc.ABC):
     """Experiments, runs, metrics, params, tags, inputs/outputs and logged models.
 
@@ -76,6 +102,14 @@ class TrackingStore(abc.ABC):
     #: Short human name shown by ``tracklog plugins`` and ``server-info``
     #: (``"SqlStore"``, ``"FileStore"`` are what MLflow's client recognises).
     store_type: ClassVar[str] = "TrackingStore"
+
+    #: True when ``get_run``, ``get_experiment`` and ``get_experiment_by_name`` can be
+    #: answered inside :func:`answering_now`: from local storage, raising
+    #: :class:`WouldWait` instead of waiting for anything (a lock, a busy database, a
+    #: connection). The server then answers such a read on its event loop while the
+    #: request is the only one in progress (a worker thread's two wake-ups cost a lone
+    #: client more than the read), and asks again from a worker thread on WouldWait.
+    reads_now: bool = False
 
     # -- experiments -------------------------------------------------------------------
 

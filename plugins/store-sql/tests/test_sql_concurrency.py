@@ -410,3 +410,53 @@ def test_sqlite_write_now_never_waits_for_another_process(store, tmp_path):
     assert store.get_run(run_id).info.end_time == 88
     with store.db.read() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_read_now_never_waits(store):
+    """Inside answering_now, a point read on SQLite answers as any read does, or raises
+    WouldWait at once: while another thread makes such a read, and while another
+    connection holds the database in exclusive locking mode (SQLite would make the read
+    wait a minute). Reads outside keep their busy timeout."""
+    import sqlite3
+
+    from tracklog.stores import WouldWait, answering_now
+
+    run_id = store.create_run("0", "u", 1).info.run_id
+    with answering_now():
+        assert store.get_run(run_id) == store.get_run(run_id)
+        assert store.get_experiment_by_name("Default").experiment_id == "0"
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def read_slowly() -> None:
+        with answering_now(), store.db.read():
+            inside.set()
+            leave.wait(10)
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    assert inside.wait(10)
+    with answering_now(), pytest.raises(WouldWait):
+        store.get_experiment("0")
+    leave.set()
+    reader.join(10)
+
+    # Exclusive locking mode needs every other connection closed to begin with.
+    store.db.dispose()
+    other = sqlite3.connect(store.db.engine.url.database, isolation_level=None)
+    try:
+        other.execute("PRAGMA locking_mode=EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("UPDATE runs SET end_time = 5")
+        other.execute("COMMIT")  # the lock stays: exclusive mode keeps it
+        started = time.monotonic()
+        with answering_now(), pytest.raises(WouldWait):
+            store.get_run(run_id)
+        assert time.monotonic() - started < 1
+    finally:
+        other.close()
+    with answering_now():
+        assert store.get_run(run_id).info.end_time == 5
+    with store.db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000

@@ -48,7 +48,7 @@ from tracklog.server.routing import (
     ServerState,
     identity_and_authorize,
 )
-from tracklog.stores import TrackingStore, queued_writes_of
+from tracklog.stores import TrackingStore, WouldWait, answering_now, queued_writes_of
 
 log = logging.getLogger("tracklog.server")
 
@@ -168,6 +168,9 @@ async def _run_interruptible(handler: Any, state: ServerState, req: Req,
 #: Query parameters of a request without a query string (immutable, so shared).
 _NO_QUERY = QueryParams("")
 
+#: A read not answered yet.
+_NOT_YET = object()
+
 #: The answer of every route that answers ``{}``, encoded once.
 _EMPTY = JSONResponse({})
 
@@ -181,6 +184,7 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
     # The store is chosen when the app is made: whether it queues writes is known now.
     queued = queued_writes_of(state.store_or_none) if submit is not None else None
     writes_now = queued is not None and queued.writes_now
+    reads_now = spec.point and getattr(state.store_or_none, "reads_now", False)
     # One app is served by one event loop, to which the semaphore binds when first
     # contended.
     gate = asyncio.Semaphore(spec.at_once) if spec.at_once else contextlib.nullcontext()
@@ -205,8 +209,20 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                 await threads.run_sync(identity_and_authorize, state,
                                        Request(scope, receive, send), rule, req)
             if interruptible:
-                async with gate:
-                    result = await _run_interruptible(handler, state, req, receive)
+                result = _NOT_YET
+                # Alone in the process, a point read is answered here, unless the store
+                # would have to wait (see TrackingStore.reads_now).
+                if reads_now and state.requests == 1:
+                    await asyncio.sleep(0)  # requests read in the same turn start first
+                    if state.requests == 1:
+                        try:
+                            with answering_now():
+                                result = _answered(handler, state, req)
+                        except WouldWait:
+                            pass
+                if result is _NOT_YET:
+                    async with gate:
+                        result = await _run_interruptible(handler, state, req, receive)
             elif submit is not None and queued is not None:
                 # Validated and handed to the store's own writer here, on the loop: no
                 # worker thread in between (see tracklog.stores.QueuedWrites).

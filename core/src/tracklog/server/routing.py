@@ -121,7 +121,9 @@ class RpcSpec:
     as usual when it returns False. ``at_once``, for a JSON RPC whose work
     is all the server's own (no client pace in it), bounds how many of its requests run
     at once in a process; the others wait on the event loop, in order, holding no
-    thread."""
+    thread. A ``point`` read reads one item by its key through the store's point reads
+    (see :attr:`tracklog.stores.TrackingStore.reads_now`): alone in the process, it may
+    be answered on the event loop."""
 
     method: str
     path: str
@@ -131,6 +133,7 @@ class RpcSpec:
     raw: bool = False
     submit: Callable[..., bool] | None = None
     at_once: int | None = None
+    point: bool = False
 
 
 @dataclass
@@ -145,10 +148,11 @@ class RouteTable:
         resource: Resource | None = None,
         versions: tuple[str, ...] = ("2.0",),
         at_once: int | None = None,
+        point: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             self.rpcs.append(RpcSpec(method, path, handler, Rule(action, resource), versions,
-                                     at_once=at_once))
+                                     at_once=at_once, point=point))
             return handler
 
         return register

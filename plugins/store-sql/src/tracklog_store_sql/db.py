@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from tracklog import errors
 from tracklog.interrupt import cancelled, current, interruptible
+from tracklog.stores import WouldWait, must_not_wait
 from tracklog_store_sql.limits import (
     RETRY_AFTER_S,
     configure_mysql_timeout,
@@ -44,6 +45,8 @@ T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 _BUSY_TIMEOUT = f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}"
+#: SQLITE_BUSY and SQLITE_LOCKED, with their extended codes (the low byte).
+_SQLITE_BUSY = frozenset(code | ext << 8 for code in (5, 6) for ext in range(8))
 _POOL_ENV = {
     "pool_size": "POOL_SIZE",
     "pool_recycle": "POOL_RECYCLE",
@@ -114,9 +117,11 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(store_uri: str, pooled: bool = True) -> Engine:
+def create_engine(store_uri: str, pooled: bool = True, busy_wait: bool = True) -> Engine:
     """An engine for ``store_uri`` with tracklog's connection settings applied
-    (``pooled=False``: a fresh connection each time, for rare side jobs)."""
+    (``pooled=False``: a fresh connection each time, for rare side jobs;
+    ``busy_wait=False``: on SQLite, a busy database fails at once, from the connection's
+    first statement on)."""
     try:
         url = make_url(store_uri)
     except Exception:
@@ -126,13 +131,13 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
     connect_args: dict = {}
     if backend == "sqlite":
         connect_args["check_same_thread"] = False
-        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S if busy_wait else 0
         if _is_memory_sqlite(url):
             kwargs["poolclass"] = StaticPool
         else:
             if url.database:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs.update(pool_options())
+            kwargs.update(pool_options() if pooled else {"poolclass": NullPool})
     elif not pooled:
         kwargs["poolclass"] = NullPool
     else:
@@ -170,7 +175,8 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
             f"install tracklog-store-sql[{extra}]"
         ) from None
     if backend == "sqlite":
-        _configure_sqlite(engine, memory=_is_memory_sqlite(url))
+        _configure_sqlite(engine, memory=_is_memory_sqlite(url),
+                          busy_timeout=_BUSY_TIMEOUT if busy_wait else "PRAGMA busy_timeout=0")
     elif pooled:
         ping_idle_connections(engine)
     if backend in ("mysql", "mariadb") and timeout_ms:
@@ -178,14 +184,14 @@ def create_engine(store_uri: str, pooled: bool = True) -> Engine:
     return engine
 
 
-def _configure_sqlite(engine: Engine, memory: bool) -> None:
+def _configure_sqlite(engine: Engine, memory: bool, busy_timeout: str = _BUSY_TIMEOUT) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:
         # Take transaction control from pysqlite so write transactions can BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(_BUSY_TIMEOUT)
+        cur.execute(busy_timeout)
         if not memory:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -235,6 +241,12 @@ class Database:
         self._held: Connection | None = None
         self._held_pid = 0
         self._killer: Engine | None = None
+        #: The connection reads made inside ``answering_now`` use (see read): its own
+        #: engine, so opening it never waits for the pool; busy timeout 0.
+        self._now: Connection | None = None
+        self._now_engine: Engine | None = None
+        self._now_pid = 0
+        self._now_lock = threading.Lock()
         #: Set once the store has opened the database: a connection lost after that is a
         #: passing outage (503), before it a configuration error the store reports itself.
         self.opened = False
@@ -399,11 +411,22 @@ class Database:
             held.execution_options(tracklog_write=True)
         return held
 
+    @property
+    def reads_now(self) -> bool:
+        """Whether :meth:`read` answers inside ``answering_now`` (a SQLite file)."""
+        return self._writer is not None
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (committed at the end on PostgreSQL, else rolled
         back). Inside a server request it is interruptible: when the client disconnects,
-        the running statement is stopped and the connection goes back to the pool."""
+        the running statement is stopped and the connection goes back to the pool.
+        Inside ``tracklog.stores.answering_now`` it waits for nothing: see
+        :meth:`_read_now`."""
+        if must_not_wait():
+            with self._read_now() as conn:
+                yield conn
+            return
         try:
             with self._locked(), self._connect() as conn:
                 interrupt = current()
@@ -433,6 +456,35 @@ class Database:
                 "and was stopped; narrow the search (a more selective filter, fewer "
                 "experiments or a smaller page)"
             ) from None
+
+    @contextmanager
+    def _read_now(self) -> Iterator[Connection]:
+        """A read on a connection of its own with SQLite's busy timeout at 0, for the
+        server's event loop: WouldWait, nothing read, if that connection is in use or
+        SQLite would make the read wait (a lock held in exclusive mode, a recovery)."""
+        if not self.reads_now or not self._now_lock.acquire(blocking=False):
+            raise WouldWait
+        try:
+            try:
+                conn = self._now_connection()
+                with conn.begin():
+                    yield conn
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlite_errorcode", None) in _SQLITE_BUSY:
+                    raise WouldWait from None
+                raise
+        finally:
+            self._now_lock.release()
+
+    def _now_connection(self) -> Connection:
+        conn = self._now
+        if (conn is None or conn.closed or conn.invalidated
+                or self._now_pid != os.getpid()):  # a forked process opens its own
+            if self._now_engine is None or self._now_pid != os.getpid():
+                self._now_engine = create_engine(self.uri, pooled=False, busy_wait=False)
+                self._now_pid = os.getpid()
+            conn = self._now = self._now_engine.connect()
+        return conn
 
     def _timeout_text(self) -> str:
         if self._url_timeout:
@@ -495,6 +547,12 @@ class Database:
                 yield
 
     def dispose(self) -> None:
+        with self._now_lock:
+            if self._now_engine is not None and self._now_pid == os.getpid():
+                if self._now is not None:
+                    self._now.close()
+                self._now_engine.dispose()
+            self._now = self._now_engine = None
         if self._writer is not None:
             self._writer.close()
             held = self._held

@@ -67,8 +67,10 @@ class SqlTrackingStore(
         self.store_uri = store_uri
         self.default_artifact_root = default_artifact_root
         self.db = dbmod.Database(store_uri)
-        # On SQLite a small write is made on the caller's thread when nothing else writes.
+        # On SQLite a small write is made on the caller's thread when nothing else writes,
+        # and a point read answered on the server's event loop when it waits for nothing.
         self.writes_now = self.db.queues_writes
+        self.reads_now = self.db.reads_now
         try:
             revisions.ensure_schema(self.db)
             self._ensure_default_experiment()

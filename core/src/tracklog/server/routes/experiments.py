@@ -32,14 +32,15 @@ def create_experiment(state: ServerState, req: Req) -> dict[str, Any]:
     return {"experiment_id": experiment_id}
 
 
-@table.rpc("GET", "/mlflow/experiments/get", "read", by_experiment)
+@table.rpc("GET", "/mlflow/experiments/get", "read", by_experiment, point=True)
 def get_experiment(state: ServerState, req: Req) -> dict[str, Any]:
     experiment = state.store.get_experiment(req.string("experiment_id", required=True))
     return {"experiment": codec.experiment(experiment)}
 
 
 @table.rpc("GET", "/mlflow/experiments/get-by-name", "read",
-           lambda req: {"experiment_name": req.string("experiment_name", required=True)})
+           lambda req: {"experiment_name": req.string("experiment_name", required=True)},
+           point=True)
 def get_experiment_by_name(state: ServerState, req: Req) -> dict[str, Any]:
     name = req.string("experiment_name", required=True)
     experiment = state.store.get_experiment_by_name(name)

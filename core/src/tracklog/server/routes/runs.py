@@ -74,7 +74,7 @@ def _write_routes(path: str, resource: Any, args: Any, method: str, encode: Any)
 _write_routes("/mlflow/runs/create", by_experiment, _create_args, "create_run", _created)
 
 
-@table.rpc("GET", "/mlflow/runs/get", "read", by_run)
+@table.rpc("GET", "/mlflow/runs/get", "read", by_run, point=True)
 def get_run(state: ServerState, req: Req) -> dict[str, Any]:
     return {"run": codec.run(state.store.get_run(req.run_id()))}
 

@@ -18,7 +18,7 @@ from .maintenance import ImportTests, PurgeTests
 from .metrics import MetricTests
 from .pagination import PaginationTests
 from .params import ParamTests
-from .queued import QueuedWriteTests
+from .queued import QueuedWriteTests, ReadNowTests
 from .registry import RegistryTests
 from .runs import RunTests
 from .search_runs import FILTER_TRUTH_TABLE, ORDER_TRUTH_TABLE, SearchRunsTests
@@ -44,6 +44,7 @@ class TrackingStoreConformance(
     TraceTests,
     ConcurrencyTests,
     QueuedWriteTests,
+    ReadNowTests,
     EncodedSearchTests,
     BoundsTests,
     ImportTests,
@@ -180,6 +181,9 @@ class TrackingStoreConformance(
         hundreds queued from one thread without waiting all land, in order, refused
         ones among them costing the others nothing; a store that declines (False)
         never tells ``done``.
+    ``ReadNowTests``
+        for a store whose ``reads_now`` is True: point reads inside ``answering_now``
+        answer as outside, errors included, or raise WouldWait.
     ``EncodedSearchTests`` (``encoded_search``: a :class:`tracklog.stores.EncodedRunSearch`)
         each run of an encoded search page decodes to what the server's codec makes of
         ``search_runs``' run (escaped text, unset end times, NaN and infinite metrics,

@@ -218,3 +218,40 @@ class QueuedWriteTests(KitBase):
         _none, error = submitted(lambda done: store.submit_update_run_info(
             "0" * 32, RunStatus.FAILED, 1, None, done, now=True)) or (None, None)
         assert code_of(error) == missing
+
+
+class ReadNowTests(KitBase):
+    """Point reads inside ``answering_now`` (a store whose ``reads_now`` is True)."""
+
+    def test_reads_now_are_the_ordinary_ones(self, store: TrackingStore) -> None:
+        """``get_run``, ``get_experiment`` and ``get_experiment_by_name`` answer inside
+        ``answering_now`` as outside (or raise WouldWait), errors included."""
+        from tracklog.stores import WouldWait, answering_now
+
+        if not store.reads_now:
+            return
+        exp_id = new_experiment(store)
+        run_id = new_run(store, exp_id).info.run_id
+        store.log_batch(run_id, [Metric("m", 1.5, 7, 1)], [Param("p", "v")], [RunTag("t", "w")])
+        name = store.get_experiment(exp_id).name
+        calls: list[Callable[[], Any]] = [
+            partial(store.get_run, run_id), partial(store.get_experiment, exp_id),
+            partial(store.get_experiment_by_name, name),
+            partial(store.get_experiment_by_name, "no such experiment"),
+        ]
+        for call in calls:
+            try:
+                with answering_now():
+                    now = call()
+            except WouldWait:
+                continue
+            assert now == call()
+        for call in (partial(store.get_run, "0" * 32), partial(store.get_experiment, "98765")):
+            expected = error_code(call)
+            assert expected is not None
+            try:
+                with answering_now():
+                    got = error_code(call)
+            except WouldWait:
+                continue
+            assert got == expected
