@@ -211,9 +211,9 @@ class RunsMixin:
         order_by: Sequence[OrderBy] = (),
         page_token: str | None = None,
     ) -> PagedList[bytes] | None:
-        """:meth:`search_runs` with the runs' JSON written by SQLite (see
-        :mod:`tracklog_store_sql.run_wire`); None on other databases."""
-        if self.dialect != "sqlite":
+        """:meth:`search_runs` with the runs' JSON written by the database (see
+        :mod:`tracklog_store_sql.run_wire`); None off SQLite and PostgreSQL."""
+        if self.dialect not in run_pages.DIALECTS:
             return None
         return self._page_of(run_wire.encoded_page, experiment_ids, filter, run_view_type,
                              max_results, order_by, page_token)
