@@ -59,34 +59,8 @@ local base = {base}
 local headers = {{["Content-Type"] = "application/json"}}
 """
 
-LUA = {
-    "log-metric": """
-request = function()
-  counter = counter + 1
-  local body = string.format(
-    '{{"run_id":"{run}","key":"m","value":%d.5,"timestamp":%d,"step":%d}}',
-    counter, base + counter, counter)
-  return wrk.format("POST", "{api}/runs/log-metric", headers, body)
-end
-""",
-    "log-batch": """
-local parts = {{}}
-request = function()
-  counter = counter + 1
-  local t0 = base + counter * 1000
-  for i = 1, 1000 do
-    parts[i] = string.format('{{"key":"b","value":%d.25,"timestamp":%d,"step":%d}}',
-                             i, t0 + i, i)
-  end
-  local body = '{{"run_id":"{run}","metrics":[' .. table.concat(parts, ",") .. ']}}'
-  return wrk.format("POST", "{api}/runs/log-batch", headers, body)
-end
-""",
-    # The same batches spread over SPREAD runs in turn: consecutive batches (on
-    # different connections) write different rows of latest_metrics, as many training
-    # jobs logging at once do, instead of queueing on one run's row lock.
-    "log-batch-runs": """
-local runs = {{{spread}}}
+_BATCHES = """
+local runs = {{{runs}}}
 local parts = {{}}
 request = function()
   counter = counter + 1
@@ -99,7 +73,24 @@ request = function()
     .. table.concat(parts, ",") .. ']}}'
   return wrk.format("POST", "{api}/runs/log-batch", headers, body)
 end
+"""
+
+LUA = {
+    "log-metric": """
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{{"run_id":"{run}","key":"m","value":%d.5,"timestamp":%d,"step":%d}}',
+    counter, base + counter, counter)
+  return wrk.format("POST", "{api}/runs/log-metric", headers, body)
+end
 """,
+    # Every batch to one run; log-batch-runs spreads the same batches over SPREAD runs
+    # in turn: consecutive batches (on different connections) write different rows of
+    # latest_metrics, as many training jobs logging at once do, instead of queueing on
+    # one run's row lock.
+    "log-batch": _BATCHES.replace("{runs}", '"{run}"'),
+    "log-batch-runs": _BATCHES.replace("{runs}", "{spread}"),
     # create-run, then log-batch of 10 params, then update: run ids come back in
     # create-run responses (not update's, which carry "run_info") and wait in a queue for
     # their next two requests. Responses on several connections come back in any order.
