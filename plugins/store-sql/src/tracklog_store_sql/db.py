@@ -26,6 +26,7 @@ from tracklog.interrupt import cancelled, current, interruptible
 from tracklog.stores import WouldWait, must_not_wait
 from tracklog_store_sql.engines import (
     BUSY_TIMEOUT_PRAGMA,
+    NO_BUSY_WAIT_PRAGMA,
     SQLITE_BUSY_TIMEOUT_S,
     create_engine,
     redact,
@@ -185,7 +186,7 @@ class Database:
                 held = self._held_connection()
                 dbapi = held.connection.dbapi_connection
                 assert dbapi is not None, "a held connection has its DBAPI connection"
-                dbapi.execute("PRAGMA busy_timeout=0")
+                dbapi.execute(NO_BUSY_WAIT_PRAGMA)
                 try:
                     transaction = held.begin()  # BEGIN IMMEDIATE
                 finally:
@@ -193,13 +194,8 @@ class Database:
             except sa.exc.DBAPIError:
                 return False  # locked elsewhere (or failing): the writer thread's to meet
             try:
-                with self._write_errors():
-                    try:
-                        result = work(held)
-                        transaction.commit()
-                    except BaseException:
-                        transaction.rollback()
-                        raise
+                with self._write_errors(), transaction:  # committed, or rolled back
+                    result = work(held)
             except Exception as exc:
                 error = exc
         finally:

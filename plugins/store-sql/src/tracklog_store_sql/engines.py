@@ -29,6 +29,8 @@ from tracklog_store_sql.pinging import ping_idle_connections
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 BUSY_TIMEOUT_PRAGMA = f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}"
+#: A busy database fails at once (for the work the server's event loop does itself).
+NO_BUSY_WAIT_PRAGMA = "PRAGMA busy_timeout=0"
 _POOL_ENV = {
     "pool_size": "POOL_SIZE",
     "pool_recycle": "POOL_RECYCLE",
@@ -157,7 +159,7 @@ def create_engine(store_uri: str, pooled: bool = True, busy_wait: bool = True) -
             f"install tracklog-store-sql[{extra}]"
         ) from None
     if backend == "sqlite":
-        busy = BUSY_TIMEOUT_PRAGMA if busy_wait else "PRAGMA busy_timeout=0"
+        busy = BUSY_TIMEOUT_PRAGMA if busy_wait else NO_BUSY_WAIT_PRAGMA
         _configure_sqlite(engine, memory=_is_memory_sqlite(url), busy_timeout=busy)
     elif pooled:
         ping_idle_connections(engine)

@@ -100,8 +100,9 @@ def encoded_page(conn: Connection, run_ids: Sequence[str]) -> list[bytes]:
     if not run_ids:
         return []
     if conn.dialect.name == "postgresql":
-        return _postgresql_page(conn, run_ids)
-    rows = conn.exec_driver_sql(_PAGE, (json.dumps(list(run_ids)),)).cursor.fetchall()
+        rows = conn.exec_driver_sql(_PG_PAGE, {"run_ids": pg_text_array(run_ids)})
+        return _assembled(conn, rows.cursor.fetchall())
+    page = conn.exec_driver_sql(_PAGE, (json.dumps(list(run_ids)),)).cursor.fetchall()
     metrics: dict[str, list[dict[str, Any]]] = {}
     for run_uuid, key, ts, step, value, is_nan in RunSet(run_ids, "sqlite").rows(
             conn, _select_latest):
@@ -111,32 +112,18 @@ def encoded_page(conn: Connection, run_ids: Sequence[str]) -> list[bytes]:
             metrics[run_uuid] = [point]
         else:
             listed.append(point)
+    dumps = orjson.dumps
+    return _assembled(conn, [
+        (run_uuid, info, dumps(metrics[run_uuid]).decode() if run_uuid in metrics else None,
+         None if params == "[]" else params, None if tags == "[]" else tags, has_io)
+        for run_uuid, info, params, tags, has_io in page])
+
+
+def _assembled(conn: Connection, rows: Sequence[tuple]) -> list[bytes]:
+    """The runs of ``rows`` (run id, info, then metrics, params and tags as JSON arrays
+    or None, and whether it has inputs or outputs) as JSON objects, in their order."""
     out: list[bytes] = []
     entities: dict[int, str] = {}  # position -> run id, for runs with inputs or outputs
-    dumps = orjson.dumps
-    for run_uuid, info, params, tags, has_io in rows:
-        if has_io:
-            entities[len(out)] = run_uuid
-            out.append(b"")
-            continue
-        data = []
-        listed = metrics.get(run_uuid)
-        if listed:
-            data.append(b'"metrics":' + dumps(listed))
-        if params != "[]":
-            data.append(b'"params":' + params.encode())
-        if tags != "[]":
-            data.append(b'"tags":' + tags.encode())
-        out.append(b'{"info":' + info.encode() + b',"data":{' + b",".join(data) + _NO_IO)
-    if entities:
-        _encode_entities(conn, entities, out)
-    return [run for run in out if run]
-
-
-def _postgresql_page(conn: Connection, run_ids: Sequence[str]) -> list[bytes]:
-    rows = conn.exec_driver_sql(_PG_PAGE, {"run_ids": pg_text_array(run_ids)}).cursor.fetchall()
-    out: list[bytes] = []
-    entities: dict[int, str] = {}
     for run_uuid, info, metrics, params, tags, has_io in rows:
         if has_io:
             entities[len(out)] = run_uuid

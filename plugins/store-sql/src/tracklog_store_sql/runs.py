@@ -201,7 +201,6 @@ class RunsMixin:
             found = [rows[r[0]] for r in run_ids if r[0] in rows]
             return PagedList(load_runs(conn, found), token)
 
-
     def search_runs_encoded(
         self,
         experiment_ids: Sequence[str],

@@ -88,7 +88,11 @@ class GroupWriter:
         the caller makes itself (writes arriving meanwhile queue for the thread, behind
         the lock); release it with :meth:`release_idle`. False, nothing taken, if not."""
         with self._lock:
-            return not self._closed and not self.waiting and self._free.acquire(blocking=False)
+            return self._take_if_idle()
+
+    def _take_if_idle(self) -> bool:
+        # Under self._lock: nothing queued and the lock free (taken if so).
+        return not self._closed and not self.waiting and self._free.acquire(blocking=False)
 
     def release_idle(self) -> None:
         self._free.release()
@@ -100,7 +104,7 @@ class GroupWriter:
             closed = self._closed
             # Nothing waits and the lock is free: made here, without a thread switch
             # (writes arriving meanwhile queue for the thread, behind the lock).
-            alone = not closed and not self.waiting and self._free.acquire(blocking=False)
+            alone = self._take_if_idle()
             if not closed and not alone:
                 if self._thread is None or self._pid != os.getpid():
                     self._start()  # first use, or a process forked from ours
