@@ -168,6 +168,16 @@ async def _run_interruptible(handler: Any, state: ServerState, req: Req,
 #: Query parameters of a request without a query string (immutable, so shared).
 _NO_QUERY = QueryParams("")
 
+async def _alone(state: ServerState) -> bool:
+    """Whether the caller's request is the only one in progress. Requests read in the
+    same turn of the loop count once they have started: one yield lets them (else under
+    load each would find itself alone in turn, and writes would share no commit)."""
+    if state.requests != 1:
+        return False
+    await asyncio.sleep(0)
+    return state.requests == 1
+
+
 #: A read not answered yet.
 _NOT_YET = object()
 
@@ -212,29 +222,21 @@ def _rpc_endpoint(spec: RpcSpec, state: ServerState) -> Any:
                 result = _NOT_YET
                 # Alone in the process, a point read is answered here, unless the store
                 # would have to wait (see TrackingStore.reads_now).
-                if reads_now and state.requests == 1:
-                    await asyncio.sleep(0)  # requests read in the same turn start first
-                    if state.requests == 1:
-                        try:
-                            with answering_now():
-                                result = _answered(handler, state, req)
-                        except WouldWait:
-                            pass
+                if reads_now and await _alone(state):
+                    try:
+                        with answering_now():
+                            result = _answered(handler, state, req)
+                    except WouldWait:
+                        pass
                 if result is _NOT_YET:
                     async with gate:
                         result = await _run_interruptible(handler, state, req, receive)
             elif submit is not None and queued is not None:
                 # Validated and handed to the store's own writer here, on the loop: no
-                # worker thread in between (see tracklog.stores.QueuedWrites).
-                # Alone in the process, the store may make the write right here: a
-                # short write on the loop then holds up no other request. Requests
-                # read in the same turn of the loop count once they have started: one
-                # yield lets them (else under load each would find itself alone in
-                # turn, and none would share a commit).
-                now = False
-                if writes_now and state.requests == 1:
-                    await asyncio.sleep(0)
-                    now = state.requests == 1
+                # worker thread in between (see tracklog.stores.QueuedWrites). Alone in
+                # the process, the store may make the write right here: a short write
+                # on the loop then holds up no other request.
+                now = writes_now and await _alone(state)
                 future = asyncio.get_running_loop().create_future()
                 if submit(state, queued, req, threads.settler(future), now):
                     result = await future

@@ -43,5 +43,5 @@ def call(request: Any, method: str, path: str, /, **params: Any) -> dict[str, An
     req = Req({k: v for k, v in params.items() if v is not None}, None, {})
     authorize(request, spec.rule, req)
     result = spec.handler(state_of(request), req)
-    # A handler may answer with its JSON already encoded (a run search on SQLite).
+    # A handler may answer with its JSON already encoded (a run search on SQL stores).
     return result.decoded() if isinstance(result, JSONParts) else result

@@ -55,6 +55,12 @@ def _created(run: Run) -> dict[str, Any]:
     return {"run": codec.run(run)}
 
 
+def _leave(now: bool) -> dict[str, bool]:
+    """``now`` for a queued write, passed only when True: only a store that declares
+    ``writes_now`` is asked, and it alone takes the keyword."""
+    return {"now": True} if now else {}
+
+
 def _write_routes(path: str, resource: Any, args: Any, method: str, encode: Any) -> None:
     """The write at ``path``: the store's ``method(**args(req))``, answered with
     ``encode(result)``, and its queued form (``submit_<method>``)."""
@@ -66,9 +72,8 @@ def _write_routes(path: str, resource: Any, args: Any, method: str, encode: Any)
     @table.queued(path)
     def submit(state: ServerState, queued: QueuedWrites, req: Req, done: WriteDone,
                now: bool) -> bool:
-        extra = {"now": True} if now else {}
         return getattr(queued, f"submit_{method}")(
-            **args(req), done=converted(done, encode), **extra)
+            **args(req), done=converted(done, encode), **_leave(now))
 
 
 _write_routes("/mlflow/runs/create", by_experiment, _create_args, "create_run", _created)
@@ -194,10 +199,8 @@ def _batch_routes(path: str, batch: Any) -> None:
         if not (metrics or params or tags):
             done({}, None)
             return True
-        finished = converted(done, lambda _: {})
-        if now:
-            return queued.submit_log_batch(run_id, metrics, params, tags, finished, now=True)
-        return queued.submit_log_batch(run_id, metrics, params, tags, finished)
+        return queued.submit_log_batch(run_id, metrics, params, tags,
+                                       converted(done, lambda _: {}), **_leave(now))
 
 
 _batch_routes("/mlflow/runs/log-metric", _log_metric_batch)

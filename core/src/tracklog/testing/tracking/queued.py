@@ -1,4 +1,5 @@
-"""Writes handed over without waiting (:class:`tracklog.stores.QueuedWrites`)."""
+"""Writes handed over without waiting (:class:`tracklog.stores.QueuedWrites`), and writes
+and point reads made at once when nothing would make them wait."""
 
 from __future__ import annotations
 
