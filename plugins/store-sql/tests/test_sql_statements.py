@@ -7,10 +7,18 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 
 from tracklog import errors
 from tracklog.entities import Metric, Param, RunStatus
+from tracklog_store_sql.rows import _RUN_ROW, _RUN_STAGE
+from tracklog_store_sql.runs import _TAG_INSERT
+from tracklog_store_sql.schema import tags as tags_table
+from tracklog_store_sql.sqlutil import PlainResult, execute_plain
+
+_TAGS_OF = sa.select(tags_table.c.key, tags_table.c.value).where(
+    tags_table.c.run_uuid == sa.bindparam("rid"))
 
 PAIRS = ["sqlite", "postgresql"]
 
@@ -223,3 +231,40 @@ def _waiting_for_a_lock(conn) -> bool:
     return bool(conn.exec_driver_sql(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
         "AND datname = current_database()").scalar())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_plain_statements_on_sqlites_cursor_answer_as_sqlalchemy_does(store):
+    """SQLite's plain statements skip SQLAlchemy's execution inside a transaction where
+    no cursor event listens: the rows (columns by name), counts, errors and the
+    transaction are the same either way."""
+    exp = store.create_experiment("plain")
+    run_id = store.create_run(exp, "u", 1).info.run_id
+    tag = {"run_uuid": run_id, "key": "k", "value": "v"}
+
+    def answers(conn, name):
+        row = execute_plain(conn, f"{name}:row", _RUN_ROW, {"run_id": run_id}).first()
+        missing = execute_plain(conn, f"{name}:row", _RUN_ROW, {"run_id": "none"}).first()
+        stage = execute_plain(conn, f"{name}:stage", _RUN_STAGE, {"run_id": run_id}).scalar()
+        inserted = execute_plain(conn, f"{name}:tag", _TAG_INSERT, [tag]).rowcount
+        with pytest.raises(sa.exc.IntegrityError) as raised:
+            execute_plain(conn, f"{name}:tag", _TAG_INSERT, [tag])
+        tags = execute_plain(conn, f"{name}:tags", _TAGS_OF, {"rid": run_id}).all()
+        assert conn.in_transaction()  # the first statement began it, as SQLAlchemy's would
+        conn.rollback()
+        return (row.run_uuid, row.lifecycle_stage, tuple(row), missing, stage, inserted,
+                "UNIQUE" in str(raised.value.orig),
+                [(t.key, t.value) for t in tags if t.key == "k"])
+
+    with store.db.engine.connect() as conn:
+        plain = answers(conn, "plain")
+        with conn.begin():
+            assert isinstance(execute_plain(conn, "plain:row", _RUN_ROW, {"run_id": run_id}),
+                              PlainResult)
+    statements = _counting(store)
+    with store.db.engine.connect() as conn:
+        seen = answers(conn, "seen")
+    assert statements and plain == seen
+    assert plain[:2] == (run_id, "active") and plain[3:] == (None, "active", 1, True,
+                                                             [("k", "v")])
+    assert store.get_run(run_id).data.tags.get("k") is None  # both rolled back

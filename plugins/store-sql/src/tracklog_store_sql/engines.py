@@ -186,7 +186,13 @@ def _configure_sqlite(engine: Engine, memory: bool,
     def _on_begin(conn: Connection) -> None:
         # A write transaction takes the write lock up front: a deferred one that upgrades
         # later fails with "database is locked" instead of waiting on busy_timeout.
-        if conn.get_execution_options().get("tracklog_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get("tracklog_write") else "BEGIN"
+        # On SQLite's own connection: SQLAlchemy's execution costs more than the BEGIN.
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None, "a connection beginning has its DBAPI connection"
+        error = conn.dialect.loaded_dbapi.Error
+        try:
+            dbapi.execute(begin)
+        except error as exc:
+            raise sa.exc.DBAPIError.instance(begin, (), exc, error,
+                                             dialect=conn.dialect) from exc

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import sqlalchemy as sa
@@ -39,10 +40,93 @@ def execute_plain(conn: Connection, name: str, stmt: Any,
         compiled = _CACHE[cache_key] = (str(c), c.positiontup if c.positional else None)
     sql, order = compiled
     if order is None:
-        return conn.exec_driver_sql(sql, params if isinstance(params, Mapping) else list(params))
-    if isinstance(params, Mapping):
-        return conn.exec_driver_sql(sql, tuple([params[n] for n in order]))
-    return conn.exec_driver_sql(sql, [tuple([p[n] for n in order]) for p in params])
+        args: Any = params if isinstance(params, Mapping) else list(params)
+    elif isinstance(params, Mapping):
+        args = tuple([params[n] for n in order])
+    else:
+        args = [tuple([p[n] for n in order]) for p in params]
+    if (dialect.name == "sqlite" and conn.in_transaction()
+            and not (conn.dispatch.before_cursor_execute
+                     or conn.dispatch.after_cursor_execute)):
+        return _sqlite_plain(conn, name, sql, args)
+    return conn.exec_driver_sql(sql, args)
+
+
+def _sqlite_plain(conn: Connection, name: str, sql: str, args: Any) -> PlainResult:
+    """``sql`` on SQLite's own cursor: a third of the time of SQLAlchemy's execution for
+    these statements, with errors raised as SQLAlchemy raises them. Only inside a
+    transaction SQLAlchemy began (it would not begin one for this) and where no cursor
+    event listens (it would not see this)."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "a connection in use has its DBAPI connection"
+    cursor = dbapi.cursor()
+    try:
+        if isinstance(args, list):
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+    except Exception as exc:
+        cursor.close()
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        if isinstance(exc, dbapi_error):
+            raise sa.exc.DBAPIError.instance(sql, args, exc, dbapi_error,
+                                             dialect=conn.dialect) from exc
+        raise
+    return PlainResult(name, cursor)
+
+
+class PlainResult:
+    """What callers of :func:`execute_plain` use of a result, over a DBAPI cursor: rows
+    with their columns as attributes, as SQLAlchemy's."""
+
+    __slots__ = ("cursor", "_name")
+    _ROWS: dict[tuple[str, tuple[str, ...]], Callable[[Iterable[Any]], Any]] = {}
+
+    def __init__(self, name: str, cursor: Any) -> None:
+        self.cursor, self._name = cursor, name
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+    def _row(self) -> Callable[[Iterable[Any]], Any]:
+        columns = tuple(d[0] for d in self.cursor.description)
+        key = (self._name, columns)
+        make = self._ROWS.get(key)
+        if make is None:
+            row: Any = namedtuple("Row", columns, rename=True)  # type: ignore[misc]
+            make = self._ROWS[key] = row._make
+        return make
+
+    def first(self) -> Any:
+        try:
+            values = self.cursor.fetchone()
+            return None if values is None else self._row()(values)
+        finally:
+            self.cursor.close()
+
+    def all(self) -> list[Any]:
+        try:
+            make = self._row()
+            return [make(values) for values in self.cursor.fetchall()]
+        finally:
+            self.cursor.close()
+
+    def scalar(self) -> Any:
+        try:
+            values = self.cursor.fetchone()
+            return None if values is None else values[0]
+        finally:
+            self.cursor.close()
+
+    def scalars(self) -> list[Any]:
+        try:
+            return [values[0] for values in self.cursor.fetchall()]
+        finally:
+            self.cursor.close()
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 def numbered_pairs(pairs: Mapping[str, Any]) -> dict[str, Any]:
