@@ -9,8 +9,9 @@ Usage (from the repository root)::
 
 ``--mlflow`` creates (once) a separate virtualenv with the full ``mlflow`` package under
 ``--mlflow-venv`` (default /tmp/mlflow-ref) with ``uv``; the project venv never gets it.
-Both servers use SQLite and local artifacts in a temporary directory. Each scenario is
-timed through ``MlflowClient`` (median of the repetitions) and printed with the ratio
+Both servers use SQLite and local artifacts in a temporary directory. Each scenario runs
+once untimed (a server's first call of a route pays for compiling its statements), then
+is timed through ``MlflowClient`` (median of the repetitions) and printed with the ratio
 MLflow / tracklog. The figures depend on the machine; nothing here asserts a timing.
 
 The "client" column is the MLflow client's own share of a scenario: the time it spends
@@ -265,7 +266,10 @@ SERVER = ServerLog()
 
 def median_time(fn: Callable[[], None], repeat: int) -> Timing:
     """Median total and client-side seconds of ``fn`` over ``repeat`` runs in this
-    thread, and the server's shares of the total (see :class:`ServerLog`)."""
+    thread, and the server's shares of the total (see :class:`ServerLog`). One run
+    before them is not timed: the first call of a route in a server process compiles its
+    statements (several milliseconds, once), which is not the steady state measured."""
+    fn()
     times, client = [], []
     mark = SERVER.mark()
     for _ in range(repeat):

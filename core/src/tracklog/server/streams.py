@@ -13,9 +13,11 @@ ever holds a whole file in memory.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import stat
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, BinaryIO
@@ -39,6 +41,10 @@ STREAM_CHUNK = 256 * 1024
 LARGE_CHUNK = 1024 * 1024
 #: Downloads in flight in this process up to which each reads LARGE_CHUNK at a time.
 LARGE_CHUNK_STREAMS = 4
+#: Uploads in this process that may each gather their next chunk while a worker thread
+#: writes the one before (one client uploading 200 MB files: 330 -> 265 ms each); beyond
+#: them, each holds one chunk at a time, so that memory stays bounded.
+READ_AHEAD_BODIES = 4
 #: Transfers of at least this many bytes give the memory they freed back when done
 #: (see release_memory).
 RELEASE_AFTER = 4 * 1024 * 1024
@@ -51,11 +57,15 @@ class BodyReader(io.RawIOBase):
     over without copying when it fits, ``readinto`` copies once into the caller's buffer.
     """
 
+    #: Bodies with a chunk gathered ahead now (changed on the event loop's thread).
+    reading_ahead: weakref.WeakSet[BodyReader] = weakref.WeakSet()
+
     def __init__(self, chunks: AsyncIterator[bytes], limit: int | None = None) -> None:
         self._chunks = chunks
         self._parts: deque[bytes | memoryview] = deque()
         self._done = False
         self._limit = limit
+        self._ahead: asyncio.Future[list[bytes]] | None = None
         self.bytes_read = 0
 
     def readable(self) -> bool:
@@ -94,8 +104,35 @@ class BodyReader(io.RawIOBase):
         while not self._parts:
             if self._done:
                 return False
-            self._accept(anyio.from_thread.run(self._gather))
+            self._accept(anyio.from_thread.run(self._next))
         return bool(self._parts)
+
+    async def _next(self) -> list[bytes]:
+        # The chunk gathered ahead, if any. While few bodies are read ahead in this
+        # process, the one after it is gathered while the thread writes this one.
+        ahead = self._ahead
+        if ahead is None:
+            parts = await self._gather()
+        else:
+            self._ahead = None
+            BodyReader.reading_ahead.discard(self)
+            parts = await ahead
+        if parts and len(BodyReader.reading_ahead) < READ_AHEAD_BODIES:
+            BodyReader.reading_ahead.add(self)
+            self._ahead = asyncio.ensure_future(self._gather())
+        return parts
+
+    def stop(self) -> None:
+        """On the event loop, once the thread is done with the body: no more reading
+        ahead (a reader dropped without it stops counting once collected)."""
+        ahead, self._ahead = self._ahead, None
+        BodyReader.reading_ahead.discard(self)
+        if ahead is not None:
+            if ahead.done():
+                if not ahead.cancelled():
+                    ahead.exception()  # seen: a timeout or a disconnect, after a failure
+            else:
+                ahead.cancel()
 
     def _take(self, size: int) -> list[bytes | memoryview]:
         """Up to ``size`` bytes of the buffered pieces, without copying."""

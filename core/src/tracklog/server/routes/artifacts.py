@@ -104,7 +104,10 @@ async def upload_proxied(state: ServerState, request: Request, req: Req) -> Any:
             if body.bytes_read >= RELEASE_AFTER:
                 release_memory()
 
-    await anyio.to_thread.run_sync(write, limiter=state.uploads)
+    try:
+        await anyio.to_thread.run_sync(write, limiter=state.uploads)
+    finally:
+        body.stop()
     return JSONResponse({})
 
 
