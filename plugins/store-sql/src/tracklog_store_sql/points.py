@@ -12,7 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tracklog_store_sql.sqlutil import _CACHE, _Prefixed, execute_many, insert_ignore_stmt
+from tracklog_store_sql.sqlutil import (
+    _CACHE,
+    _Prefixed,
+    execute_driver,
+    execute_many,
+    insert_ignore_stmt,
+)
 
 _POINT_COLS = ("series_id", "timestamp", "step", "value", "is_nan")
 
@@ -87,9 +93,10 @@ def write_metric_points(
     sql, order = compiled
     if order is None:
         rows = [dict(zip(_POINT_COLS, p, strict=True)) for p in zip(*columns, strict=True)]
-        conn.exec_driver_sql(sql, rows)
+        execute_driver(conn, "points_insert", sql, rows)
     else:
-        conn.exec_driver_sql(sql, list(zip(*(columns[i] for i in order), strict=True)))
+        execute_driver(conn, "points_insert", sql,
+                       list(zip(*(columns[i] for i in order), strict=True)))
 
 
 def copy_new_metric_points(

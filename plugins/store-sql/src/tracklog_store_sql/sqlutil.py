@@ -45,18 +45,18 @@ def execute_plain(conn: Connection, name: str, stmt: Any,
         args = tuple([params[n] for n in order])
     else:
         args = [tuple([p[n] for n in order]) for p in params]
-    if (dialect.name == "sqlite" and conn.in_transaction()
-            and not (conn.dispatch.before_cursor_execute
-                     or conn.dispatch.after_cursor_execute)):
-        return _sqlite_plain(conn, name, sql, args)
-    return conn.exec_driver_sql(sql, args)
+    return execute_driver(conn, name, sql, args)
 
 
-def _sqlite_plain(conn: Connection, name: str, sql: str, args: Any) -> PlainResult:
-    """``sql`` on SQLite's own cursor: a third of the time of SQLAlchemy's execution for
-    these statements, with errors raised as SQLAlchemy raises them. Only inside a
-    transaction SQLAlchemy began (it would not begin one for this) and where no cursor
-    event listens (it would not see this)."""
+def execute_driver(conn: Connection, name: str, sql: str, args: Any) -> Any:
+    """``conn.exec_driver_sql(sql, args)`` (a list of rows for an executemany); on SQLite,
+    inside a transaction SQLAlchemy began (it would not begin one for this) and where no
+    cursor event listens (it would not see this), on SQLite's own cursor instead: a
+    third of the time of SQLAlchemy's execution for these statements, with errors raised
+    as SQLAlchemy raises them. ``name`` names the statement's rows' columns."""
+    if (conn.dialect.name != "sqlite" or not conn.in_transaction()
+            or conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute):
+        return conn.exec_driver_sql(sql, args)
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None, "a connection in use has its DBAPI connection"
     cursor = dbapi.cursor()
