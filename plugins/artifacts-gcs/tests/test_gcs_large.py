@@ -64,4 +64,6 @@ def test_proxied_round_trip_keeps_the_server_small(fresh_server, tmp_path, monke
     peak = peak_rss(fresh_server.process.pid)
     print(f"server peak RSS {before / 2**20:.0f} MiB idle, {peak / 2**20:.0f} MiB after "
           f"a {SIZE / 2**20:.0f} MiB round trip")
-    assert peak - before < SIZE // 4
+    # Streamed, the growth is the chunks in flight: 49 MiB alone, up to 69 MiB once with
+    # the machine loaded; held whole, the file alone would be 256 MiB.
+    assert peak - before < SIZE // 3
