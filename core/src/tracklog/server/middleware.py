@@ -193,6 +193,13 @@ class RequestBodyTimeout:
         await self.app(scope, timed.receive, timed.send)
 
 
+def _body_arrived(receive: Any) -> bool:
+    """Whether uvicorn has the request's whole body already (usual for a JSON request,
+    which comes in the read that starts it): its ``receive`` waits for nothing then, and
+    no deadline need be set. False for any other server."""
+    return getattr(getattr(receive, "__self__", None), "more_body", True) is False
+
+
 class TimedBody:
     """One request's ``receive`` with the idle deadline of :class:`RequestBodyTimeout`,
     and its ``send``, which closes the connection after a timeout."""
@@ -206,8 +213,10 @@ class TimedBody:
         self.body_done = self.timed_out = False
 
     async def receive(self) -> dict[str, Any]:
-        if self.body_done:
-            return await self._receive()
+        if self.body_done or _body_arrived(self._receive):
+            message = await self._receive()
+            self.body_done = True
+            return message
         try:
             # asyncio's own deadline costs half of anyio's fail_after, and this runs
             # for every request with a body (uvicorn serves on asyncio).
