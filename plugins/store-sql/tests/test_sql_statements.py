@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from tracklog import errors
 from tracklog.entities import Metric, Param, RunStatus
+from tracklog_store_sql.points import pg_latest_literals
 from tracklog_store_sql.rows import _RUN_ROW, _RUN_STAGE
 from tracklog_store_sql.runs import _TAG_INSERT
 from tracklog_store_sql.schema import tags as tags_table
@@ -58,6 +59,28 @@ def test_run_create_params_and_update_take_one_statement_each_beyond_the_minimum
     assert got.info.artifact_uri.startswith(store.get_experiment(exp).artifact_location)
     assert got.data.params == {f"p{i}": "v" for i in range(10)}
     assert (got.info.status, got.info.end_time) == (RunStatus.FINISHED, 9)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_latest_values_bound_as_array_literals_keep_every_key(store):
+    """The one-statement batch binds its latest values as array literals: keys that an
+    unquoted literal would read otherwise (NULL, spaces, non-ASCII) come back as logged,
+    and so would quotes and backslashes."""
+    keys = ["NULL", "with space", "ünïcode_ключ", "a/b:c.d-e", " lead"]
+    run_id = store.create_run("0", "u", 1).info.run_id
+    store.log_batch(run_id, metrics=[Metric(k, 1.0, 10, 1) for k in keys])
+    statements = _counting(store)
+    store.log_batch(run_id, metrics=[Metric(k, float(i), 11, 2) for i, k in enumerate(keys)])
+    assert len(statements) == 1
+    got = store.get_run(run_id).data.metrics
+    assert {k: (m.value, m.step) for k, m in got.items()} == {
+        k: (float(i), 2) for i, k in enumerate(keys)}
+    with store.db.engine.connect() as conn:
+        back = conn.execute(sa.text("SELECT CAST(:a AS TEXT[])"),
+                            {"a": pg_latest_literals([{"key": 'q"uo\\te{,}', "value": 1.5,
+                                                       "timestamp": 1, "step": 2,
+                                                       "is_nan": 0}])["lkeys"]}).scalar()
+    assert back == ['q"uo\\te{,}']
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

@@ -20,6 +20,7 @@ from tracklog.search.tokens import decode_offset_token
 from tracklog.validation import check_int64_column, validate_key
 from tracklog_store_sql.points import (
     PG_LITERAL_DRIVERS,
+    pg_latest_literals,
     pg_point_literals,
     write_metric_points,
 )
@@ -85,11 +86,7 @@ class MetricsMixin:
             "rid": run_id, "active": ACTIVE,
             **pg_point_literals(sids, points.timestamps, points.steps, points.values,
                                 points.nans),
-            "lkeys": [r["key"] for r in latest],
-            "lvals": [r["value"] for r in latest],
-            "lts": [r["timestamp"] for r in latest],
-            "lsteps": [r["step"] for r in latest],
-            "lnans": [bool(r["is_nan"]) for r in latest],
+            **pg_latest_literals(latest),
         }
         written = self.db.write_statement(
             lambda conn: execute_plain(conn, "pg_metrics_write", _PG_METRICS_WRITE, bound)

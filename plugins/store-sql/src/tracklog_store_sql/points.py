@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +51,22 @@ def pg_point_literals(series_ids: Sequence[int], timestamps: Sequence[int],
     literals = [_pg_array(map(str, c)) for c in (series_ids, timestamps, steps, values)]
     literals.append(_pg_array(map(_PG_BOOL.__getitem__, nans)))
     return dict(zip(("sids", "ts", "steps", "vals", "nans"), literals, strict=True))
+
+
+def _pg_text(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pg_latest_literals(latest: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Latest values (latest_metrics rows) as PostgreSQL array literals, bound as
+    ``lkeys``, ``lvals``, ``lts``, ``lsteps`` and ``lnans`` (see pg_point_literals)."""
+    return {
+        "lkeys": _pg_array(_pg_text(r["key"]) for r in latest),
+        "lvals": _pg_array(str(r["value"]) for r in latest),
+        "lts": _pg_array(str(r["timestamp"]) for r in latest),
+        "lsteps": _pg_array(str(r["step"]) for r in latest),
+        "lnans": _pg_array(_PG_BOOL[r["is_nan"]] for r in latest),
+    }
 
 
 def write_metric_points(
