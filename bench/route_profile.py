@@ -16,7 +16,8 @@ Usage (from the repository root)::
 ``--inline`` runs the worker-thread part on the event loop's thread so that cProfile sees
 it (cProfile follows one thread); it leaves out the thread hop. On a shared machine, wall
 times vary: compare profile shares, or count instructions with
-``valgrind --tool=callgrind`` around a real server. Nothing here asserts a timing.
+``valgrind --tool=callgrind`` around a real server (``bench/server_instructions.py``).
+Nothing here asserts a timing.
 """
 
 from __future__ import annotations
