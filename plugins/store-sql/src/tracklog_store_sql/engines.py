@@ -26,6 +26,7 @@ from tracklog_store_sql.limits import (
     url_sets_timeout,
 )
 from tracklog_store_sql.pinging import ping_idle_connections
+from tracklog_store_sql.sqlutil import raise_as_sqlalchemy
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 BUSY_TIMEOUT_PRAGMA = f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}"
@@ -190,9 +191,7 @@ def _configure_sqlite(engine: Engine, memory: bool,
         # On SQLite's own connection: SQLAlchemy's execution costs more than the BEGIN.
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None, "a connection beginning has its DBAPI connection"
-        error = conn.dialect.loaded_dbapi.Error
         try:
             dbapi.execute(begin)
-        except error as exc:
-            raise sa.exc.DBAPIError.instance(begin, (), exc, error,
-                                             dialect=conn.dialect) from exc
+        except Exception as exc:
+            raise_as_sqlalchemy(conn, begin, (), exc)

@@ -8,7 +8,7 @@ import json
 import math
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -67,12 +67,18 @@ def execute_driver(conn: Connection, name: str, sql: str, args: Any) -> Any:
             cursor.execute(sql, args)
     except Exception as exc:
         cursor.close()
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        if isinstance(exc, dbapi_error):
-            raise sa.exc.DBAPIError.instance(sql, args, exc, dbapi_error,
-                                             dialect=conn.dialect) from exc
-        raise
+        raise_as_sqlalchemy(conn, sql, args, exc)
     return PlainResult(name, cursor)
+
+
+def raise_as_sqlalchemy(conn: Connection, sql: str, args: Any, exc: Exception) -> NoReturn:
+    """Raise ``exc``, met running ``sql`` on ``conn``'s DBAPI connection directly, as
+    SQLAlchemy's execution would have: a DBAPI error as its ``DBAPIError`` subclass
+    (``IntegrityError``, ``OperationalError``…), anything else as it is."""
+    error = conn.dialect.loaded_dbapi.Error
+    if isinstance(exc, error):
+        raise sa.exc.DBAPIError.instance(sql, args, exc, error, dialect=conn.dialect) from exc
+    raise exc
 
 
 class PlainResult:
