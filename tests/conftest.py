@@ -12,10 +12,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from tracklog.config import ServerConfig
+from tracklog.server import create_app
 from tracklog.testing import databases
 from tracklog.testing.server import ServerProcess
 from tracklog.testing.server import start_server as start_tracklog
@@ -187,3 +191,14 @@ def serve():
         return start_server(tmp, uri, *extra)
 
     return start
+
+
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
+    """The application in this process on a fresh SQLite store: a test client (a 500 is
+    answered, not raised) and the store."""
+    app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{tmp_path}/in-process.db",
+                                  artifacts_destination=str(tmp_path / "artifacts"),
+                                  allowed_hosts=["testserver"]))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        yield http, app.state.tracklog.store

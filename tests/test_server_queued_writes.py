@@ -27,20 +27,16 @@ API = "/api/2.0/mlflow"
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
-    app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{tmp_path}/q.db",
-                                  artifacts_destination=str(tmp_path / "artifacts"),
-                                  allowed_hosts=["testserver"]))
-    with TestClient(app, raise_server_exceptions=False) as http:
-        store = app.state.tracklog.store
+def served(in_process: tuple[TestClient, Any]) -> tuple[TestClient, Any]:
+    http, store = in_process
 
-        def synchronous(*_args: Any, **_kwargs: Any) -> None:
-            raise AssertionError("a queued route called the synchronous store method")
+    def synchronous(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("a queued route called the synchronous store method")
 
-        # The queued routes must not reach these; reads still work.
-        for name in ("log_batch", "create_run", "update_run_info"):
-            setattr(store, name, synchronous)
-        yield http, store
+    # The queued routes must not reach these; reads still work.
+    for name in ("log_batch", "create_run", "update_run_info"):
+        setattr(store, name, synchronous)
+    return http, store
 
 
 def post(http: TestClient, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

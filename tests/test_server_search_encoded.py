@@ -4,26 +4,9 @@ an empty one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from starlette.testclient import TestClient
-
-from tracklog.config import ServerConfig
-from tracklog.server import create_app
-
 API = "/api/2.0/mlflow"
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[TestClient, Any]]:
-    app = create_app(ServerConfig(backend_store_uri=f"sqlite:///{tmp_path}/s.db",
-                                  artifacts_destination=str(tmp_path / "artifacts"),
-                                  allowed_hosts=["testserver"]))
-    with TestClient(app, raise_server_exceptions=False) as http:
-        yield http, app.state.tracklog.store
 
 
 def _sorted(body: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +15,8 @@ def _sorted(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "runs": runs}
 
 
-def test_encoded_answers_are_the_entity_ones(served, monkeypatch) -> None:
-    http, store = served
+def test_encoded_answers_are_the_entity_ones(in_process, monkeypatch) -> None:
+    http, store = in_process
     exp_id = http.post(f"{API}/experiments/create", json={"name": "e"}).json()["experiment_id"]
     for i in range(7):
         run_id = http.post(f"{API}/runs/create", json={
